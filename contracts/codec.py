@@ -1,0 +1,64 @@
+"""Canonical msgpack: the one byte form that is hashed and signed.
+
+Two nodes must produce identical bytes for equal values, so maps are written with
+their keys sorted, and the only numbers are integers: a float's rounding is exactly
+the kind of non-determinism (CometBFT's ABCI checklist, BFT-SMaRt's HashMap warning)
+that splits a chain.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+
+MAX_DEPTH = 32
+
+
+class CodecError(ValueError):
+    """The bytes or the value are not canonical ipchain data."""
+
+
+def canonical(value: Any, depth: int = 0) -> Any:
+    """Return `value` with maps key-sorted; refuse anything that is not plain data.
+
+    Allowed: None, bool, int (64-bit range), str, bytes, list/tuple, dict with str keys.
+    """
+    if depth > MAX_DEPTH:
+        raise CodecError("value nested too deeply")
+    if value is None or isinstance(value, (bool, str, bytes)):
+        return value
+    if isinstance(value, int):
+        if not -(2**63) <= value < 2**64:
+            raise CodecError("integer out of 64-bit range")
+        return value
+    if isinstance(value, float):
+        raise CodecError("floats are not allowed; use integers (minor units, basis points)")
+    if isinstance(value, (list, tuple)):
+        return [canonical(item, depth + 1) for item in value]
+    if isinstance(value, dict):
+        for key in value:
+            if not isinstance(key, str):
+                raise CodecError(f"map keys must be strings, got {type(key).__name__}")
+        return {key: canonical(value[key], depth + 1) for key in sorted(value)}
+    raise CodecError(f"type {type(value).__name__} is not allowed")
+
+
+def encode(value: Any) -> bytes:
+    """The canonical bytes of `value`."""
+    return msgpack.packb(canonical(value), use_bin_type=True)
+
+
+def decode(data: bytes) -> Any:
+    """Decode msgpack and check it holds only canonical types (no floats, str keys).
+
+    It does not insist the input was key-sorted: a transaction's id and signature are
+    computed over the re-encoded canonical form, so a client's key order cannot matter.
+    """
+    try:
+        value = msgpack.unpackb(data, raw=False, strict_map_key=True, use_list=True)
+    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
+        raise CodecError(f"malformed msgpack: {exc}") from exc
+    except Exception as exc:  # msgpack raises a handful of unrelated types on junk
+        raise CodecError(f"malformed msgpack: {exc.__class__.__name__}") from exc
+    return canonical(value)

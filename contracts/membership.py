@@ -1,0 +1,3 @@
+"""Placeholder until this contract family lands (issue: the alliance contracts)."""
+
+OPS: dict = {}

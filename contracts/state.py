@@ -1,0 +1,120 @@
+"""Contract state: a sorted key/value map with an all-or-nothing journal.
+
+Values are stored as canonical bytes and decoded on read, so a handler can never
+mutate stored state behind the journal's back by editing a dict it was handed.
+The state root is a Merkle root over the sorted (key, value) leaves, so one record
+can be proven against a root that a quorum signed.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+from typing import Any, Iterator
+
+from contracts.codec import decode, encode
+from contracts.merkle import merkle_root
+
+_DELETED = object()
+
+
+def leaf_hash(key: str, value: bytes) -> bytes:
+    """Leaf = H(0x00 || len(key) || key || value): length-prefixed so no two pairs collide."""
+    key_bytes = key.encode()
+    return hashlib.sha256(b"\x00" + len(key_bytes).to_bytes(4, "big") + key_bytes + value).digest()
+
+
+class State:
+    def __init__(self, items: dict[str, bytes] | None = None) -> None:
+        self._data: dict[str, bytes] = dict(items or {})
+        self._sorted_keys: list[str] = sorted(self._data)
+        self._leaves: dict[str, bytes] = {k: leaf_hash(k, v) for k, v in self._data.items()}
+        self._journal: dict[str, Any] | None = None
+        self._dirty: set[str] = set()
+        self._root: bytes | None = None
+
+    # -- reads ---------------------------------------------------------------
+    def get(self, key: str, default: Any = None) -> Any:
+        raw = self._data.get(key)
+        return default if raw is None else decode(raw)
+
+    def get_raw(self, key: str) -> bytes | None:
+        return self._data.get(key)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._data
+
+    def keys(self, prefix: str = "") -> Iterator[str]:
+        """Keys starting with `prefix`, in sorted order."""
+        start = bisect.bisect_left(self._sorted_keys, prefix)
+        for key in self._sorted_keys[start:]:
+            if not key.startswith(prefix):
+                return
+            yield key
+
+    def items(self, prefix: str = "") -> Iterator[tuple[str, Any]]:
+        for key in list(self.keys(prefix)):
+            yield key, self.get(key)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    # -- writes (journaled) ---------------------------------------------------
+    def put(self, key: str, value: Any) -> None:
+        self._set(key, encode(value))
+
+    def delete(self, key: str) -> None:
+        if key in self._data:
+            self._set(key, None)
+
+    def _set(self, key: str, raw: bytes | None) -> None:
+        if self._journal is not None and key not in self._journal:
+            self._journal[key] = self._data.get(key, _DELETED)
+        self._write(key, raw)
+
+    def _write(self, key: str, raw: bytes | None) -> None:
+        existed = key in self._data
+        if raw is None:
+            if existed:
+                del self._data[key]
+                del self._leaves[key]
+                index = bisect.bisect_left(self._sorted_keys, key)
+                del self._sorted_keys[index]
+        else:
+            self._data[key] = raw
+            self._leaves[key] = leaf_hash(key, raw)
+            if not existed:
+                bisect.insort(self._sorted_keys, key)
+        self._dirty.add(key)
+        self._root = None
+
+    # -- transactions -----------------------------------------------------------
+    def begin(self) -> None:
+        if self._journal is not None:
+            raise RuntimeError("state transaction already open")
+        self._journal = {}
+
+    def commit(self) -> None:
+        self._journal = None
+
+    def rollback(self) -> None:
+        journal, self._journal = self._journal, None
+        for key, old in (journal or {}).items():
+            self._write(key, None if old is _DELETED else old)
+
+    # -- roots and persistence --------------------------------------------------
+    def root(self) -> bytes:
+        if self._root is None:
+            self._root = merkle_root([self._leaves[k] for k in self._sorted_keys])
+        return self._root
+
+    def take_dirty(self) -> dict[str, bytes | None]:
+        """Keys changed since the last call, with their new raw value (None = deleted).
+
+        The node persists exactly these after each block instead of the whole state.
+        """
+        dirty, self._dirty = self._dirty, set()
+        return {key: self._data.get(key) for key in sorted(dirty)}
+
+    def raw_items(self) -> dict[str, bytes]:
+        return dict(self._data)

@@ -1,0 +1,123 @@
+"""The signed transaction: what a client sends and what a block orders.
+
+Only `sender` and `sig` are bytes; every argument inside `args` is plain JSON-able
+data (hashes and keys as lowercase hex strings). That keeps the JSON and msgpack forms
+of one transaction the same canonical value, hence the same id and signature.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import nacl.exceptions
+import nacl.signing
+
+from contracts.codec import CodecError, decode, encode
+from contracts.errors import BadTransaction
+
+TX_DOMAIN = b"ipchain/tx/v1"
+MAX_TX_BYTES = 64 * 1024
+FIELDS = ("args", "chain", "nonce", "op", "sender", "sig")
+
+
+@dataclass(frozen=True)
+class Transaction:
+    chain: str
+    sender: bytes
+    nonce: int
+    op: str
+    args: dict[str, Any]
+    sig: bytes
+    encoded: bytes = field(default=b"", compare=False, repr=False)
+
+    @property
+    def id(self) -> str:
+        """SHA-256 of the canonical encoding, hex: the same on every node."""
+        return hashlib.sha256(self.encoded or self.to_bytes()).hexdigest()
+
+    @property
+    def sender_hex(self) -> str:
+        return self.sender.hex()
+
+    def body(self) -> dict[str, Any]:
+        return {"args": self.args, "chain": self.chain, "nonce": self.nonce, "op": self.op,
+                "sender": self.sender}
+
+    def signing_bytes(self) -> bytes:
+        return TX_DOMAIN + encode(self.body())
+
+    def to_bytes(self) -> bytes:
+        return self.encoded or encode({**self.body(), "sig": self.sig})
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.body(), "sender": self.sender.hex(), "sig": self.sig.hex()}
+
+    def signature_ok(self) -> bool:
+        try:
+            nacl.signing.VerifyKey(self.sender).verify(self.signing_bytes(), self.sig)
+        except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError, TypeError):
+            return False
+        return True
+
+
+def sign_tx(key: nacl.signing.SigningKey, chain: str, nonce: int, op: str,
+            args: dict[str, Any]) -> Transaction:
+    unsigned = Transaction(chain, bytes(key.verify_key), nonce, op, args, b"")
+    sig = key.sign(unsigned.signing_bytes()).signature
+    return from_value({**unsigned.body(), "sig": sig})
+
+
+def from_value(value: Any) -> Transaction:
+    """Build a transaction from a decoded canonical map, checking every field's type."""
+    if not isinstance(value, dict):
+        raise BadTransaction("a transaction is a map")
+    if set(value) != set(FIELDS):
+        missing = sorted(set(FIELDS) - set(value))
+        extra = sorted(set(value) - set(FIELDS))
+        raise BadTransaction(f"transaction fields wrong: missing={missing} unexpected={extra}")
+    chain, sender, nonce, op, args, sig = (value[k] for k in
+                                           ("chain", "sender", "nonce", "op", "args", "sig"))
+    if not isinstance(chain, str) or not isinstance(op, str):
+        raise BadTransaction("chain and op must be strings")
+    if not isinstance(sender, bytes) or len(sender) != 32:
+        raise BadTransaction("sender must be a 32-byte Ed25519 public key")
+    if not isinstance(sig, bytes) or len(sig) != 64:
+        raise BadTransaction("sig must be 64 bytes")
+    if not isinstance(nonce, int) or isinstance(nonce, bool) or nonce < 0:
+        raise BadTransaction("nonce must be a non-negative integer")
+    if not isinstance(args, dict):
+        raise BadTransaction("args must be a map")
+    encoded = encode(value)
+    if len(encoded) > MAX_TX_BYTES:
+        raise BadTransaction(f"transaction is {len(encoded)} bytes; limit {MAX_TX_BYTES}")
+    return Transaction(chain, sender, nonce, op, args, sig, encoded)
+
+
+def from_bytes(data: bytes) -> Transaction:
+    if len(data) > MAX_TX_BYTES:
+        raise BadTransaction(f"transaction is {len(data)} bytes; limit {MAX_TX_BYTES}")
+    try:
+        return from_value(decode(data))
+    except CodecError as exc:
+        raise BadTransaction(str(exc)) from exc
+
+
+def from_json(value: Any) -> Transaction:
+    """The JSON form: the same map with `sender` and `sig` as lowercase hex."""
+    if not isinstance(value, dict):
+        raise BadTransaction("a transaction is a JSON object")
+    converted = dict(value)
+    for name in ("sender", "sig"):
+        raw = converted.get(name)
+        if not isinstance(raw, str):
+            raise BadTransaction(f"{name} must be a hex string")
+        try:
+            converted[name] = bytes.fromhex(raw)
+        except ValueError as exc:
+            raise BadTransaction(f"{name} is not valid hex") from exc
+    try:
+        return from_value(decode(encode(converted)))
+    except CodecError as exc:
+        raise BadTransaction(str(exc)) from exc
