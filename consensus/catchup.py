@@ -1,0 +1,81 @@
+"""Catching up: a replica that missed a pre-prepare, or fell behind, fetches blocks.
+
+Instead of stalling on a gap, the replica asks its host for the committed blocks it
+lacks (`FetchBlocks`); each comes back with its pre-prepare and 2f+1 signed COMMITs,
+which the replica checks itself before delivering — a peer cannot feed it a block the
+quorum did not commit. The same path carries a restarted or partitioned replica
+across many checkpoints (state transfer by replay).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from consensus import events as ev
+from consensus.messages import Commit, PrePrepare, Signed
+
+if TYPE_CHECKING:
+    from consensus.replica import Replica
+
+MAX_FETCH_ATTEMPTS = 20
+
+
+class CatchUp:
+    def __init__(self: "Replica") -> None:
+        self.target_seq = 0
+        """Highest sequence number some peer is known to have reached."""
+        self.fetch_attempts = 0
+
+    def note_future(self: "Replica", seq: int) -> None:
+        if seq > self.last_delivered:
+            self.target_seq = max(self.target_seq, seq)
+            self.set_timer("fetch", self.cfg.fetch_timeout_ms)
+
+    def on_fetch_timer(self: "Replica") -> None:
+        if self.target_seq <= self.last_delivered:
+            self.fetch_attempts = 0
+            return
+        self.fetch_attempts += 1
+        if self.fetch_attempts > MAX_FETCH_ATTEMPTS:
+            self.stats["fetch_gave_up"] += 1
+            self.target_seq, self.fetch_attempts = self.last_delivered, 0
+            return
+        first = self.last_delivered + 1
+        self.emit(ev.FetchBlocks(first, min(self.target_seq, first + self.cfg.fetch_chunk_blocks - 1)))
+        self.stats["fetch_requests"] += 1
+        self.set_timer("fetch", self.cfg.fetch_timeout_ms * min(self.fetch_attempts, 8))
+
+    def on_fetched(self: "Replica", preprepare: Signed, certificate: tuple[Signed, ...]) -> None:
+        pp = preprepare.body
+        if not isinstance(pp, PrePrepare) or pp.seq <= self.last_delivered:
+            return
+        if pp.seq > self.last_delivered + 4 * self.cfg.fetch_chunk_blocks:
+            self.stats["ignored_fetched_far"] += 1
+            return
+        if not self.is_valid_certificate(preprepare, certificate):
+            self.stats["rejected_fetched_block"] += 1
+            return
+        slot = self.slot(pp.seq)
+        slot.preprepare, slot.prepared, slot.commit_sent = preprepare, True, True
+        slot.certificate = certificate
+        self.accept_preprepare(preprepare)
+        before = self.last_delivered
+        self.deliver_ready()
+        if self.last_delivered > before:
+            self.fetch_attempts = 0
+
+    def is_valid_certificate(self: "Replica", preprepare: Signed,
+                             certificate: tuple[Signed, ...]) -> bool:
+        pp: PrePrepare = preprepare.body
+        if preprepare.sender != self.primary_of(pp.view) or not self.is_authentic(preprepare):
+            return False
+        if self.digest_batch(pp.timestamp_ms, pp.txs) != pp.digest:
+            return False
+        voters = set()
+        for vote in certificate:
+            body = vote.body
+            if (isinstance(body, Commit) and (body.view, body.seq, body.digest)
+                    == (pp.view, pp.seq, pp.digest) and vote.sender not in voters
+                    and self.is_authentic(vote)):
+                voters.add(vote.sender)
+        return len(voters) >= self.quorum

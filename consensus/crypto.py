@@ -1,0 +1,71 @@
+"""Keyrings: who signs replica messages and how a replica checks the others.
+
+The replica is generic over its keyring (as TigerBeetle's replica is over its
+storage and network), so the simulator can swap Ed25519 for a fast keyed-hash scheme
+when it runs thousands of schedules. The fast scheme is NOT a signature scheme (any
+holder of the table can forge) and is labelled so wherever it is used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Protocol, Sequence
+
+import nacl.exceptions
+import nacl.signing
+
+
+class Keyring(Protocol):
+    index: int
+    label: str
+
+    def sign(self, data: bytes) -> bytes: ...
+
+    def verify(self, signer: int, data: bytes, sig: bytes) -> bool: ...
+
+
+class Ed25519Keyring:
+    """Real signatures: this replica's signing key and every validator's public key."""
+
+    label = "ed25519"
+
+    def __init__(self, index: int, signing_key: nacl.signing.SigningKey,
+                 public_keys: Sequence[bytes]) -> None:
+        self.index = index
+        self._signing_key = signing_key
+        self._verify_keys = [nacl.signing.VerifyKey(bytes(k)) for k in public_keys]
+
+    def sign(self, data: bytes) -> bytes:
+        return self._signing_key.sign(data).signature
+
+    def verify(self, signer: int, data: bytes, sig: bytes) -> bool:
+        if not 0 <= signer < len(self._verify_keys) or len(sig) != 64:
+            return False
+        try:
+            self._verify_keys[signer].verify(data, sig)
+        except nacl.exceptions.BadSignatureError:
+            return False
+        return True
+
+
+class FastKeyring:
+    """Simulation-only authenticator: blake2b keyed by a per-replica secret.
+
+    Cheap enough for 100-replica simulations; forgeable by anyone with the secrets,
+    which in a simulation is only the (honest) harness.
+    """
+
+    label = "fast-insecure-sim"
+
+    def __init__(self, index: int, secrets: Sequence[bytes]) -> None:
+        self.index = index
+        self._secrets = list(secrets)
+
+    def sign(self, data: bytes) -> bytes:
+        return self._mac(self.index, data)
+
+    def verify(self, signer: int, data: bytes, sig: bytes) -> bool:
+        return 0 <= signer < len(self._secrets) and sig == self._mac(signer, data)
+
+    def _mac(self, signer: int, data: bytes) -> bytes:
+        return hashlib.blake2b(data, key=self._secrets[signer], digest_size=64).digest()

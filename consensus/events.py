@@ -1,0 +1,123 @@
+"""What goes into `Replica.step` and what comes out.
+
+Actions come back as one ordered list and are carried out in order by the host:
+a `Persist` is durable before any `Send`/`Broadcast` after it (so a restarted replica
+never contradicts what it signed), and `Deliver`s are in strictly increasing sequence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from consensus.messages import Signed
+
+
+# -- events (host -> replica) ------------------------------------------------------------
+@dataclass(frozen=True)
+class RequestsArrived:
+    """Admitted client transactions: (id, canonical bytes). Duplicates are ignored."""
+
+    txs: tuple[tuple[bytes, bytes], ...]
+
+
+@dataclass(frozen=True)
+class MessageArrived:
+    msg: Signed
+
+
+@dataclass(frozen=True)
+class TimerFired:
+    name: str
+
+
+@dataclass(frozen=True)
+class BlockExecuted:
+    seq: int
+    state_root: bytes
+
+
+@dataclass(frozen=True)
+class BlockFetched:
+    """A committed block a peer served: its pre-prepare and 2f+1 signed commits."""
+
+    preprepare: Signed
+    certificate: tuple[Signed, ...]
+
+
+# -- actions (replica -> host) ------------------------------------------------------------
+@dataclass(frozen=True)
+class Persist:
+    """Write this signed message to the write-ahead log before what follows is sent."""
+
+    msg: Signed
+
+
+@dataclass(frozen=True)
+class Send:
+    to: int
+    msg: Signed
+
+
+@dataclass(frozen=True)
+class Broadcast:
+    msg: Signed
+
+
+@dataclass(frozen=True)
+class Deliver:
+    """A committed block, in sequence order, with the certificate that proves it."""
+
+    preprepare: Signed
+    certificate: tuple[Signed, ...]
+
+    @property
+    def seq(self) -> int:
+        return self.preprepare.body.seq
+
+    @property
+    def view(self) -> int:
+        return self.preprepare.body.view
+
+    @property
+    def timestamp_ms(self) -> int:
+        return self.preprepare.body.timestamp_ms
+
+    @property
+    def txs(self) -> tuple[bytes, ...]:
+        return self.preprepare.body.txs
+
+    @property
+    def digest(self) -> bytes:
+        return self.preprepare.body.digest
+
+
+@dataclass(frozen=True)
+class SetTimer:
+    name: str
+    delay_ms: int
+
+
+@dataclass(frozen=True)
+class CancelTimer:
+    name: str
+
+
+@dataclass(frozen=True)
+class FetchBlocks:
+    """Ask peers for committed blocks [first, last] with their certificates."""
+
+    first: int
+    last: int
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Two validly signed, conflicting messages from one replica."""
+
+    kind: str
+    first: Signed
+    second: Signed
+
+
+Event = RequestsArrived | MessageArrived | TimerFired | BlockExecuted | BlockFetched
+Action = Persist | Send | Broadcast | Deliver | SetTimer | CancelTimer | FetchBlocks | Evidence

@@ -1,0 +1,213 @@
+"""Replica messages (Castro & Liskov), their signatures and their wire form.
+
+Every message body is a frozen dataclass. A `Signed` wraps a body with the sender's
+replica index and its signature over `DOMAIN || chain_id || 0x00 || body`, so a
+signature can be replayed neither as another kind of message (the kind is the first
+field of the body) nor on another chain. On the wire a message is a msgpack array
+with a fixed field order: no map ordering question arises, and decoding checks every
+field's type so a peer's junk is refused before any handler sees it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar, Union
+
+import msgpack
+
+DOMAIN = b"ipchain/consensus/v1"
+BATCH_DOMAIN = b"ipchain/batch/v1"
+
+
+class WireError(ValueError):
+    """Bytes from a peer that are not a well-formed replica message."""
+
+
+@dataclass(frozen=True)
+class PrePrepare:
+    """The primary's proposal of `txs` at (view, seq). Only the header is signed: the
+    digest binds the timestamp and the transactions (through their Merkle root)."""
+
+    KIND: ClassVar[str] = "PP"
+    view: int
+    seq: int
+    digest: bytes
+    timestamp_ms: int
+    txs: tuple[bytes, ...] = ()
+
+
+@dataclass(frozen=True)
+class Prepare:
+    KIND: ClassVar[str] = "P"
+    view: int
+    seq: int
+    digest: bytes
+
+
+@dataclass(frozen=True)
+class Commit:
+    KIND: ClassVar[str] = "C"
+    view: int
+    seq: int
+    digest: bytes
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    KIND: ClassVar[str] = "CP"
+    seq: int
+    state_root: bytes
+
+
+@dataclass(frozen=True)
+class PreparedProof:
+    """A pre-prepare and 2f matching prepares: the batch may have committed somewhere."""
+
+    preprepare: "Signed"
+    prepares: tuple["Signed", ...]
+
+
+@dataclass(frozen=True)
+class ViewChange:
+    KIND: ClassVar[str] = "VC"
+    new_view: int
+    stable_seq: int
+    stable_root: bytes
+    checkpoint_proof: tuple["Signed", ...]
+    prepared: tuple[PreparedProof, ...]
+
+
+@dataclass(frozen=True)
+class NewView:
+    KIND: ClassVar[str] = "NV"
+    view: int
+    view_changes: tuple["Signed", ...]
+    preprepares: tuple["Signed", ...]
+
+
+Body = Union[PrePrepare, Prepare, Commit, Checkpoint, ViewChange, NewView]
+KINDS: dict[str, type] = {cls.KIND: cls for cls in
+                          (PrePrepare, Prepare, Commit, Checkpoint, ViewChange, NewView)}
+
+
+@dataclass(frozen=True)
+class Signed:
+    body: Body
+    sender: int
+    sig: bytes
+
+    def signing_bytes(self, chain_id: str) -> bytes:
+        return signing_bytes(self.body, chain_id)
+
+
+def compute_digest(timestamp_ms: int, tx_root: bytes) -> bytes:
+    """What a quorum agrees on for one sequence number: the time and the tx Merkle root.
+
+    The Merkle root itself is computed by the host (see `Replica(digest_batch=...)`):
+    consensus orders opaque requests and does not own the tree a client's proof uses.
+    """
+    return hashlib.sha256(BATCH_DOMAIN + timestamp_ms.to_bytes(8, "big") + tx_root).digest()
+
+
+def request_id(raw: bytes) -> bytes:
+    """A request's identity: the SHA-256 of its bytes (the transaction id)."""
+    return hashlib.sha256(raw).digest()
+
+
+# -- encoding -------------------------------------------------------------------------
+def _field_value(value: Any) -> Any:
+    if isinstance(value, Signed):
+        return _signed_value(value)
+    if isinstance(value, PreparedProof):
+        return [_signed_value(value.preprepare), [_signed_value(p) for p in value.prepares]]
+    if isinstance(value, tuple):
+        return [_field_value(v) for v in value]
+    return value
+
+
+def _body_value(body: Body, signed_part_only: bool = False) -> list[Any]:
+    names = [f.name for f in fields(body)]
+    if signed_part_only and isinstance(body, PrePrepare):
+        names.remove("txs")
+    return [body.KIND, *(_field_value(getattr(body, name)) for name in names)]
+
+
+def _signed_value(msg: Signed) -> list[Any]:
+    return [msg.sender, msg.sig, _body_value(msg.body)]
+
+
+def signing_bytes(body: Body, chain_id: str) -> bytes:
+    packed = msgpack.packb(_body_value(body, signed_part_only=True), use_bin_type=True)
+    return DOMAIN + chain_id.encode() + b"\x00" + packed
+
+
+def encode(msg: Signed) -> bytes:
+    return msgpack.packb(_signed_value(msg), use_bin_type=True)
+
+
+# -- decoding -------------------------------------------------------------------------
+def _expect(condition: bool, what: str) -> None:
+    if not condition:
+        raise WireError(what)
+
+
+def _int(value: Any) -> int:
+    _expect(isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63,
+            "expected a non-negative integer")
+    return value
+
+
+def _bytes(value: Any, size: int | None = None) -> bytes:
+    _expect(isinstance(value, bytes), "expected bytes")
+    _expect(size is None or len(value) == size, f"expected {size} bytes")
+    return value
+
+
+def _list(value: Any) -> list[Any]:
+    _expect(isinstance(value, list), "expected an array")
+    return value
+
+
+def _proof(value: Any) -> PreparedProof:
+    items = _list(value)
+    _expect(len(items) == 2, "prepared proof has two parts")
+    return PreparedProof(_signed(items[0]), tuple(_signed(p) for p in _list(items[1])))
+
+
+def _body(value: Any) -> Body:
+    items = _list(value)
+    _expect(len(items) >= 1 and items[0] in KINDS, "unknown message kind")
+    kind, rest = items[0], items[1:]
+    if kind == "PP":
+        _expect(len(rest) == 5, "PRE-PREPARE has 5 fields")
+        return PrePrepare(_int(rest[0]), _int(rest[1]), _bytes(rest[2], 32), _int(rest[3]),
+                          tuple(_bytes(t) for t in _list(rest[4])))
+    if kind in ("P", "C"):
+        _expect(len(rest) == 3, f"{kind} has 3 fields")
+        return KINDS[kind](_int(rest[0]), _int(rest[1]), _bytes(rest[2], 32))
+    if kind == "CP":
+        _expect(len(rest) == 2, "CHECKPOINT has 2 fields")
+        return Checkpoint(_int(rest[0]), _bytes(rest[1], 32))
+    if kind == "VC":
+        _expect(len(rest) == 5, "VIEW-CHANGE has 5 fields")
+        return ViewChange(_int(rest[0]), _int(rest[1]), _bytes(rest[2], 32),
+                          tuple(_signed(m) for m in _list(rest[3])),
+                          tuple(_proof(p) for p in _list(rest[4])))
+    _expect(len(rest) == 3, "NEW-VIEW has 3 fields")
+    return NewView(_int(rest[0]), tuple(_signed(m) for m in _list(rest[1])),
+                   tuple(_signed(m) for m in _list(rest[2])))
+
+
+def _signed(value: Any) -> Signed:
+    items = _list(value)
+    _expect(len(items) == 3, "a signed message has sender, signature and body")
+    return Signed(_body(items[2]), _int(items[0]), _bytes(items[1], 64))
+
+
+def decode(data: bytes) -> Signed:
+    try:
+        value = msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=True)
+    except Exception as exc:  # msgpack signals junk with several unrelated types
+        raise WireError(f"malformed msgpack: {exc.__class__.__name__}") from exc
+    return _signed(value)

@@ -1,0 +1,229 @@
+"""Normal-case operation (Castro & Liskov §4.2): batching, PRE-PREPARE, PREPARE, COMMIT.
+
+The primary batches pending requests (full by count or bytes, or when the batch delay
+expires) and keeps up to `window_blocks` sequence numbers in flight, so throughput is
+not bound to one round trip. A block is delivered for execution only in strict
+sequence order, once 2f+1 matching COMMITs form its certificate.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from consensus import events as ev
+from consensus.messages import Commit, PrePrepare, Prepare, Signed, request_id
+
+if TYPE_CHECKING:
+    from consensus.replica import Replica, Slot
+
+
+class NormalCase:
+    def __init__(self: "Replica") -> None:
+        self.pending: dict[bytes, bytes] = {}
+        """Admitted requests not yet in an accepted pre-prepare, in arrival order."""
+        self.pending_bytes = 0
+        self.seen: dict[bytes, int] = {}
+        """Request id -> sequence number of the pre-prepare that carried it."""
+        self.next_seq = 1
+        self.last_delivered = 0
+        self.last_timestamp_ms = 0
+        self.batch_due = False
+
+    # -- requests and batching ------------------------------------------------------------
+    def on_requests(self: "Replica", txs: tuple[tuple[bytes, bytes], ...]) -> None:
+        for tx_id, raw in txs:
+            if tx_id in self.pending or tx_id in self.seen:
+                continue
+            self.pending[tx_id] = raw
+            self.pending_bytes += len(raw)
+        if self.pending:
+            self.arm_request_timer()
+            if self.is_primary and not self.in_view_change:
+                self.propose(force=False)
+                if self.pending:
+                    self.set_timer("batch", self.cfg.batch_delay_ms)
+
+    def on_batch_timer(self: "Replica") -> None:
+        self.batch_due = True
+        self.propose(force=True)
+
+    def can_propose(self: "Replica") -> bool:
+        return (self.is_primary and not self.in_view_change
+                and self.next_seq <= self.last_delivered + self.cfg.window_blocks
+                and self.in_watermarks(self.next_seq))
+
+    def propose(self: "Replica", force: bool) -> None:
+        """Send pre-prepares while the window has room and a batch is full (or due)."""
+        while self.pending and self.can_propose():
+            full = (len(self.pending) >= self.cfg.max_batch_txs
+                    or self.pending_bytes >= self.cfg.max_batch_bytes)
+            if not (full or force or self.batch_due):
+                return
+            self.send_preprepare(self.take_batch())
+        if not self.pending:
+            self.batch_due = False
+            self.cancel_timer("batch")
+
+    def take_batch(self: "Replica") -> tuple[bytes, ...]:
+        batch: list[bytes] = []
+        size = 0
+        for tx_id, raw in self.pending.items():
+            if len(batch) >= self.cfg.max_batch_txs or (batch and size + len(raw) > self.cfg.max_batch_bytes):
+                break
+            batch.append(raw)
+            size += len(raw)
+        return tuple(batch)
+
+    def send_preprepare(self: "Replica", txs: tuple[bytes, ...]) -> None:
+        timestamp_ms = max(self.now_ms, self.last_timestamp_ms + 1)
+        digest = self.digest_batch(timestamp_ms, txs)
+        signed = self.sign(PrePrepare(self.view, self.next_seq, digest, timestamp_ms, txs))
+        self.next_seq += 1
+        self.emit(ev.Persist(signed))
+        self.emit(ev.Broadcast(signed))
+        self.accept_preprepare(signed)
+
+    # -- PRE-PREPARE ----------------------------------------------------------------------
+    def on_preprepare(self: "Replica", msg: Signed) -> None:
+        pp: PrePrepare = msg.body
+        if pp.view != self.view or self.in_view_change:
+            self.note_future(pp.seq)
+            self.stats["ignored_preprepare_view"] += 1
+            return
+        if msg.sender != self.primary_of(pp.view):
+            self.stats["ignored_preprepare_not_primary"] += 1
+            return
+        if not self.in_watermarks(pp.seq):
+            self.note_future(pp.seq)
+            return
+        slot = self.slot(pp.seq)
+        if slot.preprepare is not None and slot.preprepare.body.view == pp.view:
+            if slot.preprepare.body.digest != pp.digest:
+                self.record_evidence("conflicting-preprepare", slot.preprepare, msg)
+            return
+        if not self.is_valid_batch(pp):
+            return
+        self.accept_preprepare(msg)
+        if not self.is_primary:
+            self.send_vote(Prepare(pp.view, pp.seq, pp.digest), self.slot(pp.seq).prepares)
+        self.check_prepared(self.slot(pp.seq))
+
+    def is_valid_batch(self: "Replica", pp: PrePrepare) -> bool:
+        if len(pp.txs) > self.cfg.max_batch_txs or sum(map(len, pp.txs)) > self.cfg.max_batch_bytes:
+            self.stats["rejected_preprepare_size"] += 1
+            return False
+        if abs(pp.timestamp_ms - self.now_ms) > self.cfg.max_clock_skew_ms:
+            self.stats["rejected_preprepare_clock"] += 1
+            return False
+        if self.digest_batch(pp.timestamp_ms, pp.txs) != pp.digest:
+            self.stats["rejected_preprepare_digest"] += 1
+            self.suspect_primary("wrong digest")
+            return False
+        return True
+
+    def accept_preprepare(self: "Replica", msg: Signed) -> None:
+        pp: PrePrepare = msg.body
+        slot = self.slot(pp.seq)
+        slot.preprepare = msg
+        self.last_timestamp_ms = max(self.last_timestamp_ms, pp.timestamp_ms)
+        for raw in pp.txs:
+            tx_id = request_id(raw)
+            self.seen[tx_id] = pp.seq
+            if self.pending.pop(tx_id, None) is not None:
+                self.pending_bytes -= len(raw)
+
+    def send_vote(self: "Replica", body: Prepare | Commit,
+                  votes: dict[tuple[int, bytes], dict[int, Signed]]) -> None:
+        signed = self.sign(body)
+        self.emit(ev.Persist(signed))
+        self.emit(ev.Broadcast(signed))
+        votes.setdefault((body.view, body.digest), {})[self.cfg.index] = signed
+
+    # -- PREPARE and COMMIT -----------------------------------------------------------------
+    def on_prepare(self: "Replica", msg: Signed) -> None:
+        if msg.sender == self.primary_of(msg.body.view):
+            self.stats["ignored_prepare_from_primary"] += 1
+            return
+        slot = self.vote_slot(msg)
+        if slot is not None and self.add_vote(slot.prepares, msg, "conflicting-prepare"):
+            self.check_prepared(slot)
+
+    def on_commit(self: "Replica", msg: Signed) -> None:
+        slot = self.vote_slot(msg)
+        if slot is not None and self.add_vote(slot.commits, msg, "conflicting-commit"):
+            self.check_committed(slot)
+
+    def vote_slot(self: "Replica", msg: Signed) -> "Slot | None":
+        body = msg.body
+        if body.view != self.view or not self.in_watermarks(body.seq):
+            self.note_future(body.seq)
+            return None
+        if body.seq <= self.last_delivered:
+            return None
+        return self.slot(body.seq)
+
+    def add_vote(self: "Replica", votes: dict[tuple[int, bytes], dict[int, Signed]],
+                 msg: Signed, conflict_kind: str) -> bool:
+        body = msg.body
+        for (view, digest), voters in votes.items():
+            earlier = voters.get(msg.sender)
+            if view == body.view and digest != body.digest and earlier is not None:
+                self.record_evidence(conflict_kind, earlier, msg)
+                return False
+        voters = votes.setdefault((body.view, body.digest), {})
+        if msg.sender in voters:
+            return False
+        voters[msg.sender] = msg
+        return True
+
+    def check_prepared(self: "Replica", slot: "Slot") -> None:
+        if slot.preprepare is None or slot.prepared:
+            return
+        pp: PrePrepare = slot.preprepare.body
+        if len(slot.prepares.get((pp.view, pp.digest), {})) < 2 * self.f:
+            return
+        slot.prepared = True
+        if not slot.commit_sent:
+            slot.commit_sent = True
+            self.send_vote(Commit(pp.view, pp.seq, pp.digest), slot.commits)
+        self.check_committed(slot)
+
+    def check_committed(self: "Replica", slot: "Slot") -> None:
+        if slot.certificate is not None:
+            return
+        for (view, digest), voters in slot.commits.items():
+            if len(voters) < self.quorum:
+                continue
+            pp = slot.preprepare.body if slot.preprepare is not None else None
+            if pp is not None and slot.prepared and (pp.view, pp.digest) == (view, digest):
+                slot.certificate = tuple(voters[i] for i in sorted(voters))
+                self.deliver_ready()
+            else:
+                self.note_future(slot.seq)  # committed elsewhere; we lack the batch
+            return
+
+    # -- delivery ---------------------------------------------------------------------------
+    def deliver_ready(self: "Replica") -> None:
+        while True:
+            slot = self.slots.get(self.last_delivered + 1)
+            if slot is None or slot.certificate is None or slot.preprepare is None:
+                break
+            pp: PrePrepare = slot.preprepare.body
+            self.emit(ev.Deliver(slot.preprepare, slot.certificate))
+            self.last_delivered = pp.seq
+            self.next_seq = max(self.next_seq, pp.seq + 1)
+            self.stats["delivered"] += 1
+        self.on_progress()
+        if self.is_primary and self.pending:
+            self.propose(force=False)
+
+    def on_progress(self: "Replica") -> None:
+        """Requests are moving: the view-change timer restarts for what is left."""
+        self.cancel_timer("view")
+        if self.pending or self.has_undelivered():
+            self.arm_request_timer()
+
+    def has_undelivered(self: "Replica") -> bool:
+        return any(seq > self.last_delivered and s.preprepare is not None
+                   for seq, s in self.slots.items())
+

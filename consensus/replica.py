@@ -1,0 +1,184 @@
+"""The replica: one PBFT participant as a pure state machine.
+
+`Replica.step(event, now_ms) -> list[Action]` is the whole interface (etcd raft's
+Ready, h11's events). The protocol is split by phase into mixins — normal case,
+checkpoints, catch-up, view change — that share the state kept here. Time is only
+the number passed in; timers are names and durations handed back as actions.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Callable
+from dataclasses import dataclass, field
+
+from consensus import events as ev
+from consensus.catchup import CatchUp
+from consensus.checkpoints import Checkpoints
+from consensus.crypto import Keyring
+from consensus.messages import (Checkpoint, Commit, NewView, PrePrepare, Prepare, Signed,
+                                ViewChange)
+from consensus.normal import NormalCase
+from consensus.quorum import max_faulty, quorum, weak_quorum
+from consensus.viewchange import ViewChanges
+
+
+@dataclass(frozen=True)
+class ReplicaConfig:
+    n: int
+    index: int
+    chain_id: str
+    max_batch_txs: int = 1000
+    max_batch_bytes: int = 2 * 1024 * 1024
+    batch_delay_ms: int = 20
+    window_blocks: int = 8
+    """Sequence numbers the primary keeps in flight beyond the last delivered block."""
+    checkpoint_interval_blocks: int = 64
+    log_window_blocks: int = 256
+    """High watermark = stable checkpoint + this; at least twice the checkpoint interval."""
+    request_timeout_ms: int = 5000
+    fetch_timeout_ms: int = 300
+    fetch_chunk_blocks: int = 256
+    max_clock_skew_ms: int = 120_000
+    max_evidence: int = 256
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.index < self.n:
+            raise ValueError("replica index out of range")
+        if self.log_window_blocks < 2 * self.checkpoint_interval_blocks:
+            raise ValueError("log window must hold two checkpoint intervals")
+        if self.window_blocks < 1 or self.max_batch_txs < 1:
+            raise ValueError("window and batch size must be positive")
+
+
+@dataclass
+class Slot:
+    """Everything known about one sequence number in the current log."""
+
+    seq: int
+    preprepare: Signed | None = None
+    prepares: dict[tuple[int, bytes], dict[int, Signed]] = field(default_factory=dict)
+    commits: dict[tuple[int, bytes], dict[int, Signed]] = field(default_factory=dict)
+    prepared: bool = False
+    commit_sent: bool = False
+    certificate: tuple[Signed, ...] | None = None
+    """2f+1 commits matching the pre-prepare: the block is committed and deliverable."""
+
+
+DigestFn = Callable[[int, tuple[bytes, ...]], bytes]
+"""(timestamp_ms, txs) -> 32-byte batch digest; the host's Merkle tree over tx ids."""
+
+
+class Replica(NormalCase, Checkpoints, CatchUp, ViewChanges):
+    def __init__(self, config: ReplicaConfig, keys: Keyring, digest_batch: DigestFn) -> None:
+        if keys.index != config.index:
+            raise ValueError("keyring belongs to another replica")
+        self.cfg = config
+        self.keys = keys
+        self.digest_batch = digest_batch
+        self.n, self.f = config.n, max_faulty(config.n)
+        self.quorum, self.weak_quorum = quorum(config.n), weak_quorum(config.n)
+        self.now_ms = 0
+        self.view = 0
+        self.slots: dict[int, Slot] = {}
+        self.stats: Counter[str] = Counter()
+        self.evidence: list[ev.Evidence] = []
+        self._out: list[ev.Action] = []
+        self._timers: set[str] = set()
+        self._handlers = {
+            PrePrepare: self.on_preprepare, Prepare: self.on_prepare, Commit: self.on_commit,
+            Checkpoint: self.on_checkpoint, ViewChange: self.on_view_change,
+            NewView: self.on_new_view,
+        }
+        NormalCase.__init__(self)
+        Checkpoints.__init__(self)
+        CatchUp.__init__(self)
+        ViewChanges.__init__(self)
+
+    # -- the interface ------------------------------------------------------------------
+    def step(self, event: ev.Event, now_ms: int) -> list[ev.Action]:
+        self.now_ms = max(self.now_ms, now_ms)
+        if isinstance(event, ev.MessageArrived):
+            self.on_message(event.msg)
+        elif isinstance(event, ev.RequestsArrived):
+            self.on_requests(event.txs)
+        elif isinstance(event, ev.TimerFired):
+            self._timers.discard(event.name)
+            self.on_timer(event.name)
+        elif isinstance(event, ev.BlockExecuted):
+            self.on_executed(event.seq, event.state_root)
+        elif isinstance(event, ev.BlockFetched):
+            self.on_fetched(event.preprepare, event.certificate)
+        out, self._out = self._out, []
+        return out
+
+    def on_message(self, msg: Signed) -> None:
+        if msg.sender == self.cfg.index or not self.is_authentic(msg):
+            self.stats["dropped_bad_signature"] += 1
+            return
+        self.stats[f"received_{type(msg.body).__name__}"] += 1
+        self._handlers[type(msg.body)](msg)
+
+    def on_timer(self, name: str) -> None:
+        if name == "batch":
+            self.on_batch_timer()
+        elif name == "fetch":
+            self.on_fetch_timer()
+        elif name == "view":
+            self.on_view_timer()
+
+    # -- helpers shared by the phases ---------------------------------------------------
+    def primary_of(self, view: int) -> int:
+        return view % self.n
+
+    @property
+    def primary(self) -> int:
+        return self.primary_of(self.view)
+
+    @property
+    def is_primary(self) -> bool:
+        return self.primary == self.cfg.index
+
+    def is_authentic(self, msg: Signed) -> bool:
+        return (0 <= msg.sender < self.n
+                and self.keys.verify(msg.sender, msg.signing_bytes(self.cfg.chain_id), msg.sig))
+
+    def sign(self, body) -> Signed:
+        return Signed(body, self.cfg.index, self.keys.sign(
+            Signed(body, self.cfg.index, b"").signing_bytes(self.cfg.chain_id)))
+
+    def emit(self, action: ev.Action) -> None:
+        self._out.append(action)
+
+    def set_timer(self, name: str, delay_ms: int) -> None:
+        """Arm `name` unless it is already running (timers are not restarted by repeats)."""
+        if name not in self._timers:
+            self._timers.add(name)
+            self.emit(ev.SetTimer(name, delay_ms))
+
+    def cancel_timer(self, name: str) -> None:
+        if name in self._timers:
+            self._timers.discard(name)
+            self.emit(ev.CancelTimer(name))
+
+    def slot(self, seq: int) -> Slot:
+        found = self.slots.get(seq)
+        if found is None:
+            found = self.slots[seq] = Slot(seq)
+        return found
+
+    def in_watermarks(self, seq: int) -> bool:
+        return self.low_mark < seq <= self.low_mark + self.cfg.log_window_blocks
+
+    def record_evidence(self, kind: str, first: Signed, second: Signed) -> None:
+        self.stats["evidence"] += 1
+        if len(self.evidence) < self.cfg.max_evidence:
+            found = ev.Evidence(kind, first, second)
+            self.evidence.append(found)
+            self.emit(found)
+
+    def status(self) -> dict[str, int | bool]:
+        return {"view": self.view, "primary": self.primary, "last_delivered": self.last_delivered,
+                "last_executed": self.last_executed, "stable_checkpoint": self.low_mark,
+                "pending": len(self.pending), "in_view_change": self.in_view_change,
+                "evidence": len(self.evidence)}
