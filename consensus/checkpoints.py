@@ -27,6 +27,16 @@ class Checkpoints:
         self.executed_roots: dict[int, bytes] = {}
         self.checkpoint_votes: dict[int, dict[bytes, dict[int, Signed]]] = {}
 
+    def resume(self: "Replica", height: int) -> None:
+        """Start from the host's executed height after a restart.
+
+        The low watermark goes to the checkpoint at or below it; the stable proof is
+        re-learned from peers' next checkpoint messages.
+        """
+        self.last_delivered = self.last_executed = height
+        self.next_seq = height + 1
+        self.low_mark = height - height % self.cfg.checkpoint_interval_blocks
+
     def on_executed(self: "Replica", seq: int, state_root: bytes) -> None:
         self.last_executed = max(self.last_executed, seq)
         if seq % self.cfg.checkpoint_interval_blocks or seq <= self.low_mark:

@@ -1,0 +1,56 @@
+"""`python -m node --config FILE`: run one validator until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from aiohttp import web
+
+from node.api import build_app
+from node.config import ConfigError, load_config
+from node.logs import configure
+from node.runtime import Runtime
+
+log = logging.getLogger("ipchain.node")
+
+
+async def serve(config_path: str, log_level: str | None) -> None:
+    cfg = load_config(config_path)
+    configure(log_level or cfg.log_level, cfg.node_id)
+    runtime = Runtime(cfg)
+    await runtime.start()
+    runner = web.AppRunner(build_app(runtime), access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, cfg.host, cfg.port, reuse_address=True)
+    await site.start()
+    log.warning("event=started port=%d height=%d view=%d", cfg.port, runtime.executor.height,
+                runtime.replica.view)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.warning("event=stopping height=%d", runtime.executor.height)
+    await runner.cleanup()
+    await runtime.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m node", description=__doc__)
+    parser.add_argument("--config", required=True, help="path to the node's config.toml")
+    parser.add_argument("--log-level", default=None, help="debug, info, warning (default), error")
+    args = parser.parse_args(argv)
+    try:
+        asyncio.run(serve(args.config, args.log_level))
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

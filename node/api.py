@@ -1,0 +1,267 @@
+"""The HTTP API: client endpoints under /v1, peer endpoints under /p2p.
+
+Handlers are thin: decode, validate, hand to the runtime, encode the answer. Every
+error is JSON `{"error": {"code", "message"}}` with a 4xx (or 5xx for our own
+trouble); a body over the configured limit is refused from its Content-Length before
+it is read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from typing import Any
+
+import msgpack
+from aiohttp import web
+
+from consensus import messages as wire
+from contracts import codec, errors
+from contracts.queries import run_query
+from contracts.tx import Transaction, from_bytes, from_json
+from node.chain import Header, read_certificate
+from node.runtime import MempoolFull, Runtime
+
+log = logging.getLogger("ipchain.api")
+RUNTIME = web.AppKey("runtime", Runtime)
+MSGPACK = "application/msgpack"
+MAX_FETCH_BLOCKS = 256
+DEFAULT_WAIT_MS = 10_000
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def error_response(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler) -> web.StreamResponse:
+    limit = request.app[RUNTIME].cfg.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        return error_response(413, "BodyTooLarge", f"body over {limit} bytes")
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc.status, exc.code, exc.message)
+    except MempoolFull as exc:
+        return error_response(503, exc.code, str(exc))
+    except errors.NotFound as exc:
+        return error_response(404, exc.code, str(exc))
+    except errors.ContractError as exc:
+        return error_response(400, exc.code, str(exc))
+    except web.HTTPRequestEntityTooLarge:
+        return error_response(413, "BodyTooLarge", f"body over {limit} bytes")
+    except web.HTTPException as exc:
+        return error_response(exc.status, exc.reason.replace(" ", ""), exc.text or exc.reason)
+    except Exception:
+        log.exception("event=handler_crash path=%s", request.path)
+        return error_response(500, "InternalError", "the node failed to handle this request")
+
+
+def _reject_float(text: str) -> Any:
+    raise ApiError(400, "BadTransaction", "floats are not allowed; use integers")
+
+
+async def read_json(request: web.Request) -> Any:
+    try:
+        return json.loads(await request.text(), parse_float=_reject_float)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, "MalformedJSON", f"body is not valid JSON: {exc}") from exc
+
+
+async def read_txs(request: web.Request, many: bool) -> list[Transaction]:
+    if request.content_type == MSGPACK:
+        body = await request.read()
+        if not many:
+            return [from_bytes(body)]
+        try:
+            items = msgpack.unpackb(body, raw=False)
+        except Exception as exc:
+            raise ApiError(400, "MalformedMsgpack", f"body is not msgpack: {exc}") from exc
+        if not isinstance(items, list):
+            raise ApiError(400, "BadTransaction", "a batch is a msgpack array")
+        return [from_bytes(i if isinstance(i, bytes) else codec.encode(i)) for i in items]
+    value = await read_json(request)
+    if not many:
+        return [from_json(value)]
+    if not isinstance(value, dict) or not isinstance(value.get("txs"), list):
+        raise ApiError(400, "BadTransaction", 'a batch is {"txs": [...]}')
+    return [from_json(item) for item in value["txs"]]
+
+
+# -- client endpoints -----------------------------------------------------------------------
+async def post_tx(request: web.Request) -> web.Response:
+    runtime = request.app[RUNTIME]
+    tx = (await read_txs(request, many=False))[0]
+    tx_id = bytes.fromhex(tx.id)
+    waiting = request.query.get("wait") == "commit"
+    future = runtime.wait_for(tx_id) if waiting else None
+    (failure,) = runtime.admit([tx], relay=True)
+    if failure is not None:
+        raise failure
+    if future is None:
+        return web.json_response({"id": tx.id, "status": "pending"}, status=202)
+    stored = runtime.storage.tx(tx_id)
+    if stored is not None:
+        receipt = codec.decode(stored[2])
+        return web.json_response({"id": tx.id, "status": receipt["status"], "receipt": receipt})
+    timeout_ms = _int_param(request, "timeout_ms", DEFAULT_WAIT_MS)
+    try:
+        receipt = (await asyncio.wait_for(future, timeout_ms / 1000)).to_value()
+    except asyncio.TimeoutError:
+        raise ApiError(504, "Timeout", f"not committed within {timeout_ms} ms; still pending")
+    return web.json_response({"id": tx.id, "status": receipt["status"], "receipt": receipt})
+
+
+async def post_txs(request: web.Request) -> web.Response:
+    runtime = request.app[RUNTIME]
+    txs, rejected = [], []
+    try:
+        txs = await read_txs(request, many=True)
+    except errors.ContractError as exc:
+        raise ApiError(400, exc.code, str(exc))
+    results = runtime.admit(txs, relay=True)
+    accepted = [tx.id for tx, r in zip(txs, results) if r is None]
+    rejected = [{"index": i, "id": tx.id, "error": {"code": r.code, "message": str(r)}}
+                for i, (tx, r) in enumerate(zip(txs, results)) if r is not None]
+    return web.json_response({"accepted": accepted, "rejected": rejected}, status=202)
+
+
+async def get_tx(request: web.Request) -> web.Response:
+    runtime = request.app[RUNTIME]
+    tx_id = _hex32(request.match_info["id"])
+    stored = runtime.storage.tx(tx_id)
+    if stored is not None:
+        receipt = codec.decode(stored[2])
+        return web.json_response({"id": tx_id.hex(), "status": receipt["status"],
+                                  "receipt": receipt})
+    status = "pending" if tx_id in runtime.mempool else "unknown"
+    return web.json_response({"id": tx_id.hex(), "status": status, "receipt": None})
+
+
+def block_json(runtime: Runtime, height: int) -> dict[str, Any]:
+    if height == 0:
+        genesis = runtime.executor.genesis
+        return {**_hexed(genesis.to_value()), "hash": genesis.hash.hex(),
+                "result_root": genesis.state_root.hex(), "tx_ids": [], "certificate": None}
+    row = runtime.storage.block(height)
+    if row is None:
+        raise ApiError(404, "NotFound", f"no block at height {height}")
+    block_hash, header_bytes, result_root, preprepare, certificate = row
+    header = Header.decode(header_bytes)
+    pp = wire.decode(preprepare)
+    votes = read_certificate(certificate)
+    return {**_hexed(header.to_value()), "hash": block_hash.hex(), "result_root": result_root.hex(),
+            "digest": pp.body.digest.hex(),
+            "tx_ids": [hashlib.sha256(raw).hexdigest() for raw in pp.body.txs],
+            "certificate": {"view": pp.body.view, "seq": pp.body.seq,
+                            "digest": pp.body.digest.hex(),
+                            "commits": [{"replica": v.sender, "sig": v.sig.hex()} for v in votes]}}
+
+
+async def get_block(request: web.Request) -> web.Response:
+    runtime = request.app[RUNTIME]
+    raw = request.match_info["height"]
+    height = runtime.executor.height if raw == "latest" else _nonneg_int(raw, "height")
+    return web.json_response(block_json(runtime, height))
+
+
+async def get_status(request: web.Request) -> web.Response:
+    return web.json_response(request.app[RUNTIME].status())
+
+
+async def get_state(request: web.Request) -> web.Response:
+    runtime = request.app[RUNTIME]
+    parts = [p for p in request.match_info["tail"].split("/") if p]
+    async with runtime.executor.lock:
+        result = run_query(runtime.executor.state, runtime.executor.head.timestamp_ms,
+                           request.match_info["kind"], parts)
+        height = runtime.executor.height
+    return web.json_response({"height": height, "result": result} if not isinstance(result, dict)
+                             else {**result, "height": height})
+
+
+# -- peer endpoints -------------------------------------------------------------------------
+async def p2p_messages(request: web.Request) -> web.Response:
+    request.app[RUNTIME].on_peer_messages(await _msgpack_list(request))
+    return web.Response(status=202)
+
+
+async def p2p_txs(request: web.Request) -> web.Response:
+    runtime = request.app[RUNTIME]
+    txs = []
+    for raw in await _msgpack_list(request):
+        try:
+            txs.append(from_bytes(raw))
+        except errors.ContractError:
+            runtime.counters["relayed_tx_malformed"] += 1
+    runtime.admit(txs, relay=False)
+    return web.Response(status=202)
+
+
+async def p2p_blocks(request: web.Request) -> web.Response:
+    runtime = request.app[RUNTIME]
+    first = _int_param(request, "from", 1)
+    last = min(_int_param(request, "to", first), first + MAX_FETCH_BLOCKS - 1)
+    rows = runtime.storage.blocks(first, last)
+    body = msgpack.packb([[pp, cert] for _, pp, cert in rows], use_bin_type=True)
+    return web.Response(body=body, content_type=MSGPACK)
+
+
+# -- helpers --------------------------------------------------------------------------------
+async def _msgpack_list(request: web.Request) -> list[bytes]:
+    try:
+        items = msgpack.unpackb(await request.read(), raw=False)
+    except Exception as exc:
+        raise ApiError(400, "MalformedMsgpack", f"body is not msgpack: {exc}") from exc
+    if not isinstance(items, list) or not all(isinstance(i, bytes) for i in items):
+        raise ApiError(400, "MalformedMsgpack", "expected an array of byte strings")
+    return items
+
+
+def _hexed(value: dict[str, Any]) -> dict[str, Any]:
+    return {k: v.hex() if isinstance(v, bytes) else v for k, v in value.items()}
+
+
+def _hex32(text: str) -> bytes:
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        raw = b""
+    if len(raw) != 32:
+        raise ApiError(400, "BadId", "a transaction id is 64 hex characters")
+    return raw
+
+
+def _nonneg_int(text: str, name: str) -> int:
+    if not text.isdigit():
+        raise ApiError(400, "BadArguments", f"{name} must be a non-negative integer")
+    return int(text)
+
+
+def _int_param(request: web.Request, name: str, default: int) -> int:
+    raw = request.query.get(name)
+    return default if raw is None else _nonneg_int(raw, name)
+
+
+def build_app(runtime: Runtime) -> web.Application:
+    app = web.Application(middlewares=[errors_middleware],
+                          client_max_size=runtime.cfg.max_body_bytes)
+    app[RUNTIME] = runtime
+    app.router.add_post("/v1/tx", post_tx)
+    app.router.add_post("/v1/txs", post_txs)
+    app.router.add_get("/v1/tx/{id}", get_tx)
+    app.router.add_get("/v1/blocks/{height}", get_block)
+    app.router.add_get("/v1/status", get_status)
+    app.router.add_get(r"/v1/state/{kind}{tail:(/.*)?}", get_state)
+    app.router.add_post("/p2p/messages", p2p_messages)
+    app.router.add_post("/p2p/txs", p2p_txs)
+    app.router.add_get("/p2p/blocks", p2p_blocks)
+    return app

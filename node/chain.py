@@ -1,0 +1,148 @@
+"""Blocks: the header derived from a committed batch, and the executor that applies it.
+
+Consensus agrees on (view, seq, digest) where digest binds the primary's timestamp and
+the Merkle root of the transaction ids. Everything else in the header (previous hash,
+state root after the previous block) follows deterministically on every honest node,
+so the header needs no second round of agreement — the checkpoints compare roots.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from consensus import events as ev
+from consensus import messages as wire
+from consensus.messages import compute_digest
+from contracts import codec
+from contracts.errors import ContractError
+from contracts.genesis import init_state
+from contracts.merkle import merkle_root
+from contracts.runtime import BlockContext, Receipt, apply_transaction
+from contracts.state import State
+from contracts.tx import Transaction, from_bytes
+from node.storage import Storage
+
+log = logging.getLogger("ipchain.chain")
+EXECUTE_CHUNK_TXS = 200
+ZERO_HASH = bytes(32)
+
+
+def tx_root(txs: tuple[bytes, ...]) -> bytes:
+    return merkle_root([hashlib.sha256(raw).digest() for raw in txs])
+
+
+def digest_batch(timestamp_ms: int, txs: tuple[bytes, ...]) -> bytes:
+    return compute_digest(timestamp_ms, tx_root(txs))
+
+
+@dataclass(frozen=True)
+class Header:
+    height: int
+    view: int
+    prev_hash: bytes
+    tx_root: bytes
+    state_root: bytes
+    """State root after the previous block (CometBFT's app_hash convention)."""
+    timestamp_ms: int
+    """The agreed time: max(primary's timestamp, previous block's), never decreasing."""
+    proposal_timestamp_ms: int
+
+    def to_value(self) -> dict[str, Any]:
+        return {"height": self.height, "view": self.view, "prev_hash": self.prev_hash,
+                "tx_root": self.tx_root, "state_root": self.state_root,
+                "timestamp_ms": self.timestamp_ms,
+                "proposal_timestamp_ms": self.proposal_timestamp_ms}
+
+    def encode(self) -> bytes:
+        return codec.encode(self.to_value())
+
+    @property
+    def hash(self) -> bytes:
+        return hashlib.sha256(self.encode()).digest()
+
+    @classmethod
+    def decode(cls, data: bytes) -> "Header":
+        return cls(**codec.decode(data))
+
+
+class Executor:
+    """Applies delivered blocks in order and persists each with its state changes."""
+
+    def __init__(self, storage: Storage, genesis: dict[str, Any]) -> None:
+        self.storage = storage
+        self.chain_id = genesis["chain_id"]
+        genesis_state = init_state(genesis)
+        self.genesis = Header(0, 0, ZERO_HASH, merkle_root([]), genesis_state.root(),
+                              genesis["genesis_time_ms"], genesis["genesis_time_ms"])
+        storage.init_state(genesis_state.raw_items())
+        self.state = State(storage.state_items())
+        self.state.take_dirty()
+        self.height = storage.last_height()
+        self.head = (self.genesis if self.height == 0
+                     else Header.decode(storage.block(self.height)[1]))
+        self.lock = asyncio.Lock()
+        """Held while a block is applied, so queries never see half a block."""
+
+    async def execute(self, block: ev.Deliver, known: Callable[[bytes], Transaction | None],
+                      verified: Callable[[Transaction], bool]) -> tuple[Header, list[Receipt]]:
+        if block.seq != self.height + 1:
+            raise RuntimeError(f"block {block.seq} delivered after {self.height}")
+        prev = self.head
+        header = Header(block.seq, block.view, prev.hash, tx_root(block.txs), self.state.root(),
+                        max(block.timestamp_ms, prev.timestamp_ms), block.timestamp_ms)
+        ctx = BlockContext(self.chain_id, block.seq, header.timestamp_ms)
+        async with self.lock:
+            receipts = await self._apply(ctx, block.txs, known, verified)
+            changes = self.state.take_dirty()
+            result_root = self.state.root()
+            self.storage.save_block(
+                block.seq, header.hash, header.encode(), result_root, wire.encode(block.preprepare),
+                wire_certificate(block.certificate),
+                ((bytes.fromhex(r.tx_id), r.index, codec.encode(r.to_value()))
+                 for r in receipts if r.code != "DuplicateTransaction"), changes)
+            self.height, self.head = block.seq, header
+        return header, receipts
+
+    async def _apply(self, ctx: BlockContext, txs: tuple[bytes, ...],
+                     known: Callable[[bytes], Transaction | None],
+                     verified: Callable[[Transaction], bool]) -> list[Receipt]:
+        receipts: list[Receipt] = []
+        ids = [hashlib.sha256(raw).digest() for raw in txs]
+        already = self.storage.known_tx_ids(ids)
+        seen_in_block: set[bytes] = set()
+        for index, (raw, tx_id) in enumerate(zip(txs, ids)):
+            if index and index % EXECUTE_CHUNK_TXS == 0:
+                await asyncio.sleep(0)  # let the API and transport breathe mid-block
+            if tx_id in already or tx_id in seen_in_block:
+                receipts.append(Receipt(tx_id.hex(), ctx.height, index, False,
+                                        "DuplicateTransaction", "already in the chain"))
+                continue
+            seen_in_block.add(tx_id)
+            receipts.append(self._apply_one(ctx, raw, tx_id, index, known, verified))
+        return receipts
+
+    def _apply_one(self, ctx: BlockContext, raw: bytes, tx_id: bytes, index: int,
+                   known: Callable[[bytes], Transaction | None],
+                   verified: Callable[[Transaction], bool]) -> Receipt:
+        tx = known(tx_id)
+        if tx is None:
+            try:
+                tx = from_bytes(raw)
+            except ContractError as exc:
+                return Receipt(tx_id.hex(), ctx.height, index, False, exc.code, str(exc))
+            if tx.to_bytes() != raw:
+                return Receipt(tx_id.hex(), ctx.height, index, False, "BadTransaction",
+                               "transaction bytes are not canonical")
+        return apply_transaction(self.state, ctx, tx, index, verified)
+
+
+def wire_certificate(certificate: tuple[wire.Signed, ...]) -> bytes:
+    return codec.encode([wire.encode(vote) for vote in certificate])
+
+
+def read_certificate(data: bytes) -> tuple[wire.Signed, ...]:
+    return tuple(wire.decode(item) for item in codec.decode(data))

@@ -1,0 +1,238 @@
+"""The node's heart: one asyncio task owns the replica; everything talks to it by queue.
+
+Per batch of events the loop steps the replica, then carries out the actions in the
+order etcd's raftexample uses: persist (WAL, one SQLite transaction), then send, then
+hand committed blocks to the executor task. Execution runs beside consensus, so
+ordering later blocks overlaps with applying earlier ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from consensus import events as ev
+from consensus import messages as wire
+from consensus.crypto import Ed25519Keyring
+from consensus.replica import Replica, ReplicaConfig
+from contracts import errors
+from contracts.runtime import Receipt, check_nonce, get_ops
+from contracts.tx import Transaction
+from node.chain import Executor, Header, digest_batch
+from node.config import NodeConfig
+from node.storage import Storage
+from node.transport import Transport
+
+log = logging.getLogger("ipchain.runtime")
+MAX_EVENTS_PER_STEP = 1000
+
+
+class MempoolFull(errors.ContractError):
+    """The node holds as many pending transactions as it is configured to; retry later."""
+
+
+@dataclass(frozen=True)
+class _Timer:
+    name: str
+    generation: int
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Runtime:
+    def __init__(self, cfg: NodeConfig) -> None:
+        self.cfg = cfg
+        self.counters: collections.Counter[str] = collections.Counter()
+        self.storage = Storage(cfg.data_dir / "db.sqlite")
+        self.executor = Executor(self.storage, cfg.genesis)
+        keys = Ed25519Keyring(cfg.index, cfg.signing_key, cfg.validator_keys)
+        self.replica = Replica(ReplicaConfig(n=len(cfg.validator_keys), index=cfg.index,
+                                             chain_id=cfg.chain_id, **cfg.consensus),
+                               keys, digest_batch)
+        self.replica.resume(self.executor.height)
+        self.transport = Transport(cfg.peers, self.counters)
+        self.events: asyncio.Queue[Any] = asyncio.Queue()
+        self.blocks: asyncio.Queue[ev.Deliver] = asyncio.Queue()
+        self.mempool: dict[bytes, Transaction] = {}
+        self.waiters: dict[bytes, list[asyncio.Future]] = {}
+        self.listeners: list[Callable[[Header, list[Receipt]], None]] = []
+        """Called after each block is stored: SSE, MQTT and metrics hang off this."""
+        self.inbound_filter: Callable[[wire.Signed], list[wire.Signed]] | None = None
+        self._timers: dict[str, tuple[int, asyncio.TimerHandle]] = {}
+        self._generation = 0
+        self._tasks: list[asyncio.Task] = []
+
+    # -- lifecycle ----------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.transport.start()
+        self._tasks = [asyncio.create_task(self._replica_loop(), name="replica"),
+                       asyncio.create_task(self._executor_loop(), name="executor")]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for _, handle in self._timers.values():
+            handle.cancel()
+        await self.transport.stop()
+        self.storage.close()
+
+    # -- admission ------------------------------------------------------------------------
+    def admit(self, txs: list[Transaction], relay: bool) -> list[errors.ContractError | None]:
+        """Check and queue client transactions; an already known id is accepted as is."""
+        results: list[errors.ContractError | None] = []
+        fresh: list[tuple[bytes, bytes]] = []
+        for tx in txs:
+            try:
+                tx_id = bytes.fromhex(tx.id)
+                if tx_id not in self.mempool and self.storage.tx(tx_id) is None:
+                    self._check_admission(tx)
+                    self.mempool[tx_id] = tx
+                    fresh.append((tx_id, tx.to_bytes()))
+                results.append(None)
+            except errors.ContractError as exc:
+                self.counters[f"tx_refused:{exc.code}"] += 1
+                results.append(exc)
+        if fresh:
+            self.events.put_nowait(ev.RequestsArrived(tuple(fresh)))
+            if relay:
+                self.transport.relay_txs([raw for _, raw in fresh])
+        return results
+
+    def _check_admission(self, tx: Transaction) -> None:
+        if len(self.mempool) >= self.cfg.max_mempool_txs:
+            raise MempoolFull(f"mempool holds {len(self.mempool)} transactions")
+        if tx.chain != self.cfg.chain_id:
+            raise errors.WrongChain(f"transaction is for chain {tx.chain!r}")
+        if tx.op not in get_ops():
+            raise errors.UnknownOp(f"unknown op {tx.op!r}")
+        if not tx.signature_ok():
+            raise errors.BadSignature("signature does not verify")
+        check_nonce(self.executor.state, tx.sender_hex, tx.nonce)
+
+    def wait_for(self, tx_id: bytes) -> asyncio.Future:
+        future = asyncio.get_running_loop().create_future()
+        self.waiters.setdefault(tx_id, []).append(future)
+        return future
+
+    # -- inbound from peers -------------------------------------------------------------------
+    def on_peer_messages(self, raws: list[bytes]) -> None:
+        for raw in raws:
+            try:
+                msg = wire.decode(raw)
+            except wire.WireError:
+                self.counters["peer_message_malformed"] += 1
+                continue
+            for item in (self.inbound_filter(msg) if self.inbound_filter else [msg]):
+                self.events.put_nowait(ev.MessageArrived(item))
+
+    # -- the replica task ------------------------------------------------------------------------
+    async def _replica_loop(self) -> None:
+        while True:
+            batch = [await self.events.get()]
+            while not self.events.empty() and len(batch) < MAX_EVENTS_PER_STEP:
+                batch.append(self.events.get_nowait())
+            actions: list[ev.Action] = []
+            for item in batch:
+                if isinstance(item, _Timer):
+                    if self._timers.get(item.name, (None,))[0] != item.generation:
+                        continue  # cancelled or re-armed after it fired
+                    del self._timers[item.name]
+                    item = ev.TimerFired(item.name)
+                actions.extend(self.replica.step(item, now_ms()))
+            try:
+                self._carry_out(actions)
+            except Exception:  # a bug here must not silently stop consensus
+                log.exception("event=carry_out_failed")
+
+    def _carry_out(self, actions: list[ev.Action]) -> None:
+        records = [(a.msg.body.view if hasattr(a.msg.body, "view") else a.msg.body.new_view,
+                    getattr(a.msg.body, "seq", 0), a.msg.body.KIND, wire.encode(a.msg))
+                   for a in actions if isinstance(a, ev.Persist)]
+        if records:
+            self.storage.append_wal(records)  # durable before anything below is sent
+        for action in actions:
+            if isinstance(action, ev.Broadcast):
+                self.transport.broadcast(wire.encode(action.msg))
+            elif isinstance(action, ev.Send):
+                self.transport.send(action.to, wire.encode(action.msg))
+            elif isinstance(action, ev.Deliver):
+                self.blocks.put_nowait(action)
+            elif isinstance(action, ev.SetTimer):
+                self._set_timer(action.name, action.delay_ms)
+            elif isinstance(action, ev.CancelTimer):
+                entry = self._timers.pop(action.name, None)
+                if entry:
+                    entry[1].cancel()
+            elif isinstance(action, ev.FetchBlocks):
+                asyncio.create_task(self._fetch(action.first, action.last))
+            elif isinstance(action, ev.Evidence):
+                self.storage.add_evidence(action.kind, action.first.sender,
+                                          wire.encode(action.first), wire.encode(action.second))
+
+    def _set_timer(self, name: str, delay_ms: int) -> None:
+        old = self._timers.pop(name, None)
+        if old:
+            old[1].cancel()
+        self._generation += 1
+        timer = _Timer(name, self._generation)
+        handle = asyncio.get_running_loop().call_later(
+            delay_ms / 1000, self.events.put_nowait, timer)
+        self._timers[name] = (timer.generation, handle)
+
+    async def _fetch(self, first: int, last: int) -> None:
+        async def on_block(preprepare: bytes, certificate: bytes) -> None:
+            from node.chain import read_certificate
+            try:
+                event = ev.BlockFetched(wire.decode(preprepare), read_certificate(certificate))
+            except (wire.WireError, ValueError):
+                self.counters["fetched_block_malformed"] += 1
+                return
+            self.events.put_nowait(event)
+
+        await self.transport.fetch_blocks(first, last, on_block)
+
+    # -- the executor task -----------------------------------------------------------------------
+    async def _executor_loop(self) -> None:
+        while True:
+            block = await self.blocks.get()
+            if block.seq <= self.executor.height:
+                continue
+            header, receipts = await self.executor.execute(block, self.mempool.get,
+                                                           self._is_verified)
+            self._after_block(header, receipts)
+            self.events.put_nowait(ev.BlockExecuted(block.seq, self.executor.state.root()))
+
+    def _is_verified(self, tx: Transaction) -> bool:
+        return self.mempool.get(bytes.fromhex(tx.id)) is tx or tx.signature_ok()
+
+    def _after_block(self, header: Header, receipts: list[Receipt]) -> None:
+        self.counters["blocks_executed"] += 1
+        self.counters["txs_executed"] += len(receipts)
+        for receipt in receipts:
+            tx_id = bytes.fromhex(receipt.tx_id)
+            self.mempool.pop(tx_id, None)
+            for future in self.waiters.pop(tx_id, []):
+                if not future.done():
+                    future.set_result(receipt)
+        for listener in self.listeners:
+            try:
+                listener(header, receipts)
+            except Exception:
+                log.exception("event=listener_failed")
+
+    def status(self) -> dict[str, Any]:
+        replica = self.replica.status()
+        return {"node_id": self.cfg.node_id, "index": self.cfg.index,
+                "chain_id": self.cfg.chain_id, "view": replica["view"],
+                "primary": replica["primary"], "height": self.executor.height,
+                "state_root": self.executor.state.root().hex(),
+                "peers": [p.id for p in self.cfg.peers], "mempool": len(self.mempool),
+                "pending": replica["pending"], "stable_checkpoint": replica["stable_checkpoint"],
+                "in_view_change": replica["in_view_change"], "evidence": replica["evidence"]}

@@ -1,0 +1,142 @@
+"""HTTP gossip between validators.
+
+One ClientSession per node. Each peer has a bounded outbound queue drained by its own
+task, which coalesces everything pending into one POST (consensus messages and relayed
+transactions alike), retries with capped exponential backoff, and never blocks the
+replica: when a queue is full the oldest message is dropped and counted — PBFT
+tolerates loss, and catch-up refetches what a slow peer missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import random
+from typing import Awaitable, Callable
+
+import aiohttp
+import msgpack
+
+from node.config import Peer
+
+log = logging.getLogger("ipchain.transport")
+MAX_QUEUE_ITEMS = 20_000
+MAX_POST_ITEMS = 2_000
+BACKOFF_MS = (20, 2_000)
+
+
+class PeerLink:
+    """The outbound side of one peer: messages (wire bytes) and relayed transactions."""
+
+    def __init__(self, peer: Peer, session: aiohttp.ClientSession,
+                 counters: collections.Counter) -> None:
+        self.peer = peer
+        self.session = session
+        self.counters = counters
+        self.messages: collections.deque[bytes] = collections.deque()
+        self.txs: collections.deque[bytes] = collections.deque()
+        self.wakeup = asyncio.Event()
+        self.task: asyncio.Task | None = None
+
+    def put(self, queue: collections.deque[bytes], item: bytes) -> None:
+        if len(queue) >= MAX_QUEUE_ITEMS:
+            queue.popleft()
+            self.counters[f"dropped_queue_full:{self.peer.id}"] += 1
+        queue.append(item)
+        self.wakeup.set()
+
+    async def run(self) -> None:
+        while True:
+            await self.wakeup.wait()
+            self.wakeup.clear()
+            while self.messages or self.txs:
+                await self._flush(self.messages, "/p2p/messages")
+                await self._flush(self.txs, "/p2p/txs")
+
+    async def _flush(self, queue: collections.deque[bytes], path: str) -> None:
+        if not queue:
+            return
+        batch = [queue.popleft() for _ in range(min(len(queue), MAX_POST_ITEMS))]
+        body = msgpack.packb(batch, use_bin_type=True)
+        delay_ms = BACKOFF_MS[0]
+        for attempt in range(6):
+            try:
+                async with self.session.post(self.peer.url + path, data=body, headers={
+                        "Content-Type": "application/msgpack"}) as resp:
+                    await resp.read()
+                    if resp.status < 500:
+                        self.counters[f"sent:{self.peer.id}"] += len(batch)
+                        return
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+                pass
+            self.counters[f"send_retry:{self.peer.id}"] += 1
+            await asyncio.sleep(delay_ms / 1000 * (0.5 + random.random()))
+            delay_ms = min(delay_ms * 2, BACKOFF_MS[1])
+        self.counters[f"dropped_unreachable:{self.peer.id}"] += len(batch)
+
+
+class Transport:
+    def __init__(self, peers: tuple[Peer, ...], counters: collections.Counter) -> None:
+        self.peers = {p.index: p for p in peers}
+        self.counters = counters
+        self.session: aiohttp.ClientSession | None = None
+        self.links: dict[int, PeerLink] = {}
+        self.outbound_filter: Callable[[int, bytes], list[bytes]] | None = None
+        """Fault-injection hook: rewrite/drop/duplicate what goes to one peer."""
+
+    async def start(self) -> None:
+        timeout = aiohttp.ClientTimeout(total=10, connect=2)
+        self.session = aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(
+            limit_per_host=4))
+        for index, peer in self.peers.items():
+            link = PeerLink(peer, self.session, self.counters)
+            link.task = asyncio.create_task(link.run(), name=f"peer-{peer.id}")
+            self.links[index] = link
+
+    async def stop(self) -> None:
+        for link in self.links.values():
+            if link.task:
+                link.task.cancel()
+        await asyncio.gather(*(l.task for l in self.links.values() if l.task),
+                             return_exceptions=True)
+        if self.session:
+            await self.session.close()
+
+    def send(self, to: int, data: bytes) -> None:
+        link = self.links.get(to)
+        if link is None:
+            return
+        items = self.outbound_filter(to, data) if self.outbound_filter else [data]
+        for item in items:
+            link.put(link.messages, item)
+
+    def broadcast(self, data: bytes) -> None:
+        for index in self.links:
+            self.send(index, data)
+
+    def relay_txs(self, raws: list[bytes]) -> None:
+        for link in self.links.values():
+            for raw in raws:
+                link.put(link.txs, raw)
+
+    async def fetch_blocks(self, first: int, last: int,
+                           on_block: Callable[[bytes, list[bytes]], Awaitable[None]]) -> int:
+        """Ask peers in random order until one serves [first, last]; returns blocks got."""
+        order = list(self.links.values())
+        random.shuffle(order)
+        for link in order:
+            try:
+                async with link.session.get(f"{link.peer.url}/p2p/blocks",
+                                            params={"from": first, "to": last}) as resp:
+                    if resp.status != 200:
+                        continue
+                    blocks = msgpack.unpackb(await resp.read(), raw=False)
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError):
+                continue
+            if blocks:
+                for preprepare, certificate in blocks:
+                    await on_block(preprepare, certificate)
+                self.counters["fetched_blocks"] += len(blocks)
+                return len(blocks)
+        return 0
