@@ -25,6 +25,7 @@ class CatchUp:
         self.target_seq = 0
         """Highest sequence number some peer is known to have reached."""
         self.fetch_attempts = 0
+        self.fetch_last = 0
 
     def note_future(self: "Replica", seq: int) -> None:
         if seq > self.last_delivered:
@@ -40,10 +41,14 @@ class CatchUp:
             self.stats["fetch_gave_up"] += 1
             self.target_seq, self.fetch_attempts = self.last_delivered, 0
             return
+        self.request_chunk()
+
+    def request_chunk(self: "Replica") -> None:
         first = self.last_delivered + 1
-        self.emit(ev.FetchBlocks(first, min(self.target_seq, first + self.cfg.fetch_chunk_blocks - 1)))
+        self.fetch_last = min(self.target_seq, first + self.cfg.fetch_chunk_blocks - 1)
+        self.emit(ev.FetchBlocks(first, self.fetch_last))
         self.stats["fetch_requests"] += 1
-        self.set_timer("fetch", self.cfg.fetch_timeout_ms * min(self.fetch_attempts, 8))
+        self.set_timer("fetch", self.cfg.fetch_timeout_ms * max(1, min(self.fetch_attempts, 8)))
 
     def on_fetched(self: "Replica", preprepare: Signed, certificate: tuple[Signed, ...]) -> None:
         pp = preprepare.body
@@ -57,12 +62,15 @@ class CatchUp:
             return
         slot = self.slot(pp.seq)
         slot.preprepare, slot.prepared, slot.commit_sent = preprepare, True, True
-        slot.certificate = certificate
+        slot.certificate, slot.fetched = certificate, True
         self.accept_preprepare(preprepare)
         before = self.last_delivered
         self.deliver_ready()
         if self.last_delivered > before:
             self.fetch_attempts = 0
+        if self.last_delivered >= self.fetch_last and self.target_seq > self.last_delivered:
+            self.cancel_timer("fetch")  # this chunk is in: ask for the next one at once
+            self.request_chunk()
 
     def is_valid_certificate(self: "Replica", preprepare: Signed,
                              certificate: tuple[Signed, ...]) -> bool:

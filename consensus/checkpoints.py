@@ -85,6 +85,7 @@ class Checkpoints:
     def stabilise(self: "Replica", seq: int, root: bytes, proof: tuple[Signed, ...]) -> None:
         self.low_mark, self.stable_root, self.stable_proof = seq, root, proof
         self.stats["stable_checkpoints"] += 1
+        self.emit(ev.CheckpointStable(seq, proof))
         for table in (self.slots, self.checkpoint_votes, self.executed_roots):
             for old in [s for s in table if s <= seq]:
                 del table[old]

@@ -111,6 +111,14 @@ class FetchBlocks:
 
 
 @dataclass(frozen=True)
+class CheckpointStable:
+    """The log at or below `seq` is settled: the host may prune its WAL and serve `proof`."""
+
+    seq: int
+    proof: tuple[Signed, ...]
+
+
+@dataclass(frozen=True)
 class Evidence:
     """Two validly signed, conflicting messages from one replica."""
 
@@ -120,4 +128,5 @@ class Evidence:
 
 
 Event = RequestsArrived | MessageArrived | TimerFired | BlockExecuted | BlockFetched
-Action = Persist | Send | Broadcast | Deliver | SetTimer | CancelTimer | FetchBlocks | Evidence
+Action = (Persist | Send | Broadcast | Deliver | SetTimer | CancelTimer | FetchBlocks
+          | CheckpointStable | Evidence)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from consensus import events as ev
-from consensus.messages import Commit, PrePrepare, Prepare, Signed, request_id
+from consensus.messages import Commit, PreparedProof, PrePrepare, Prepare, Signed, request_id
 
 if TYPE_CHECKING:
     from consensus.replica import Replica, Slot
@@ -86,9 +86,7 @@ class NormalCase:
     # -- PRE-PREPARE ----------------------------------------------------------------------
     def on_preprepare(self: "Replica", msg: Signed) -> None:
         pp: PrePrepare = msg.body
-        if pp.view != self.view or self.in_view_change:
-            self.note_future(pp.seq)
-            self.stats["ignored_preprepare_view"] += 1
+        if not self.is_current_view(msg):
             return
         if msg.sender != self.primary_of(pp.view):
             self.stats["ignored_preprepare_not_primary"] += 1
@@ -100,6 +98,10 @@ class NormalCase:
         if slot.preprepare is not None and slot.preprepare.body.view == pp.view:
             if slot.preprepare.body.digest != pp.digest:
                 self.record_evidence("conflicting-preprepare", slot.preprepare, msg)
+                self.suspect_primary("equivocation")
+            return
+        if self.voted_otherwise(slot.prepares, pp.view, pp.digest):
+            self.stats["ignored_preprepare_contradicts_wal"] += 1
             return
         if not self.is_valid_batch(pp):
             return
@@ -153,9 +155,36 @@ class NormalCase:
         if slot is not None and self.add_vote(slot.commits, msg, "conflicting-commit"):
             self.check_committed(slot)
 
+    def is_current_view(self: "Replica", msg: Signed) -> bool:
+        """Normal-case traffic counts only in an installed view; a later view's waits."""
+        view = msg.body.view
+        if view > self.view or (view == self.view and self.in_view_change):
+            self.buffer_future(msg)
+            return False
+        if view < self.view:
+            self.stats["ignored_old_view"] += 1
+            self.note_future(msg.body.seq)  # the cluster went on without us: catch up
+            return False
+        return True
+
+    def note_gap(self: "Replica") -> None:
+        """Later blocks are certified but the next one is missing: fetch instead of stalling."""
+        certified = [seq for seq, s in self.slots.items()
+                     if seq > self.last_delivered and s.certificate is not None]
+        if certified:
+            self.note_future(max(certified))
+
+    def voted_otherwise(self: "Replica", votes: dict[tuple[int, bytes], dict[int, Signed]],
+                        view: int, digest: bytes) -> bool:
+        """True if this replica already signed a vote for another digest in `view`."""
+        return any(v == view and d != digest and self.cfg.index in voters
+                   for (v, d), voters in votes.items())
+
     def vote_slot(self: "Replica", msg: Signed) -> "Slot | None":
         body = msg.body
-        if body.view != self.view or not self.in_watermarks(body.seq):
+        if not self.is_current_view(msg):
+            return None
+        if not self.in_watermarks(body.seq):
             self.note_future(body.seq)
             return None
         if body.seq <= self.last_delivered:
@@ -183,7 +212,10 @@ class NormalCase:
         if len(slot.prepares.get((pp.view, pp.digest), {})) < 2 * self.f:
             return
         slot.prepared = True
-        if not slot.commit_sent:
+        voters = slot.prepares[(pp.view, pp.digest)]
+        slot.prepared_proof = PreparedProof(slot.preprepare, tuple(
+            voters[i] for i in sorted(voters) if i != self.primary_of(pp.view))[:2 * self.f])
+        if not slot.commit_sent and not self.voted_otherwise(slot.commits, pp.view, pp.digest):
             slot.commit_sent = True
             self.send_vote(Commit(pp.view, pp.seq, pp.digest), slot.commits)
         self.check_committed(slot)
@@ -207,18 +239,24 @@ class NormalCase:
         while True:
             slot = self.slots.get(self.last_delivered + 1)
             if slot is None or slot.certificate is None or slot.preprepare is None:
+                self.note_gap()
                 break
             pp: PrePrepare = slot.preprepare.body
             self.emit(ev.Deliver(slot.preprepare, slot.certificate))
             self.last_delivered = pp.seq
             self.next_seq = max(self.next_seq, pp.seq + 1)
+            self.failed_views = 0
             self.stats["delivered"] += 1
+            if slot.fetched:  # proven by its certificate; nothing of ours to keep for views
+                del self.slots[pp.seq]
         self.on_progress()
         if self.is_primary and self.pending:
             self.propose(force=False)
 
     def on_progress(self: "Replica") -> None:
         """Requests are moving: the view-change timer restarts for what is left."""
+        if self.in_view_change:
+            return
         self.cancel_timer("view")
         if self.pending or self.has_undelivered():
             self.arm_request_timer()

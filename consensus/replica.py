@@ -16,8 +16,8 @@ from consensus import events as ev
 from consensus.catchup import CatchUp
 from consensus.checkpoints import Checkpoints
 from consensus.crypto import Keyring
-from consensus.messages import (Checkpoint, Commit, NewView, PrePrepare, Prepare, Signed,
-                                ViewChange)
+from consensus.messages import (Checkpoint, Commit, NewView, PreparedProof, PrePrepare, Prepare,
+                                Signed, ViewChange)
 from consensus.normal import NormalCase
 from consensus.quorum import max_faulty, quorum, weak_quorum
 from consensus.viewchange import ViewChanges
@@ -63,6 +63,9 @@ class Slot:
     commit_sent: bool = False
     certificate: tuple[Signed, ...] | None = None
     """2f+1 commits matching the pre-prepare: the block is committed and deliverable."""
+    prepared_proof: PreparedProof | None = None
+    """The latest view's prepared certificate, carried into VIEW-CHANGE messages."""
+    fetched: bool = False
 
 
 DigestFn = Callable[[int, tuple[bytes, ...]], bytes]
@@ -126,6 +129,48 @@ class Replica(NormalCase, Checkpoints, CatchUp, ViewChanges):
             self.on_fetch_timer()
         elif name == "view":
             self.on_view_timer()
+
+    def restore(self, wal: list[Signed], executed_height: int) -> None:
+        """Rebuild after a crash from what this replica signed (its WAL) and the host's height.
+
+        Only our own messages matter: they fix the view we reached and the votes we
+        must never contradict (a prepare or commit for another digest at the same
+        view and sequence). The rest is re-learned from peers.
+        """
+        self.resume(executed_height)
+        latest_vc: Signed | None = None
+        for msg in wal:
+            body = msg.body
+            if msg.sender != self.cfg.index:
+                continue
+            if isinstance(body, ViewChange):
+                self.view = max(self.view, body.new_view)
+                latest_vc = msg if latest_vc is None or body.new_view >= latest_vc.body.new_view else latest_vc
+                continue
+            self.view = max(self.view, body.view)
+            if isinstance(body, NewView):
+                self.last_new_view = msg
+            elif body.seq > self.last_delivered:
+                self.restore_vote(msg)
+        if latest_vc is not None:
+            self.view_changes[self.cfg.index] = latest_vc
+            self.in_view_change = latest_vc.body.new_view == self.view and not any(
+                getattr(m.body, "view", -1) == self.view for m in wal if m.sender == self.cfg.index)
+        if self.in_view_change:
+            self.emit(ev.Broadcast(latest_vc))
+            self.set_timer("view", self.view_timeout_ms())
+
+    def restore_vote(self, msg: Signed) -> None:
+        body = msg.body
+        slot = self.slot(body.seq)
+        if isinstance(body, PrePrepare):
+            slot.preprepare = msg
+            self.accept_preprepare(msg)
+            self.next_seq = max(self.next_seq, body.seq + 1)
+        elif isinstance(body, (Prepare, Commit)):
+            votes = slot.prepares if isinstance(body, Prepare) else slot.commits
+            votes.setdefault((body.view, body.digest), {})[self.cfg.index] = msg
+            slot.commit_sent = slot.commit_sent or isinstance(body, Commit)
 
     # -- helpers shared by the phases ---------------------------------------------------
     def primary_of(self, view: int) -> int:

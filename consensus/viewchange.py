@@ -1,33 +1,282 @@
-"""View change (Castro & Liskov §4.4) — replaced in full by the fault-tolerance work.
+"""View change (Castro & Liskov §4.4, with the liveness rules of §4.5.2).
 
-Until then a replica only keeps the request timer so the host sees stalls.
+A replica whose request timer expires, or who catches the primary lying, moves to view
+v+1 and broadcasts VIEW-CHANGE with its stable checkpoint proof and every prepared
+certificate above it. The primary of v+1 gathers 2f+1 of them and sends NEW-VIEW:
+for each sequence number between the highest stable checkpoint and the highest
+prepared one it re-proposes the batch prepared in the highest view, or a null batch.
+Backups recompute that choice from the same VIEW-CHANGEs and accept NEW-VIEW only if
+it matches, so a new primary cannot rewrite what may have committed.
+
+Liveness: timeouts double on consecutive failed views; a replica joins a higher view
+only on f+1 VIEW-CHANGEs (so one liar cannot drag the view up); a replica left behind
+in an old view is sent the NEW-VIEW that installed the current one.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from consensus.messages import Signed
+from consensus import events as ev
+from consensus.messages import (Checkpoint, NewView, PreparedProof, PrePrepare, Prepare, Signed,
+                                ViewChange, request_id)
 
 if TYPE_CHECKING:
     from consensus.replica import Replica
+
+MAX_FUTURE_MESSAGES = 20_000
+NO_ROOT = bytes(32)
 
 
 class ViewChanges:
     def __init__(self: "Replica") -> None:
         self.in_view_change = False
+        self.view_changes: dict[int, Signed] = {}
+        """Latest valid VIEW-CHANGE per sender (one per sender bounds view-change spam)."""
+        self.last_new_view: Signed | None = None
+        self.failed_views = 0
+        self.ahead: dict[int, int] = {}
+        """Senders seen working in a view above ours, and the highest such view."""
+        self.future: list[Signed] = []
+        """Normal-case messages for a view we have not installed yet, replayed on entry."""
 
+    # -- triggers -------------------------------------------------------------------------
     def arm_request_timer(self: "Replica") -> None:
-        self.set_timer("view", self.cfg.request_timeout_ms)
+        if not self.in_view_change:
+            self.set_timer("view", self.view_timeout_ms())
+
+    def view_timeout_ms(self: "Replica") -> int:
+        return self.cfg.request_timeout_ms * 2 ** min(self.failed_views, 6)
 
     def on_view_timer(self: "Replica") -> None:
-        self.stats["request_timeouts"] += 1
+        """Request timeout: start a view change. View-change timeout: escalate, but only
+        once 2f+1 replicas are in this view change (§4.5.2) — a lone replica re-sends its
+        VIEW-CHANGE instead of racing through views the others will never join."""
+        self.stats["view_timeouts"] += 1
+        if not self.in_view_change:
+            self.start_view_change(self.view + 1)
+            return
+        joined = sum(1 for m in self.view_changes.values() if m.body.new_view == self.view)
+        if joined >= self.quorum:
+            self.start_view_change(self.view + 1)
+            return
+        self.emit(ev.Broadcast(self.view_changes[self.cfg.index]))
+        self.set_timer("view", self.view_timeout_ms())
 
     def suspect_primary(self: "Replica", reason: str) -> None:
-        self.stats["suspected_primary"] += 1
+        self.stats[f"suspected_primary:{reason}"] += 1
+        self.start_view_change(self.view + 1)
 
+    def start_view_change(self: "Replica", new_view: int) -> None:
+        if new_view <= self.view:
+            return
+        self.view, self.in_view_change = new_view, True
+        self.failed_views += 1
+        self.batch_due = False
+        self.cancel_timer("batch")
+        prepared = tuple(s.prepared_proof for _, s in sorted(self.slots.items())
+                         if s.prepared_proof is not None and s.seq > self.low_mark)
+        signed = self.sign(ViewChange(new_view, self.low_mark, self.stable_root or NO_ROOT,
+                                      self.stable_proof, prepared))
+        self.emit(ev.Persist(signed))
+        self.emit(ev.Broadcast(signed))
+        self.view_changes[self.cfg.index] = signed
+        self.stats["view_changes_started"] += 1
+        self.cancel_timer("view")
+        self.set_timer("view", self.view_timeout_ms())
+        self.try_new_view(new_view)
+
+    # -- VIEW-CHANGE ------------------------------------------------------------------------
     def on_view_change(self: "Replica", msg: Signed) -> None:
-        self.stats["ignored_view_change"] += 1
+        vc: ViewChange = msg.body
+        if vc.new_view < self.view or (vc.new_view == self.view and not self.in_view_change):
+            if self.last_new_view is not None:  # the sender is behind: show it our view
+                self.emit(ev.Send(msg.sender, self.last_new_view))
+            return
+        earlier = self.view_changes.get(msg.sender)
+        if earlier is not None and earlier.body.new_view >= vc.new_view:
+            return
+        if not self.is_valid_view_change(msg):
+            self.stats["rejected_view_change"] += 1
+            return
+        self.view_changes[msg.sender] = msg
+        wanted = sorted((m.body.new_view for s, m in self.view_changes.items()
+                         if s != self.cfg.index and m.body.new_view > self.view), reverse=True)
+        if len(wanted) >= self.weak_quorum:
+            self.start_view_change(wanted[self.weak_quorum - 1])
+        self.try_new_view(vc.new_view)
+
+    def is_valid_view_change(self: "Replica", msg: Signed) -> bool:
+        vc = msg.body
+        if not isinstance(vc, ViewChange) or not self.is_authentic(msg):
+            return False
+        if vc.stable_seq and not self.is_checkpoint_proof(vc.stable_seq, vc.stable_root,
+                                                          vc.checkpoint_proof):
+            return False
+        seqs = [p.preprepare.body.seq for p in vc.prepared if isinstance(p.preprepare.body, PrePrepare)]
+        if len(seqs) != len(vc.prepared) or len(set(seqs)) != len(seqs):
+            return False
+        return all(self.is_prepared_proof(p, vc) for p in vc.prepared)
+
+    def is_checkpoint_proof(self: "Replica", seq: int, root: bytes,
+                            proof: tuple[Signed, ...]) -> bool:
+        voters = {m.sender for m in proof if isinstance(m.body, Checkpoint)
+                  and (m.body.seq, m.body.state_root) == (seq, root) and self.is_authentic(m)}
+        return len(voters) >= self.quorum
+
+    def is_prepared_proof(self: "Replica", proof: PreparedProof, vc: ViewChange) -> bool:
+        pp: PrePrepare = proof.preprepare.body
+        primary = self.primary_of(pp.view)
+        if not (pp.view < vc.new_view and vc.stable_seq < pp.seq
+                <= vc.stable_seq + self.cfg.log_window_blocks):
+            return False
+        if proof.preprepare.sender != primary or not self.is_authentic(proof.preprepare):
+            return False
+        if self.digest_batch(pp.timestamp_ms, pp.txs) != pp.digest:
+            return False
+        voters = {m.sender for m in proof.prepares if isinstance(m.body, Prepare)
+                  and (m.body.view, m.body.seq, m.body.digest) == (pp.view, pp.seq, pp.digest)
+                  and m.sender != primary and self.is_authentic(m)}
+        return len(voters) >= 2 * self.f
+
+    # -- NEW-VIEW -----------------------------------------------------------------------------
+    def try_new_view(self: "Replica", view: int) -> None:
+        if not (self.in_view_change and self.view == view
+                and self.primary_of(view) == self.cfg.index):
+            return
+        chosen = [m for _, m in sorted(self.view_changes.items()) if m.body.new_view == view]
+        if len(chosen) < self.quorum:
+            return
+        chosen = chosen[:self.quorum]
+        batches = self.compute_new_view_batches(view, [m.body for m in chosen])
+        preprepares = tuple(self.sign(PrePrepare(view, seq, self.digest_batch(ts, txs), ts, txs))
+                            for seq, ts, txs in batches)
+        signed = self.sign(NewView(view, tuple(chosen), preprepares))
+        self.emit(ev.Persist(signed))
+        self.emit(ev.Broadcast(signed))
+        self.stats["new_views_sent"] += 1
+        self.enter_view(signed)
+
+    def compute_new_view_batches(self: "Replica", view: int, vcs: list[ViewChange]
+                                 ) -> list[tuple[int, int, tuple[bytes, ...]]]:
+        """(seq, timestamp_ms, txs) for every sequence number the new view must settle."""
+        low = max(vc.stable_seq for vc in vcs)
+        best: dict[int, PrePrepare] = {}
+        for vc in vcs:
+            for proof in vc.prepared:
+                pp: PrePrepare = proof.preprepare.body
+                held = best.get(pp.seq)
+                if pp.seq > low and (held is None or (pp.view, pp.digest) > (held.view, held.digest)):
+                    best[pp.seq] = pp
+        high = max(best, default=low)
+        return [(seq, best[seq].timestamp_ms, best[seq].txs) if seq in best else (seq, 0, ())
+                for seq in range(low + 1, high + 1)]
 
     def on_new_view(self: "Replica", msg: Signed) -> None:
-        self.stats["ignored_new_view"] += 1
+        nv: NewView = msg.body
+        if nv.view < self.view or (nv.view == self.view and not self.in_view_change):
+            return
+        if msg.sender != self.primary_of(nv.view) or not self.is_valid_new_view(msg):
+            self.stats["rejected_new_view"] += 1
+            return
+        self.enter_view(msg)
+
+    def is_valid_new_view(self: "Replica", msg: Signed) -> bool:
+        nv: NewView = msg.body
+        senders = {m.sender for m in nv.view_changes}
+        if len(senders) != len(nv.view_changes) or len(senders) < self.quorum:
+            return False
+        if not all(isinstance(m.body, ViewChange) and m.body.new_view == nv.view
+                   and self.is_valid_view_change(m) for m in nv.view_changes):
+            return False
+        expected = self.compute_new_view_batches(nv.view, [m.body for m in nv.view_changes])
+        if len(expected) != len(nv.preprepares):
+            return False
+        for (seq, ts, txs), pp in zip(expected, nv.preprepares):
+            body = pp.body
+            if (not isinstance(body, PrePrepare) or pp.sender != msg.sender
+                    or (body.view, body.seq, body.timestamp_ms, body.txs) != (nv.view, seq, ts, txs)
+                    or body.digest != self.digest_batch(ts, txs) or not self.is_authentic(pp)):
+                return False
+        return True
+
+    # -- entering the view ----------------------------------------------------------------------
+    def enter_view(self: "Replica", new_view_msg: Signed) -> None:
+        nv: NewView = new_view_msg.body
+        self.view, self.in_view_change, self.last_new_view = nv.view, False, new_view_msg
+        self.cancel_timer("view")
+        self.stats["views_installed"] += 1
+        best = max(nv.view_changes, key=lambda m: m.body.stable_seq).body
+        if best.stable_seq > self.low_mark:
+            self.adopt_checkpoint(best.stable_seq, best.stable_root, best.checkpoint_proof)
+        self.requeue_unsettled(nv.view)
+        high = self.low_mark
+        for pp_msg in nv.preprepares:
+            high = max(high, pp_msg.body.seq)
+            self.install_preprepare(pp_msg)
+        for seq in [s for s in self.slots if s > high and s > self.last_delivered]:
+            del self.slots[seq]
+        self.next_seq = max(high, self.last_delivered) + 1
+        replay, self.future = [m for m in self.future if m.body.view == nv.view], []
+        for msg in replay:
+            self.on_message(msg)
+        self.on_progress()
+        if self.is_primary and self.pending:
+            self.propose(force=True)
+
+    def install_preprepare(self: "Replica", pp_msg: Signed) -> None:
+        pp: PrePrepare = pp_msg.body
+        if pp.seq <= self.last_delivered:
+            return
+        slot = self.slot(pp.seq)
+        if slot.certificate is not None and slot.preprepare.body.digest != pp.digest:
+            self.stats["new_view_conflicts_committed"] += 1  # impossible with <= f faulty
+            return
+        slot.preprepare, slot.prepared, slot.commit_sent = pp_msg, False, False
+        self.accept_preprepare(pp_msg)
+        if pp_msg.sender != self.cfg.index:
+            self.send_vote(Prepare(pp.view, pp.seq, pp.digest), slot.prepares)
+        self.check_prepared(slot)
+
+    def requeue_unsettled(self: "Replica", view: int) -> None:
+        """Requests in old-view batches that may not survive go back to pending."""
+        for seq, slot in sorted(self.slots.items()):
+            if seq <= self.last_delivered or slot.preprepare is None:
+                continue
+            if slot.preprepare.body.view >= view or slot.certificate is not None:
+                continue
+            for raw in slot.preprepare.body.txs:
+                tx = request_id(raw)
+                if self.seen.get(tx) == seq:
+                    del self.seen[tx]
+                if tx not in self.pending:
+                    self.pending[tx] = raw
+                    self.pending_bytes += len(raw)
+
+    def adopt_checkpoint(self: "Replica", seq: int, root: bytes, proof: tuple[Signed, ...]) -> None:
+        """A quorum proved state at `seq`; move the watermarks and fetch what we lack."""
+        if self.last_executed >= seq:
+            if self.executed_roots.get(seq, root) != root:
+                self.stats["state_divergence"] += 1
+                return
+            self.stabilise(seq, root, proof)
+            return
+        self.low_mark, self.stable_root, self.stable_proof = seq, root, proof
+        for old in [s for s in self.slots if s <= seq and s > self.last_delivered and
+                    self.slots[s].certificate is None]:
+            del self.slots[old]
+        self.note_future(seq)
+
+    def buffer_future(self: "Replica", msg: Signed) -> None:
+        if len(self.future) < MAX_FUTURE_MESSAGES:
+            self.future.append(msg)
+        else:
+            self.stats["dropped_future_message"] += 1
+        if msg.body.view <= self.view:
+            return
+        self.ahead[msg.sender] = max(self.ahead.get(msg.sender, 0), msg.body.view)
+        if sum(1 for v in self.ahead.values() if v > self.view) >= self.weak_quorum:
+            # f+1 replicas work in a later view, so at least one honest one does: ask to
+            # join; whoever holds that view's NEW-VIEW answers our VIEW-CHANGE with it.
+            self.ahead.clear()
+            self.start_view_change(self.view + 1)

@@ -22,6 +22,7 @@ from contracts import codec, errors
 from contracts.queries import run_query
 from contracts.tx import Transaction, from_bytes, from_json
 from node.chain import Header, read_certificate
+from node.faults import add_admin_routes
 from node.runtime import MempoolFull, Runtime
 
 log = logging.getLogger("ipchain.api")
@@ -173,6 +174,17 @@ async def get_block(request: web.Request) -> web.Response:
     return web.json_response(block_json(runtime, height))
 
 
+async def get_evidence(request: web.Request) -> web.Response:
+    """Conflicting signed messages this node caught, decoded for people and kept as hex."""
+    items = []
+    for kind, sender, first, second in request.app[RUNTIME].storage.evidence():
+        a, b = wire.decode(first), wire.decode(second)
+        items.append({"kind": kind, "replica": sender,
+                      "first": {**_message_json(a), "wire": first.hex()},
+                      "second": {**_message_json(b), "wire": second.hex()}})
+    return web.json_response({"count": len(items), "evidence": items})
+
+
 async def get_status(request: web.Request) -> web.Response:
     return web.json_response(request.app[RUNTIME].status())
 
@@ -211,7 +223,9 @@ async def p2p_blocks(request: web.Request) -> web.Response:
     first = _int_param(request, "from", 1)
     last = min(_int_param(request, "to", first), first + MAX_FETCH_BLOCKS - 1)
     rows = runtime.storage.blocks(first, last)
-    body = msgpack.packb([[pp, cert] for _, pp, cert in rows], use_bin_type=True)
+    stable = runtime.storage.get_meta("stable_checkpoint")
+    body = msgpack.packb({"blocks": [[pp, cert] for _, pp, cert in rows],
+                          "checkpoint": stable[1] if stable else []}, use_bin_type=True)
     return web.Response(body=body, content_type=MSGPACK)
 
 
@@ -224,6 +238,12 @@ async def _msgpack_list(request: web.Request) -> list[bytes]:
     if not isinstance(items, list) or not all(isinstance(i, bytes) for i in items):
         raise ApiError(400, "MalformedMsgpack", "expected an array of byte strings")
     return items
+
+
+def _message_json(msg: wire.Signed) -> dict[str, Any]:
+    fields = {k: v for k, v in vars(msg.body).items() if isinstance(v, (int, bytes))}
+    return {"type": type(msg.body).__name__, "sender": msg.sender, "sig": msg.sig.hex(),
+            **_hexed(fields)}
 
 
 def _hexed(value: dict[str, Any]) -> dict[str, Any]:
@@ -260,8 +280,10 @@ def build_app(runtime: Runtime) -> web.Application:
     app.router.add_get("/v1/tx/{id}", get_tx)
     app.router.add_get("/v1/blocks/{height}", get_block)
     app.router.add_get("/v1/status", get_status)
+    app.router.add_get("/v1/evidence", get_evidence)
     app.router.add_get(r"/v1/state/{kind}{tail:(/.*)?}", get_state)
     app.router.add_post("/p2p/messages", p2p_messages)
     app.router.add_post("/p2p/txs", p2p_txs)
     app.router.add_get("/p2p/blocks", p2p_blocks)
+    add_admin_routes(app, runtime)  # /admin/faults (node/faults.py)
     return app

@@ -55,7 +55,7 @@ class Runtime:
         self.replica = Replica(ReplicaConfig(n=len(cfg.validator_keys), index=cfg.index,
                                              chain_id=cfg.chain_id, **cfg.consensus),
                                keys, digest_batch)
-        self.replica.resume(self.executor.height)
+        self.replica.restore(self._read_wal(), self.executor.height)
         self.transport = Transport(cfg.peers, self.counters)
         self.events: asyncio.Queue[Any] = asyncio.Queue()
         self.blocks: asyncio.Queue[ev.Deliver] = asyncio.Queue()
@@ -67,6 +67,15 @@ class Runtime:
         self._timers: dict[str, tuple[int, asyncio.TimerHandle]] = {}
         self._generation = 0
         self._tasks: list[asyncio.Task] = []
+
+    def _read_wal(self) -> list[wire.Signed]:
+        restored = []
+        for raw in self.storage.wal():
+            try:
+                restored.append(wire.decode(raw))
+            except wire.WireError:
+                log.error("event=wal_record_unreadable")
+        return restored
 
     # -- lifecycle ----------------------------------------------------------------------
     async def start(self) -> None:
@@ -172,6 +181,10 @@ class Runtime:
                     entry[1].cancel()
             elif isinstance(action, ev.FetchBlocks):
                 asyncio.create_task(self._fetch(action.first, action.last))
+            elif isinstance(action, ev.CheckpointStable):
+                self.storage.prune_wal(action.seq, self.replica.view)
+                self.storage.set_meta("stable_checkpoint",
+                                      [action.seq, [wire.encode(m) for m in action.proof]])
             elif isinstance(action, ev.Evidence):
                 self.storage.add_evidence(action.kind, action.first.sender,
                                           wire.encode(action.first), wire.encode(action.second))
@@ -196,7 +209,8 @@ class Runtime:
                 return
             self.events.put_nowait(event)
 
-        await self.transport.fetch_blocks(first, last, on_block)
+        proof = await self.transport.fetch_blocks(first, last, on_block)
+        self.on_peer_messages(proof)  # the server's stable checkpoint votes
 
     # -- the executor task -----------------------------------------------------------------------
     async def _executor_loop(self) -> None:

@@ -105,9 +105,12 @@ class Storage:
     def wal(self) -> list[bytes]:
         return [r[0] for r in self.db.execute("SELECT msg FROM wal ORDER BY id")]
 
-    def prune_wal(self, below_seq: int) -> None:
+    def prune_wal(self, stable_seq: int, view: int) -> None:
+        """Votes at or below a stable checkpoint, and view changes of past views, are settled."""
         with self.db:
-            self.db.execute("DELETE FROM wal WHERE seq <= ? AND kind != 'VC'", (below_seq,))
+            self.db.execute("DELETE FROM wal WHERE seq <= ? AND kind IN ('PP', 'P', 'C')",
+                            (stable_seq,))
+            self.db.execute("DELETE FROM wal WHERE view < ? AND kind IN ('VC', 'NV')", (view,))
 
     def add_evidence(self, kind: str, sender: int, first: bytes, second: bytes) -> None:
         with self.db:

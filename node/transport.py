@@ -121,8 +121,11 @@ class Transport:
                 link.put(link.txs, raw)
 
     async def fetch_blocks(self, first: int, last: int,
-                           on_block: Callable[[bytes, list[bytes]], Awaitable[None]]) -> int:
-        """Ask peers in random order until one serves [first, last]; returns blocks got."""
+                           on_block: Callable[[bytes, bytes], Awaitable[None]]) -> list[bytes]:
+        """Ask peers in random order until one serves [first, last].
+
+        Returns that peer's stable checkpoint votes (wire bytes), so a replica that
+        catches up across many checkpoints can stabilise the last one it reaches."""
         order = list(self.links.values())
         random.shuffle(order)
         for link in order:
@@ -131,12 +134,14 @@ class Transport:
                                             params={"from": first, "to": last}) as resp:
                     if resp.status != 200:
                         continue
-                    blocks = msgpack.unpackb(await resp.read(), raw=False)
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError):
+                    answer = msgpack.unpackb(await resp.read(), raw=False)
+                blocks, proof = answer["blocks"], answer["checkpoint"]
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError,
+                    KeyError, TypeError):
                 continue
             if blocks:
                 for preprepare, certificate in blocks:
                     await on_block(preprepare, certificate)
                 self.counters["fetched_blocks"] += len(blocks)
-                return len(blocks)
-        return 0
+                return [m for m in proof if isinstance(m, bytes)]
+        return []

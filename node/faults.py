@@ -1,0 +1,555 @@
+"""Fault injection between transport and replica, controlled through the admin API.
+
+A rule table (drop / delay / duplicate / reorder by peer, direction and message kind,
+each with a probability drawn from one seeded RNG), network partitions as groups of
+replicas, and Byzantine behaviours of this node (equivocation, wrong digests, bad
+signatures, muteness, view-change spam). Everything hangs off the two hooks the
+runtime offers — `transport.outbound_filter(peer, wire_bytes)` and
+`runtime.inbound_filter(signed)` — and both hooks are reset to None whenever nothing
+is installed, so a node without faults pays one `if` per message and nothing else.
+
+Delayed and reordered messages are re-injected past the filters (outbound straight
+into the peer's link queue, inbound straight into the replica's event queue) with
+`loop.call_later`, so a delay never blocks the replica and is never applied twice.
+
+What a partition cuts: replica messages in both directions at both ends (every node is
+told the same groups). Transaction relay and block fetches still pass: clients'
+transactions keep spreading, and a cut-off replica only learns it is behind once
+messages flow again.
+
+Byzantine tampering re-signs with the node's own key (`runtime.replica.sign`): the
+point is a replica that is faulty yet authentic, which honest peers cannot simply
+drop as forged (except under `bad_signature`, which tests exactly that).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import hashlib
+import hmac
+import json
+import os
+import random
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from aiohttp import web
+
+from consensus import events as ev
+from consensus import messages as wire
+from consensus.messages import Commit, PrePrepare, Prepare, ViewChange
+from node.chain import digest_batch
+
+KINDS = frozenset(wire.KINDS)
+ACTIONS = ("drop", "delay", "duplicate", "reorder")
+DIRECTIONS = ("out", "in", "both")
+DISTRIBUTIONS = ("fixed", "uniform", "normal", "exponential")
+BYZANTINE_MODES = ("equivocate", "wrong_digest", "bad_signature", "mute", "view_change_spam")
+MAX_DELAY_MS = 60_000
+MAX_ALT_CACHE = 4096
+LOOPBACK = ("127.", "::1", "::ffff:127.")
+ALLOW_REMOTE_ENV = "IPCHAIN_ADMIN_ALLOW_REMOTE"
+"""Set to 1 to accept admin calls from other hosts (the token is still required)."""
+
+
+class FaultSpecError(ValueError):
+    """An admin request that cannot be installed; the message names the field."""
+
+
+# -- specs --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Rule:
+    id: int
+    action: str
+    direction: str = "out"
+    peers: frozenset[int] | None = None
+    """Peer indices the rule applies to (None: every peer)."""
+    kinds: frozenset[str] | None = None
+    """Message kinds PP, P, C, CP, VC, NV (None: every kind)."""
+    probability: float = 1.0
+    delay_ms: float = 0.0
+    jitter_ms: float = 0.0
+    distribution: str = "fixed"
+    copies: int = 1
+    """duplicate: extra copies sent."""
+    window: int = 4
+    """reorder: messages held before they are released in shuffled order..."""
+    window_ms: float = 50.0
+    """...or when this much time has passed since the first was held."""
+
+    def matches(self, direction: str, peer: int, kind: str | None) -> bool:
+        return ((self.direction == "both" or self.direction == direction)
+                and (self.peers is None or peer in self.peers)
+                and (self.kinds is None or kind in self.kinds))
+
+    def to_json(self) -> dict[str, Any]:
+        out = {k: v for k, v in self.__dict__.items()}
+        out["peers"] = None if self.peers is None else sorted(self.peers)
+        out["kinds"] = None if self.kinds is None else sorted(self.kinds)
+        return out
+
+
+@dataclass(frozen=True)
+class Byzantine:
+    mode: str
+    targets: frozenset[int] | None = None
+    kinds: frozenset[str] | None = None
+    probability: float = 1.0
+    interval_ms: float = 200.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"mode": self.mode, "probability": self.probability,
+                "interval_ms": self.interval_ms,
+                "targets": None if self.targets is None else sorted(self.targets),
+                "kinds": None if self.kinds is None else sorted(self.kinds)}
+
+
+def _field(spec: dict[str, Any], name: str, kinds: tuple[type, ...], default: Any,
+           where: str) -> Any:
+    value = spec.get(name, default)
+    if value is default:
+        return value
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        raise FaultSpecError(f"{where}.{name} must be {'/'.join(k.__name__ for k in kinds)}")
+    return value
+
+
+def _number(spec: dict[str, Any], name: str, default: float, where: str,
+            low: float = 0.0, high: float = float(MAX_DELAY_MS)) -> float:
+    value = float(_field(spec, name, (int, float), default, where))
+    if not low <= value <= high:
+        raise FaultSpecError(f"{where}.{name} must be between {low:g} and {high:g}")
+    return value
+
+
+def _index_set(spec: dict[str, Any], name: str, where: str) -> frozenset[int] | None:
+    value = spec.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value):
+        raise FaultSpecError(f"{where}.{name} must be a list of replica indices")
+    return frozenset(value)
+
+
+def _kind_set(spec: dict[str, Any], where: str) -> frozenset[str] | None:
+    value = spec.get("kinds")
+    if value is None:
+        return None
+    if not isinstance(value, list) or not set(value) <= KINDS:
+        raise FaultSpecError(f"{where}.kinds must be a list drawn from {sorted(KINDS)}")
+    return frozenset(value)
+
+
+def _choice(spec: dict[str, Any], name: str, options: tuple[str, ...], default: str | None,
+            where: str) -> str:
+    value = spec.get(name, default)
+    if value not in options:
+        raise FaultSpecError(f"{where}.{name} must be one of {list(options)}, not {value!r}")
+    return value
+
+
+def _no_unknown(spec: Any, known: set[str], where: str) -> None:
+    if not isinstance(spec, dict):
+        raise FaultSpecError(f"{where} must be an object")
+    unknown = sorted(set(spec) - known)
+    if unknown:
+        raise FaultSpecError(f"{where}: unknown field(s) {unknown}")
+
+
+RULE_FIELDS = {"action", "direction", "peers", "kinds", "probability", "delay_ms",
+               "jitter_ms", "distribution", "copies", "window", "window_ms"}
+
+
+def parse_rule(spec: Any, rule_id: int, where: str = "rule") -> Rule:
+    _no_unknown(spec, RULE_FIELDS, where)
+    copies = _field(spec, "copies", (int,), 1, where)
+    window = _field(spec, "window", (int,), 4, where)
+    if not 1 <= copies <= 10 or not 2 <= window <= 1000:
+        raise FaultSpecError(f"{where}: copies must be 1..10 and window 2..1000")
+    return Rule(id=rule_id, action=_choice(spec, "action", ACTIONS, None, where),
+                direction=_choice(spec, "direction", DIRECTIONS, "out", where),
+                peers=_index_set(spec, "peers", where), kinds=_kind_set(spec, where),
+                probability=_number(spec, "probability", 1.0, where, high=1.0),
+                delay_ms=_number(spec, "delay_ms", 0.0, where),
+                jitter_ms=_number(spec, "jitter_ms", 0.0, where),
+                distribution=_choice(spec, "distribution", DISTRIBUTIONS, "fixed", where),
+                copies=copies, window=window,
+                window_ms=_number(spec, "window_ms", 50.0, where, low=1.0))
+
+
+def parse_byzantine(spec: Any, where: str = "byzantine") -> Byzantine | None:
+    _no_unknown(spec, {"mode", "targets", "kinds", "probability", "interval_ms"}, where)
+    if spec.get("mode") in (None, "none", "honest"):
+        return None
+    return Byzantine(mode=_choice(spec, "mode", BYZANTINE_MODES, None, where),
+                     targets=_index_set(spec, "targets", where), kinds=_kind_set(spec, where),
+                     probability=_number(spec, "probability", 1.0, where, high=1.0),
+                     interval_ms=_number(spec, "interval_ms", 200.0, where, low=10.0))
+
+
+def parse_partition(spec: Any) -> list[frozenset[int]]:
+    if not isinstance(spec, list) or not all(isinstance(g, list) for g in spec):
+        raise FaultSpecError("partition must be a list of groups (lists of replica indices)")
+    groups = [_index_set({"group": g}, "group", "partition") or frozenset() for g in spec]
+    seen: set[int] = set()
+    for group in groups:
+        if seen & group:
+            raise FaultSpecError(f"partition: replicas {sorted(seen & group)} are in two groups")
+        seen |= group
+    return groups
+
+
+# -- the engine ---------------------------------------------------------------------------
+class FaultEngine:
+    """The installed faults of one node and the two filters that enact them."""
+
+    def __init__(self, runtime: Any, seed: int | None = None) -> None:
+        self.runtime = runtime
+        self.index: int = runtime.cfg.index
+        self.seed = self.index if seed is None else seed
+        self.rng = random.Random(self.seed)
+        self.rules: list[Rule] = []
+        self.partition: list[frozenset[int]] = []
+        self.byzantine: Byzantine | None = None
+        self.counters: collections.Counter[str] = collections.Counter()
+        self._next_id = 1
+        self._held: dict[tuple[str, int], list[tuple[Any, Callable[[Any], None]]]] = {}
+        self._flushers: dict[tuple[str, int], asyncio.TimerHandle] = {}
+        self._alt: collections.OrderedDict[tuple[int, int, bytes], Any] = collections.OrderedDict()
+        self._spam: asyncio.TimerHandle | None = None
+        self._spam_round = 0
+
+    # -- control ---------------------------------------------------------------------
+    def install(self, spec: Any) -> list[int]:
+        """Add what `spec` describes (validated in full before anything changes)."""
+        _no_unknown(spec, {"seed", "rules", "partition", "byzantine"}, "request")
+        rules_spec = spec.get("rules", [])
+        if not isinstance(rules_spec, list):
+            raise FaultSpecError("rules must be a list")
+        seed = _field(spec, "seed", (int,), None, "request")
+        rules = [parse_rule(r, self._next_id + k, f"rules[{k}]") for k, r in enumerate(rules_spec)]
+        partition = parse_partition(spec["partition"]) if "partition" in spec else None
+        byzantine = parse_byzantine(spec["byzantine"]) if "byzantine" in spec else False
+        if seed is not None:
+            self.seed, self.rng = seed, random.Random(seed)
+        self._next_id += len(rules)
+        self.rules.extend(rules)
+        if partition is not None:
+            self.partition = partition
+        if byzantine is not False:
+            self._set_byzantine(byzantine)
+        self._refresh_hooks()
+        return [r.id for r in rules]
+
+    def clear(self, rule_id: int | None = None) -> bool:
+        """Remove one rule, or everything (rules, partition, Byzantine mode)."""
+        if rule_id is not None:
+            before = len(self.rules)
+            self.rules = [r for r in self.rules if r.id != rule_id]
+            found = len(self.rules) < before
+        else:
+            self.rules, self.partition, found = [], [], True
+            self._set_byzantine(None)
+        self._flush_all()
+        self._refresh_hooks()
+        return found
+
+    def describe(self) -> dict[str, Any]:
+        return {"node": self.index, "seed": self.seed, "rules": [r.to_json() for r in self.rules],
+                "partition": [sorted(g) for g in self.partition],
+                "byzantine": self.byzantine.to_json() if self.byzantine else None,
+                "active": self.is_active, "held": sum(len(v) for v in self._held.values()),
+                "counters": dict(sorted(self.counters.items()))}
+
+    @property
+    def is_active(self) -> bool:
+        return bool(self.rules or self.partition or self.byzantine)
+
+    def _refresh_hooks(self) -> None:
+        """Install the filters only while something is installed: zero cost otherwise."""
+        active = self.is_active
+        self.runtime.transport.outbound_filter = self.on_outbound if active else None
+        self.runtime.inbound_filter = self.on_inbound if active else None
+
+    def _set_byzantine(self, byzantine: Byzantine | None) -> None:
+        self.byzantine = byzantine
+        if self._spam is not None:
+            self._spam.cancel()
+            self._spam = None
+        if byzantine is not None and byzantine.mode == "view_change_spam":
+            self._spam = asyncio.get_running_loop().call_later(
+                byzantine.interval_ms / 1000, self._send_spam)
+
+    def _count(self, what: str, direction: str, kind: str | None) -> None:
+        self.counters[f"{what}:{direction}:{kind or '*'}"] += 1
+        self.runtime.counters[f"fault_{what}:{direction}"] += 1
+
+    # -- the filters -----------------------------------------------------------------
+    def is_cut(self, peer: int) -> bool:
+        if not self.partition:
+            return False
+        mine = next((g for g in self.partition if self.index in g), frozenset({self.index}))
+        return peer not in mine
+
+    def on_outbound(self, peer: int, data: bytes) -> list[bytes]:
+        if self.is_cut(peer):
+            self._count("partition", "out", None)
+            return []
+        msg: wire.Signed | None = None
+        if self.byzantine is not None or any(r.kinds is not None for r in self.rules):
+            try:
+                msg = wire.decode(data)
+            except wire.WireError:
+                return [data]
+        if self.byzantine is not None and msg is not None:
+            tampered = self._byzantine_out(peer, msg)
+            if tampered is None:
+                return []
+            if tampered is not msg:
+                msg, data = tampered, wire.encode(tampered)
+        kind = msg.body.KIND if msg is not None else None
+        return self._apply_rules("out", peer, kind, data, lambda item: self._inject_out(peer, item))
+
+    def on_inbound(self, msg: wire.Signed) -> list[wire.Signed]:
+        if self.is_cut(msg.sender):
+            self._count("partition", "in", msg.body.KIND)
+            return []
+        return self._apply_rules("in", msg.sender, msg.body.KIND, msg, self._inject_in)
+
+    def _apply_rules(self, direction: str, peer: int, kind: str | None, item: Any,
+                     inject: Callable[[Any], None]) -> list[Any]:
+        copies, delays, reorder = 1, [], None
+        for rule in self.rules:
+            if not rule.matches(direction, peer, kind) or self.rng.random() >= rule.probability:
+                continue
+            self._count(rule.action, direction, kind)
+            if rule.action == "drop":
+                return []
+            if rule.action == "duplicate":
+                copies += rule.copies
+            elif rule.action == "delay":
+                delays.append(rule)
+            else:
+                reorder = rule
+        if not delays and reorder is None:
+            return [item] * copies
+        loop = asyncio.get_running_loop()
+        for _ in range(copies):
+            deliver = inject if reorder is None else (
+                lambda x, r=reorder: self._hold((direction, peer), r, x, inject))
+            delay_ms = sum(self._sample_delay(r) for r in delays)
+            if delay_ms > 0:
+                loop.call_later(delay_ms / 1000, deliver, item)
+            else:
+                deliver(item)
+        return []
+
+    def _sample_delay(self, rule: Rule) -> float:
+        if rule.distribution == "uniform":
+            value = self.rng.uniform(rule.delay_ms - rule.jitter_ms, rule.delay_ms + rule.jitter_ms)
+        elif rule.distribution == "normal":
+            value = self.rng.gauss(rule.delay_ms, rule.jitter_ms)
+        elif rule.distribution == "exponential":
+            value = self.rng.expovariate(1.0 / rule.delay_ms) if rule.delay_ms > 0 else 0.0
+        else:
+            value = rule.delay_ms
+        return min(max(0.0, value), MAX_DELAY_MS)
+
+    def _hold(self, key: tuple[str, int], rule: Rule, item: Any,
+              inject: Callable[[Any], None]) -> None:
+        held = self._held.setdefault(key, [])
+        held.append((item, inject))
+        if len(held) >= rule.window:
+            self._flush(key)
+        elif key not in self._flushers:
+            self._flushers[key] = asyncio.get_running_loop().call_later(
+                rule.window_ms / 1000, self._flush, key)
+
+    def _flush(self, key: tuple[str, int]) -> None:
+        handle = self._flushers.pop(key, None)
+        if handle is not None:
+            handle.cancel()
+        held = self._held.pop(key, [])
+        self.rng.shuffle(held)
+        for item, inject in held:
+            inject(item)
+
+    def _flush_all(self) -> None:
+        for key in list(self._held):
+            self._flush(key)
+
+    def _inject_out(self, peer: int, data: bytes) -> None:
+        link = self.runtime.transport.links.get(peer)
+        if link is not None:
+            link.put(link.messages, data)
+
+    def _inject_in(self, msg: wire.Signed) -> None:
+        self.runtime.events.put_nowait(ev.MessageArrived(msg))
+
+    # -- Byzantine behaviour -----------------------------------------------------------
+    def _byzantine_out(self, peer: int, msg: wire.Signed) -> wire.Signed | None:
+        """What a faulty replica sends `peer` instead of `msg` (None: nothing)."""
+        byz = self.byzantine
+        targets = byz.targets if byz.targets is not None else self._default_targets(byz.mode)
+        if (peer not in targets or (byz.kinds is not None and msg.body.KIND not in byz.kinds)
+                or msg.sender != self.index or self.rng.random() >= byz.probability):
+            return msg
+        if byz.mode == "mute":
+            self._count("byz_mute", "out", msg.body.KIND)
+            return None
+        if byz.mode == "bad_signature":
+            self._count("byz_bad_signature", "out", msg.body.KIND)
+            return wire.Signed(msg.body, msg.sender, bytes([msg.sig[0] ^ 0xFF]) + msg.sig[1:])
+        if byz.mode == "equivocate":
+            body = self._equivocal(msg.body)
+        elif byz.mode == "wrong_digest":
+            body = _with_wrong_digest(msg.body)
+        else:
+            return msg
+        if body is None:
+            return msg
+        self._count(f"byz_{byz.mode}", "out", msg.body.KIND)
+        return self.runtime.replica.sign(body)
+
+    def _default_targets(self, mode: str) -> frozenset[int]:
+        """Equivocation needs two audiences: by default the upper half of the peers
+        hears the other story. Every other mode targets every peer."""
+        peers = sorted(p.index for p in self.runtime.cfg.peers)
+        return frozenset(peers[len(peers) // 2:] if mode == "equivocate" else peers)
+
+    def _equivocal(self, body: Any) -> Any:
+        """The other story for (view, seq): the same transactions one millisecond later,
+        so a different digest (and block hash) that is nevertheless a valid batch.
+        A colluding backup derives the same alternative from the pre-prepare it got,
+        so the Byzantine replicas tell the targets one consistent, certifiable lie."""
+        if isinstance(body, PrePrepare):
+            return compute_alternative(body)
+        if isinstance(body, (Prepare, Commit)):
+            alt = self._alternative_digest(body.view, body.seq, body.digest)
+            return None if alt is None else type(body)(body.view, body.seq, alt)
+        return None
+
+    def _alternative_digest(self, view: int, seq: int, digest: bytes) -> bytes | None:
+        key = (view, seq, digest)
+        if key not in self._alt:
+            slot = self.runtime.replica.slots.get(seq)
+            pp = slot.preprepare.body if slot is not None and slot.preprepare else None
+            if pp is None or (pp.view, pp.digest) != (view, digest):
+                return None
+            self._alt[key] = compute_alternative(pp).digest
+            while len(self._alt) > MAX_ALT_CACHE:
+                self._alt.popitem(last=False)
+        return self._alt[key]
+
+    def _send_spam(self) -> None:
+        """VIEW-CHANGE messages for views nobody asked for, some of them stale."""
+        byz = self.byzantine
+        if byz is None or byz.mode != "view_change_spam":
+            return
+        replica = self.runtime.replica
+        offsets = (1, 2, 1, 0)
+        new_view = replica.view + offsets[self._spam_round % len(offsets)]
+        self._spam_round += 1
+        body = ViewChange(new_view, replica.low_mark, replica.stable_root or bytes(32),
+                          tuple(replica.stable_proof), ())
+        data = wire.encode(replica.sign(body))
+        peers = byz.targets if byz.targets is not None else self._default_targets(byz.mode)
+        for peer in sorted(peers):
+            self._count("byz_view_change_spam", "out", "VC")
+            self._inject_out(peer, data)
+        self._spam = asyncio.get_running_loop().call_later(byz.interval_ms / 1000,
+                                                           self._send_spam)
+
+
+def compute_alternative(pp: PrePrepare) -> PrePrepare:
+    timestamp_ms = pp.timestamp_ms + 1
+    return PrePrepare(pp.view, pp.seq, digest_batch(timestamp_ms, pp.txs), timestamp_ms, pp.txs)
+
+
+def _with_wrong_digest(body: Any) -> Any:
+    if isinstance(body, (PrePrepare, Prepare, Commit)):
+        wrong = hashlib.sha256(b"ipchain/faults/wrong-digest" + body.digest).digest()
+        return body.__class__(**{**body.__dict__, "digest": wrong})
+    return None
+
+
+# -- admin API ----------------------------------------------------------------------------
+FAULTS = web.AppKey("faults", FaultEngine)
+
+
+def _error(status: int, code: str, message: str) -> web.Response:
+    headers = {"WWW-Authenticate": 'Bearer realm="ipchain-admin"'} if status == 401 else None
+    return web.json_response({"error": {"code": code, "message": message}}, status=status,
+                             headers=headers)
+
+
+def is_loopback(remote: str | None) -> bool:
+    return remote is not None and remote.startswith(LOOPBACK)
+
+
+def _refusal(request: web.Request, token: str) -> web.Response | None:
+    """Why this admin request is refused, or None. Loopback only unless opted in; the
+    token is compared in constant time; an empty configured token disables admin."""
+    if os.environ.get(ALLOW_REMOTE_ENV) != "1" and not is_loopback(request.remote):
+        return _error(403, "Forbidden", "the admin API answers loopback clients only")
+    if not token:
+        return _error(403, "AdminDisabled", "no admin_token is configured on this node")
+    given = request.headers.get("Authorization", "")
+    scheme, _, value = given.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(),
+                                                             token.encode()):
+        return _error(401, "Unauthorized", "admin requests need 'Authorization: Bearer <token>'")
+    return None
+
+
+def _guarded(handler: Callable[[web.Request, FaultEngine], Any]) -> Callable:
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        engine = request.app[FAULTS]
+        refused = _refusal(request, engine.runtime.cfg.admin_token)
+        if refused is not None:
+            return refused
+        try:
+            return await handler(request, engine)
+        except FaultSpecError as exc:
+            return _error(400, "BadFaultSpec", str(exc))
+    return wrapped
+
+
+async def get_faults(request: web.Request, engine: FaultEngine) -> web.Response:
+    return web.json_response(engine.describe())
+
+
+async def post_faults(request: web.Request, engine: FaultEngine) -> web.Response:
+    try:
+        spec = json.loads(await request.text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise FaultSpecError(f"body is not valid JSON: {exc}") from exc
+    ids = engine.install(spec)
+    return web.json_response({"installed": ids, "faults": engine.describe()})
+
+
+async def delete_faults(request: web.Request, engine: FaultEngine) -> web.Response:
+    engine.clear()
+    return web.json_response({"cleared": True, "faults": engine.describe()})
+
+
+async def delete_rule(request: web.Request, engine: FaultEngine) -> web.Response:
+    raw = request.match_info["rule_id"]
+    if not raw.isdigit():
+        raise FaultSpecError("rule id must be a positive integer")
+    if not engine.clear(int(raw)):
+        return _error(404, "NotFound", f"no rule {raw}")
+    return web.json_response({"cleared": int(raw), "faults": engine.describe()})
+
+
+def add_admin_routes(app: web.Application, runtime: Any) -> FaultEngine:
+    """Register /admin/faults on the node's app; the engine starts with nothing installed."""
+    engine = FaultEngine(runtime)
+    app[FAULTS] = engine
+    app.router.add_get("/admin/faults", _guarded(get_faults))
+    app.router.add_post("/admin/faults", _guarded(post_faults))
+    app.router.add_delete("/admin/faults", _guarded(delete_faults))
+    app.router.add_delete("/admin/faults/{rule_id}", _guarded(delete_rule))
+    return engine
