@@ -22,6 +22,7 @@ from contracts import codec, errors
 from contracts.queries import run_query
 from contracts.tx import Transaction, from_bytes, from_json
 from node.chain import Header, read_certificate
+from node.proofs import build_proof
 from node.faults import add_admin_routes
 from node.runtime import MempoolFull, Runtime
 
@@ -174,6 +175,15 @@ async def get_block(request: web.Request) -> web.Response:
     return web.json_response(block_json(runtime, height))
 
 
+async def get_proof(request: web.Request) -> web.Response:
+    runtime = request.app[RUNTIME]
+    tx_id = _hex32(request.match_info["id"])
+    proof = build_proof(runtime.storage, runtime.cfg.chain_id, tx_id)
+    if proof is None:
+        raise ApiError(404, "NotFound", "no committed transaction with this id on this node")
+    return web.json_response(proof)
+
+
 async def get_evidence(request: web.Request) -> web.Response:
     """Conflicting signed messages this node caught, decoded for people and kept as hex."""
     items = []
@@ -281,6 +291,7 @@ def build_app(runtime: Runtime) -> web.Application:
     app.router.add_get("/v1/blocks/{height}", get_block)
     app.router.add_get("/v1/status", get_status)
     app.router.add_get("/v1/evidence", get_evidence)
+    app.router.add_get("/v1/proof/tx/{id}", get_proof)
     app.router.add_get(r"/v1/state/{kind}{tail:(/.*)?}", get_state)
     app.router.add_post("/p2p/messages", p2p_messages)
     app.router.add_post("/p2p/txs", p2p_txs)

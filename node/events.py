@@ -1,0 +1,234 @@
+"""Event fan-out: each executed block becomes a list of records for MQTT and SSE.
+
+One listener on `runtime.listeners` turns (header, receipts) into records — the block
+header first, then every contract event in (tx index, event index) order — and hands
+the same list to every sink. Sinks only append to their own bounded queues, so the
+executor (and through it consensus) never waits on a broker or a slow HTTP client.
+
+Every record has a key (height, tx_index, event_index) — (height, -1, -1) for the
+header — that orders the stream and lets subscribers de-duplicate: several nodes may
+publish the same chain, and a publisher retries after a broken connection. The same
+records can be rebuilt from storage (`EventHub.replay`), byte for byte, which is how
+an SSE client that reconnects with Last-Event-ID gets what it missed.
+
+`install(app, runtime)` wires the whole observability surface (GET /v1/events,
+GET /metrics, the MQTT publisher when the config names a broker) onto the node's
+aiohttp application; background work lives in the app's cleanup context.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, AsyncIterator, Callable, Iterable
+
+from aiohttp import web
+
+from consensus import messages as wire
+from contracts import codec
+from contracts.runtime import Receipt
+from node.chain import Header
+from node.metrics import NodeMetrics
+from node.mqtt import MqttPublisher, parse_mqtt_url
+from node.runtime import Runtime
+from node.sse import SseHub
+
+log = logging.getLogger("ipchain.events")
+HEADER_INDEX = -1
+"""tx_index and event_index of a block header record: it sorts before its events."""
+END_OF_BLOCK = sys.maxsize
+"""An index past every event: the key (h, END, END) means "all of block h was seen"."""
+
+Key = tuple[int, int, int]
+Sink = Callable[[list["Record"]], None]
+
+
+@dataclass(frozen=True)
+class Record:
+    """One item of the stream: a block header or one contract event."""
+
+    height: int
+    tx_index: int
+    event_index: int
+    value: dict[str, Any]
+    """The JSON payload (documented in docs/events.md)."""
+
+    @property
+    def key(self) -> Key:
+        return (self.height, self.tx_index, self.event_index)
+
+    @property
+    def is_block(self) -> bool:
+        return self.tx_index == HEADER_INDEX
+
+    @property
+    def kind(self) -> str:
+        return "block" if self.is_block else "event"
+
+    @property
+    def id(self) -> str:
+        return format_id(self.key)
+
+    @cached_property
+    def payload(self) -> bytes:
+        """Encoded once, on first use, and shared by MQTT and every SSE client."""
+        return json.dumps(self.value, separators=(",", ":"), sort_keys=True,
+                          default=_json_default).encode()
+
+    @cached_property
+    def sse_bytes(self) -> bytes:
+        return (f"id: {self.id}\nevent: {self.kind}\ndata: ".encode() + self.payload + b"\n\n")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.hex()  # contract data is plain JSON-able; bytes would be a hash or key
+    raise TypeError(f"cannot encode {type(value).__name__} in an event")
+
+
+def format_id(key: Key) -> str:
+    """"<height>" for a header, "<height>:<tx_index>.<event_index>" for an event."""
+    height, tx_index, event_index = key
+    return str(height) if tx_index == HEADER_INDEX else f"{height}:{tx_index}.{event_index}"
+
+
+def parse_id(text: str) -> Key:
+    """The inverse of format_id; ValueError on anything else."""
+    height_text, sep, index_text = text.strip().partition(":")
+    height = _nonneg(height_text)
+    if not sep:
+        return (height, HEADER_INDEX, HEADER_INDEX)
+    tx_text, dot, event_text = index_text.partition(".")
+    if not dot:
+        raise ValueError(f"event id {text!r} is not <height>:<tx>.<event>")
+    return (height, _nonneg(tx_text), _nonneg(event_text))
+
+
+def _nonneg(text: str) -> int:
+    if not text.isdigit() or len(text) > 18:
+        raise ValueError(f"{text!r} is not a non-negative integer")
+    return int(text)
+
+
+# -- building records ------------------------------------------------------------------
+@dataclass(frozen=True)
+class TxEvents:
+    """What the records need from one receipt, whether it is live or read back."""
+
+    tx_id: str
+    tx_index: int
+    events: list[tuple[str, str, dict[str, Any]]]
+
+
+def build_records(chain_id: str, node_id: str, header: Header, block_hash: bytes,
+                  result_root: bytes, tx_count: int, txs: Iterable[TxEvents]) -> list[Record]:
+    """The header record, then one record per contract event, in stream order."""
+    height, hash_hex = header.height, block_hash.hex()
+    events: list[Record] = []
+    for tx in sorted(txs, key=lambda t: t.tx_index):
+        for event_index, (contract, name, data) in enumerate(tx.events):
+            key = (height, tx.tx_index, event_index)
+            events.append(Record(*key, {
+                "type": "event", "id": format_id(key), "chain": chain_id, "node": node_id,
+                "height": height, "tx_index": tx.tx_index, "event_index": event_index,
+                "tx_id": tx.tx_id, "contract": contract, "name": name, "data": data,
+                "block_hash": hash_hex, "timestamp_ms": header.timestamp_ms}))
+    value = {"type": "block", "id": format_id((height, HEADER_INDEX, HEADER_INDEX)),
+             "chain": chain_id, "node": node_id, "height": height, "view": header.view,
+             "hash": hash_hex, "prev_hash": header.prev_hash.hex(),
+             "tx_root": header.tx_root.hex(), "state_root": header.state_root.hex(),
+             "result_root": result_root.hex(), "timestamp_ms": header.timestamp_ms,
+             "proposal_timestamp_ms": header.proposal_timestamp_ms,
+             "tx_count": tx_count, "event_count": len(events)}
+    return [Record(height, HEADER_INDEX, HEADER_INDEX, value), *events]
+
+
+def live_tx_events(receipts: list[Receipt]) -> list[TxEvents]:
+    return [TxEvents(r.tx_id, r.index, [(e.contract, e.name, e.data) for e in r.events])
+            for r in receipts if r.events]
+
+
+# -- the hub --------------------------------------------------------------------------
+class EventHub:
+    """Turns executed blocks into records for the sinks, and rebuilds them from storage."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.sinks: list[Sink] = []
+
+    def on_block(self, header: Header, receipts: list[Receipt]) -> None:
+        """The runtime listener: runs right after the block is stored, on the executor."""
+        if not self.sinks:
+            return  # nobody listens: do not even build the records
+        executor = self.runtime.executor
+        records = build_records(self.runtime.cfg.chain_id, self.runtime.cfg.node_id, header,
+                                header.hash, executor.state.root(), len(receipts),
+                                live_tx_events(receipts))
+        for sink in list(self.sinks):
+            try:
+                sink(records)
+            except Exception:  # one broken sink must not starve the others
+                log.exception("event=event_sink_failed height=%d", header.height)
+
+    def replay(self, height: int) -> list[Record]:
+        """The records of a stored block, identical to the ones published live."""
+        storage = self.runtime.storage
+        row = storage.block(height)
+        if row is None:
+            return []
+        block_hash, header_bytes, result_root, preprepare, _ = row
+        tx_count = len(wire.decode(preprepare).body.txs)
+        txs = []
+        for (raw,) in storage.db.execute(
+                "SELECT receipt FROM txs WHERE height = ? ORDER BY idx", (height,)):
+            receipt = codec.decode(raw)
+            if receipt["events"]:
+                txs.append(TxEvents(receipt["tx_id"], receipt["index"],
+                                    [(e["contract"], e["name"], e["data"])
+                                     for e in receipt["events"]]))
+        return build_records(self.runtime.cfg.chain_id, self.runtime.cfg.node_id,
+                             Header.decode(header_bytes), block_hash, result_root, tx_count, txs)
+
+
+# -- wiring ---------------------------------------------------------------------------
+EVENT_HUB = web.AppKey("event_hub", EventHub)
+SSE_HUB = web.AppKey("sse_hub", SseHub)
+METRICS = web.AppKey("metrics", NodeMetrics)
+MQTT_PUBLISHER = web.AppKey("mqtt_publisher", MqttPublisher)
+
+
+def install(app: web.Application, runtime: Runtime) -> None:
+    """Add GET /v1/events and GET /metrics; run the fan-out (and MQTT) while the app runs.
+
+    A bad mqtt_url fails here, at start-up, rather than silently publishing nothing."""
+    hub = EventHub(runtime)
+    sse = SseHub(hub.replay, lambda: runtime.executor.height)
+    publisher = None
+    if runtime.cfg.mqtt_url:
+        publisher = MqttPublisher(parse_mqtt_url(runtime.cfg.mqtt_url), runtime.cfg.chain_id,
+                                  runtime.cfg.node_id)
+        app[MQTT_PUBLISHER] = publisher
+    metrics = NodeMetrics(runtime, [sse.collect] + ([publisher.collect] if publisher else []))
+    app[EVENT_HUB], app[SSE_HUB], app[METRICS] = hub, sse, metrics
+    app.router.add_get("/v1/events", sse.handle)
+    app.router.add_get("/metrics", metrics.handle)
+    app.on_shutdown.append(sse.close_all)  # open streams would hold graceful shutdown
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        hub.sinks.append(sse.publish)
+        if publisher is not None:
+            hub.sinks.append(publisher.offer)
+            publisher.start()
+        metrics.attach()
+        runtime.listeners.append(hub.on_block)
+        yield
+        runtime.listeners.remove(hub.on_block)
+        metrics.detach()
+        if publisher is not None:
+            await publisher.stop()
+        hub.sinks.clear()
+
+    app.cleanup_ctx.append(lifecycle)

@@ -1,0 +1,334 @@
+"""One simulated validator: a real `Replica`, its contract state, a WAL, and nothing else.
+
+The host does for one replica what `node.runtime.Runtime` does for a real one, in the
+same order (persist, then send, then execute), but synchronously and on simulated time:
+messages go into the simulated network, timers into the event queue, and a delivered
+block is applied at once with the real contracts (`apply_transaction`), its
+`BlockExecuted` coming back after a modelled execution time. What survives a crash is
+what a real node keeps on disk: the chain (blocks, receipts, state) and the WAL of
+persisted messages. Everything else — the replica, its timers, the mempool — is lost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from typing import Any, Callable, Protocol
+
+from consensus import events as ev
+from consensus import messages as wire
+from consensus.replica import Replica
+from contracts.errors import ContractError
+from contracts.merkle import merkle_root
+from contracts.runtime import BlockContext, Receipt, apply_transaction
+from contracts.state import State
+from contracts.tx import Transaction, from_bytes
+from node.chain import ZERO_HASH, Header, digest_batch, tx_root
+from node.sim.byzantine import HONEST, Behaviour
+from node.sim.clock import US_PER_MS, EventQueue
+from node.sim.network import Network
+from node.sim.workload import ClientTx
+
+EXEC_BASE_US = 300
+EXEC_PER_TX_US = 60
+"""Modelled execution time of a block: when its BlockExecuted reaches the replica."""
+
+
+class SimChain:
+    """The executor and its durable store: `node.chain.Executor` without SQLite or asyncio."""
+
+    def __init__(self, chain_id: str, genesis_state: State, genesis_time_ms: int,
+                 signature_ok: Callable[[Transaction], bool],
+                 tx_cache: dict[bytes, Transaction]) -> None:
+        self.chain_id = chain_id
+        self.state = State(genesis_state.raw_items())
+        self.head = Header(0, 0, ZERO_HASH, merkle_root([]), genesis_state.root(),
+                           genesis_time_ms, genesis_time_ms)
+        self.height = 0
+        self.signature_ok = signature_ok
+        self.tx_cache = tx_cache
+        """Decoded transactions shared by all hosts (they are immutable): the mempool's role."""
+        self.blocks: list[ev.Deliver | None] = [None]
+        self.roots: list[bytes] = [self.state.root()]
+        """roots[h]: the state root after executing block h (roots[0]: genesis)."""
+        self.receipts: list[list[Receipt]] = [[]]
+        self.tx_index: dict[str, tuple[int, bool, str]] = {}
+        """tx id (hex) -> (height, ok, code) of its one effective execution."""
+
+    def execute(self, block: ev.Deliver) -> list[Receipt]:
+        if block.seq != self.height + 1:
+            raise RuntimeError(f"block {block.seq} delivered after {self.height}")
+        prev = self.head
+        header = Header(block.seq, block.view, prev.hash, tx_root(block.txs), self.state.root(),
+                        max(block.timestamp_ms, prev.timestamp_ms), block.timestamp_ms)
+        ctx = BlockContext(self.chain_id, block.seq, header.timestamp_ms)
+        receipts: list[Receipt] = []
+        for index, raw in enumerate(block.txs):
+            tx_id = hashlib.sha256(raw).digest()
+            if tx_id.hex() in self.tx_index or any(r.tx_id == tx_id.hex() for r in receipts):
+                receipts.append(Receipt(tx_id.hex(), block.seq, index, False,
+                                        "DuplicateTransaction", "already in the chain"))
+                continue
+            receipts.append(self._apply_one(ctx, raw, tx_id, index))
+        for receipt in receipts:
+            if receipt.code != "DuplicateTransaction":
+                self.tx_index[receipt.tx_id] = (block.seq, receipt.ok, receipt.code)
+        self.state.take_dirty()
+        self.height, self.head = block.seq, header
+        self.blocks.append(block)
+        self.roots.append(self.state.root())
+        self.receipts.append(receipts)
+        return receipts
+
+    def _apply_one(self, ctx: BlockContext, raw: bytes, tx_id: bytes, index: int) -> Receipt:
+        tx = self.tx_cache.get(tx_id)
+        if tx is None:
+            try:
+                tx = from_bytes(raw)
+            except ContractError as exc:
+                return Receipt(tx_id.hex(), ctx.height, index, False, exc.code, str(exc))
+            if tx.to_bytes() != raw:
+                return Receipt(tx_id.hex(), ctx.height, index, False, "BadTransaction",
+                               "transaction bytes are not canonical")
+            self.tx_cache[tx_id] = tx
+        return apply_transaction(self.state, ctx, tx, index, self.signature_ok)
+
+    def serve(self, first: int, last: int) -> tuple[tuple[wire.Signed, tuple[wire.Signed, ...]], ...]:
+        blocks = self.blocks[max(first, 1):min(last, self.height) + 1]
+        return tuple((b.preprepare, b.certificate) for b in blocks if b is not None)
+
+
+class HostEnv(Protocol):
+    """What a host needs from the simulation around it."""
+
+    n: int
+    queue: EventQueue
+    network: Network
+
+    def now_ms(self, index: int) -> int: ...
+
+    def on_receipt(self, host: int, tx_id: str, height: int, ok: bool, code: str) -> None: ...
+
+
+class Host:
+    def __init__(self, index: int, env: HostEnv, make_replica: Callable[[], Replica],
+                 chain: SimChain, behaviour: Behaviour = HONEST,
+                 rng: random.Random | None = None) -> None:
+        self.index = index
+        self.n = env.n
+        self.env = env
+        self.make_replica = make_replica
+        self.chain = chain
+        self.behaviour = behaviour
+        self.rng = rng or random.Random(index)
+        self.wal: list[wire.Signed] = []
+        """Every message the replica asked to persist, across incarnations (durable)."""
+        self.replica: Replica | None = make_replica()
+        self.epoch = 0
+        """Bumped by each crash; callbacks scheduled by an earlier incarnation are void."""
+        self.down_count = self.pause_count = 0
+        self.backlog: list[tuple[Callable[..., None], tuple[Any, ...]]] = []
+        self.timers: dict[str, int] = {}
+        self._timer_serial = 0
+        self.exec_free_us = 0
+        self.evidence: list[tuple[str, int]] = []
+        self.anomalies: list[str] = []
+        """Things the replica did that a correct one never does (checked by the checkers)."""
+        self.stats = {"crashes": 0, "restarts": 0, "restored_from_wal": 0, "fetches": 0,
+                      "redelivered": 0}
+        self.peers = [i for i in range(self.n) if i != index]
+        self._start_ticking()
+
+    # -- what Byzantine behaviours may use ----------------------------------------------------
+    def sign(self, body) -> wire.Signed:
+        return self.replica.sign(body)
+
+    def digest(self, timestamp_ms: int, txs: tuple[bytes, ...]) -> bytes:
+        return digest_batch(timestamp_ms, txs)
+
+    def view(self) -> int:
+        return self.replica.view
+
+    @property
+    def up(self) -> bool:
+        return self.down_count == 0
+
+    @property
+    def honest(self) -> bool:
+        return self.behaviour is HONEST
+
+    # -- entry points -----------------------------------------------------------------------------
+    def _runs_now(self, fn: Callable[..., None], *args: Any) -> bool:
+        """False if the host cannot act now: dropped when down, queued while paused."""
+        if self.down_count:
+            return False
+        if self.pause_count:
+            self.backlog.append((fn, args))
+            return False
+        return True
+
+    def step(self, event: ev.Event) -> None:
+        self.carry_out(self.replica.step(event, self.env.now_ms(self.index)))
+
+    def on_packet(self, src: int, packet: tuple[Any, ...]) -> None:
+        if not self._runs_now(self.on_packet, src, packet):
+            return
+        kind = packet[0]
+        if kind == "msg":
+            self.step(ev.MessageArrived(packet[1]))
+        elif kind == "txs":
+            self.admit(packet[1], relay=False)
+        elif kind == "fetch":
+            if self.behaviour.speaks:
+                blocks = self.chain.serve(packet[1], packet[2])
+                if blocks:
+                    self.env.network.send(self.index, src, ("blocks", blocks))
+        elif kind == "blocks":
+            for preprepare, certificate in packet[1]:
+                self.step(ev.BlockFetched(preprepare, certificate))
+
+    def admit(self, txs: tuple[ClientTx, ...] | list[ClientTx], relay: bool) -> None:
+        """A client's (relay=True) or a peer's (relay=False) transactions arrive."""
+        if not self._runs_now(self.admit, txs, relay):
+            return
+        fresh = []
+        for ctx in txs:
+            known = self.chain.tx_index.get(ctx.id_hex)
+            if known is not None:  # the API answers a known id with its receipt
+                self.env.on_receipt(self.index, ctx.id_hex, *known)
+            else:
+                fresh.append(ctx)
+        if not fresh:
+            return
+        self.step(ev.RequestsArrived(tuple((c.id_bytes, c.raw) for c in fresh)))
+        if relay and self.behaviour.speaks:
+            self.env.network.send_many(self.index, self.peers, ("txs", tuple(fresh)))
+
+    def _on_timer(self, name: str, serial: int, epoch: int) -> None:
+        if epoch != self.epoch or self.timers.get(name) != serial:
+            return  # cancelled, re-armed, or set by a crashed incarnation
+        if not self._runs_now(self._on_timer, name, serial, epoch):
+            return
+        del self.timers[name]
+        self.step(ev.TimerFired(name))
+
+    def _on_block_done(self, seq: int, root: bytes, receipts: list[Receipt], epoch: int) -> None:
+        if epoch != self.epoch or not self._runs_now(self._on_block_done, seq, root, receipts, epoch):
+            return
+        for r in receipts:
+            if r.code != "DuplicateTransaction":
+                self.env.on_receipt(self.index, r.tx_id, r.height, r.ok, r.code)
+        self.step(ev.BlockExecuted(seq, root))
+
+    # -- carrying out actions, in order ----------------------------------------------------------
+    def carry_out(self, actions: list[ev.Action]) -> None:
+        for action in actions:
+            kind = type(action)
+            if kind is ev.Persist:
+                self.wal.append(action.msg)  # durable before the sends that follow
+            elif kind is ev.Broadcast:
+                self._send(action.msg, self.peers)
+            elif kind is ev.Send:
+                self._send(action.msg, [action.to])
+            elif kind is ev.Deliver:
+                self._execute(action)
+            elif kind is ev.SetTimer:
+                self._timer_serial += 1
+                self.timers[action.name] = self._timer_serial
+                self.env.queue.after(action.delay_ms * US_PER_MS, self._on_timer, action.name,
+                                     self._timer_serial, self.epoch)
+            elif kind is ev.CancelTimer:
+                self.timers.pop(action.name, None)
+            elif kind is ev.FetchBlocks:
+                self.stats["fetches"] += 1
+                self.env.network.send(self.index, self.rng.choice(self.peers),
+                                      ("fetch", action.first, action.last))
+            elif kind is ev.Evidence:
+                self.evidence.append((action.kind, action.first.sender))
+
+    def _send(self, msg: wire.Signed, dsts: list[int]) -> None:
+        """Through the behaviour, then the wire codec (once per distinct message)."""
+        network = self.env.network
+        if self.behaviour is HONEST:
+            network.send_many(self.index, dsts, ("msg", wire.decode(wire.encode(msg))))
+            return
+        encoded: dict[int, tuple[Any, ...]] = {}
+        for dst, out in self.behaviour.outbound(self, msg, dsts):
+            packet = encoded.get(id(out))
+            if packet is None:
+                packet = encoded[id(out)] = ("msg", wire.decode(wire.encode(out)))
+            network.send(self.index, dst, packet)
+
+    def _execute(self, block: ev.Deliver) -> None:
+        chain = self.chain
+        if block.seq <= chain.height:
+            self.stats["redelivered"] += 1
+            if chain.blocks[block.seq].digest != block.digest:
+                self.anomalies.append(f"replica {self.index} delivered seq {block.seq} twice "
+                                      f"with different digests")
+            return
+        if block.seq != chain.height + 1:
+            self.anomalies.append(f"replica {self.index} delivered seq {block.seq} "
+                                  f"after {chain.height} (gap)")
+            return
+        receipts = chain.execute(block)
+        now_us = self.env.queue.now_us
+        self.exec_free_us = (max(now_us, self.exec_free_us) + EXEC_BASE_US
+                             + EXEC_PER_TX_US * len(block.txs))
+        self.env.queue.at(self.exec_free_us, self._on_block_done, block.seq,
+                          chain.roots[block.seq], receipts, self.epoch)
+
+    # -- faults -----------------------------------------------------------------------------------
+    def crash(self) -> None:
+        self.down_count += 1
+        if self.down_count == 1:
+            self.stats["crashes"] += 1
+            self.epoch += 1
+            self.replica = None
+            self.timers.clear()
+            self.backlog.clear()
+
+    def restart(self) -> None:
+        if self.down_count == 0:
+            return
+        self.down_count -= 1
+        if self.down_count:
+            return
+        self.stats["restarts"] += 1
+        self.exec_free_us = 0
+        self.replica = self.make_replica()
+        restore = getattr(self.replica, "restore", None)
+        if callable(restore):  # the WAL recovery API, once consensus has it
+            self.stats["restored_from_wal"] += 1
+            out = restore(list(self.wal), self.chain.height)
+        else:
+            out = self.replica.resume(self.chain.height)
+        if isinstance(out, list):
+            self.carry_out(out)
+        self._start_ticking()
+
+    def pause(self) -> None:
+        self.pause_count += 1
+
+    def unpause(self) -> None:
+        if self.pause_count == 0:
+            return
+        self.pause_count -= 1
+        if self.pause_count == 0:
+            backlog, self.backlog = self.backlog, []
+            for fn, args in backlog:  # what queued up while stopped, in arrival order
+                fn(*args)
+
+    def _start_ticking(self) -> None:
+        if self.behaviour.tick_ms:
+            self.env.queue.after(self.behaviour.tick_ms * US_PER_MS, self._tick, self.epoch)
+
+    def _tick(self, epoch: int) -> None:
+        if epoch != self.epoch:
+            return
+        if self.up and not self.pause_count:
+            encoded: dict[int, tuple[Any, ...]] = {}
+            for dst, out in self.behaviour.on_tick(self):
+                packet = encoded.setdefault(id(out), ("msg", wire.decode(wire.encode(out))))
+                self.env.network.send(self.index, dst, packet)
+        self.env.queue.after(self.behaviour.tick_ms * US_PER_MS, self._tick, epoch)
