@@ -22,6 +22,8 @@ DEFAULT_CONTRACT_CONFIG: dict[str, Any] = {
     "international_bands": [[0, 0], [1, 10], [2, 20]],
     "advance_rate_bps": 8000,
     "breach_periods": 3,
+    "patent_term_years": {"invention": 20, "utility_model": 10, "design": 15},
+    "proposal_ttl_ms": 7 * 86_400_000,
 }
 """Quality-score bands are [lower bound, points] pairs, ascending: the last bound not
 above the value gives the points."""
@@ -73,3 +75,8 @@ def init_state(genesis: dict[str, Any]) -> State:
     state.put("config/contracts", {**DEFAULT_CONTRACT_CONFIG, **genesis.get("contracts", {})})
     state.take_dirty()
     return state
+
+
+def get_contract_config(state: State) -> dict[str, Any]:
+    """The contracts' settings, with defaults for keys a genesis left out."""
+    return {**DEFAULT_CONTRACT_CONFIG, **state.get("config/contracts", {})}

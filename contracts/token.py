@@ -62,7 +62,8 @@ def on_transfer(call: Call) -> None:
     args = require_args(call, {"to": str, "amount": int})
     if args["amount"] <= 0:
         raise errors.BadArguments("amount must be positive")
-    if f"org/{args['to']}" not in call.state:
+    target = call.state.get(f"org/{args['to']}")
+    if target is None or target.get("removed", False):
         raise errors.UnknownAccount(f"no organisation {args['to']!r}")
     transfer_units(call.state, "BPC", call.org, args["to"], args["amount"])
     call.emit("token", "transferred", asset="BPC", source=call.org, target=args["to"],
