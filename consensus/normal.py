@@ -97,7 +97,11 @@ class NormalCase:
         slot = self.slot(pp.seq)
         if slot.preprepare is not None and slot.preprepare.body.view == pp.view:
             if slot.preprepare.body.digest != pp.digest:
+                # Two pre-prepares signed by the primary prove its fault to anyone:
+                # relay both so every honest replica can check it and vote it out.
                 self.record_evidence("conflicting-preprepare", slot.preprepare, msg)
+                self.emit(ev.Broadcast(slot.preprepare))
+                self.emit(ev.Broadcast(msg))
                 self.suspect_primary("equivocation")
             return
         if self.voted_otherwise(slot.prepares, pp.view, pp.digest):

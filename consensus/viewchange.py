@@ -56,7 +56,7 @@ class ViewChanges:
         if not self.in_view_change:
             self.start_view_change(self.view + 1)
             return
-        joined = sum(1 for m in self.view_changes.values() if m.body.new_view == self.view)
+        joined = sum(1 for m in self.view_changes.values() if m.body.new_view >= self.view)
         if joined >= self.quorum:
             self.start_view_change(self.view + 1)
             return
