@@ -57,12 +57,13 @@ class CatchUp:
         if pp.seq > self.last_delivered + 4 * self.cfg.fetch_chunk_blocks:
             self.stats["ignored_fetched_far"] += 1
             return
-        if not self.is_valid_certificate(preprepare, certificate):
+        votes = self.certified_votes(preprepare, certificate)
+        if len(votes) < self.quorum:
             self.stats["rejected_fetched_block"] += 1
             return
         slot = self.slot(pp.seq)
         slot.preprepare, slot.prepared, slot.commit_sent = preprepare, True, True
-        slot.certificate, slot.fetched = certificate, True
+        slot.certificate, slot.fetched = votes, True  # never a peer's padding or forgeries
         self.accept_preprepare(preprepare)
         before = self.last_delivered
         self.deliver_ready()
@@ -74,16 +75,21 @@ class CatchUp:
 
     def is_valid_certificate(self: "Replica", preprepare: Signed,
                              certificate: tuple[Signed, ...]) -> bool:
+        return len(self.certified_votes(preprepare, certificate)) >= self.quorum
+
+    def certified_votes(self: "Replica", preprepare: Signed,
+                        certificate: tuple[Signed, ...]) -> tuple[Signed, ...]:
+        """The distinct, authentic COMMITs in `certificate` for exactly this block, by sender."""
         pp: PrePrepare = preprepare.body
         if preprepare.sender != self.primary_of(pp.view) or not self.is_authentic(preprepare):
-            return False
+            return ()
         if self.digest_batch(pp.timestamp_ms, pp.txs) != pp.digest:
-            return False
-        voters = set()
+            return ()
+        voters: dict[int, Signed] = {}
         for vote in certificate:
             body = vote.body
             if (isinstance(body, Commit) and (body.view, body.seq, body.digest)
                     == (pp.view, pp.seq, pp.digest) and vote.sender not in voters
                     and self.is_authentic(vote)):
-                voters.add(vote.sender)
-        return len(voters) >= self.quorum
+                voters[vote.sender] = vote
+        return tuple(voters[i] for i in sorted(voters))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, fields
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar, Collection, Union
 
 import msgpack
 
@@ -172,12 +172,15 @@ def _list(value: Any) -> list[Any]:
 def _proof(value: Any) -> PreparedProof:
     items = _list(value)
     _expect(len(items) == 2, "prepared proof has two parts")
-    return PreparedProof(_signed(items[0]), tuple(_signed(p) for p in _list(items[1])))
+    return PreparedProof(_signed(items[0], "PP"), tuple(_signed(p, "P") for p in _list(items[1])))
 
 
-def _body(value: Any) -> Body:
+def _body(value: Any, kinds: Collection[str] = KINDS) -> Body:
+    """`kinds`: what may appear here. Nested messages have one kind each, which also
+    bounds the nesting depth (a NEW-VIEW cannot hold a NEW-VIEW)."""
     items = _list(value)
-    _expect(len(items) >= 1 and items[0] in KINDS, "unknown message kind")
+    _expect(len(items) >= 1 and isinstance(items[0], str) and items[0] in kinds,
+            "unknown message kind")
     kind, rest = items[0], items[1:]
     if kind == "PP":
         _expect(len(rest) == 5, "PRE-PREPARE has 5 fields")
@@ -192,17 +195,18 @@ def _body(value: Any) -> Body:
     if kind == "VC":
         _expect(len(rest) == 5, "VIEW-CHANGE has 5 fields")
         return ViewChange(_int(rest[0]), _int(rest[1]), _bytes(rest[2], 32),
-                          tuple(_signed(m) for m in _list(rest[3])),
+                          tuple(_signed(m, "CP") for m in _list(rest[3])),
                           tuple(_proof(p) for p in _list(rest[4])))
     _expect(len(rest) == 3, "NEW-VIEW has 3 fields")
-    return NewView(_int(rest[0]), tuple(_signed(m) for m in _list(rest[1])),
-                   tuple(_signed(m) for m in _list(rest[2])))
+    return NewView(_int(rest[0]), tuple(_signed(m, "VC") for m in _list(rest[1])),
+                   tuple(_signed(m, "PP") for m in _list(rest[2])))
 
 
-def _signed(value: Any) -> Signed:
+def _signed(value: Any, kind: str | None = None) -> Signed:
     items = _list(value)
     _expect(len(items) == 3, "a signed message has sender, signature and body")
-    return Signed(_body(items[2]), _int(items[0]), _bytes(items[1], 64))
+    return Signed(_body(items[2], KINDS if kind is None else (kind,)), _int(items[0]),
+                  _bytes(items[1], 64))
 
 
 def decode(data: bytes) -> Signed:

@@ -34,6 +34,9 @@ class NormalCase:
         for tx_id, raw in txs:
             if tx_id in self.pending or tx_id in self.seen:
                 continue
+            if len(raw) > self.cfg.max_batch_bytes:  # no backup would accept its batch
+                self.stats["dropped_oversized_request"] += 1
+                continue
             self.pending[tx_id] = raw
             self.pending_bytes += len(raw)
         if self.pending:
@@ -82,6 +85,7 @@ class NormalCase:
         self.emit(ev.Persist(signed))
         self.emit(ev.Broadcast(signed))
         self.accept_preprepare(signed)
+        self.check_prepared(self.slot(signed.body.seq))  # with f = 0 no PREPARE will come
 
     # -- PRE-PREPARE ----------------------------------------------------------------------
     def on_preprepare(self: "Replica", msg: Signed) -> None:
@@ -213,12 +217,12 @@ class NormalCase:
         if slot.preprepare is None or slot.prepared:
             return
         pp: PrePrepare = slot.preprepare.body
-        if len(slot.prepares.get((pp.view, pp.digest), {})) < 2 * self.f:
+        if len(slot.prepares.get((pp.view, pp.digest), {})) < self.quorum - 1:  # + the pre-prepare
             return
         slot.prepared = True
-        voters = slot.prepares[(pp.view, pp.digest)]
+        voters = slot.prepares.get((pp.view, pp.digest), {})
         slot.prepared_proof = PreparedProof(slot.preprepare, tuple(
-            voters[i] for i in sorted(voters) if i != self.primary_of(pp.view))[:2 * self.f])
+            voters[i] for i in sorted(voters) if i != self.primary_of(pp.view))[:self.quorum - 1])
         if not slot.commit_sent and not self.voted_otherwise(slot.commits, pp.view, pp.digest):
             slot.commit_sent = True
             self.send_vote(Commit(pp.view, pp.seq, pp.digest), slot.commits)

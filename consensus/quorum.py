@@ -23,8 +23,12 @@ def max_faulty(n: int) -> int:
 
 
 def quorum(n: int) -> int:
-    """Votes needed to prepare, commit, stabilise a checkpoint or start a new view."""
-    return 2 * max_faulty(n) + 1
+    """Votes needed to prepare, commit, stabilise a checkpoint or start a new view.
+
+    The smallest q with 2q - n >= f + 1, so any two quorums share an honest replica:
+    2f + 1 when n = 3f + 1, but more when n is not (n = 5 or 6 needs 4, not 3).
+    """
+    return (n + max_faulty(n)) // 2 + 1
 
 
 def weak_quorum(n: int) -> int:

@@ -137,7 +137,7 @@ class ViewChanges:
         voters = {m.sender for m in proof.prepares if isinstance(m.body, Prepare)
                   and (m.body.view, m.body.seq, m.body.digest) == (pp.view, pp.seq, pp.digest)
                   and m.sender != primary and self.is_authentic(m)}
-        return len(voters) >= 2 * self.f
+        return len(voters) >= self.quorum - 1
 
     # -- NEW-VIEW -----------------------------------------------------------------------------
     def try_new_view(self: "Replica", view: int) -> None:

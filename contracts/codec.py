@@ -49,6 +49,11 @@ def encode(value: Any) -> bytes:
     return msgpack.packb(canonical(value), use_bin_type=True)
 
 
+def _refuse_ext(code: int, data: bytes) -> Any:
+    """An extension type would otherwise arrive as an ExtType tuple and pass as a list."""
+    raise CodecError(f"msgpack extension type {code} is not allowed")
+
+
 def decode(data: bytes) -> Any:
     """Decode msgpack and check it holds only canonical types (no floats, str keys).
 
@@ -56,7 +61,8 @@ def decode(data: bytes) -> Any:
     computed over the re-encoded canonical form, so a client's key order cannot matter.
     """
     try:
-        value = msgpack.unpackb(data, raw=False, strict_map_key=True, use_list=True)
+        value = msgpack.unpackb(data, raw=False, strict_map_key=True, use_list=True,
+                                ext_hook=_refuse_ext)
     except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
         raise CodecError(f"malformed msgpack: {exc}") from exc
     except Exception as exc:  # msgpack raises a handful of unrelated types on junk

@@ -2,7 +2,9 @@
 
 A licence is offered by an owner of every listed patent; its licensors are the patents'
 owners, weighted by their shares (a patent's owners split its weight pro rata, each
-patent weighing the same), fixed when the licence is accepted. The licensee accepts and
+patent weighing the same), fixed by the offer; fee and royalties are paid to them by
+those shares. Royalties keep going to them even if a patent is later assigned: the
+licence is their contract. The licensee accepts and
 pays the lump-sum fee in the same transaction, so a licence is never active unpaid nor
 paid for and inactive. Running royalties are in contracts/royalty.py.
 
@@ -40,6 +42,7 @@ __all__ = ["ExclusiveConflict", "LicenceNotActive", "LicenceNotFound", "NotLicen
            "get_licence", "is_licence_active"]
 
 FULL_BPS = 10_000
+MAX_TERM_DAYS = 36_500
 LICENSING_ROLES = frozenset({"member"})
 
 
@@ -241,8 +244,8 @@ def check_open_terms(terms: Any) -> dict[str, Any]:
     if not isinstance(terms, dict) or not set(terms) <= OPEN_TERMS:
         raise errors.BadArguments(f"terms is a map with keys among {sorted(OPEN_TERMS)}")
     term_days = terms.get("term_days")
-    if term_days is not None and (check_amount(term_days, "term_days") or 0) < 1:
-        raise errors.BadArguments("term_days must be at least 1")
+    if term_days is not None and not 1 <= check_amount(term_days, "term_days") <= MAX_TERM_DAYS:
+        raise errors.BadArguments(f"term_days must be within 1..{MAX_TERM_DAYS}")
     return {**check_royalty_terms(terms), "term_days": term_days}
 
 
@@ -316,7 +319,7 @@ def on_take_open(call: Call) -> None:
     offer = get_live_open_offer(call.state, pid)
     if offer is None:
         raise OpenOfferNotFound(f"{pid} has no live open-licence declaration")
-    if "price" in args and args["price"] != offer["price"]:
+    if "price" in args and check_amount(args["price"], "price") != offer["price"]:
         raise PriceChanged(f"the price is {offer['price']}, not {args['price']}")
     if registry.is_owner(call.state, pid, call.org):
         raise errors.BadArguments(f"{call.org} owns {pid}; an owner needs no licence")
@@ -353,7 +356,8 @@ def query_licences(state: State, now_ms: int, *parts: str) -> Any:
     elif len(parts) == 2 and parts[0] == "patent":
         keys = [key.rsplit("/", 1)[1] for key in state.keys(f"licidx/patent/{parts[1]}/")]
     else:
-        raise errors.BadArguments("licences/[<id> | licensee/<org> | licensor/<org> | patent/<pid>]")
+        raise errors.BadArguments(
+            "licences/[<id> | licensee/<org> | licensor/<org> | patent/<pid>]")
     return [describe_licence(state, now_ms, get_licence(state, lid)) for lid in sorted(keys)]
 
 

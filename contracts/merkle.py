@@ -1,8 +1,10 @@
 """Binary Merkle tree over leaf hashes, with inclusion proofs that verify offline.
 
-Interior nodes are H(0x01 || left || right); an odd node at the end of a level is
-carried up unchanged (no duplication, so no CVE-2012-2459-style second preimage).
-The empty tree's root is H(b"") so that "no leaves" is still a fixed 32 bytes.
+Leaves enter the tree as H(0x00 || leaf) and interior nodes are H(0x01 || left || right)
+(RFC 6962), so no leaf can pose as an interior node: without that, a batch [t1, t2, t3]
+and the batch [0x01 || H(t1) || H(t2), t3] would share a root. An odd node at the end
+of a level is carried up unchanged (no duplication, so no CVE-2012-2459-style second
+preimage). The empty tree's root is H(b"") so that "no leaves" is still a fixed 32 bytes.
 """
 
 from __future__ import annotations
@@ -12,6 +14,10 @@ import hashlib
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 
 
+def _leaf(leaf: bytes) -> bytes:
+    return hashlib.sha256(b"\x00" + leaf).digest()
+
+
 def _node(left: bytes, right: bytes) -> bytes:
     return hashlib.sha256(b"\x01" + left + right).digest()
 
@@ -19,7 +25,7 @@ def _node(left: bytes, right: bytes) -> bytes:
 def merkle_root(leaves: list[bytes]) -> bytes:
     if not leaves:
         return EMPTY_ROOT
-    level = list(leaves)
+    level = [_leaf(leaf) for leaf in leaves]
     while len(level) > 1:
         nxt = [_node(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
         if len(level) % 2:
@@ -33,7 +39,7 @@ def merkle_path(leaves: list[bytes], index: int) -> list[tuple[str, bytes]]:
     if not 0 <= index < len(leaves):
         raise IndexError("leaf index out of range")
     path: list[tuple[str, bytes]] = []
-    level = list(leaves)
+    level = [_leaf(leaf) for leaf in leaves]
     while len(level) > 1:
         sibling = index ^ 1
         if sibling < len(level):
@@ -46,7 +52,7 @@ def merkle_path(leaves: list[bytes], index: int) -> list[tuple[str, bytes]]:
 
 
 def verify_path(leaf: bytes, path: list[tuple[str, bytes]], root: bytes) -> bool:
-    current = leaf
+    current = _leaf(leaf)
     for side, sibling in path:
         current = _node(sibling, current) if side == "L" else _node(current, sibling)
     return current == root

@@ -232,8 +232,9 @@ def on_convert(call: Call) -> None:
     if not 0 < amount <= MAX_AMOUNT:
         raise errors.BadArguments(f"bpc_amount must be in 1..{MAX_AMOUNT}")
     bpr, taken_bpc = compute_bpr(amount, pool["bpr_ratio"])
-    if bpr == 0:
-        raise errors.BadArguments(f"{amount} BPC buys no whole BPR at {pool['bpr_ratio']}")
+    if not 0 < bpr <= MAX_AMOUNT:
+        raise errors.BadArguments(f"{amount} BPC buys {bpr} BPR at {pool['bpr_ratio']}: "
+                                  f"must be 1..{MAX_AMOUNT}")
     transfer_units(call.state, "BPC", call.org, treasury_account(pool["id"]), taken_bpc)
     mint(call.state, "BPR", call.org, bpr)
     key = f"pool_bpr/{pool['id']}/{call.org}"
@@ -243,8 +244,9 @@ def on_convert(call: Call) -> None:
         expires = add_days_iso(get_block_iso(call.ctx.timestamp_ms), pool["bpr_term_days"] - 1)
         expires = max(expires, holding["expires_date"] or expires)
     call.state.put(key, {"units": holding["units"] + bpr, "expires_date": expires})
-    call.state.put(f"pool/{pool['id']}", {**pool, "converted_bpc": pool["converted_bpc"] + taken_bpc,
-                                          "minted_bpr": pool["minted_bpr"] + bpr})
+    call.state.put(f"pool/{pool['id']}", {
+        **pool, "converted_bpc": pool["converted_bpc"] + taken_bpc,
+        "minted_bpr": pool["minted_bpr"] + bpr})
     call.emit("pool", "converted", pool=pool["id"], holder=call.org, bpc=taken_bpc, bpr=bpr,
               expires_date=expires)
 
@@ -272,7 +274,8 @@ def on_distribute(call: Call) -> None:
     for org, part in payouts.items():
         transfer_units(call.state, "BPC", treasury, org, part)
     call.state.put(f"pool_dist/{pool['id']}/{period}", {
-        "amount": amount, "fee": fee, "payouts": payouts, "patents": sum(weights.values()) // FULL_BPS,
+        "amount": amount, "fee": fee, "payouts": payouts,
+        "patents": sum(weights.values()) // FULL_BPS,
         "height": call.ctx.height, "timestamp_ms": call.ctx.timestamp_ms})
     call.state.put(f"pool/{pool['id']}", {**pool, "last_period": period,
                                           "distributed_bpc": pool["distributed_bpc"] + amount})

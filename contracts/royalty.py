@@ -151,9 +151,9 @@ def get_period_of(day: datetime.date) -> tuple[int, int]:
 
 def get_period_days(year: int, quarter: int) -> tuple[datetime.date, datetime.date]:
     """First and last day of the quarter."""
-    first = datetime.date(year, 3 * quarter - 2, 1)
-    following = datetime.date(year + 1, 1, 1) if quarter == 4 else datetime.date(year, 3 * quarter + 1, 1)
-    return first, following - ONE_DAY
+    last_of_month = (31, 30, 30, 31)[quarter - 1]
+    return (datetime.date(year, 3 * quarter - 2, 1),
+            datetime.date(year, 3 * quarter, last_of_month))
 
 
 def get_previous_period(year: int, quarter: int) -> tuple[int, int]:
@@ -230,6 +230,8 @@ def compute_report(state: State, licence: dict[str, Any], year: int, quarter: in
         due_before += record["due"]
     due = compute_quarter_due(licence["minimum_annual_royalty"], quarter - first_quarter + 1,
                               earned_before + earned, due_before)
+    if max(earned, due) > MAX_AMOUNT:
+        raise errors.BadArguments(f"royalty above {MAX_AMOUNT}: check net_sales and units")
     return {"earned": earned, "due": due}
 
 

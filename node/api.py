@@ -22,8 +22,11 @@ from contracts import codec, errors
 from contracts.queries import run_query
 from contracts.tx import Transaction, from_bytes, from_json
 from node.chain import Header, read_certificate
+from node.events import install as install_events
+from node.openapi import DOCUMENT
 from node.proofs import build_proof
 from node.faults import add_admin_routes
+from node.config import PEER_BODY_BYTES
 from node.runtime import MempoolFull, Runtime
 
 log = logging.getLogger("ipchain.api")
@@ -45,9 +48,12 @@ def error_response(status: int, code: str, message: str) -> web.Response:
 
 @web.middleware
 async def errors_middleware(request: web.Request, handler) -> web.StreamResponse:
-    limit = request.app[RUNTIME].cfg.max_body_bytes
+    limit = (PEER_BODY_BYTES if request.path.startswith("/p2p/")
+             else request.app[RUNTIME].cfg.max_body_bytes)
     if request.content_length is not None and request.content_length > limit:
         return error_response(413, "BodyTooLarge", f"body over {limit} bytes")
+    if request.body_exists and request.content_length is None:
+        return error_response(411, "LengthRequired", "send a Content-Length")
     try:
         return await handler(request)
     except ApiError as exc:
@@ -108,12 +114,12 @@ async def post_tx(request: web.Request) -> web.Response:
     (failure,) = runtime.admit([tx], relay=True)
     if failure is not None:
         raise failure
-    if future is None:
-        return web.json_response({"id": tx.id, "status": "pending"}, status=202)
     stored = runtime.storage.tx(tx_id)
-    if stored is not None:
+    if stored is not None:  # already in the chain: say so, whether or not the client waits
         receipt = codec.decode(stored[2])
         return web.json_response({"id": tx.id, "status": receipt["status"], "receipt": receipt})
+    if future is None:
+        return web.json_response({"id": tx.id, "status": "pending"}, status=202)
     timeout_ms = _int_param(request, "timeout_ms", DEFAULT_WAIT_MS)
     try:
         receipt = (await asyncio.wait_for(future, timeout_ms / 1000)).to_value()
@@ -193,6 +199,10 @@ async def get_evidence(request: web.Request) -> web.Response:
                       "first": {**_message_json(a), "wire": first.hex()},
                       "second": {**_message_json(b), "wire": second.hex()}})
     return web.json_response({"count": len(items), "evidence": items})
+
+
+async def get_openapi(request: web.Request) -> web.Response:
+    return web.json_response(DOCUMENT)
 
 
 async def get_status(request: web.Request) -> web.Response:
@@ -282,8 +292,7 @@ def _int_param(request: web.Request, name: str, default: int) -> int:
 
 
 def build_app(runtime: Runtime) -> web.Application:
-    app = web.Application(middlewares=[errors_middleware],
-                          client_max_size=runtime.cfg.max_body_bytes)
+    app = web.Application(middlewares=[errors_middleware], client_max_size=PEER_BODY_BYTES)
     app[RUNTIME] = runtime
     app.router.add_post("/v1/tx", post_tx)
     app.router.add_post("/v1/txs", post_txs)
@@ -292,9 +301,11 @@ def build_app(runtime: Runtime) -> web.Application:
     app.router.add_get("/v1/status", get_status)
     app.router.add_get("/v1/evidence", get_evidence)
     app.router.add_get("/v1/proof/tx/{id}", get_proof)
+    app.router.add_get("/openapi.json", get_openapi)
     app.router.add_get(r"/v1/state/{kind}{tail:(/.*)?}", get_state)
     app.router.add_post("/p2p/messages", p2p_messages)
     app.router.add_post("/p2p/txs", p2p_txs)
     app.router.add_get("/p2p/blocks", p2p_blocks)
     add_admin_routes(app, runtime)  # /admin/faults (node/faults.py)
+    install_events(app, runtime)  # /v1/events, /metrics, MQTT (node/events.py)
     return app

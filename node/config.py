@@ -22,6 +22,11 @@ CONSENSUS_DEFAULTS: dict[str, int] = {
 }
 
 
+PEER_BODY_BYTES = 128 * 1024 * 1024
+"""A NEW-VIEW carries 2f+1 VIEW-CHANGEs, each with up to a window of prepared batches:
+peers' messages may be far larger than any client request."""
+
+
 class ConfigError(ValueError):
     """The config or genesis file is unusable; the message names the file and field."""
 

@@ -20,17 +20,16 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
-from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, AsyncIterator, Callable, Iterable
+from typing import Any, AsyncIterator, Iterable, Protocol
 
 from aiohttp import web
 
 from consensus import messages as wire
 from contracts import codec
-from contracts.runtime import Receipt
+from contracts.runtime import Event, Receipt
 from node.chain import Header
+from node.config import ConfigError
 from node.metrics import NodeMetrics
 from node.mqtt import MqttPublisher, parse_mqtt_url
 from node.runtime import Runtime
@@ -39,22 +38,44 @@ from node.sse import SseHub
 log = logging.getLogger("ipchain.events")
 HEADER_INDEX = -1
 """tx_index and event_index of a block header record: it sorts before its events."""
-END_OF_BLOCK = sys.maxsize
-"""An index past every event: the key (h, END, END) means "all of block h was seen"."""
 
 Key = tuple[int, int, int]
-Sink = Callable[[list["Record"]], None]
 
 
-@dataclass(frozen=True)
+class Sink(Protocol):
+    """Where records go: MqttPublisher, SseHub. `offer` must only queue, never wait."""
+
+    @property
+    def is_listening(self) -> bool: ...
+
+    def offer(self, records: list[Record]) -> None: ...
+
+
+class Block:
+    """What every record of one block shares; built once per block."""
+
+    __slots__ = ("chain_id", "node_id", "header", "hash_hex", "result_root", "tx_count",
+                 "event_count")
+
+    def __init__(self, chain_id: str, node_id: str, header: Header, block_hash: bytes,
+                 result_root: bytes, tx_count: int, event_count: int) -> None:
+        self.chain_id, self.node_id, self.header = chain_id, node_id, header
+        self.hash_hex, self.result_root = block_hash.hex(), result_root
+        self.tx_count, self.event_count = tx_count, event_count
+
+
 class Record:
-    """One item of the stream: a block header or one contract event."""
+    """One item of the stream: a block header or one contract event.
 
-    height: int
-    tx_index: int
-    event_index: int
-    value: dict[str, Any]
-    """The JSON payload (documented in docs/events.md)."""
+    Built on the executor's path, so it only keeps references; the JSON payload is
+    made (once) when the first consumer asks for it, in that consumer's task."""
+
+    def __init__(self, block: Block, tx_index: int = HEADER_INDEX,
+                 event_index: int = HEADER_INDEX, tx_id: str = "",
+                 event: Event | None = None) -> None:
+        self.block, self.tx_index, self.event_index = block, tx_index, event_index
+        self.tx_id, self.event = tx_id, event
+        self.height = block.header.height
 
     @property
     def key(self) -> Key:
@@ -62,7 +83,7 @@ class Record:
 
     @property
     def is_block(self) -> bool:
-        return self.tx_index == HEADER_INDEX
+        return self.event is None
 
     @property
     def kind(self) -> str:
@@ -73,8 +94,28 @@ class Record:
         return format_id(self.key)
 
     @cached_property
+    def value(self) -> dict[str, Any]:
+        """The JSON payload (documented in docs/events.md)."""
+        block, header = self.block, self.block.header
+        if self.event is None:
+            return {"type": "block", "id": self.id, "chain": block.chain_id,
+                    "node": block.node_id, "height": self.height, "view": header.view,
+                    "hash": block.hash_hex, "prev_hash": header.prev_hash.hex(),
+                    "tx_root": header.tx_root.hex(), "state_root": header.state_root.hex(),
+                    "result_root": block.result_root.hex(),
+                    "timestamp_ms": header.timestamp_ms,
+                    "proposal_timestamp_ms": header.proposal_timestamp_ms,
+                    "tx_count": block.tx_count, "event_count": block.event_count}
+        return {"type": "event", "id": self.id, "chain": block.chain_id, "node": block.node_id,
+                "height": self.height, "tx_index": self.tx_index,
+                "event_index": self.event_index, "tx_id": self.tx_id,
+                "contract": self.event.contract, "name": self.event.name,
+                "data": self.event.data, "block_hash": block.hash_hex,
+                "timestamp_ms": header.timestamp_ms}
+
+    @cached_property
     def payload(self) -> bytes:
-        """Encoded once, on first use, and shared by MQTT and every SSE client."""
+        """Encoded once and shared by MQTT and every SSE client."""
         return json.dumps(self.value, separators=(",", ":"), sort_keys=True,
                           default=_json_default).encode()
 
@@ -114,41 +155,25 @@ def _nonneg(text: str) -> int:
 
 
 # -- building records ------------------------------------------------------------------
-@dataclass(frozen=True)
-class TxEvents:
-    """What the records need from one receipt, whether it is live or read back."""
-
-    tx_id: str
-    tx_index: int
-    events: list[tuple[str, str, dict[str, Any]]]
+TxEvents = tuple[str, int, "tuple[Event, ...] | list[Event]"]
+"""(tx id, tx index in the block, its events): what records need from a receipt."""
 
 
 def build_records(chain_id: str, node_id: str, header: Header, block_hash: bytes,
                   result_root: bytes, tx_count: int, txs: Iterable[TxEvents]) -> list[Record]:
     """The header record, then one record per contract event, in stream order."""
-    height, hash_hex = header.height, block_hash.hex()
-    events: list[Record] = []
-    for tx in sorted(txs, key=lambda t: t.tx_index):
-        for event_index, (contract, name, data) in enumerate(tx.events):
-            key = (height, tx.tx_index, event_index)
-            events.append(Record(*key, {
-                "type": "event", "id": format_id(key), "chain": chain_id, "node": node_id,
-                "height": height, "tx_index": tx.tx_index, "event_index": event_index,
-                "tx_id": tx.tx_id, "contract": contract, "name": name, "data": data,
-                "block_hash": hash_hex, "timestamp_ms": header.timestamp_ms}))
-    value = {"type": "block", "id": format_id((height, HEADER_INDEX, HEADER_INDEX)),
-             "chain": chain_id, "node": node_id, "height": height, "view": header.view,
-             "hash": hash_hex, "prev_hash": header.prev_hash.hex(),
-             "tx_root": header.tx_root.hex(), "state_root": header.state_root.hex(),
-             "result_root": result_root.hex(), "timestamp_ms": header.timestamp_ms,
-             "proposal_timestamp_ms": header.proposal_timestamp_ms,
-             "tx_count": tx_count, "event_count": len(events)}
-    return [Record(height, HEADER_INDEX, HEADER_INDEX, value), *events]
+    txs = sorted((t for t in txs if t[2]), key=lambda t: t[1])
+    block = Block(chain_id, node_id, header, block_hash, result_root, tx_count,
+                  sum(len(events) for _, _, events in txs))
+    records = [Record(block)]
+    for tx_id, tx_index, events in txs:
+        records.extend(Record(block, tx_index, event_index, tx_id, event)
+                       for event_index, event in enumerate(events))
+    return records
 
 
 def live_tx_events(receipts: list[Receipt]) -> list[TxEvents]:
-    return [TxEvents(r.tx_id, r.index, [(e.contract, e.name, e.data) for e in r.events])
-            for r in receipts if r.events]
+    return [(r.tx_id, r.index, r.events) for r in receipts if r.events]
 
 
 # -- the hub --------------------------------------------------------------------------
@@ -161,15 +186,16 @@ class EventHub:
 
     def on_block(self, header: Header, receipts: list[Receipt]) -> None:
         """The runtime listener: runs right after the block is stored, on the executor."""
-        if not self.sinks:
+        sinks = [sink for sink in self.sinks if sink.is_listening]
+        if not sinks:
             return  # nobody listens: do not even build the records
         executor = self.runtime.executor
         records = build_records(self.runtime.cfg.chain_id, self.runtime.cfg.node_id, header,
                                 header.hash, executor.state.root(), len(receipts),
                                 live_tx_events(receipts))
-        for sink in list(self.sinks):
+        for sink in sinks:
             try:
-                sink(records)
+                sink.offer(records)
             except Exception:  # one broken sink must not starve the others
                 log.exception("event=event_sink_failed height=%d", header.height)
 
@@ -185,10 +211,8 @@ class EventHub:
         for (raw,) in storage.db.execute(
                 "SELECT receipt FROM txs WHERE height = ? ORDER BY idx", (height,)):
             receipt = codec.decode(raw)
-            if receipt["events"]:
-                txs.append(TxEvents(receipt["tx_id"], receipt["index"],
-                                    [(e["contract"], e["name"], e["data"])
-                                     for e in receipt["events"]]))
+            txs.append((receipt["tx_id"], receipt["index"],
+                        [Event(e["contract"], e["name"], e["data"]) for e in receipt["events"]]))
         return build_records(self.runtime.cfg.chain_id, self.runtime.cfg.node_id,
                              Header.decode(header_bytes), block_hash, result_root, tx_count, txs)
 
@@ -208,8 +232,11 @@ def install(app: web.Application, runtime: Runtime) -> None:
     sse = SseHub(hub.replay, lambda: runtime.executor.height)
     publisher = None
     if runtime.cfg.mqtt_url:
-        publisher = MqttPublisher(parse_mqtt_url(runtime.cfg.mqtt_url), runtime.cfg.chain_id,
-                                  runtime.cfg.node_id)
+        try:
+            address = parse_mqtt_url(runtime.cfg.mqtt_url)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+        publisher = MqttPublisher(address, runtime.cfg.chain_id, runtime.cfg.node_id)
         app[MQTT_PUBLISHER] = publisher
     metrics = NodeMetrics(runtime, [sse.collect] + ([publisher.collect] if publisher else []))
     app[EVENT_HUB], app[SSE_HUB], app[METRICS] = hub, sse, metrics
@@ -218,9 +245,9 @@ def install(app: web.Application, runtime: Runtime) -> None:
     app.on_shutdown.append(sse.close_all)  # open streams would hold graceful shutdown
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        hub.sinks.append(sse.publish)
+        hub.sinks.append(sse)
         if publisher is not None:
-            hub.sinks.append(publisher.offer)
+            hub.sinks.append(publisher)
             publisher.start()
         metrics.attach()
         runtime.listeners.append(hub.on_block)

@@ -83,11 +83,6 @@ class Rule:
                 and (self.peers is None or peer in self.peers)
                 and (self.kinds is None or kind in self.kinds))
 
-    def to_json(self) -> dict[str, Any]:
-        out = {k: v for k, v in self.__dict__.items()}
-        out["peers"] = None if self.peers is None else sorted(self.peers)
-        out["kinds"] = None if self.kinds is None else sorted(self.kinds)
-        return out
 
 
 @dataclass(frozen=True)
@@ -98,11 +93,9 @@ class Byzantine:
     probability: float = 1.0
     interval_ms: float = 200.0
 
-    def to_json(self) -> dict[str, Any]:
-        return {"mode": self.mode, "probability": self.probability,
-                "interval_ms": self.interval_ms,
-                "targets": None if self.targets is None else sorted(self.targets),
-                "kinds": None if self.kinds is None else sorted(self.kinds)}
+
+def as_json(spec: Rule | Byzantine) -> dict[str, Any]:
+    return {k: sorted(v) if isinstance(v, frozenset) else v for k, v in vars(spec).items()}
 
 
 def _field(spec: dict[str, Any], name: str, kinds: tuple[type, ...], default: Any,
@@ -125,21 +118,17 @@ def _number(spec: dict[str, Any], name: str, default: float, where: str,
 
 def _index_set(spec: dict[str, Any], name: str, where: str) -> frozenset[int] | None:
     value = spec.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, list) or not all(
-            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value):
+    if value is not None and (not isinstance(value, list) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)):
         raise FaultSpecError(f"{where}.{name} must be a list of replica indices")
-    return frozenset(value)
+    return None if value is None else frozenset(value)
 
 
 def _kind_set(spec: dict[str, Any], where: str) -> frozenset[str] | None:
     value = spec.get("kinds")
-    if value is None:
-        return None
-    if not isinstance(value, list) or not set(value) <= KINDS:
+    if value is not None and (not isinstance(value, list) or not set(value) <= KINDS):
         raise FaultSpecError(f"{where}.kinds must be a list drawn from {sorted(KINDS)}")
-    return frozenset(value)
+    return None if value is None else frozenset(value)
 
 
 def _choice(spec: dict[str, Any], name: str, options: tuple[str, ...], default: str | None,
@@ -257,11 +246,13 @@ class FaultEngine:
         return found
 
     def describe(self) -> dict[str, Any]:
-        return {"node": self.index, "seed": self.seed, "rules": [r.to_json() for r in self.rules],
+        return {"node": self.index, "seed": self.seed, "rules": [as_json(r) for r in self.rules],
                 "partition": [sorted(g) for g in self.partition],
-                "byzantine": self.byzantine.to_json() if self.byzantine else None,
+                "byzantine": as_json(self.byzantine) if self.byzantine else None,
                 "active": self.is_active, "held": sum(len(v) for v in self._held.values()),
-                "counters": dict(sorted(self.counters.items()))}
+                "counters": dict(sorted(self.counters.items())),
+                "replica_stats": dict(sorted(self.runtime.replica.stats.items())),
+                "runtime_counters": dict(sorted(self.runtime.counters.items()))}
 
     @property
     def is_active(self) -> bool:

@@ -1,34 +1,53 @@
-"""Structured logs: one event per line as key=value, quiet (warnings) by default."""
+"""Structured logs: one event per line as key=value, quiet (warnings) by default.
+
+Our own messages are written as `event=<name> key=value ...`. Lines from libraries
+(aiohttp, paho) are free text, so they are wrapped as `event=log msg="<quoted>"`, and
+anything multi-line (a message, a traceback) is quoted onto its one line — a log
+reader can split every line on spaces outside quotes and never see half an event.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
 
+from node.config import ConfigError
+
+LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+def quote(text: str) -> str:
+    """A JSON string: quotes, backslashes and newlines escaped, so it stays one field."""
+    return json.dumps(text, ensure_ascii=False)
+
 
 class KeyValueFormatter(logging.Formatter):
+    def __init__(self, node_id: str = "") -> None:
+        super().__init__()
+        self.node = f"node={node_id} " if node_id else ""
+
     def format(self, record: logging.LogRecord) -> str:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        message = record.getMessage()
+        if not message.startswith("event="):
+            message = "event=log msg=" + quote(message)
+        elif "\n" in message:
+            message = message.replace("\n", "\\n")
         line = (f"ts={stamp}.{int(record.msecs):03d}Z level={record.levelname.lower()} "
-                f"logger={record.name} {record.getMessage()}")
+                f"logger={record.name} {self.node}{message}")
         if record.exc_info:
-            line += " exc=" + repr(self.formatException(record.exc_info))
+            line += " exc=" + quote(self.formatException(record.exc_info))
         return line
 
 
 def configure(level: str = "warning", node_id: str = "") -> None:
+    """Send every logger's records, as key=value lines, to stderr at `level` and above."""
+    if level.lower() not in LEVELS:
+        raise ConfigError(f"unknown log level {level!r}; use one of {', '.join(LEVELS)}")
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(KeyValueFormatter())
+    handler.setFormatter(KeyValueFormatter(node_id))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    if node_id:
-        old_factory = logging.getLogRecordFactory()
-
-        def factory(*args, **kwargs):
-            record = old_factory(*args, **kwargs)
-            record.msg = f"node={node_id} {record.msg}"
-            return record
-
-        logging.setLogRecordFactory(factory)

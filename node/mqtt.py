@@ -123,6 +123,9 @@ class MqttPublisher:
         self._identifier = f"ipchain-{node_id}-{secrets.token_hex(4)}"
 
     # -- the executor side: never waits ------------------------------------------------
+    is_listening = True
+    """Records are wanted whether or not the broker is up: the queue bridges outages."""
+
     def offer(self, records: list[Record]) -> None:
         for record in records:
             if len(self.queue) >= self.capacity:
@@ -160,6 +163,8 @@ class MqttPublisher:
                     await self._publish_until_disconnected(client)
             except aiomqtt.MqttError as exc:
                 self._note_failure(exc, delay_ms)
+            except Exception:  # a bug here must not end publishing for good
+                log.exception("event=mqtt_publisher_failed")
             finally:
                 self.connected = False
             await asyncio.sleep(delay_ms / 1000 * (0.5 + random.random()))

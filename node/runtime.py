@@ -154,7 +154,11 @@ class Runtime:
                         continue  # cancelled or re-armed after it fired
                     del self._timers[item.name]
                     item = ev.TimerFired(item.name)
-                actions.extend(self.replica.step(item, now_ms()))
+                try:
+                    actions.extend(self.replica.step(item, now_ms()))
+                except Exception:  # a replica bug drops one event, never the whole loop
+                    self.counters["replica_step_failed"] += 1
+                    log.exception("event=replica_step_failed kind=%s", type(item).__name__)
             try:
                 self._carry_out(actions)
             except Exception:  # a bug here must not silently stop consensus
@@ -249,4 +253,6 @@ class Runtime:
                 "state_root": self.executor.state.root().hex(),
                 "peers": [p.id for p in self.cfg.peers], "mempool": len(self.mempool),
                 "pending": replica["pending"], "stable_checkpoint": replica["stable_checkpoint"],
-                "in_view_change": replica["in_view_change"], "evidence": replica["evidence"]}
+                "in_view_change": replica["in_view_change"], "evidence": replica["evidence"],
+                "consensus": dict(sorted(self.replica.stats.items())),
+                "transport": dict(sorted(self.counters.items()))}

@@ -58,27 +58,35 @@ class SseHub:
         self.max_queue_records = max_queue_records
         self.keepalive_s = keepalive_s
         self.clients: set[SseClient] = set()
+        """Streams receiving live records."""
+        self.streams: set[SseClient] = set()
+        """Every open stream, including those still catching up from storage."""
         self.connections = 0
         self.slow_disconnects = 0
         self.replayed_records = 0
 
     # -- the executor side: never waits ------------------------------------------------
-    def publish(self, records: list[Record]) -> None:
+    @property
+    def is_listening(self) -> bool:
+        return bool(self.clients)
+
+    def offer(self, records: list[Record]) -> None:
         for client in list(self.clients):
-            if len(client.queue) + len(records) > self.max_queue_records:
-                self._evict(client)
+            backlog = len(client.queue) + len(records)
+            if backlog > self.max_queue_records:
+                self._evict(client, backlog)
                 continue
             client.queue.extend(records)
             client.wakeup.set()
 
-    def _evict(self, client: SseClient) -> None:
+    def _evict(self, client: SseClient, backlog: int) -> None:
         """Cut a client that fell too far behind; it resumes from storage on reconnect."""
         self.clients.discard(client)
         self.slow_disconnects += 1
         client.closed = True
         client.wakeup.set()
-        log.info("event=sse_slow_client_disconnected peer=%s queued=%d",
-                 client.request.remote, len(client.queue))
+        log.info("event=sse_slow_client_disconnected peer=%s backlog_records=%d limit=%d",
+                 client.request.remote, backlog, self.max_queue_records)
         client.queue.clear()
         transport = client.request.transport
         if transport is not None:
@@ -86,8 +94,8 @@ class SseHub:
 
     async def close_all(self, app: web.Application) -> None:
         """on_shutdown: end every stream so graceful shutdown does not wait on them."""
-        for client in list(self.clients):
-            self.clients.discard(client)
+        self.clients.clear()
+        for client in list(self.streams):
             client.closed = True
             client.wakeup.set()
 
@@ -104,6 +112,7 @@ class SseHub:
         await response.prepare(request)
         client = SseClient(request)
         self.connections += 1
+        self.streams.add(client)
         try:
             await response.write(f"retry: {RETRY_MS}\n\n".encode())
             if after is None:
@@ -116,13 +125,14 @@ class SseHub:
             pass  # the client went away (or was cut off): nothing to clean but the set
         finally:
             self.clients.discard(client)
+            self.streams.discard(client)
         return response
 
     async def _catch_up(self, response: web.StreamResponse, client: SseClient,
                         after: Key) -> Key:
         """Send stored records after `after`, then subscribe; return the last key sent."""
         height = max(after[0], 1)
-        while True:
+        while not client.closed:  # closed: the node is shutting down
             top = self.height()
             if height > top:
                 self.clients.add(client)  # no await since `top` was read: nothing slips
@@ -134,6 +144,7 @@ class SseHub:
                 self.replayed_records += len(chunk)
                 after = chunk[-1].key
             height = last + 1
+        return after
 
     async def _stream_live(self, response: web.StreamResponse, client: SseClient,
                            after: Key) -> None:
@@ -153,7 +164,7 @@ class SseHub:
     # -- metrics ---------------------------------------------------------------------------
     def collect(self) -> Iterator[Metric]:
         yield GaugeMetricFamily("ipchain_sse_clients", "Connected event-stream clients.",
-                                value=len(self.clients))
+                                value=len(self.streams))
         yield CounterMetricFamily("ipchain_sse_connections", "Event-stream connections opened.",
                                   value=self.connections)
         yield CounterMetricFamily("ipchain_sse_slow_disconnects",

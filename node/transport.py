@@ -23,6 +23,8 @@ from node.config import Peer
 log = logging.getLogger("ipchain.transport")
 MAX_QUEUE_ITEMS = 20_000
 MAX_POST_ITEMS = 2_000
+MAX_POST_BYTES = 16 * 1024 * 1024
+"""Below the peers' body limit (node.config PEER_BODY_BYTES); one larger message goes alone."""
 BACKOFF_MS = (20, 2_000)
 
 
@@ -57,7 +59,11 @@ class PeerLink:
     async def _flush(self, queue: collections.deque[bytes], path: str) -> None:
         if not queue:
             return
-        batch = [queue.popleft() for _ in range(min(len(queue), MAX_POST_ITEMS))]
+        batch = [queue.popleft()]
+        size = len(batch[0])
+        while queue and len(batch) < MAX_POST_ITEMS and size + len(queue[0]) <= MAX_POST_BYTES:
+            size += len(queue[0])
+            batch.append(queue.popleft())
         body = msgpack.packb(batch, use_bin_type=True)
         delay_ms = BACKOFF_MS[0]
         for attempt in range(6):
@@ -65,8 +71,13 @@ class PeerLink:
                 async with self.session.post(self.peer.url + path, data=body, headers={
                         "Content-Type": "application/msgpack"}) as resp:
                     await resp.read()
-                    if resp.status < 500:
+                    if resp.status < 400:
                         self.counters[f"sent:{self.peer.id}"] += len(batch)
+                        return
+                    if resp.status < 500:  # the peer refuses this body: retrying won't help
+                        self.counters[f"dropped_refused_{resp.status}:{self.peer.id}"] += len(batch)
+                        log.warning("event=peer_refused peer=%s status=%d bytes=%d",
+                                    self.peer.id, resp.status, len(body))
                         return
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
                 pass

@@ -20,6 +20,8 @@ from typing import Protocol
 from consensus.messages import Commit, PrePrepare, Prepare, Signed, ViewChange
 
 Outbound = list[tuple[int, Signed]]
+Blocks = tuple[tuple[Signed, tuple[Signed, ...]], ...]
+"""Committed blocks served to a peer that catches up: (pre-prepare, commit certificate)."""
 
 
 class ByzantineHost(Protocol):
@@ -48,6 +50,10 @@ class Behaviour:
     def on_tick(self, host: ByzantineHost) -> Outbound:
         return []
 
+    def serve(self, host: ByzantineHost, blocks: Blocks) -> Blocks:
+        """What it answers a peer's block fetch with (the peer checks certificates)."""
+        return blocks
+
 
 HONEST = Behaviour()
 
@@ -71,8 +77,10 @@ class BadSignature(Behaviour):
         self.rng = rng
 
     def outbound(self, host: ByzantineHost, msg: Signed, dsts: list[int]) -> Outbound:
-        bad = Signed(msg.body, msg.sender, bytes([msg.sig[0] ^ 0xFF]) + msg.sig[1:])
-        return [(dst, bad if self.rng.random() < 0.5 else msg) for dst in dsts]
+        return [(dst, _corrupt(msg) if self.rng.random() < 0.5 else msg) for dst in dsts]
+
+    def serve(self, host: ByzantineHost, blocks: Blocks) -> Blocks:
+        return tuple((pp, tuple(_corrupt(vote) for vote in cert)) for pp, cert in blocks)
 
 
 class WrongDigest(Behaviour):
@@ -88,6 +96,16 @@ class WrongDigest(Behaviour):
         if isinstance(body, (PrePrepare, Prepare, Commit)):
             msg = host.sign(_with_digest(body, self.rng.randbytes(32)))
         return [(dst, msg) for dst in dsts]
+
+    def serve(self, host: ByzantineHost, blocks: Blocks) -> Blocks:
+        """The real certificate, but a batch with one tx dropped (the digest no longer fits)."""
+        out = []
+        for pp, cert in blocks:
+            body = pp.body
+            txs = body.txs[:-1] if body.txs else (b"made-up",)
+            out.append((Signed(PrePrepare(body.view, body.seq, body.digest, body.timestamp_ms, txs),
+                               pp.sender, pp.sig), cert))
+        return tuple(out)
 
 
 class Equivocate(Behaviour):
@@ -113,6 +131,10 @@ class Equivocate(Behaviour):
         else:
             return [(dst, msg) for dst in dsts]
         return [(dst, other if dst in self.side_b else msg) for dst in dsts]
+
+    def serve(self, host: ByzantineHost, blocks: Blocks) -> Blocks:
+        """Its own alternative proposal for each block, with the real certificate."""
+        return tuple((host.sign(alternative_preprepare(host, pp.body)), cert) for pp, cert in blocks)
 
 
 class ViewChangeSpam(Behaviour):
@@ -172,6 +194,10 @@ def alternative_preprepare(host: ByzantineHost, pp: PrePrepare) -> PrePrepare:
     txs = pp.txs[:-1] if len(pp.txs) > 1 else pp.txs
     timestamp_ms = pp.timestamp_ms + 1
     return PrePrepare(pp.view, pp.seq, host.digest(timestamp_ms, txs), timestamp_ms, txs)
+
+
+def _corrupt(msg: Signed) -> Signed:
+    return Signed(msg.body, msg.sender, bytes([msg.sig[0] ^ 0xFF]) + msg.sig[1:])
 
 
 def _with_digest(body: PrePrepare | Prepare | Commit, digest: bytes):

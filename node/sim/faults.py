@@ -54,7 +54,7 @@ class FaultMix:
 
 
 MIXES: dict[str, FaultMix] = {
-    "none": FaultMix("none", kinds=(), max_episodes=0),
+    "none": FaultMix("none", kinds=(), faulty=0, max_episodes=0),
     "normal": FaultMix("normal", behaviours=BACKUP_BEHAVIOURS, byzantine_probability=0.25),
     "full": FaultMix("full", kinds=REPLICA_KINDS + NETWORK_KINDS + (SPLIT_KIND,),
                      behaviours=BACKUP_BEHAVIOURS, byzantine_probability=0.25,
@@ -80,17 +80,21 @@ class Episode:
     jitter_us: int = 0
     direction: str = ""
     """For `oneway`: "out" (targets cannot send) or "in" (targets cannot hear)."""
+    torn: bool = False
+    """For `crash`: die in the middle of the next step's actions — after its WAL write,
+    before some of its sends and executions — instead of between steps."""
 
     def describe(self) -> str:
         what = {"loss": f" p={self.rate:.2f}", "duplicate": f" p={self.rate:.2f}",
-                "delay": f" +jitter {self.jitter_us // 1000}ms", "oneway": f" {self.direction}"}
+                "delay": f" +jitter {self.jitter_us // 1000}ms", "oneway": f" {self.direction}",
+                "crash": " torn (mid-step)" if self.torn else ""}
         return (f"{self.start_ms:>6}..{self.end_ms:<6}ms {self.kind:<9}"
                 f"{list(self.targets) if self.targets else 'all links'}{what.get(self.kind, '')}")
 
     def to_value(self) -> dict[str, Any]:
         return {"start_ms": self.start_ms, "end_ms": self.end_ms, "kind": self.kind,
                 "targets": list(self.targets), "rate": round(self.rate, 4),
-                "jitter_us": self.jitter_us, "direction": self.direction}
+                "jitter_us": self.jitter_us, "direction": self.direction, "torn": self.torn}
 
 
 @dataclass(frozen=True)
@@ -167,6 +171,8 @@ def _episode(rng: random.Random, n: int, mix: FaultMix, faulty: list[int],
         return Episode(start, end, kind, targets, rate=rng.uniform(0.1, 0.9))
     if kind == "oneway":
         return Episode(start, end, kind, targets, direction=rng.choice(("out", "in")))
+    if kind == "crash":
+        return Episode(start, end, kind, targets, torn=rng.random() < 0.5)
     return Episode(start, end, kind, targets)
 
 
@@ -176,7 +182,7 @@ class FaultTarget(Protocol):
 
     n: int
 
-    def crash(self, index: int) -> None: ...
+    def crash(self, index: int, torn: bool = False) -> None: ...
 
     def restart(self, index: int) -> None: ...
 
@@ -207,7 +213,7 @@ def link_condition(episode: Episode, n: int) -> LinkCondition | None:
 def start_episode(target: FaultTarget, number: int, episode: Episode) -> None:
     if episode.kind == "crash":
         for index in episode.targets:
-            target.crash(index)
+            target.crash(index, episode.torn)
     elif episode.kind == "pause":
         for index in episode.targets:
             target.pause(index)

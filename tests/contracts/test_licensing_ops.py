@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from test_licensing_support import (
-    A, B, C, LAB, PENDING, Case, advance_to, bpc, grant_licence, new_pool, new_world, offer,
+    A, B, LAB, PENDING, Case, advance_to, bpc, grant_licence, new_pool, new_world, offer,
     offer_args, pledge, pool_in, run_case, set_status,
 )
 
@@ -277,6 +277,8 @@ OPEN_OFFER_CASES = [
          "BadArguments"),
     Case("zero-day term", "acme", {"patent": A, "price": 1, "terms": {"term_days": 0}},
          "BadArguments"),
+    Case("a term beyond any patent's", "acme",
+         {"patent": A, "price": 1, "terms": {"term_days": 2**40}}, "BadArguments"),
     Case("negative price", "acme", {"patent": A, "price": -1}, "BadArguments"),
 ]
 

@@ -120,14 +120,21 @@ class ExclusivityMachine(RuleBasedStateMachine):
     @rule(target=offers, who=st.sampled_from(OFFERABLE),
           licensee=st.sampled_from(["bolt", "lab", "poor"]),
           kind=st.sampled_from(["exclusive", "sole", "non_exclusive"]), fields=scopes,
-          where=territories, start=st.sampled_from(DAYS[:4]), length=st.integers(0, 3))
-    def offer(self, who, licensee, kind, fields, where, start, length):
+          where=territories, start=st.sampled_from(DAYS[:4]), length=st.integers(0, 3),
+          accept_now=st.booleans())
+    def offer(self, who, licensee, kind, fields, where, start, length, accept_now):
+        """Offer, and half the time accept at once; the rest stay pending to compete."""
         sender, patents = who
         end = DAYS[min(DAYS.index(start) + length, len(DAYS) - 1)]
         receipt = self.run(sender, "licence.offer", licensee=licensee, patents=patents,
                            kind=kind, fields=fields, territories=where, start_date=start,
                            end_date=end, fee=10)
-        return receipt.events[0].data["licence"] if receipt.ok else multiple()
+        if not receipt.ok:
+            return multiple()
+        lid = receipt.events[0].data["licence"]
+        if accept_now:
+            self.run(licensee, "licence.accept", licence=lid)
+        return lid
 
     @rule(lid=offers)
     def accept(self, lid):
@@ -141,10 +148,10 @@ class ExclusivityMachine(RuleBasedStateMachine):
         if licence is not None:
             self.run(licence["offered_by"], "licence.withdraw", licence=lid)
 
-    @rule(pid=st.sampled_from(sorted(OWNER)), withdraw=st.booleans())
+    @rule(pid=st.sampled_from([A, A, A, B, C, LAB]), withdraw=st.integers(0, 2))
     def open_licence(self, pid, withdraw):
-        op = "licence.open_withdraw" if withdraw else "licence.open_offer"
-        self.run(OWNER[pid], op, patent=pid, **({} if withdraw else {"price": 5}))
+        op = "licence.open_withdraw" if withdraw == 0 else "licence.open_offer"
+        self.run(OWNER[pid], op, patent=pid, **({} if withdraw == 0 else {"price": 5}))
 
     @rule(pid=st.sampled_from(sorted(OWNER)), taker=st.sampled_from(["bolt", "poor", "lab"]))
     def take_open(self, pid, taker):

@@ -49,6 +49,8 @@ def test_parse_period(text, expected) -> None:
 
 
 def test_period_days_cover_the_year_without_gaps() -> None:
+    assert get_period_days(9999, 4)[1] == datetime.date(9999, 12, 31)
+    assert get_period_days(2023, 1)[1] == datetime.date(2023, 3, 31)
     days = [get_period_days(2024, q) for q in (1, 2, 3, 4)]
     assert days[0][0] == datetime.date(2024, 1, 1) and days[3][1] == datetime.date(2024, 12, 31)
     for (_, end), (start, _) in zip(days, days[1:]):
@@ -151,6 +153,8 @@ REPORT_CASES = [
     Case("not a quarter", "bolt", _q("2024-Q5"), "BadArguments", setup=_licence()),
     Case("negative sales", "bolt", _q("2024-Q1", -1), "BadArguments", setup=_licence()),
     Case("boolean units", "bolt", _q("2024-Q1", 1, True), "BadArguments", setup=_licence()),
+    Case("a royalty too large to represent", "bolt", _q("2024-Q1", 1, 2**62), "BadArguments",
+         setup=_licence(royalty_floor_per_unit=2**62)),
 ]
 
 

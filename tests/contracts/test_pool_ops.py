@@ -210,6 +210,8 @@ CONVERT_CASES = [
     Case("BPR = floor(amount x num / den); only what buys whole BPR is taken", "bolt",
          _convert(250), setup=_pool, check=_converted),
     Case("buys no whole BPR", "bolt", _convert(99), "BadArguments", setup=_pool),
+    Case("would mint more BPR than a balance can hold", "bolt", _convert(2**62),
+         "BadArguments", setup=lambda ch: {"pool": new_pool(ch, bpr_ratio=[2**32, 1])}),
     Case("zero", "bolt", _convert(0), "BadArguments", setup=_pool),
     Case("cannot pay", "poor", _convert(100), "InsufficientFunds", setup=_pool),
     Case("more than it holds is refused whole", "poor", _convert(150),

@@ -1,0 +1,145 @@
+"""`ipchain sim`: explore many seeds, or replay one.
+
+    ipchain sim --nodes 4 --blocks 50 --seeds 200            # explore seeds 1..200
+    ipchain sim --seeds 50 --seed-start 1000 --json         # JSON summary only
+    ipchain sim --faulty 2 --byzantine collude --seeds 5    # negative control (f+1 liars)
+    ipchain sim --seed 17 --nodes 4 --blocks 50             # replay seed 17: plan + outcome
+
+Exploring prints one JSON summary (seeds, violations as {seed, checker, detail},
+seeds_per_min, ...) and, without --json, each failing seed's plan on stderr. The exit
+status is 1 when any checker found a violation, so a CI job can run a swarm as is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+from typing import Sequence
+
+from node.sim.faults import BEHAVIOURS, MIXES
+from node.sim.run import SimConfig, explore, mix_with, resolve_mix, run_seed
+
+EXIT_OK, EXIT_VIOLATION, EXIT_USAGE = 0, 1, 2
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be a positive integer")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must not be negative")
+    return value
+
+
+def _behaviours(text: str) -> tuple[str, ...]:
+    names = tuple(sorted({n.strip() for n in text.split(",") if n.strip()}))
+    unknown = [n for n in names if n not in BEHAVIOURS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown behaviour(s) {unknown}; choose from "
+                                         f"{', '.join(BEHAVIOURS)}")
+    return names
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ipchain sim", description="Deterministic simulation of N real replicas "
+        "under one seed: faults on (safety), then healed (liveness), then checkers.")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--seed", type=_non_negative, help="replay this one seed, printing its plan")
+    which.add_argument("--seeds", type=_positive, default=10, help="explore this many seeds (default 10)")
+    parser.add_argument("--seed-start", type=_non_negative, default=1,
+                        help="first seed to explore (default 1)")
+    parser.add_argument("--nodes", type=_positive, default=4, help="replicas (default 4)")
+    parser.add_argument("--blocks", type=_positive, default=50,
+                        help="client bursts in the safety phase, about one block each (default 50)")
+    parser.add_argument("--txs-per-block", type=_positive, default=4)
+    parser.add_argument("--mix", choices=["auto", *[m for m in MIXES if m != "collude"]],
+                        default="auto", help="fault mix: auto = full when the replica survives "
+                        "primary faults (view change), else normal (default auto)")
+    parser.add_argument("--faulty", type=_non_negative, default=None,
+                        help="replicas the plan may fault (default f; above f expects violations)")
+    parser.add_argument("--byzantine", type=_behaviours, default=None, metavar="KINDS",
+                        help="make every faulty replica Byzantine with one of these comma-separated "
+                        f"behaviours: {', '.join(BEHAVIOURS)}")
+    parser.add_argument("--ed25519", action="store_true",
+                        help="real Ed25519 signatures (default: fast-insecure-sim keyed hashes)")
+    parser.add_argument("--liveness-bound-ms", type=_positive, default=30_000)
+    parser.add_argument("--request-timeout-ms", type=_positive, default=1_000)
+    parser.add_argument("--jobs", type=_positive, default=1, help="worker processes for exploring")
+    parser.add_argument("--json", action="store_true", help="machine-readable output only")
+    return parser
+
+
+def config_from(args: argparse.Namespace) -> SimConfig:
+    if args.faulty is not None and args.faulty > args.nodes:
+        raise ValueError(f"--faulty {args.faulty} exceeds --nodes {args.nodes}")
+    base = MIXES["collude"] if args.byzantine and "collude" in args.byzantine else resolve_mix(args.mix)
+    mix = mix_with(base, args.faulty, args.byzantine, args.nodes)
+    return replace(SimConfig(), nodes=args.nodes, blocks=args.blocks,
+                   txs_per_block=args.txs_per_block, mix=mix, ed25519=args.ed25519,
+                   liveness_bound_ms=args.liveness_bound_ms,
+                   request_timeout_ms=args.request_timeout_ms, cli_flags=replay_flags(args, mix.name))
+
+
+def replay_flags(args: argparse.Namespace, mix_name: str) -> str:
+    """The flags that rebuild this config; `auto` is pinned to what it resolved to."""
+    flags = [f"--nodes {args.nodes}", f"--blocks {args.blocks}",
+             f"--txs-per-block {args.txs_per_block}"]
+    if not (args.byzantine and "collude" in args.byzantine):
+        flags.append(f"--mix {mix_name.split('+')[0]}")
+    if args.faulty is not None:
+        flags.append(f"--faulty {args.faulty}")
+    if args.byzantine:
+        flags.append(f"--byzantine {','.join(args.byzantine)}")
+    if args.ed25519:
+        flags.append("--ed25519")
+    if args.liveness_bound_ms != 30_000:
+        flags.append(f"--liveness-bound-ms {args.liveness_bound_ms}")
+    if args.request_timeout_ms != 1_000:
+        flags.append(f"--request-timeout-ms {args.request_timeout_ms}")
+    return " ".join(flags)
+
+
+def replay(seed: int, cfg: SimConfig, as_json: bool) -> int:
+    result = run_seed(seed, cfg)
+    if as_json:
+        print(json.dumps({**result.to_value(), "digests": result.digests}, indent=2))
+    else:
+        print(result.describe())
+    return EXIT_OK if result.ok else EXIT_VIOLATION
+
+
+def sweep(args: argparse.Namespace, cfg: SimConfig) -> int:
+    seeds = range(args.seed_start, args.seed_start + args.seeds)
+    summary = explore(cfg, seeds, jobs=args.jobs)
+    failures = summary.pop("failures")
+    if not args.json:
+        for text in failures:
+            print(text + "\n", file=sys.stderr)
+    print(json.dumps(summary, indent=2))
+    return EXIT_VIOLATION if summary["violations"] else EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        cfg = config_from(args)
+    except ValueError as exc:
+        parser.print_usage(sys.stderr)
+        print(f"ipchain sim: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.seed is not None:
+        return replay(args.seed, cfg, args.json)
+    return sweep(args, cfg)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,387 @@
+"""One seed, start to finish: build the cluster, run the safety and liveness phases, check.
+
+The safety phase submits `blocks` bursts of client transactions, one every
+`block_interval_ms`, while the fault plan plays out. At its end every fault heals:
+crashed replicas restart (from their WAL when the replica can restore one), paused ones
+resume, the network is whole again; Byzantine replicas stay Byzantine. The liveness
+phase submits a few more bursts and runs until every request is acknowledged and the
+honest replicas agree on one height, or until the bound passes. Then the checkers read
+the history. Everything is a function of the seed, so `run_seed(seed, config)` twice
+gives the same deliveries, roots and verdicts.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import random
+import time
+import traceback
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Iterable
+
+import nacl.signing
+
+from consensus.crypto import Ed25519Keyring, FastKeyring
+from consensus.quorum import max_faulty
+from consensus.replica import Replica, ReplicaConfig
+from contracts.genesis import init_state
+from contracts.tx import Transaction
+from node.chain import digest_batch
+from node.sim import checkers
+from node.sim.byzantine import HONEST, Conspiracy, make_behaviour
+from node.sim.clock import US_PER_MS, EventQueue, SimClock
+from node.sim.faults import (MIXES, FaultMix, FaultPlan, end_episode, generate_plan,
+                             start_episode)
+from node.sim.host import Host, SimChain
+from node.sim.network import LatencyModel, LinkCondition, Network
+from node.sim.workload import (FAST_TX_SIGNATURES, GENESIS_TIME_MS, Client, ClientTx,
+                               build_genesis, make_bursts, trusted_signatures, validator_seed)
+
+CLIENT_LATENCY_US = 1_000
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    nodes: int = 4
+    blocks: int = 50
+    """Client bursts in the safety phase; each normally becomes one block."""
+    txs_per_block: int = 4
+    clients: int = 8
+    block_interval_ms: int = 50
+    liveness_blocks: int = 5
+    liveness_bound_ms: int = 30_000
+    """After healing, new requests must commit (and replicas converge) within this."""
+    retry_ms: int = 1_000
+    mix: FaultMix = MIXES["normal"]
+    ed25519: bool = False
+    """Real Ed25519 for replica messages and transaction checks; else the fast labelled path."""
+    request_timeout_ms: int = 1_000
+    checkpoint_interval_blocks: int = 10
+    batch_delay_ms: int = 20
+    max_clock_offset_ms: int = 50
+    latency: LatencyModel = LatencyModel()
+    max_events: int | None = None
+    chain_id: str = "ipchain-sim"
+    cli_flags: str = ""
+    """The `ipchain sim` flags this config came from, so a failure prints its replay line."""
+
+    @property
+    def keyring_label(self) -> str:
+        return "ed25519" if self.ed25519 else FastKeyring.label
+
+    def event_budget(self) -> int:
+        """Generous: a normal block costs ~3 n^2 events; beyond this it is a livelock."""
+        return self.max_events or 400 * self.nodes ** 2 * (self.blocks + self.liveness_blocks) + 200_000
+
+    def summary(self) -> dict[str, Any]:
+        return {"nodes": self.nodes, "blocks": self.blocks, "txs_per_block": self.txs_per_block,
+                "mix": self.mix.name, "faulty": self.mix.faulty, "behaviours": list(self.mix.behaviours),
+                "keyring": self.keyring_label,
+                "tx_signatures": "ed25519" if self.ed25519 else FAST_TX_SIGNATURES}
+
+
+@dataclass
+class RunResult:
+    seed: int
+    config: SimConfig
+    plan: FaultPlan
+    violations: list[checkers.Violation]
+    stats: dict[str, Any] = field(default_factory=dict)
+    digests: dict[int, list[str]] = field(default_factory=dict)
+    """Per replica, the hex digests it delivered in sequence order (for replay checks)."""
+    fingerprint: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+    def describe(self) -> str:
+        verdict = "OK" if self.ok else f"{len(self.violations)} VIOLATION(S)"
+        lines = [f"seed {self.seed}: {verdict}  ({self.config.nodes} replicas, "
+                 f"{self.config.blocks} blocks, mix {self.config.mix.name}, "
+                 f"keyring {self.config.keyring_label})", self.plan.describe()]
+        lines.append("outcome: " + ", ".join(f"{k}={v}" for k, v in sorted(self.stats.items())))
+        lines += [f"  VIOLATION [{v.checker}] {v.detail}" for v in self.violations]
+        if not self.ok:
+            lines.append(f"replay: {replay_hint(self.seed, self.config)}")
+        return "\n".join(lines)
+
+    def to_value(self) -> dict[str, Any]:
+        return {"seed": self.seed, "ok": self.ok, "config": self.config.summary(),
+                "plan": self.plan.to_value(), "violations": [v.to_value() for v in self.violations],
+                "stats": self.stats, "fingerprint": self.fingerprint}
+
+
+def replay_hint(seed: int, cfg: SimConfig) -> str:
+    if cfg.cli_flags:
+        return f"ipchain sim --seed {seed} {cfg.cli_flags}"
+    return f"node.sim.run.run_seed({seed}, {cfg!r})"
+
+
+class Simulation:
+    """The whole cluster for one seed; also the `HostEnv` and `FaultTarget` of its parts."""
+
+    def __init__(self, seed: int, cfg: SimConfig, plan: FaultPlan | None = None) -> None:
+        self.seed, self.cfg, self.n = seed, cfg, cfg.nodes
+        if self.n < 1:
+            raise ValueError("a cluster needs at least one replica")
+        self.queue = EventQueue()
+        self.safety_ms = cfg.blocks * cfg.block_interval_ms
+        self.plan = plan or generate_plan(seed, self.n, cfg.mix, self.safety_ms)
+        clock_rng = self._rng("clock")
+        offsets = [clock_rng.randint(0, cfg.max_clock_offset_ms) for _ in range(self.n)]
+        self.clock = SimClock(self.queue, GENESIS_TIME_MS + 1_000, offsets)
+        self.network = Network(self.n, self._rng("network"), self.queue, self._deliver, cfg.latency)
+        self.bursts = make_bursts(self._rng("workload"), cfg.chain_id, cfg.clients,
+                                  cfg.blocks + cfg.liveness_blocks, cfg.txs_per_block)
+        self.client = Client(self._rng("client"), self.n, cfg.retry_ms, self._client_send,
+                             self.plan.is_honest, self.clock.sim_ms)
+        self.hosts = self._build_hosts()
+        self.phase = "safety"
+        self.heal_ms = self.safety_ms
+
+    def _rng(self, purpose: str) -> random.Random:
+        return random.Random(f"ipchain-sim/{self.seed}/{purpose}")
+
+    def _build_hosts(self) -> list[Host]:
+        cfg = self.cfg
+        genesis = build_genesis(cfg.chain_id, self.n, cfg.clients)
+        genesis_state = init_state(genesis)
+        signature_ok = Transaction.signature_ok if cfg.ed25519 else trusted_signatures(self.bursts)
+        tx_cache = {c.id_bytes: c.tx for burst in self.bursts for c in burst}
+        keyring = _keyring_factory(self.n, cfg.ed25519)
+        colluders = sorted(i for i, b in self.plan.byzantine.items() if b == "collude")
+        plot = Conspiracy(self._rng("conspiracy"), colluders, self.n) if colluders else None
+        hosts = []
+        for i in range(self.n):
+            rcfg = ReplicaConfig(n=self.n, index=i, chain_id=cfg.chain_id,
+                                 batch_delay_ms=cfg.batch_delay_ms,
+                                 checkpoint_interval_blocks=cfg.checkpoint_interval_blocks,
+                                 log_window_blocks=4 * cfg.checkpoint_interval_blocks,
+                                 request_timeout_ms=cfg.request_timeout_ms)
+            behaviour = (make_behaviour(self.plan.byzantine[i], i, self.n,
+                                        self._rng(f"byzantine/{i}"), plot)
+                         if i in self.plan.byzantine else HONEST)
+            chain = SimChain(cfg.chain_id, genesis_state, genesis["genesis_time_ms"],
+                             signature_ok, tx_cache)
+            make = functools.partial(Replica, rcfg, keyring(i), digest_batch)
+            hosts.append(Host(i, self, make, chain, behaviour, self._rng(f"host/{i}")))
+        return hosts
+
+    # -- HostEnv -----------------------------------------------------------------------------
+    def now_ms(self, index: int) -> int:
+        return self.clock.now_ms(index)
+
+    def on_receipt(self, host: int, tx_id: str, height: int, ok: bool, code: str) -> None:
+        self.client.on_receipt(host, tx_id, height, ok, code)
+
+    def _deliver(self, dst: int, src: int, packet: tuple[Any, ...]) -> None:
+        self.hosts[dst].on_packet(src, packet)
+
+    def _client_send(self, host: int, txs: list[ClientTx]) -> None:
+        self.queue.after(CLIENT_LATENCY_US, self.hosts[host].admit, tuple(txs), True)
+
+    # -- FaultTarget -----------------------------------------------------------------------------
+    def crash(self, index: int, torn: bool = False) -> None:
+        self.hosts[index].crash(torn)
+
+    def restart(self, index: int) -> None:
+        self.hosts[index].restart()
+
+    def pause(self, index: int) -> None:
+        self.hosts[index].pause()
+
+    def unpause(self, index: int) -> None:
+        self.hosts[index].unpause()
+
+    def set_link_condition(self, name: str, condition: LinkCondition | None) -> None:
+        if condition is None:
+            self.network.remove_condition(name)
+        else:
+            self.network.add_condition(name, condition)
+
+    # -- the run -----------------------------------------------------------------------------
+    def _schedule(self) -> None:
+        cfg, at = self.cfg, self.queue.at
+        for i, burst in enumerate(self.bursts[:cfg.blocks]):
+            at(i * cfg.block_interval_ms * US_PER_MS, self.client.submit, burst, "safety")
+        for number, episode in enumerate(self.plan.episodes):
+            at(episode.start_ms * US_PER_MS, start_episode, self, number, episode)
+            at(episode.end_ms * US_PER_MS, end_episode, self, number, episode)
+        at(self.safety_ms * US_PER_MS, self._heal)
+        for j, burst in enumerate(self.bursts[cfg.blocks:]):
+            at((self.safety_ms + j * cfg.block_interval_ms) * US_PER_MS, self.client.submit,
+               burst, "liveness")
+        self._retry_tick()
+
+    def _retry_tick(self) -> None:
+        self.client.retry_due()
+        self.queue.after(self.cfg.retry_ms * US_PER_MS // 2, self._retry_tick)
+
+    def _heal(self) -> None:
+        """End of the safety phase: every fault stops; Byzantine replicas stay Byzantine."""
+        self.phase, self.heal_ms = "liveness", self.clock.sim_ms()
+        self.network.heal()
+        for host in self.hosts:
+            host.heal()
+
+    def _is_done(self) -> bool:
+        if self.phase != "liveness" or self.client.unacked():
+            return False
+        live = [h for h in self.hosts if h.honest and h.up]
+        top = max((a.height for a in self.client.acked.values()), default=0)
+        return all(h.chain.height >= top for h in live) and len({h.chain.height for h in live}) <= 1
+
+    def run(self) -> RunResult:
+        started = time.perf_counter()
+        self._schedule()
+        end_us = (self.safety_ms + self.cfg.liveness_bound_ms) * US_PER_MS
+        violations: list[checkers.Violation] = []
+        try:
+            if not self.queue.run_until(end_us, self._is_done, self.cfg.event_budget()):
+                violations.append(checkers.Violation(
+                    "budget", f"event budget {self.cfg.event_budget()} spent by "
+                              f"{self.clock.sim_ms()} ms: a message storm or livelock", self.seed))
+        except Exception as exc:  # a crash of the code under test is a finding, not a test error
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            violations.append(checkers.Violation(
+                "exception", f"{exc!r} at {where.filename}:{where.lineno} ({where.name}) "
+                             f"at {self.clock.sim_ms()} ms", self.seed))
+        history = self.history()
+        violations += checkers.check_all(history, self.seed)
+        return self._result(violations, time.perf_counter() - started)
+
+    # -- results -----------------------------------------------------------------------------
+    def history(self) -> checkers.History:
+        return checkers.History(
+            replicas=[record_of(h) for h in self.hosts],
+            submitted={c.id_hex for burst in self.bursts for c in burst
+                       if c.id_hex in self.client.submissions},
+            acked=dict(self.client.acked),
+            liveness_txs=tuple(t for t, s in self.client.submissions.items() if s.phase == "liveness"),
+            heal_ms=self.heal_ms, end_ms=self.clock.sim_ms(),
+            liveness_bound_ms=self.cfg.liveness_bound_ms,
+            max_lagging=max_faulty(self.n) if self.plan.byzantine else 0)
+
+    def _result(self, violations: list[checkers.Violation], wall_s: float) -> RunResult:
+        digests = {h.index: [b.digest.hex() for b in h.chain.blocks[1:]] for h in self.hosts}
+        honest = [h for h in self.hosts if h.honest]
+        views = [h.replica.view for h in honest if h.replica is not None]
+        stats: dict[str, Any] = {
+            "height_max": max((h.chain.height for h in honest), default=0),
+            "height_min": min((h.chain.height for h in honest), default=0),
+            "txs_submitted": len(self.client.submissions), "txs_acked": len(self.client.acked),
+            "max_view": max(views, default=0), "sim_ms": self.clock.sim_ms(),
+            "events": self.queue.events_run, "wall_s": round(wall_s, 3),
+            "evidence": sum(len(h.evidence) for h in honest),
+            **{f"net_{k}": v for k, v in sorted(self.network.stats.items())},
+        }
+        for key in ("crashes", "torn_crashes", "torn_actions_lost", "restarts",
+                    "restored_from_wal", "fetches", "redelivered"):
+            stats[key] = sum(h.stats[key] for h in self.hosts)
+        fingerprint = hashlib.sha256(repr((sorted(digests.items()),
+                                           [h.chain.roots[-1].hex() for h in self.hosts],
+                                           sorted((k, asdict(v)) for k, v in self.client.acked.items()),
+                                           [v.to_value() for v in violations],
+                                           {k: v for k, v in stats.items() if k != "wall_s"}
+                                           )).encode()).hexdigest()
+        return RunResult(self.seed, self.cfg, self.plan, violations, stats, digests, fingerprint)
+
+
+def record_of(host: Host) -> checkers.ReplicaRecord:
+    chain = host.chain
+    state = chain.state
+    return checkers.ReplicaRecord(
+        index=host.index, honest=host.honest, up=host.up,
+        digests={h: chain.blocks[h].digest for h in range(1, chain.height + 1)},
+        roots={h: chain.roots[h] for h in range(1, chain.height + 1)},
+        receipts=[(r.tx_id, r.height, r.ok, r.code) for block in chain.receipts for r in block],
+        supply_bpc=state.get("supply/BPC", 0),
+        balances_bpc={key.rsplit("/", 1)[1]: value for key, value in state.items("bal/BPC/")},
+        anomalies=list(host.anomalies), bad_certificates=list(host.bad_certificates))
+
+
+def _keyring_factory(n: int, ed25519: bool):
+    if ed25519:
+        keys = [nacl.signing.SigningKey(validator_seed(i)) for i in range(n)]
+        public = [bytes(k.verify_key) for k in keys]
+        return lambda i: Ed25519Keyring(i, keys[i], public)
+    # FastKeyring is labelled "fast-insecure-sim": forgeable by anyone holding the table.
+    secrets = [hashlib.sha256(f"ipchain-sim/replica-secret/{i}".encode()).digest() for i in range(n)]
+    return lambda i: FastKeyring(i, secrets)
+
+
+def run_seed(seed: int, cfg: SimConfig = SimConfig(), plan: FaultPlan | None = None) -> RunResult:
+    return Simulation(seed, cfg, plan).run()
+
+
+# -- choosing the fault mix ---------------------------------------------------------------------
+@functools.lru_cache(maxsize=1)
+def has_view_change() -> bool:
+    """Probe the replica as it is today: with a mute view-0 primary, does a 4-replica
+    cluster move to a later view and commit? True once the view change has landed."""
+    cfg = SimConfig(nodes=4, blocks=4, liveness_blocks=2, liveness_bound_ms=20_000,
+                    mix=MIXES["none"], request_timeout_ms=500)
+    plan = FaultPlan(seed=0, mix="probe", faulty=(0,), byzantine={0: "mute"})
+    result = run_seed(0, cfg, plan)
+    return result.stats["max_view"] > 0 and result.ok
+
+
+def resolve_mix(name: str) -> FaultMix:
+    """`auto` is `full` when the replica survives primary faults, else `normal`."""
+    if name == "auto":
+        return MIXES["full" if has_view_change() else "normal"]
+    if name == "collude":
+        raise ValueError("use negative_control_mix(n) or --byzantine collude --faulty F")
+    return MIXES[name]
+
+
+# -- many seeds ------------------------------------------------------------------------------------
+def _run_one(job: tuple[int, SimConfig]) -> dict[str, Any]:
+    seed, cfg = job
+    result = run_seed(seed, cfg)
+    value = result.to_value()
+    value["describe"] = result.describe()
+    return value
+
+
+def explore(cfg: SimConfig, seeds: Iterable[int], jobs: int = 1) -> dict[str, Any]:
+    """Run many seeds (optionally across processes); one JSON-able summary."""
+    seeds = list(seeds)
+    started, cpu_started = time.perf_counter(), time.process_time()
+    work = [(seed, cfg) for seed in seeds]
+    if jobs > 1 and len(seeds) > 1:
+        import multiprocessing
+        with multiprocessing.get_context("fork").Pool(jobs) as pool:
+            results = pool.map(_run_one, work, chunksize=1)
+    else:
+        results = [_run_one(job) for job in work]
+    wall_s = time.perf_counter() - started
+    cpu_s = time.process_time() - cpu_started if jobs == 1 else None
+    heights = [r["stats"]["height_max"] for r in results]
+    return {
+        "seeds": len(seeds), "seed_first": seeds[0] if seeds else None,
+        "seed_last": seeds[-1] if seeds else None, **cfg.summary(),
+        "violations": [v for r in results for v in r["violations"]],
+        "failing_seeds": [r["seed"] for r in results if not r["ok"]],
+        "seeds_per_min": round(len(seeds) / wall_s * 60, 1) if wall_s else None,
+        "wall_s": round(wall_s, 2), "jobs": jobs,
+        "cpu_seeds_per_min": round(len(seeds) / cpu_s * 60, 1) if cpu_s else None,
+        "blocks_per_seed_min": min(heights, default=0),
+        "blocks_per_seed_avg": round(sum(heights) / len(heights), 1) if heights else 0,
+        "failures": [r["describe"] for r in results if not r["ok"]],
+    }
+
+
+def mix_with(base: FaultMix, faulty: int | None, behaviours: tuple[str, ...] | None,
+             n: int) -> FaultMix:
+    """The CLI's overrides: how many replicas are faulty, and which lies they tell."""
+    mix = base if faulty is None else replace(base, faulty=faulty)
+    if behaviours and tuple(behaviours) != base.behaviours:
+        mix = replace(mix, name=f"{base.name}+{'+'.join(behaviours)}", behaviours=tuple(behaviours),
+                      byzantine_probability=1.0,
+                      primary_faults=mix.primary_faults or "collude" in behaviours)
+    if mix.faulty is not None and mix.faulty > max_faulty(n):
+        mix = replace(mix, name=f"{mix.name}+over-f")
+    return mix

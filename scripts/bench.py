@@ -1,0 +1,280 @@
+"""`ipchain bench`: offered load against a fresh temporary cluster, one JSON result.
+
+Method (what the numbers mean):
+- Every transaction is signed and every batch msgpack-packed BEFORE the clock starts,
+  so the client's own CPU is not part of the measurement. Transfers come from many
+  client organisations, each with consecutive nonces, so no two collide.
+- Batches go to the nodes round-robin (POST /v1/txs) on a fixed schedule (offered
+  rate), with at most `max_inflight` batches outstanding. If the cluster falls behind,
+  the schedule slips: `sent_tps` then shows what was really offered.
+- Commit times are observed by following node0's chain (GET /v1/blocks/latest, then
+  each new height): no per-transaction round trip. Latency is from the moment the
+  batch was sent to the moment its block was first seen, so it includes the follower's
+  polling interval (~10 ms).
+- committed_tps = committed / (last commit seen - start).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scripts import client, layout
+from scripts.cluster import Cluster, find_free_base_port
+from scripts.render import say
+
+FOLLOW_POLL_S = 0.01
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    nodes: int = 4
+    duration_s: float = 10.0
+    rate_tps: int = 500
+    batch_size: int = 50
+    max_inflight: int = 8
+    clients: int = 32
+    drain_s: float = 30.0
+    seed: int = 1
+    base_port: int | None = None
+    keep: bool = False
+
+
+@dataclass
+class Batch:
+    ids: list[str]
+    body: bytes
+
+
+@dataclass
+class Tally:
+    submitted_at: dict[str, float] = field(default_factory=dict)
+    committed_at: dict[str, float] = field(default_factory=dict)
+    rejected: int = 0
+    errors: int = 0
+    blocks: int = 0
+    block_txs: int = 0
+    last_commit: float = 0.0
+    final_height: int = 0
+
+
+def presign(cluster: Cluster, total: int, clients: int, batch_size: int,
+            rng: random.Random) -> list[Batch]:
+    """`total` transfers from the bench clients, in batches ready to send."""
+    orgs = [layout.client_org_id(i) for i in range(clients)]
+    keys = [cluster.client_key(org) for org in orgs]
+    counts = [total // clients + (1 if i < total % clients else 0) for i in range(clients)]
+    nonces = [cluster.nonces.reserve(client.sender_hex(key), max(1, count))
+              for key, count in zip(keys, counts)]
+    txs = []
+    for i in range(total):
+        c = i % clients
+        to = orgs[(c + 1 + rng.randrange(max(1, clients - 1))) % clients]
+        txs.append(client.sign(keys[c], cluster.chain_id, nonces[c], "token.transfer",
+                               {"to": to, "amount": 1 + rng.randrange(100)}))
+        nonces[c] += 1
+    return [Batch([tx.id for tx in txs[k:k + batch_size]],
+                  client.pack_batch(txs[k:k + batch_size]))
+            for k in range(0, len(txs), batch_size)]
+
+
+async def send_batch(session: Any, url: str, batch: Batch, tally: Tally,
+                     slots: asyncio.Semaphore) -> None:
+    try:
+        sent = time.monotonic()
+        for tx_id in batch.ids:
+            tally.submitted_at[tx_id] = sent
+        try:
+            answer = await client.submit_batch(session, url, batch.body)
+        except client.ApiError:
+            tally.errors += len(batch.ids)
+            for tx_id in batch.ids:
+                tally.submitted_at.pop(tx_id, None)
+            return
+        for refused in answer.get("rejected", []):
+            tally.rejected += 1
+            tally.submitted_at.pop(refused.get("id") or batch.ids[refused["index"]], None)
+    finally:
+        slots.release()
+
+
+async def follow(session: Any, url: str, tally: Tally, stop: asyncio.Event) -> None:
+    """Record when each submitted tx is first seen in a block of `url`'s chain."""
+    latest = await client.get_block(session, url, "latest")
+    height = latest["height"] if latest else 0
+    while not stop.is_set():
+        try:
+            latest = await client.get_block(session, url, "latest")
+        except client.ApiError:
+            latest = None
+        seen = time.monotonic()
+        top = latest["height"] if latest else height
+        for h in range(height + 1, top + 1):
+            block = latest if h == top else await client.get_block(session, url, h)
+            if block is None:
+                top = h - 1
+                break
+            tally.blocks += 1
+            tally.block_txs += len(block["tx_ids"])
+            for tx_id in block["tx_ids"]:
+                if tx_id in tally.submitted_at and tx_id not in tally.committed_at:
+                    tally.committed_at[tx_id] = seen
+                    tally.last_commit = seen
+        progressed = top > height
+        height = max(height, top)
+        tally.final_height = height
+        if not progressed:
+            await asyncio.sleep(FOLLOW_POLL_S)
+
+
+def _is_drained(tally: Tally) -> bool:
+    return len(tally.committed_at) >= len(tally.submitted_at)
+
+
+async def offer(session: Any, urls: list[str], batches: list[Batch], cfg: BenchConfig,
+                tally: Tally, sends: list[asyncio.Task]) -> tuple[float, float]:
+    """Send the batches on schedule until the duration is over; return (start, end)."""
+    slots = asyncio.Semaphore(cfg.max_inflight)
+    start = time.monotonic()
+    end = start + cfg.duration_s
+    for k, batch in enumerate(batches):
+        due = start + k * cfg.batch_size / cfg.rate_tps
+        if due >= end:
+            break
+        await asyncio.sleep(max(0.0, due - time.monotonic()))
+        await slots.acquire()
+        if time.monotonic() >= end:
+            slots.release()
+            break
+        sends.append(asyncio.create_task(
+            send_batch(session, urls[k % len(urls)], batch, tally, slots)))
+    return start, time.monotonic()
+
+
+async def drive(urls: list[str], batches: list[Batch], cfg: BenchConfig) -> dict[str, Any]:
+    tally = Tally()
+    async with client.open_session(limit=cfg.max_inflight * 2 + 8) as session:
+        stop = asyncio.Event()
+        follower = asyncio.create_task(follow(session, urls[0], tally, stop))
+        sends: list[asyncio.Task] = []
+        try:
+            start, sent_end = await offer(session, urls, batches, cfg, tally, sends)
+            await asyncio.gather(*sends)
+            drain_deadline = time.monotonic() + cfg.drain_s
+            while (not _is_drained(tally) and not follower.done()
+                   and time.monotonic() < drain_deadline):
+                await asyncio.sleep(0.05)
+            stop.set()
+            await follower
+            agreement = await check_agreement(session, urls, tally.final_height)
+        finally:  # also on Ctrl-C: no task may outlive the session it uses
+            for task in (follower, *sends):
+                task.cancel()
+            await asyncio.gather(follower, *sends, return_exceptions=True)
+    return summarize(cfg, tally, start, sent_end, agreement)
+
+
+async def check_agreement(session: Any, urls: list[str], height: int) -> bool | None:
+    """Do all nodes hold the same block (hash and state root) at the followed height?"""
+    if height == 0:
+        return None
+    deadline = time.monotonic() + 10.0
+    while True:
+        blocks = []
+        for url in urls:
+            try:
+                blocks.append(await client.get_block(session, url, height))
+            except client.ApiError:
+                blocks.append(None)
+        if all(blocks):
+            return len({(b["hash"], b["state_root"]) for b in blocks}) == 1
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(0.1)
+
+
+def percentile_ms(sorted_s: list[float], pct: int) -> float | None:
+    """Nearest-rank percentile of sorted durations in seconds, in ms (1 decimal)."""
+    if not sorted_s:
+        return None
+    rank = max(1, -(-pct * len(sorted_s) // 100))
+    return round(sorted_s[rank - 1] * 1000, 1)
+
+
+def summarize(cfg: BenchConfig, tally: Tally, start: float, sent_end: float,
+              agreement: bool | None) -> dict[str, Any]:
+    latencies = sorted(tally.committed_at[i] - tally.submitted_at[i] for i in tally.committed_at)
+    committed = len(latencies)
+    submitted = len(tally.submitted_at) + tally.rejected
+    span = (tally.last_commit - start) if committed else 0.0
+    return {
+        "nodes": cfg.nodes, "duration_s": cfg.duration_s, "offered_tps": cfg.rate_tps,
+        "sent_tps": round(submitted / max(sent_end - start, cfg.duration_s), 1),
+        "committed_tps": round(committed / span, 1) if span > 0 else 0.0,
+        "p50_ms": percentile_ms(latencies, 50), "p90_ms": percentile_ms(latencies, 90),
+        "p99_ms": percentile_ms(latencies, 99), "max_ms": percentile_ms(latencies, 100),
+        "submitted": submitted, "committed": committed, "rejected": tally.rejected,
+        "errors": tally.errors, "uncommitted": len(tally.submitted_at) - committed,
+        "blocks": tally.blocks, "final_height": tally.final_height,
+        "txs_per_block": round(tally.block_txs / tally.blocks, 1) if tally.blocks else 0.0,
+        "agreement": agreement, "batch_size": cfg.batch_size,
+        "max_inflight": cfg.max_inflight, "clients": cfg.clients, "seed": cfg.seed,
+    }
+
+
+def run_bench(cfg: BenchConfig, log: Any = None) -> dict[str, Any]:
+    """Create, load, measure, and always stop and remove the temporary cluster."""
+    log = log or (lambda message: say(message, sys.stderr))
+    tmp = Path(tempfile.mkdtemp(prefix="ipchain-bench-"))
+    cluster = None
+    try:
+        base_port = cfg.base_port or find_free_base_port(cfg.nodes)
+        cluster = Cluster.create(tmp / "data", cfg.nodes, base_port, cfg.clients)
+        log(f"bench: starting {cfg.nodes} nodes on ports {base_port}.. in {tmp}")
+        cluster.start()
+        cluster.wait_ready(60.0)
+        total = max(1, int(cfg.rate_tps * cfg.duration_s))
+        signing = time.monotonic()
+        batches = presign(cluster, total, cfg.clients, cfg.batch_size, random.Random(cfg.seed))
+        log(f"bench: signed {total} txs in {time.monotonic() - signing:.1f}s; "
+            f"offering {cfg.rate_tps} tx/s for {cfg.duration_s}s")
+        return asyncio.run(drive(cluster.urls, batches, cfg))
+    finally:
+        if cluster is not None:
+            cluster.stop()
+        if cfg.keep:
+            log(f"bench: kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = BenchConfig(nodes=args.n, duration_s=args.duration, rate_tps=args.rate,
+                      batch_size=args.batch_size, max_inflight=args.max_inflight,
+                      clients=args.clients, drain_s=args.drain, seed=args.seed,
+                      base_port=args.base_port, keep=args.keep)
+    previous = signal.signal(signal.SIGTERM, _terminate)  # SIGTERM cleans up like Ctrl-C
+    try:
+        result = run_bench(cfg)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    text = json.dumps(result)
+    print(text, flush=True)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
+    return 0

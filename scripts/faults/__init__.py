@@ -1,0 +1,1 @@
+"""Fault-injection experiments on a live multi-process cluster (`ipchain faults`)."""

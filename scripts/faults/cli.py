@@ -1,0 +1,81 @@
+"""`ipchain faults list` and `ipchain faults run SCENARIO [--nodes N] [--seed S] [--out DIR]`.
+
+Exit status: 0 when the run ended as its scenario declared (a normal scenario passed,
+a negative control reported a violation), 1 when it did not, 2 for an unusable
+scenario (the message names the file, line and field).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from scripts.cluster import ClusterError
+from scripts.render import print_table, say
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+DEFAULT_OUT = Path("faults-out")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ipchain faults", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    sub.add_parser("list", help="the scenarios in configs/faults/")
+    run = sub.add_parser("run", help="run one scenario on a fresh cluster and check it")
+    run.add_argument("scenario", help="a scenario file, or a name from `ipchain faults list`")
+    run.add_argument("--nodes", type=int, default=None, help="override the scenario's node count")
+    run.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
+    run.add_argument("--out", type=Path, default=None,
+                     help=f"output directory (default {DEFAULT_OUT}/<scenario>-s<seed>-<time>)")
+    return parser
+
+
+def cmd_list() -> int:
+    from scripts.faults.scenario import ScenarioError, list_scenarios
+    rows, bad = [], []
+    for item in list_scenarios():
+        if isinstance(item, ScenarioError):
+            bad.append(str(item))
+            continue
+        rows.append([item.name, item.nodes, f"{item.duration_s:g}s", f"{item.heal_at_s:g}s",
+                     item.expected, len(item.events), item.description])
+    print_table("fault scenarios", ["name", "nodes", "duration", "heal", "expect", "events",
+                                    "description"], rows)
+    for message in bad:
+        print(f"invalid: {message}", file=sys.stderr)
+    return EXIT_FAIL if bad else EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from scripts.faults.report import format_summary
+    from scripts.faults.runner import run_scenario
+    from scripts.faults.scenario import ScenarioError, find_scenario, load_scenario
+    try:
+        scenario = load_scenario(find_scenario(args.scenario), args.nodes, args.seed)
+    except ScenarioError as exc:
+        print(f"ipchain faults: invalid scenario: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    out = args.out or DEFAULT_OUT / (f"{scenario.name}-s{scenario.seed}-"
+                                     f"{time.strftime('%Y%m%d-%H%M%S')}")
+    report = run_scenario(scenario, out, say)
+    print(format_summary(report), end="", flush=True)
+    return EXIT_OK if report["as_expected"] else EXIT_FAIL
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return cmd_list() if args.action == "list" else cmd_run(args)
+    except (ClusterError, OSError) as exc:
+        print(f"ipchain faults: error: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    except KeyboardInterrupt:
+        print("ipchain faults: interrupted (cluster stopped)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""`ipchain bench`: one JSON result, and the temporary cluster always goes away,
+including when the bench is interrupted mid-load."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from scripts.procs import pids_under
+
+pytestmark = pytest.mark.cluster
+
+BENCH = [sys.executable, "-m", "scripts.cli", "bench", "--nodes", "4"]
+
+
+def bench_dir(stderr: str) -> Path:
+    found = re.search(r" in (\S*ipchain-bench-\S+)", stderr)
+    assert found, stderr
+    return Path(found.group(1))
+
+
+def test_bench_prints_one_json_result_and_cleans_up(tmp_path: Path) -> None:
+    out = tmp_path / "result.json"
+    run = subprocess.run([*BENCH, "--duration", "1", "--rate", "200", "--out", str(out)],
+                         capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout)  # stdout is exactly one JSON object
+    assert json.loads(out.read_text()) == result
+    assert result["nodes"] == 4 and result["offered_tps"] == 200
+    assert result["submitted"] == 200 and result["committed"] == 200
+    assert result["rejected"] == 0 and result["agreement"] is True
+    assert 0 < result["p50_ms"] <= result["p99_ms"]
+    workdir = bench_dir(run.stderr)
+    assert not workdir.exists() and pids_under(workdir) == []
+
+
+def test_interrupted_bench_stops_its_cluster() -> None:
+    proc = subprocess.Popen([*BENCH, "--duration", "60", "--rate", "100"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = []
+    try:
+        for line in proc.stderr:  # blocks on the bench's own progress, not on a timer
+            seen.append(line)
+            if "offering" in line:
+                break
+        workdir = bench_dir("".join(seen))
+        assert pids_under(workdir), "the bench's nodes should be running mid-load"
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130
+    assert pids_under(workdir) == [] and not workdir.exists()

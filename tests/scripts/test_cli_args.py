@@ -1,0 +1,59 @@
+"""Argument parsing of every `ipchain` command: defaults, flags and refusals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from scripts.cli import build_parser
+
+
+def parse(*argv: str):
+    return build_parser().parse_args(list(argv))
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["up"], {"n": None, "clients": None, "fresh": False, "base_port": None,
+              "data_dir": Path(".ipchain"), "timeout": 60.0}),
+    (["up", "-n", "7", "--clients", "3", "--fresh", "--base-port", "27000",
+      "--data-dir", "/tmp/x"], {"n": 7, "clients": 3, "fresh": True, "base_port": 27000,
+                                "data_dir": Path("/tmp/x")}),
+    (["down", "--timeout", "3"], {"timeout": 3.0, "data_dir": Path(".ipchain")}),
+    (["status", "--json", "-n", "5"], {"json": True, "n": 5}),
+    (["submit", "token.transfer", "--args", '{"to": "cnipa", "amount": 5}', "--wait",
+      "--org", "acme-electronics", "--nonce", "9"],
+     {"op": "token.transfer", "op_args": {"to": "cnipa", "amount": 5}, "wait": True,
+      "org": "acme-electronics", "nonce": 9, "key": None, "node": None}),
+    (["submit", "patent.cite", "--key", "k.key", "--node", "http://127.0.0.1:9"],
+     {"op_args": {}, "key": Path("k.key"), "org": None, "node": "http://127.0.0.1:9",
+      "wait": False, "nonce": None}),
+    (["demo"], {"n": 4, "down": False, "base_port": None}),
+    (["demo", "--nodes", "7", "--down"], {"n": 7, "down": True}),
+    (["bench", "--nodes", "4", "--duration", "5", "--rate", "300", "--out", "r.json"],
+     {"n": 4, "duration": 5.0, "rate": 300, "out": Path("r.json"), "base_port": None,
+      "batch_size": 50, "max_inflight": 8}),
+])
+def test_parse(argv: list[str], expected: dict) -> None:
+    args = parse(*argv)
+    assert args.command == argv[0]
+    for name, value in expected.items():
+        assert getattr(args, name) == value, name
+
+
+@pytest.mark.parametrize("argv", [
+    [],
+    ["up", "-n", "0"],
+    ["up", "--clients", "-1"],
+    ["submit", "token.transfer", "--args", "not json"],
+    ["submit", "token.transfer", "--args", "[1, 2]"],
+    ["submit", "token.transfer", "--key", "k", "--org", "cnipa"],
+    ["submit", "token.transfer", "--nonce", "-3"],
+    ["bench", "--rate", "0"],
+    ["frobnicate"],
+])
+def test_refused(argv: list[str], capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exc:
+        parse(*argv)
+    assert exc.value.code == 2
+    assert "usage:" in capsys.readouterr().err

@@ -1,0 +1,102 @@
+"""Process management with a fake node: start, find, refuse, signal, stop, restart.
+
+The fake node (fake_node.py) serves the node API on the configured port but has no
+consensus, so these tests are about processes, ports and files only.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+
+import pytest
+
+from scripts.cluster import Cluster, ClusterError, is_pid_running, is_port_free, pids_under
+
+
+def test_start_wait_ready_stop_leaves_nothing(make_fake_cluster) -> None:
+    cluster = make_fake_cluster(n=3)
+    cluster.start()
+    probe = cluster.wait_ready(30.0)
+    assert probe["status"] == "committed" and probe["receipt"]["code"] == "ok"
+    pids = [cluster.pid(i) for i in range(3)]
+    assert cluster.running() == [0, 1, 2]
+    assert pids_under(cluster.data_dir) == sorted(pids)
+    assert [n["pid"] for n in Cluster.load(cluster.data_dir).manifest["nodes"]] == pids
+    assert cluster.stop(timeout_s=10.0) == []  # all went on SIGTERM
+    assert not any(is_pid_running(pid) for pid in pids)
+    assert pids_under(cluster.data_dir) == []
+    assert all(cluster.pid(i) is None for i in range(3))
+    assert all(is_port_free(cluster.base_port + i) for i in range(3))
+
+
+def test_a_second_start_is_refused_while_running(make_fake_cluster) -> None:
+    cluster = make_fake_cluster(n=2)
+    cluster.start()
+    with pytest.raises(ClusterError, match="already running"):
+        Cluster.load(cluster.data_dir, node_cmd=cluster.node_cmd).start()
+    with pytest.raises(ClusterError, match="is running"):
+        Cluster.create(cluster.data_dir, 2, cluster.base_port, fresh=True)
+
+
+def test_start_is_refused_when_a_port_is_taken(make_fake_cluster) -> None:
+    cluster = make_fake_cluster(n=2)
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", cluster.base_port))
+        squatter.listen()
+        with pytest.raises(ClusterError, match=rf"\[{cluster.base_port}\].*in use"):
+            cluster.start()
+    assert cluster.running() == []  # refused before starting any node
+
+
+def test_stop_kills_nodes_that_ignore_sigterm(make_fake_cluster, monkeypatch) -> None:
+    monkeypatch.setenv("FAKE_NODE_IGNORE_TERM", "1")
+    cluster = make_fake_cluster(n=2)
+    cluster.start()
+    cluster.wait_ready(30.0, probe=False)
+    assert sorted(cluster.stop(timeout_s=1.0)) == [0, 1]
+    assert pids_under(cluster.data_dir) == []
+
+
+def test_wait_ready_fails_fast_with_the_log_when_a_node_exits(make_fake_cluster,
+                                                              monkeypatch) -> None:
+    monkeypatch.setenv("FAKE_NODE_EXIT", "3")
+    cluster = make_fake_cluster(n=2)
+    cluster.start()
+    with pytest.raises(ClusterError, match=r"exited with code 3(.|\n)*exiting as told"):
+        cluster.wait_ready(30.0)
+
+
+def test_kill_one_node_and_restart_it(make_fake_cluster) -> None:
+    cluster = make_fake_cluster(n=2)
+    cluster.start()
+    cluster.wait_ready(30.0, probe=False)
+    old = cluster.pid(1)
+    cluster.kill(1, signal.SIGKILL)
+    assert cluster.running() == [0] and not is_pid_running(old)
+    with pytest.raises(ClusterError, match="not running"):
+        cluster.kill(1)
+    cluster.start([1])
+    cluster.wait_ready(30.0)
+    assert cluster.running() == [0, 1] and cluster.pid(1) != old
+
+
+def test_a_stale_pid_file_is_not_trusted(make_fake_cluster) -> None:
+    """A pid that is alive but is not this node (here: the test itself) never counts."""
+    import os
+    cluster = make_fake_cluster(n=1)
+    (cluster.node_dir(0) / "node.pid").write_text(f"{os.getpid()}\n")
+    assert cluster.running() == []
+    cluster.stop()  # must not signal the test process
+    assert is_pid_running(os.getpid())
+
+
+def test_load_without_a_cluster_says_what_to_do(tmp_path) -> None:
+    with pytest.raises(ClusterError, match="ipchain up"):
+        Cluster.load(tmp_path)
+
+
+def test_wait_ready_on_a_stopped_cluster_fails_at_once(make_fake_cluster) -> None:
+    cluster = make_fake_cluster(n=1)
+    with pytest.raises(ClusterError, match="node 0 is not running"):
+        cluster.wait_ready(30.0)
