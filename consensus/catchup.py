@@ -64,6 +64,7 @@ class CatchUp:
         slot = self.slot(pp.seq)
         slot.preprepare, slot.prepared, slot.commit_sent = preprepare, True, True
         slot.certificate, slot.fetched = votes, True  # never a peer's padding or forgeries
+        slot.certified_preprepare = preprepare
         self.accept_preprepare(preprepare)
         before = self.last_delivered
         self.deliver_ready()

@@ -98,6 +98,8 @@ class NormalCase:
         if not self.in_watermarks(pp.seq):
             self.note_future(pp.seq)
             return
+        if pp.seq <= self.last_delivered:
+            return  # a retransmission of something already settled here
         slot = self.slot(pp.seq)
         if slot.preprepare is not None and slot.preprepare.body.view == pp.view:
             if slot.preprepare.body.digest != pp.digest:
@@ -134,7 +136,8 @@ class NormalCase:
     def accept_preprepare(self: "Replica", msg: Signed) -> None:
         pp: PrePrepare = msg.body
         slot = self.slot(pp.seq)
-        slot.preprepare = msg
+        slot.preprepare, slot.opened_ms = msg, self.now_ms
+        self.set_timer("resend", self.cfg.resend_timeout_ms)
         self.last_timestamp_ms = max(self.last_timestamp_ms, pp.timestamp_ms)
         for raw in pp.txs:
             tx_id = request_id(raw)
@@ -237,6 +240,7 @@ class NormalCase:
             pp = slot.preprepare.body if slot.preprepare is not None else None
             if pp is not None and slot.prepared and (pp.view, pp.digest) == (view, digest):
                 slot.certificate = tuple(voters[i] for i in sorted(voters))
+                slot.certified_preprepare = slot.preprepare
                 self.deliver_ready()
             else:
                 self.note_future(slot.seq)  # committed elsewhere; we lack the batch
@@ -246,11 +250,11 @@ class NormalCase:
     def deliver_ready(self: "Replica") -> None:
         while True:
             slot = self.slots.get(self.last_delivered + 1)
-            if slot is None or slot.certificate is None or slot.preprepare is None:
+            if slot is None or slot.certified_preprepare is None:
                 self.note_gap()
                 break
-            pp: PrePrepare = slot.preprepare.body
-            self.emit(ev.Deliver(slot.preprepare, slot.certificate))
+            pp: PrePrepare = slot.certified_preprepare.body
+            self.emit(ev.Deliver(slot.certified_preprepare, slot.certificate))
             self.last_delivered = pp.seq
             self.next_seq = max(self.next_seq, pp.seq + 1)
             self.failed_views = 0
@@ -268,6 +272,28 @@ class NormalCase:
         self.cancel_timer("view")
         if self.pending or self.has_undelivered():
             self.arm_request_timer()
+
+    def on_resend_timer(self: "Replica") -> None:
+        """Re-broadcast our own pre-prepare, prepare and commit for slots open too long."""
+        if self.in_view_change:
+            return
+        stale = self.now_ms - self.cfg.resend_timeout_ms
+        for seq, slot in sorted(self.slots.items()):
+            pp = slot.preprepare
+            if (seq <= self.last_delivered or pp is None or pp.body.view != self.view
+                    or slot.certificate is not None or slot.opened_ms > stale):
+                continue
+            key = (pp.body.view, pp.body.digest)
+            for mine in (pp if pp.sender == self.cfg.index else None,
+                         slot.prepares.get(key, {}).get(self.cfg.index),
+                         slot.commits.get(key, {}).get(self.cfg.index)):
+                if mine is not None:
+                    self.emit(ev.Broadcast(mine))
+                    self.stats["resent"] += 1
+            if slot.opened_ms <= stale - 2 * self.cfg.resend_timeout_ms:
+                self.note_future(seq)  # peers may have settled it: fetch the block
+        if self.has_undelivered():
+            self.set_timer("resend", self.cfg.resend_timeout_ms)
 
     def has_undelivered(self: "Replica") -> bool:
         return any(seq > self.last_delivered and s.preprepare is not None

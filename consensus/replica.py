@@ -37,6 +37,9 @@ class ReplicaConfig:
     log_window_blocks: int = 256
     """High watermark = stable checkpoint + this; at least twice the checkpoint interval."""
     request_timeout_ms: int = 5000
+    resend_timeout_ms: int = 400
+    """A replica re-sends what it signed for a slot still open this long: PBFT assumes
+    messages may be lost, and without this a lossy link only heals by view change."""
     fetch_timeout_ms: int = 300
     fetch_chunk_blocks: int = 256
     max_clock_skew_ms: int = 120_000
@@ -62,7 +65,13 @@ class Slot:
     prepared: bool = False
     commit_sent: bool = False
     certificate: tuple[Signed, ...] | None = None
-    """2f+1 commits matching the pre-prepare: the block is committed and deliverable."""
+    """2f+1 commits: the block is committed and deliverable."""
+    certified_preprepare: Signed | None = None
+    """The pre-prepare those commits match. A NEW-VIEW may re-propose the same batch in a
+    later view (`preprepare` then moves on), but a block is always delivered and stored
+    with a pre-prepare and commits of one and the same view."""
+    opened_ms: int = 0
+    """When this replica accepted the slot's pre-prepare (for retransmission)."""
     prepared_proof: PreparedProof | None = None
     """The latest view's prepared certificate, carried into VIEW-CHANGE messages."""
     fetched: bool = False
@@ -116,7 +125,10 @@ class Replica(NormalCase, Checkpoints, CatchUp, ViewChanges):
         return out
 
     def on_message(self, msg: Signed) -> None:
-        if msg.sender == self.cfg.index or not self.is_authentic(msg):
+        if msg.sender == self.cfg.index:
+            self.stats["ignored_own_message"] += 1  # e.g. our pre-prepare relayed as evidence
+            return
+        if not self.is_authentic(msg):
             self.stats["dropped_bad_signature"] += 1
             return
         self.stats[f"received_{type(msg.body).__name__}"] += 1
@@ -129,6 +141,8 @@ class Replica(NormalCase, Checkpoints, CatchUp, ViewChanges):
             self.on_fetch_timer()
         elif name == "view":
             self.on_view_timer()
+        elif name == "resend":
+            self.on_resend_timer()
 
     def restore(self, wal: list[Signed], executed_height: int) -> None:
         """Rebuild after a crash from what this replica signed (its WAL) and the host's height.

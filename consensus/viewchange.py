@@ -229,9 +229,11 @@ class ViewChanges:
         if pp.seq <= self.last_delivered:
             return
         slot = self.slot(pp.seq)
-        if slot.certificate is not None and slot.preprepare.body.digest != pp.digest:
+        if slot.certificate is not None and slot.certified_preprepare.body.digest != pp.digest:
             self.stats["new_view_conflicts_committed"] += 1  # impossible with <= f faulty
             return
+        # Committed here already: keep that proof for delivery, and still vote in the new
+        # view so peers that missed the old commits can finish the batch in this one.
         slot.preprepare, slot.prepared, slot.commit_sent = pp_msg, False, False
         self.accept_preprepare(pp_msg)
         if pp_msg.sender != self.cfg.index:

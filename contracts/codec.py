@@ -23,30 +23,66 @@ def canonical(value: Any, depth: int = 0) -> Any:
     """Return `value` with maps key-sorted; refuse anything that is not plain data.
 
     Allowed: None, bool, int (64-bit range), str, bytes, list/tuple, dict with str keys.
+    Dispatch is on the exact type: subclasses (an IntEnum, say) are refused rather than
+    encoded in some way a peer might not reproduce.
     """
     if depth > MAX_DEPTH:
         raise CodecError("value nested too deeply")
-    if value is None or isinstance(value, (bool, str, bytes)):
+    kind = type(value)
+    if kind is str or kind is bytes or kind is bool or value is None:
         return value
-    if isinstance(value, int):
+    if kind is int:
         if not -(2**63) <= value < 2**64:
             raise CodecError("integer out of 64-bit range")
         return value
-    if isinstance(value, float):
-        raise CodecError("floats are not allowed; use integers (minor units, basis points)")
-    if isinstance(value, (list, tuple)):
-        return [canonical(item, depth + 1) for item in value]
-    if isinstance(value, dict):
+    if kind is dict:
         for key in value:
-            if not isinstance(key, str):
+            if type(key) is not str:
                 raise CodecError(f"map keys must be strings, got {type(key).__name__}")
         return {key: canonical(value[key], depth + 1) for key in sorted(value)}
-    raise CodecError(f"type {type(value).__name__} is not allowed")
+    if kind is list or kind is tuple:
+        return [canonical(item, depth + 1) for item in value]
+    if kind is float:
+        raise CodecError("floats are not allowed; use integers (minor units, basis points)")
+    raise CodecError(f"type {kind.__name__} is not allowed")
+
+
+def is_canonical(value: Any, depth: int = 0) -> bool:
+    """Check types like `canonical` (raising the same errors) without building a copy;
+    False when some map's keys are out of order. The hot path: values decoded from
+    canonical bytes, and values built by contracts, are nearly always already canonical."""
+    if depth > MAX_DEPTH:
+        raise CodecError("value nested too deeply")
+    kind = type(value)
+    if kind is str or kind is bytes or kind is bool or value is None:
+        return True
+    if kind is int:
+        if not -(2**63) <= value < 2**64:
+            raise CodecError("integer out of 64-bit range")
+        return True
+    ordered = True
+    if kind is dict:
+        previous = None
+        for key, item in value.items():
+            if type(key) is not str:
+                raise CodecError(f"map keys must be strings, got {type(key).__name__}")
+            if previous is not None and key <= previous:
+                ordered = False
+            previous = key
+            ordered = is_canonical(item, depth + 1) and ordered
+        return ordered
+    if kind is list or kind is tuple:
+        for item in value:
+            ordered = is_canonical(item, depth + 1) and ordered
+        return ordered
+    if kind is float:
+        raise CodecError("floats are not allowed; use integers (minor units, basis points)")
+    raise CodecError(f"type {kind.__name__} is not allowed")
 
 
 def encode(value: Any) -> bytes:
     """The canonical bytes of `value`."""
-    return msgpack.packb(canonical(value), use_bin_type=True)
+    return msgpack.packb(value if is_canonical(value) else canonical(value), use_bin_type=True)
 
 
 def _refuse_ext(code: int, data: bytes) -> Any:
@@ -67,4 +103,4 @@ def decode(data: bytes) -> Any:
         raise CodecError(f"malformed msgpack: {exc}") from exc
     except Exception as exc:  # msgpack raises a handful of unrelated types on junk
         raise CodecError(f"malformed msgpack: {exc.__class__.__name__}") from exc
-    return canonical(value)
+    return value if is_canonical(value) else canonical(value)

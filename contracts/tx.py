@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import nacl.exceptions
@@ -32,7 +33,7 @@ class Transaction:
     sig: bytes
     encoded: bytes = field(default=b"", compare=False, repr=False)
 
-    @property
+    @cached_property
     def id(self) -> str:
         """SHA-256 of the canonical encoding, hex: the same on every node."""
         return hashlib.sha256(self.encoded or self.to_bytes()).hexdigest()

@@ -35,6 +35,7 @@ async def serve(config_path: str, log_level: str | None) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.warning("event=stopping height=%d", runtime.executor.height)
+    runtime.release_waiters()
     await runner.cleanup()
     await runtime.stop()
 

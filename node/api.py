@@ -27,7 +27,7 @@ from node.openapi import DOCUMENT
 from node.proofs import build_proof
 from node.faults import add_admin_routes
 from node.config import PEER_BODY_BYTES
-from node.runtime import MempoolFull, Runtime
+from node.runtime import MempoolFull, Runtime, ShuttingDown
 
 log = logging.getLogger("ipchain.api")
 RUNTIME = web.AppKey("runtime", Runtime)
@@ -60,6 +60,8 @@ async def errors_middleware(request: web.Request, handler) -> web.StreamResponse
         return error_response(exc.status, exc.code, exc.message)
     except MempoolFull as exc:
         return error_response(503, exc.code, str(exc))
+    except ShuttingDown as exc:
+        return error_response(503, "ShuttingDown", str(exc))
     except errors.NotFound as exc:
         return error_response(404, exc.code, str(exc))
     except errors.ContractError as exc:
@@ -167,6 +169,7 @@ def block_json(runtime: Runtime, height: int) -> dict[str, Any]:
     pp = wire.decode(preprepare)
     votes = read_certificate(certificate)
     return {**_hexed(header.to_value()), "hash": block_hash.hex(), "result_root": result_root.hex(),
+            "view": pp.body.view,
             "digest": pp.body.digest.hex(),
             "tx_ids": [hashlib.sha256(raw).hexdigest() for raw in pp.body.txs],
             "certificate": {"view": pp.body.view, "seq": pp.body.seq,

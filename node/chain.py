@@ -41,8 +41,11 @@ def digest_batch(timestamp_ms: int, txs: tuple[bytes, ...]) -> bytes:
 
 @dataclass(frozen=True)
 class Header:
+    """No view here: the quorum agrees on the batch, not on the view it committed in
+    (a batch committed in view 0 on some replicas may be re-proposed and committed in
+    view 2 on others), so a view in the hashed header would fork the block hashes."""
+
     height: int
-    view: int
     prev_hash: bytes
     tx_root: bytes
     state_root: bytes
@@ -52,7 +55,7 @@ class Header:
     proposal_timestamp_ms: int
 
     def to_value(self) -> dict[str, Any]:
-        return {"height": self.height, "view": self.view, "prev_hash": self.prev_hash,
+        return {"height": self.height, "prev_hash": self.prev_hash,
                 "tx_root": self.tx_root, "state_root": self.state_root,
                 "timestamp_ms": self.timestamp_ms,
                 "proposal_timestamp_ms": self.proposal_timestamp_ms}
@@ -76,7 +79,7 @@ class Executor:
         self.storage = storage
         self.chain_id = genesis["chain_id"]
         genesis_state = init_state(genesis)
-        self.genesis = Header(0, 0, ZERO_HASH, merkle_root([]), genesis_state.root(),
+        self.genesis = Header(0, ZERO_HASH, merkle_root([]), genesis_state.root(),
                               genesis["genesis_time_ms"], genesis["genesis_time_ms"])
         storage.init_state(genesis_state.raw_items())
         self.state = State(storage.state_items())
@@ -92,7 +95,7 @@ class Executor:
         if block.seq != self.height + 1:
             raise RuntimeError(f"block {block.seq} delivered after {self.height}")
         prev = self.head
-        header = Header(block.seq, block.view, prev.hash, tx_root(block.txs), self.state.root(),
+        header = Header(block.seq, prev.hash, tx_root(block.txs), self.state.root(),
                         max(block.timestamp_ms, prev.timestamp_ms), block.timestamp_ms)
         ctx = BlockContext(self.chain_id, block.seq, header.timestamp_ms)
         async with self.lock:

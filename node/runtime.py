@@ -31,6 +31,10 @@ log = logging.getLogger("ipchain.runtime")
 MAX_EVENTS_PER_STEP = 1000
 
 
+class ShuttingDown(Exception):
+    """The node is stopping; a client waiting for a commit should ask another node."""
+
+
 class MempoolFull(errors.ContractError):
     """The node holds as many pending transactions as it is configured to; retry later."""
 
@@ -97,10 +101,11 @@ class Runtime:
         """Check and queue client transactions; an already known id is accepted as is."""
         results: list[errors.ContractError | None] = []
         fresh: list[tuple[bytes, bytes]] = []
-        for tx in txs:
+        ids = [bytes.fromhex(tx.id) for tx in txs]
+        committed = self.storage.known_tx_ids([i for i in ids if i not in self.mempool])
+        for tx, tx_id in zip(txs, ids):
             try:
-                tx_id = bytes.fromhex(tx.id)
-                if tx_id not in self.mempool and self.storage.tx(tx_id) is None:
+                if tx_id not in self.mempool and tx_id not in committed:
                     self._check_admission(tx)
                     self.mempool[tx_id] = tx
                     fresh.append((tx_id, tx.to_bytes()))
@@ -124,6 +129,14 @@ class Runtime:
         if not tx.signature_ok():
             raise errors.BadSignature("signature does not verify")
         check_nonce(self.executor.state, tx.sender_hex, tx.nonce)
+
+    def release_waiters(self) -> None:
+        """Answer every client still waiting for a commit, so a graceful stop is prompt."""
+        for futures in self.waiters.values():
+            for future in futures:
+                if not future.done():
+                    future.set_exception(ShuttingDown("node is shutting down; ask another node"))
+        self.waiters.clear()
 
     def wait_for(self, tx_id: bytes) -> asyncio.Future:
         future = asyncio.get_running_loop().create_future()
