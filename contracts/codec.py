@@ -19,38 +19,31 @@ class CodecError(ValueError):
     """The bytes or the value are not canonical ipchain data."""
 
 
-def canonical(value: Any, depth: int = 0) -> Any:
+def canonical(value: Any) -> Any:
     """Return `value` with maps key-sorted; refuse anything that is not plain data.
 
     Allowed: None, bool, int (64-bit range), str, bytes, list/tuple, dict with str keys.
     Dispatch is on the exact type: subclasses (an IntEnum, say) are refused rather than
     encoded in some way a peer might not reproduce.
     """
-    if depth > MAX_DEPTH:
-        raise CodecError("value nested too deeply")
+    return value if is_canonical(value) else _sort_maps(value)
+
+
+def _sort_maps(value: Any) -> Any:
+    """Copy with every map's keys in order; types were already checked by is_canonical."""
     kind = type(value)
-    if kind is str or kind is bytes or kind is bool or value is None:
-        return value
-    if kind is int:
-        if not -(2**63) <= value < 2**64:
-            raise CodecError("integer out of 64-bit range")
-        return value
     if kind is dict:
-        for key in value:
-            if type(key) is not str:
-                raise CodecError(f"map keys must be strings, got {type(key).__name__}")
-        return {key: canonical(value[key], depth + 1) for key in sorted(value)}
+        return {key: _sort_maps(value[key]) for key in sorted(value)}
     if kind is list or kind is tuple:
-        return [canonical(item, depth + 1) for item in value]
-    if kind is float:
-        raise CodecError("floats are not allowed; use integers (minor units, basis points)")
-    raise CodecError(f"type {kind.__name__} is not allowed")
+        return [_sort_maps(item) for item in value]
+    return value
 
 
 def is_canonical(value: Any, depth: int = 0) -> bool:
-    """Check types like `canonical` (raising the same errors) without building a copy;
-    False when some map's keys are out of order. The hot path: values decoded from
-    canonical bytes, and values built by contracts, are nearly always already canonical."""
+    """Check every type (raising CodecError on anything not allowed) without building a
+    copy; False when some map's keys are out of order. This is the hot path: values
+    decoded from canonical bytes, and values built by contracts, are nearly always
+    canonical already."""
     if depth > MAX_DEPTH:
         raise CodecError("value nested too deeply")
     kind = type(value)
@@ -82,7 +75,7 @@ def is_canonical(value: Any, depth: int = 0) -> bool:
 
 def encode(value: Any) -> bytes:
     """The canonical bytes of `value`."""
-    return msgpack.packb(value if is_canonical(value) else canonical(value), use_bin_type=True)
+    return msgpack.packb(canonical(value), use_bin_type=True)
 
 
 def _refuse_ext(code: int, data: bytes) -> Any:
@@ -103,4 +96,4 @@ def decode(data: bytes) -> Any:
         raise CodecError(f"malformed msgpack: {exc}") from exc
     except Exception as exc:  # msgpack raises a handful of unrelated types on junk
         raise CodecError(f"malformed msgpack: {exc.__class__.__name__}") from exc
-    return value if is_canonical(value) else canonical(value)
+    return canonical(value)

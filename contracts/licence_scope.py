@@ -25,13 +25,12 @@ import datetime
 from typing import Any
 
 from contracts import errors
+from contracts.registry_core import get_block_date, parse_date
 from contracts.state import State
 
 ANY = "*"
 KINDS = ("exclusive", "non_exclusive", "sole")
 EXCLUSIVE_KINDS = frozenset({"exclusive", "sole"})
-MS_PER_DAY = 86_400_000
-EPOCH = datetime.date(1970, 1, 1)
 MAX_SCOPE_ITEMS = 64
 """Bounds the conflict check's work per licence (and the record's size)."""
 
@@ -55,19 +54,7 @@ def get_licence(state: State, lid: Any) -> dict[str, Any]:
 # -- dates ----------------------------------------------------------------------------
 
 
-def parse_iso_date(value: Any, what: str) -> datetime.date:
-    """A strict "YYYY-MM-DD": Python 3.11 would also take "20260101" or week dates."""
-    if not isinstance(value, str) or len(value) != 10 or value[4] != "-" or value[7] != "-":
-        raise errors.BadArguments(f"{what} must be an ISO date YYYY-MM-DD")
-    try:
-        return datetime.date.fromisoformat(value)
-    except ValueError as exc:
-        raise errors.BadArguments(f"{what} is not a valid date: {value!r}") from exc
-
-
-def get_block_date(timestamp_ms: int) -> datetime.date:
-    """The UTC calendar day of a block timestamp (integer arithmetic only)."""
-    return EPOCH + datetime.timedelta(days=timestamp_ms // MS_PER_DAY)
+parse_iso_date = parse_date  # one strict ISO-date parser for the whole registry family
 
 
 def get_block_iso(timestamp_ms: int) -> str:

@@ -99,7 +99,7 @@ class Record:
         block, header = self.block, self.block.header
         if self.event is None:
             return {"type": "block", "id": self.id, "chain": block.chain_id,
-                    "node": block.node_id, "height": self.height, "view": header.view,
+                    "node": block.node_id, "height": self.height,
                     "hash": block.hash_hex, "prev_hash": header.prev_hash.hex(),
                     "tx_root": header.tx_root.hex(), "state_root": header.state_root.hex(),
                     "result_root": block.result_root.hex(),

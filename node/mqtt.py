@@ -220,9 +220,8 @@ class MqttPublisher:
     async def _publish_window(self, client: aiomqtt.Client, watcher: asyncio.Task) -> None:
         batch = list(itertools.islice(self.queue, self.window))
         self.inflight = len(batch)
-        prefix = self.address.topic_prefix
-        tasks = [asyncio.ensure_future(client.publish(topic_for(prefix, self.chain_id, r),
-                                                      r.payload, qos=QOS)) for r in batch]
+        tasks = [asyncio.ensure_future(client.publish(topic, payload, qos=QOS))
+                 for topic, payload in self._encode(batch)]
         try:
             await _race(asyncio.gather(*tasks), watcher)
         finally:
@@ -232,6 +231,16 @@ class MqttPublisher:
         for _ in batch:
             self.queue.popleft()  # offer() never removes in-flight records: these are ours
         self.published += len(batch)
+
+    def _encode(self, batch: list[Record]) -> Iterator[tuple[str, bytes]]:
+        """(topic, payload) per record; a record that cannot be encoded (a bug) is
+        logged and skipped, not retried for ever."""
+        for record in batch:
+            try:
+                yield topic_for(self.address.topic_prefix, self.chain_id, record), record.payload
+            except Exception:
+                self.dropped += 1
+                log.exception("event=mqtt_record_unencodable height=%d", record.height)
 
     # -- metrics -------------------------------------------------------------------------
     def collect(self) -> Iterator[Metric]:

@@ -30,7 +30,6 @@ log = logging.getLogger("ipchain.sse")
 Key = tuple[int, int, int]
 MAX_QUEUE_RECORDS = 10_000
 KEEPALIVE_S = 15.0
-REPLAY_CHUNK_BLOCKS = 32
 RETRY_MS = 1_000
 END_OF_BLOCK = sys.maxsize
 
@@ -137,13 +136,13 @@ class SseHub:
             if height > top:
                 self.clients.add(client)  # no await since `top` was read: nothing slips
                 return after
-            last = min(top, height + REPLAY_CHUNK_BLOCKS - 1)
-            chunk = [r for h in range(height, last + 1) for r in self.replay(h) if r.key > after]
+            chunk = [r for r in self.replay(height) if r.key > after]
             if chunk:
                 await response.write(b"".join(r.sse_bytes for r in chunk))
                 self.replayed_records += len(chunk)
                 after = chunk[-1].key
-            height = last + 1
+            height += 1
+            await asyncio.sleep(0)  # a long replay shares the loop with consensus
         return after
 
     async def _stream_live(self, response: web.StreamResponse, client: SseClient,

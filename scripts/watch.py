@@ -130,8 +130,8 @@ class Printer:
             return f"{topic} {_text(payload)}"
         stamp = time.strftime("%H:%M:%S", time.gmtime(record.get("timestamp_ms", 0) / 1000))
         if record.get("type") == "block":
-            return (f"{stamp} block {record['id']:>8} view={record['view']} "
-                    f"txs={record['tx_count']} events={record['event_count']} "
+            return (f"{stamp} block {record['id']:>8} txs={record['tx_count']} "
+                    f"events={record['event_count']} "
                     f"hash={record['hash'][:16]} node={record['node']}")
         data = json.dumps(record.get("data"), separators=(",", ":"), sort_keys=True)
         return (f"{stamp} event {record['id']:>8} {record['contract']}/{record['name']} {data} "

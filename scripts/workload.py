@@ -7,11 +7,15 @@ contracts: a phase is included only when every op it uses is registered, so the 
 runs the whole story once the contract families land and just the transfers before.
 
 The story: members fund each other; four patents are deposited, published, granted,
-appraised and cited; two licences are offered, accepted and pay royalties; a patent
-pool is created, three patents are attested and join, implementers buy BPR and the
-pool distributes its treasury; a trustee securitizes one licence (senior and junior
-tranches), investors subscribe, the deal closes (true sale), the licensee's royalty
-now flows into the deal, and the waterfall pays the investors.
+appraised and cited; three bilateral licences are offered and accepted, an open licence
+is declared and bought by paying its price, and licence B reports and pays two ended
+quarters of royalties; a patent pool is created, three patents are attested and join,
+a member converts BPC into BPR (a licence to every pooled patent) and the pool
+distributes its treasury; a trustee securitizes licences A and C in a senior /
+mezzanine / equity deal, investors subscribe, the deal closes (true sale), the
+licensees' royalties now flow into the deal and two periods distribute; then C's
+licensee stops paying, the trustee writes C off, recovers part of it, and a third
+distribution shows the write-down, the tests and the trigger.
 
 Records created on chain are named by the creating tx's id (licence, pool, deal: its
 first 16 hex chars), so a step can `bind` a name to its tx and later steps refer to
@@ -23,7 +27,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 RECORD_ID_HEX = 16
 """Licence, pool and deal ids are the creating transaction's id, first 16 hex chars."""
@@ -178,12 +182,42 @@ def get_previous_quarter(today: datetime.date) -> tuple[str, datetime.date]:
     return f"{year}-Q{quarter}", datetime.date(year, 3 * quarter - 2, 1)
 
 
+def get_ended_quarters(today: datetime.date, count: int) -> list[tuple[str, datetime.date]]:
+    """The last `count` quarters that have fully ended by `today`, oldest first: royalty
+    periods must have ended before they are reported, and are reported in order."""
+    quarters = [get_previous_quarter(today)]
+    while len(quarters) < count:
+        quarters.append(get_previous_quarter(quarters[-1][1]))
+    return quarters[::-1]
+
+
+BPR_BUYER = "institute-advanced-tech"
+"""Converts BPC into BPR and so holds a licence to every pooled patent."""
+OPEN_LICENSEE = "north-university"
+"""Buys the open licence on the institute's (unpooled) archive utility model."""
+POOLED = (PATENTS[0], PATENTS[1], PATENTS[3])
+OPEN_PATENT = PATENTS[2]
+OPEN_PRICE = 30_000
+LICENCES = {
+    "licence_a": "A: threshold signatures to Acme (securitized)",
+    "licence_b": "B: archive model to OpenLedger",
+    "licence_c": "C: threshold signatures to OpenLedger (securitized, defaults)",
+    "open_licence": "open: archive model to North University",
+}
+"""The story's licences by the name their creating step binds, with a label."""
+DEFAULT_LOSS = 650_000
+RECOVERY = 100_000
+
+
 def licensing_phases(today: datetime.date) -> list[Phase]:
-    """Two non-exclusive licences (they may coexist with the pool), both starting with
-    the last ended quarter so it can be reported; licence A's royalty waits for the deal."""
-    period, start = get_previous_quarter(today)
+    """Three non-exclusive licences (they may coexist with the pool) starting with the
+    older of the last two ended quarters, so both can be reported; A's and C's royalties
+    wait for the deal. B reports both quarters and pays the institute. An open licence
+    is declared and bought by paying its price."""
+    (first, start), (second, _) = get_ended_quarters(today, 2)
     end = start.replace(year=start.year + 5).isoformat()
     terms = {"kind": "non_exclusive", "start_date": start.isoformat(), "end_date": end}
+    b = Ref("licence_b")
     return [
         Phase("licence offers", (
             Step("north-university", "licence.offer",
@@ -194,29 +228,45 @@ def licensing_phases(today: datetime.date) -> list[Phase]:
                  {"licensee": "openledger-community", "patents": [PATENTS[2].id],
                   "fee": 50_000, "royalty_bps": 500, **terms},
                  "archive model licensed to OpenLedger", binds="licence_b"),
+            Step("north-university", "licence.offer",
+                 {"licensee": "openledger-community", "patents": [PATENTS[0].id],
+                  "fee": 20_000, "royalty_bps": 200, **terms},
+                 "threshold signatures licensed to OpenLedger", binds="licence_c"),
+            Step(OPEN_PATENT.owner, "licence.open_offer",
+                 {"patent": OPEN_PATENT.id, "price": OPEN_PRICE, "terms": {"royalty_bps": 100}},
+                 f"open licence declared on {OPEN_PATENT.id}"),
         )),
         Phase("licence acceptance", (
             Step("acme-electronics", "licence.accept", {"licence": Ref("licence_a")},
-                 "Acme accepts and pays the fee"),
-            Step("openledger-community", "licence.accept", {"licence": Ref("licence_b")},
-                 "OpenLedger accepts and pays the fee"),
+                 "Acme accepts A and pays the fee"),
+            Step("openledger-community", "licence.accept", {"licence": b},
+                 "OpenLedger accepts B and pays the fee"),
+            Step("openledger-community", "licence.accept", {"licence": Ref("licence_c")},
+                 "OpenLedger accepts C and pays the fee"),
+            Step(OPEN_LICENSEE, "licence.take_open",
+                 {"patent": OPEN_PATENT.id, "price": OPEN_PRICE},
+                 f"North University buys the open licence for {OPEN_PRICE}",
+                 binds="open_licence"),
         )),
-        Phase("royalty report", (
+        Phase(f"royalty report {first}", (
             Step("openledger-community", "royalty.report",
-                 {"licence": Ref("licence_b"), "period": period, "net_sales": 2_000_000,
-                  "units": 400}, f"OpenLedger reports {period} sales"),
+                 {"licence": b, "period": first, "net_sales": 2_000_000, "units": 400},
+                 f"OpenLedger reports {first} sales under B"),
         )),
-        Phase("royalty payment", (
-            Step("openledger-community", "royalty.pay",
-                 {"licence": Ref("licence_b"), "period": period},
-                 f"OpenLedger pays {period} royalty to the institute"),
+        Phase(f"royalty report {second}", (
+            Step("openledger-community", "royalty.report",
+                 {"licence": b, "period": second, "net_sales": 2_400_000, "units": 480},
+                 f"OpenLedger reports {second} sales under B"),
         )),
+        Phase("royalty payments", tuple(
+            Step("openledger-community", "royalty.pay", {"licence": b, "period": period},
+                 f"OpenLedger pays B's {period} royalty to the institute")
+            for period in (first, second))),
     ]
 
 
 def pool_phases(today: datetime.date) -> list[Phase]:
     period, _ = get_previous_quarter(today)
-    pooled = (PATENTS[0], PATENTS[1], PATENTS[3])
     return [
         Phase("pool creation", (
             Step("alliance-secretariat", "pool.create",
@@ -226,12 +276,12 @@ def pool_phases(today: datetime.date) -> list[Phase]:
         Phase("essentiality", tuple(
             Step("ip-appraisal-center", "pool.attest", {"pool": Ref("pool"), "patent": p.id,
                                                         "basis": "claim chart v1"},
-                 f"attest {p.id} essential") for p in pooled)),
+                 f"attest {p.id} essential") for p in POOLED)),
         Phase("pool joining", tuple(
             Step(p.owner, "pool.join", {"pool": Ref("pool"), "patent": p.id},
-                 f"{p.owner} contributes {p.id}") for p in pooled)),
+                 f"{p.owner} contributes {p.id}") for p in POOLED)),
         Phase("BPR purchase", (
-            Step("institute-advanced-tech", "pool.convert",
+            Step(BPR_BUYER, "pool.convert",
                  {"pool": Ref("pool"), "bpc_amount": 100_000}, "institute buys 1000 BPR"),
             Step("acme-electronics", "pool.convert",
                  {"pool": Ref("pool"), "bpc_amount": 55_050}, "Acme buys 550 BPR"),
@@ -243,44 +293,88 @@ def pool_phases(today: datetime.date) -> list[Phase]:
     ]
 
 
+DEAL_TERMS = {
+    "originator": "north-university",
+    "tranches": [{"name": "senior", "principal": 2_400_000, "coupon_bps": 150},
+                 {"name": "mezzanine", "principal": 1_000_000, "coupon_bps": 400},
+                 {"name": "equity", "principal": 500_000, "coupon_bps": 0}],
+    "fees_per_period": 5_000,
+    "tests": {"oc_min_bps": {"senior": 15_000, "mezzanine": 11_000},
+              "coverage_min_bps": 20_000},
+    "trigger": {"breach_periods": 1},
+}
+"""3.9M of principal against the 5M appraisal at the 80 % advance rate. A hair trigger
+(one breached period) so that the period after the default shows the latch at work:
+excess cash retires senior principal and junior interest waits."""
+
+
+def deal_royalty_phases(period: str, sales: dict[str, int], payers: tuple[str, ...],
+                        ) -> list[Phase]:
+    """Licensees of the deal's licences report `period`; `payers` then pay the deal."""
+    licensee = {"licence_a": "acme-electronics", "licence_c": "openledger-community"}
+    return [
+        Phase(f"deal royalties {period}", tuple(
+            Step(licensee[name], "royalty.report",
+                 {"licence": Ref(name), "period": period, "net_sales": amount,
+                  "units": amount // 10_000}, f"{licensee[name]} reports {period} under "
+                                              f"{name[-1].upper()}")
+            for name, amount in sales.items())),
+        Phase(f"collection {period}", tuple(
+            Step(licensee[name], "royalty.pay", {"licence": Ref(name), "period": period},
+                 f"{licensee[name]} pays {name[-1].upper()}'s {period}; the deal collects")
+            for name in payers)),
+    ]
+
+
+def distribute_phase(period: int, what: str) -> Phase:
+    return Phase(f"waterfall period {period}", (
+        Step("trust-and-custody", "deal.distribute", {"deal": Ref("deal"), "period": period},
+             f"period {period}: {what}"),))
+
+
 def securitization_phases(today: datetime.date) -> list[Phase]:
-    """Licence A's royalties back a two-tranche deal (3.5M against a 5M appraisal at the
-    80 % advance rate); its first royalty is paid after closing, so into the deal."""
-    period, _ = get_previous_quarter(today)
+    """Licences A and C back a three-tranche deal; investors subscribe; closing assigns
+    their royalties to the deal. Two quarters of royalties feed two distributions;
+    OpenLedger does not pay C's second quarter, the trustee writes C off (equity first),
+    recovers part of the loss from OpenLedger and distributes a third time."""
+    (first, _), (second, _) = get_ended_quarters(today, 2)
     deal = Ref("deal")
     return [
         Phase("deal creation", (
             Step("trust-and-custody", "deal.create",
-                 {"originator": "north-university", "assets": [Ref("licence_a")],
-                  "tranches": [{"name": "senior", "principal": 2_500_000, "coupon_bps": 150},
-                               {"name": "junior", "principal": 1_000_000, "coupon_bps": 400}],
-                  "fees_per_period": 5_000},
-                 "IP-ABS over licence A", binds="deal"),
+                 {**DEAL_TERMS, "assets": [Ref("licence_a"), Ref("licence_c")]},
+                 "IP-ABS over licences A and C", binds="deal"),
         )),
-        Phase("subscriptions", (
-            Step("harbor-capital", "deal.subscribe",
-                 {"deal": deal, "tranche": "senior", "amount": 2_500_000}, "Harbor buys senior"),
-            Step("summit-ventures", "deal.subscribe",
-                 {"deal": deal, "tranche": "junior", "amount": 1_000_000}, "Summit buys junior"),
-        )),
+        Phase("subscriptions", tuple(
+            Step(investor, "deal.subscribe",
+                 {"deal": deal, "tranche": tranche, "amount": amount},
+                 f"{investor} buys {amount} {tranche}")
+            for investor, tranche, amount in (
+                ("harbor-capital", "senior", 2_400_000), ("summit-ventures", "mezzanine", 1_000_000),
+                ("harbor-capital", "equity", 200_000), ("summit-ventures", "equity", 300_000)))),
         Phase("closing", (
             Step("trust-and-custody", "deal.close", {"deal": deal},
-                 "true sale: proceeds to the university"),
+                 "true sale: proceeds to the university, royalties to the deal"),
         )),
-        Phase("royalty into the deal", (
-            Step("acme-electronics", "royalty.report",
-                 {"licence": Ref("licence_a"), "period": period, "net_sales": 10_000_000,
-                  "units": 1_000}, f"Acme reports {period} sales"),
+        *deal_royalty_phases(first, {"licence_a": 8_000_000, "licence_c": 2_000_000},
+                             ("licence_a", "licence_c")),
+        distribute_phase(1, "fees, interest, senior principal"),
+        *deal_royalty_phases(second, {"licence_a": 10_000_000, "licence_c": 1_500_000},
+                             ("licence_a",)),
+        distribute_phase(2, "C unpaid; A's royalty alone"),
+        Phase("default", (
+            Step("trust-and-custody", "deal.default",
+                 {"deal": deal, "asset": Ref("licence_c"), "loss": DEFAULT_LOSS},
+                 f"C defaults: {DEFAULT_LOSS} written down, equity first"),
+            transfer("openledger-community", "trust-and-custody", RECOVERY,
+                     "OpenLedger settles part of C with the trustee"),
         )),
-        Phase("collection", (
-            Step("acme-electronics", "royalty.pay", {"licence": Ref("licence_a"),
-                                                     "period": period},
-                 "Acme pays; the deal collects"),
+        Phase("recovery", (
+            Step("trust-and-custody", "deal.recover",
+                 {"deal": deal, "asset": Ref("licence_c"), "amount": RECOVERY},
+                 f"trustee pays the {RECOVERY} recovery in, senior written back first"),
         )),
-        Phase("waterfall", (
-            Step("trust-and-custody", "deal.distribute", {"deal": deal, "period": 1},
-                 "period 1: fees, interest, principal"),
-        )),
+        distribute_phase(3, "after the default"),
     ]
 
 
@@ -297,6 +391,31 @@ def story(available_ops: set[str], today: datetime.date | None = None) -> list[P
                 return phases
             phases.append(phase)
     return phases
+
+
+def sign_story(phases: list[Phase], chain_id: str, get_key: Callable[[str], Any],
+               ) -> tuple[list[list[Any]], dict[str, str]]:
+    """Every phase's steps signed in order (nonces count from 0 per organisation), and
+    the record ids they bind. A record's id is its creating tx's id, known once signed,
+    so the whole story signs up front; whether each step commits is the caller's check.
+    A phase sees only the records of earlier phases, as in the demo, whose steps of one
+    phase run concurrently."""
+    from contracts.tx import sign_tx
+
+    nonces: dict[str, int] = {}
+    refs: dict[str, str] = {}
+    blocks = []
+    for phase in phases:
+        txs = []
+        for step in phase.steps:
+            nonce = nonces.get(step.org, 0)
+            txs.append(sign_tx(get_key(step.org), chain_id, nonce, step.op,
+                               resolve(step.args, refs)))
+            nonces[step.org] = nonce + 1
+        refs.update({step.binds: record_id(tx.id)
+                     for step, tx in zip(phase.steps, txs) if step.binds})
+        blocks.append(txs)
+    return blocks, refs
 
 
 def get_available_ops() -> set[str]:

@@ -46,7 +46,7 @@ class SimChain:
                  tx_cache: dict[bytes, Transaction]) -> None:
         self.chain_id = chain_id
         self.state = State(genesis_state.raw_items())
-        self.head = Header(0, 0, ZERO_HASH, merkle_root([]), genesis_state.root(),
+        self.head = Header(0, ZERO_HASH, merkle_root([]), genesis_state.root(),
                            genesis_time_ms, genesis_time_ms)
         self.height = 0
         self.signature_ok = signature_ok
@@ -63,7 +63,7 @@ class SimChain:
         if block.seq != self.height + 1:
             raise RuntimeError(f"block {block.seq} delivered after {self.height}")
         prev = self.head
-        header = Header(block.seq, block.view, prev.hash, tx_root(block.txs), self.state.root(),
+        header = Header(block.seq, prev.hash, tx_root(block.txs), self.state.root(),
                         max(block.timestamp_ms, prev.timestamp_ms), block.timestamp_ms)
         ctx = BlockContext(self.chain_id, block.seq, header.timestamp_ms)
         receipts: list[Receipt] = []

@@ -127,7 +127,8 @@ async def test_broker_outage_consensus_goes_on_publisher_reconnects_and_counts_d
 # -- the publisher's rules, without a broker ---------------------------------------------------
 def record(height: int, contract: str = "", name: str = "", chain: str = CHAIN_ID) -> Record:
     """A header record, or (given contract and name) an event record, at `height`."""
-    header = Header(height, 0, bytes(32), bytes(32), bytes(32), 1, 1)
+    header = Header(height=height, prev_hash=bytes(32), tx_root=bytes(32),
+                    state_root=bytes(32), timestamp_ms=1, proposal_timestamp_ms=1)
     block = Block(chain, "node0", header, bytes(32), bytes(32), 1, 1)
     return Record(block, 0, 0, "ab" * 32, Event(contract, name, {})) if contract else Record(block)
 
