@@ -208,8 +208,7 @@ class EventHub:
         block_hash, header_bytes, result_root, preprepare, _ = row
         tx_count = len(wire.decode(preprepare).body.txs)
         txs = []
-        for (raw,) in storage.db.execute(
-                "SELECT receipt FROM txs WHERE height = ? ORDER BY idx", (height,)):
+        for raw in storage.receipts_at(height):
             receipt = codec.decode(raw)
             txs.append((receipt["tx_id"], receipt["index"],
                         [Event(e["contract"], e["name"], e["data"]) for e in receipt["events"]]))

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import collections
 import time
-from typing import Any, Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -53,38 +53,24 @@ class NodeMetrics:
                                   ["status", "code"], registry=self.registry)
         self.registry.register(_NodeCollector(runtime, sources))
         self.admitted_s: collections.OrderedDict[str, float] = collections.OrderedDict()
-        self._admit_wrapper: Callable[..., Any] | None = None
 
     # -- recording ------------------------------------------------------------------------
     def attach(self) -> None:
-        """Listen to executed blocks and note admission times.
-
-        The runtime has no admission hook, so its bound `admit` is shadowed by a wrapper
-        on the instance (runtime.py stays untouched; cost: one dict write per tx)."""
+        """Listen to admissions (start of the latency clock) and executed blocks."""
         self.runtime.listeners.append(self.on_block)
-        admit = self.runtime.admit
-
-        def timed_admit(txs: list[Transaction], relay: bool) -> list[Any]:
-            results = admit(txs, relay)
-            self.note_admitted(txs, results)
-            return results
-
-        self._admit_wrapper = timed_admit
-        self.runtime.admit = timed_admit  # type: ignore[method-assign]
+        self.runtime.admission_listeners.append(self.note_admitted)
 
     def detach(self) -> None:
         if self.on_block in self.runtime.listeners:
             self.runtime.listeners.remove(self.on_block)
-        if self._admit_wrapper is not None and self.runtime.__dict__.get("admit") is \
-                self._admit_wrapper:
-            del self.runtime.admit  # back to the class's method
+        if self.note_admitted in self.runtime.admission_listeners:
+            self.runtime.admission_listeners.remove(self.note_admitted)
 
-    def note_admitted(self, txs: list[Transaction], results: list[Any]) -> None:
+    def note_admitted(self, txs: list[Transaction]) -> None:
         now = time.monotonic()
         admitted = self.admitted_s
-        for tx, failure in zip(txs, results):
-            if failure is None:
-                admitted.setdefault(tx.id, now)  # a resubmission keeps the first time
+        for tx in txs:
+            admitted.setdefault(tx.id, now)  # a resubmission keeps the first time
         while len(admitted) > MAX_TRACKED_TXS:
             admitted.popitem(last=False)
 

@@ -67,6 +67,8 @@ class Runtime:
         self.waiters: dict[bytes, list[asyncio.Future]] = {}
         self.listeners: list[Callable[[Header, list[Receipt]], None]] = []
         """Called after each block is stored: SSE, MQTT and metrics hang off this."""
+        self.admission_listeners: list[Callable[[list[Transaction]], None]] = []
+        """Called with the transactions newly admitted to the mempool (commit latency)."""
         self.inbound_filter: Callable[[wire.Signed], list[wire.Signed]] | None = None
         self._timers: dict[str, tuple[int, asyncio.TimerHandle]] = {}
         self._generation = 0
@@ -114,6 +116,8 @@ class Runtime:
                 self.counters[f"tx_refused:{exc.code}"] += 1
                 results.append(exc)
         if fresh:
+            for listener in self.admission_listeners:
+                listener([self.mempool[tx_id] for tx_id, _ in fresh])
             self.events.put_nowait(ev.RequestsArrived(tuple(fresh)))
             if relay:
                 self.transport.relay_txs([raw for _, raw in fresh])

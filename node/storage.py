@@ -85,6 +85,11 @@ class Storage:
                               (tx_id,)).fetchone()
         return None if row is None else tuple(row)
 
+    def receipts_at(self, height: int) -> list[bytes]:
+        """The encoded receipts of one block, in transaction order."""
+        return [r[0] for r in self.db.execute(
+            "SELECT receipt FROM txs WHERE height = ? ORDER BY idx", (height,))]
+
     def known_tx_ids(self, ids: list[bytes]) -> set[bytes]:
         found: set[bytes] = set()
         for start in range(0, len(ids), 500):

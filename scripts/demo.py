@@ -1,16 +1,21 @@
 """`ipchain demo`: a fresh cluster, the alliance story spread over every node, results.
 
 It shows what a user should see from a consortium chain: each transaction committed
-(or refused, with the contract's error code) whichever node it went to, the balances
-that follow, and every node holding the same latest block and state root.
+(or refused, with the contract's error code) whichever node it went to; then, read
+back through the state API, what the story did: a BPR holder licensed for every pooled
+patent, the licences (one bought on open terms), the royalties reported and paid, the
+pool's distribution, the three-tranche deal, each distribution's disclosure report and
+the final one after the default in full; the balances that follow; and every node
+holding the same latest block and state root.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime
 import time
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from scripts import client, layout, workload
 from scripts.cluster import Cluster, ClusterError, start_and_wait
@@ -87,6 +92,214 @@ async def get_balances(session: Any, cluster: Cluster,
     return rows
 
 
+Getter = Callable[..., Awaitable[Any]]
+"""`get(kind, *parts)`: one `GET /v1/state/{kind}/{parts...}` answer, None if refused."""
+
+
+def make_getter(session: Any, url: str) -> Getter:
+    async def get(*parts: str) -> Any:
+        try:
+            return await client.get_state(session, url, *parts)
+        except client.ApiError as exc:
+            say(f"demo: GET /v1/state/{'/'.join(parts)} refused: {exc.code}")
+            return None
+    return get
+
+
+POOL_LICENCE_HOLDERS = (workload.BPR_BUYER, "harbor-capital")
+"""The BPR buyer, and for contrast an organisation holding no BPR (and no patent)."""
+
+
+async def get_pool_licences(get: Getter, pool: dict[str, Any]) -> list[dict[str, Any]]:
+    """`pool_licensed/<holder>/<patent>` for POOL_LICENCE_HOLDERS over every pooled
+    patent and one patent outside the pool."""
+    pooled = [member["patent"] for member in pool["members"]]
+    answers = []
+    for holder in POOL_LICENCE_HOLDERS:
+        balance = await get("balances", holder) or {}
+        for pid in [*pooled, workload.OPEN_PATENT.id]:
+            answer = await get("pool_licensed", holder, pid)
+            if answer is not None:
+                answers.append({**answer, "bpr": balance.get("bpr"), "pooled": pid in pooled})
+    return answers
+
+
+async def get_story_views(get: Getter, refs: dict[str, str]) -> dict[str, Any]:
+    """What the story's tables show, read back from the chain; a record whose creating
+    step did not commit is simply absent."""
+    views: dict[str, Any] = {"licences": {}, "royalties": {}, "pool": None,
+                             "pool_licensed": [], "deal": None, "reports": []}
+    for name in workload.LICENCES:
+        if name in refs:
+            views["licences"][name] = await get("licences", refs[name])
+            views["royalties"][name] = await get("royalties", refs[name])
+    if "pool" in refs:
+        views["pool"] = await get("pools", refs["pool"])
+        if views["pool"] is not None:
+            views["pool_licensed"] = await get_pool_licences(get, views["pool"])
+    if "deal" in refs:
+        views["deal"] = await get("deals", refs["deal"])
+        # the list keeps each report's own height (a single report's is the node's)
+        listed = await get("deal_reports", refs["deal"])
+        views["reports"] = listed["result"] if listed else []
+    return views
+
+
+# -- the story's tables (pure: views in, rows out) ------------------------------------
+
+
+def yes_no(value: Any) -> str:
+    return "yes" if value else "no"
+
+
+def get_licence_label(views: dict[str, Any], lid: str) -> str:
+    for name, licence in views["licences"].items():
+        if licence and licence["id"] == lid:
+            return workload.LICENCES[name][0]
+    return lid
+
+
+def format_shares(shares: list[list[Any]]) -> str:
+    return ", ".join(org if bps == 10_000 else f"{org} {bps / 100:g}%" for org, bps in shares)
+
+
+def compute_pool_licence_rows(views: dict[str, Any]) -> list[list[Any]]:
+    return [[a["holder"], a["bpr"], a["patent"], yes_no(a["pooled"]), yes_no(a["licensed"]),
+             ",".join(a["pools"])] for a in views["pool_licensed"]]
+
+
+def compute_licence_rows(views: dict[str, Any]) -> list[list[Any]]:
+    rows = []
+    for name, licence in views["licences"].items():
+        if licence is not None:
+            label, what = workload.LICENCES[name]
+            rows.append([label, licence["id"], format_shares(licence["licensors"]),
+                         licence["licensee"], ",".join(licence["patents"]), licence["kind"],
+                         licence["fee"], licence["royalty_bps"],
+                         f"{licence['start_date']}..{licence['end_date']}",
+                         "open offer" if licence["open_offer"] else "offer+accept",
+                         yes_no(licence["in_force"]), what])
+    return rows
+
+
+def compute_royalty_rows(views: dict[str, Any]) -> list[list[Any]]:
+    rows = []
+    for name, answer in views["royalties"].items():
+        licence = views["licences"].get(name)
+        for report in (answer or {}).get("reports", []):
+            rows.append([workload.LICENCES[name][0], licence["licensee"] if licence else "",
+                         report["period"], report["net_sales"], report["units"],
+                         report["earned"], report["due"],
+                         "paid" if report["paid"] else "UNPAID", report["paid_to"] or "",
+                         report["height"], report["paid_height"]])
+    return rows
+
+
+def compute_pool_distribution_rows(views: dict[str, Any]) -> list[list[Any]]:
+    pool = views["pool"]
+    rows = []
+    for period, dist in sorted((pool or {}).get("distributions", {}).items()):
+        rows.append([period, "admin fee", pool["admin"], dist["fee"]])
+        rows += [[period, "contributor", org, amount] for org, amount in dist["payouts"].items()]
+        rows.append([period, "total", "", dist["amount"]])
+    return rows
+
+
+def compute_tranche_rows(deal: dict[str, Any]) -> list[list[Any]]:
+    return [[t["name"], t["principal"], t["coupon_bps"], t["sold"], t["balance"],
+             t["interest_unpaid"], t["written_down"], t["written_back"],
+             ", ".join(f"{org} {pos['units']}u/{pos['balance']}"
+                       for org, pos in t["holders"].items())] for t in deal["tranches"]]
+
+
+def compute_asset_rows(views: dict[str, Any]) -> list[list[Any]]:
+    return [[get_licence_label(views, lid), lid, ",".join(asset["patents"]),
+             yes_no(asset["defaulted"]), asset["loss"], asset["recovered"]]
+            for lid, asset in views["deal"]["assets"].items()]
+
+
+def format_tests(tests: dict[str, Any]) -> str:
+    parts = [f"OC {name} {oc['value_bps']}/{oc['min_bps']}" for name, oc in tests["oc"].items()]
+    coverage = tests["coverage"]
+    parts.append(f"coverage {coverage['value_bps']}/{coverage['min_bps']}")
+    return "; ".join(parts) + (" pass" if tests["all_pass"] else " BREACH")
+
+
+def format_trigger(trigger: dict[str, Any]) -> str:
+    state = (f"FIRED in period {trigger['fired_period']}" if trigger["triggered"]
+             else "not fired")
+    return f"{state} (breaches {trigger['breach_count']}/{trigger['breach_periods']})"
+
+
+def compute_report_rows(reports: list[dict[str, Any]]) -> list[list[Any]]:
+    """One row per disclosure report: where the period's cash went, tests, trigger."""
+    rows = []
+    for report in reports:
+        steps = report["steps"]
+        paid = {kind: sum(s["paid"] for s in steps if s["kind"] == kind)
+                for kind in ("interest", "principal", "residual")}
+        unpaid = sum(s["unpaid"] for s in steps if s["kind"] in ("fees", "interest"))
+        rows.append([report["period"], report["height"], report["mode"],
+                     report["collections"], report["fees_paid"], paid["interest"],
+                     paid["principal"], paid["residual"], unpaid,
+                     sum(t["written_down"] for t in report["tranches"]),
+                     format_tests(report["tests"]), format_trigger(report["trigger"])])
+    return rows
+
+
+def compute_payment_rows(reports: list[dict[str, Any]]) -> list[list[Any]]:
+    return [[report["period"], tranche, org, amount]
+            for report in reports for tranche, paid in report["payments"].items()
+            for org, amount in paid.items()]
+
+
+def compute_step_rows(report: dict[str, Any]) -> list[list[Any]]:
+    return [[i, s["kind"], s["tranche"] or "", s["due"], s["paid"], s["unpaid"]]
+            for i, s in enumerate(report["steps"], start=1)]
+
+
+def compute_report_tranche_rows(report: dict[str, Any]) -> list[list[Any]]:
+    return [[t["name"], t["balance_start"], t["interest_due"], t["interest_paid"],
+             t["interest_unpaid"], t["principal_paid"], t["residual"], t["balance_end"],
+             t["written_down"]] for t in report["tranches"]]
+
+
+def compute_test_rows(tests: dict[str, Any]) -> list[list[Any]]:
+    rows = [[f"overcollateralization {name}", oc["value_bps"], oc["min_bps"],
+             "pass" if oc["pass"] else "BREACH"] for name, oc in tests["oc"].items()]
+    coverage = tests["coverage"]
+    rows.append(["coverage", coverage["value_bps"], coverage["min_bps"],
+                 "pass" if coverage["pass"] else "BREACH"])
+    return rows
+
+
+def compute_story_checks(views: dict[str, Any]) -> list[list[Any]]:
+    """The issue's claims about the story, each answered from what the chain says."""
+    buyer = [a for a in views["pool_licensed"] if a["holder"] == workload.BPR_BUYER]
+    pooled = [a for a in buyer if a["pooled"]]
+    open_licence = views["licences"].get("open_licence") or {}
+    reports = [r for answer in views["royalties"].values() for r in (answer or {}).get(
+        "reports", [])]
+    deal = views["deal"] or {"tranches": [], "assets": {}}
+    before = [r for r in views["reports"]
+              if not any(t["written_down"] for t in r["tranches"])]
+    final = views["reports"][-1] if views["reports"] else {"tranches": []}
+    checks = [
+        ("a BPR holder is licensed for every pooled patent",
+         bool(pooled) and all(a["licensed"] for a in pooled)),
+        ("an open licence was bought", open_licence.get("state") == "active"
+         and bool(open_licence.get("open_offer"))),
+        ("royalties were reported and paid", any(r["paid"] for r in reports)),
+        ("the deal has senior, mezzanine and equity tranches",
+         [t["name"] for t in deal["tranches"]] == ["senior", "mezzanine", "equity"]),
+        ("two periods distributed before the default", len(before) >= 2),
+        ("an asset defaulted", any(a["defaulted"] for a in deal["assets"].values())),
+        ("the final report shows the write-down",
+         any(t["written_down"] for t in final["tranches"])),
+    ]
+    return [[claim, yes_no(ok)] for claim, ok in checks]
+
+
 async def get_agreed_heads(session: Any, urls: list[str],
                            deadline_s: float = 20.0) -> list[dict[str, Any]]:
     """Each node's block at the highest height any node reports, once all have it."""
@@ -107,16 +320,83 @@ async def run_demo(cluster: Cluster, phases: list[workload.Phase]) -> tuple[Any,
     async with client.open_session() as session:
         refs: dict[str, str] = {}
         rows = await run_story(session, cluster, phases, refs)
+        views = await get_story_views(make_getter(session, cluster.urls[0]), refs)
         balances = await get_balances(session, cluster, refs)
         heads = await get_agreed_heads(session, cluster.urls)
-    return rows, balances, heads
+    return rows, views, balances, heads
 
 
-def report(rows: list[list[Any]], balances: list[list[Any]],
-           heads: list[dict[str, Any]]) -> bool:
+def report_licensing(views: dict[str, Any]) -> None:
+    if views["pool_licensed"]:
+        print_table("pool licences (GET /v1/state/pool_licensed/<holder>/<patent>)",
+                    ["holder", "BPR", "patent", "in pool", "licensed", "via pool"],
+                    compute_pool_licence_rows(views))
+    if views["licences"]:
+        print_table("licences", ["licence", "id", "licensors", "licensee", "patents", "kind",
+                                 "fee", "royalty bps", "term", "made by", "in force", "what"],
+                    compute_licence_rows(views))
+    if views["royalties"]:
+        print_table("royalties reported and paid (GET /v1/state/royalties/<licence>)",
+                    ["licence", "licensee", "period", "net sales", "units", "earned", "due",
+                     "status", "paid to", "reported at", "paid at"],
+                    compute_royalty_rows(views))
+    if views["pool"]:
+        print_table("pool distribution", ["period", "as", "account", "BPC"],
+                    compute_pool_distribution_rows(views))
+
+
+def report_deal(views: dict[str, Any]) -> None:
+    deal, reports = views["deal"], views["reports"]
+    if deal is None:
+        return
+    say(f"deal {deal['id']} ({deal['state']}): originator {deal['originator']}, trustee "
+        f"{deal['trustee']}, collateral {deal['collateral_value']}, performing "
+        f"{deal['performing_value']}, collected {deal['collected']}, paid {deal['paid']}, "
+        f"losses {deal['losses']}, recoveries {deal['recoveries']}, trigger "
+        f"{format_trigger(deal['trigger'])}")
+    print_table("deal assets", ["licence", "id", "patents", "defaulted", "loss", "recovered"],
+                compute_asset_rows(views))
+    print_table("deal tranches (GET /v1/state/deals/<id>)",
+                ["tranche", "principal", "coupon bps", "sold", "balance", "interest unpaid",
+                 "written down", "written back", "holders units/balance"],
+                compute_tranche_rows(deal))
+    if not reports:
+        return
+    print_table("disclosure reports (GET /v1/state/deal_reports/<id>)",
+                ["period", "height", "mode", "collections", "fees", "interest", "principal",
+                 "residual", "unpaid fees+interest", "written down net", "tests (value/min bps)",
+                 "trigger"],
+                compute_report_rows(reports))
+    print_table("payments to holders", ["period", "tranche", "holder", "BPC"],
+                compute_payment_rows(reports))
+    final = reports[-1]
+    say(f"final disclosure report, period {final['period']} (height {final['height']}): "
+        f"collections {final['collections']}, cash {final['cash']}, paid "
+        f"{final['total_paid']}, reserve {final['reserve_out']}, mode {final['mode']}")
+    print_table(f"period {final['period']} waterfall", ["step", "kind", "tranche", "due",
+                                                          "paid", "unpaid"],
+                compute_step_rows(final))
+    print_table(f"period {final['period']} balances",
+                ["tranche", "balance start", "interest due", "interest paid",
+                 "interest unpaid", "principal paid", "residual", "balance end",
+                 "written down net"], compute_report_tranche_rows(final))
+    print_table(f"period {final['period']} tests (performing value "
+                f"{final['tests']['performing_value']})",
+                ["test", "value bps", "min bps", "result"], compute_test_rows(final["tests"]))
+    say(f"trigger: {format_trigger(final['trigger'])}")
+
+
+def report(rows: list[list[Any]], views: dict[str, Any], balances: list[list[Any]],
+           heads: list[dict[str, Any]], complete: bool = True) -> bool:
+    """Print everything; True when the nodes agree, every step committed and, if the
+    whole story ran (every contract family registered), each of its claims holds."""
     print_table("transactions", ["tx", "phase", "op", "what", "node", "height", "status"], rows)
+    report_licensing(views)
+    report_deal(views)
     print_table("balances on node0", ["account", "roles", "genesis BPC", "BPC", "change",
                                       "BPR"], balances)
+    checks = compute_story_checks(views)
+    print_table("the story, checked on chain", ["claim", "holds"], checks)
     print_table("latest block on each node", ["node", "height", "hash", "state root"],
                 [[layout.node_id(i), b["height"], b["hash"][:16], b["state_root"][:16]]
                  for i, b in enumerate(heads)])
@@ -128,7 +408,8 @@ def report(rows: list[list[Any]], balances: list[list[Any]],
         say("NODES DISAGREE on the latest block or state root (see the table above)")
     committed = sum(1 for row in rows if row[-1] == "committed")
     say(f"{committed} of {len(rows)} transactions committed")
-    return agreed and committed == len(rows)
+    return (agreed and committed == len(rows)
+            and (not complete or all(holds == "yes" for _, holds in checks)))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -138,11 +419,13 @@ def run(args: argparse.Namespace) -> int:
     start_and_wait(cluster, args.timeout)
     for i, url in enumerate(cluster.urls):
         say(f"  {layout.node_id(i)}  {url}")
-    phases = workload.story(workload.get_available_ops())
+    today = datetime.datetime.now(datetime.timezone.utc).date()
+    phases = workload.story(workload.get_available_ops(), today)
+    complete = len(phases) == len(workload.full_story(today))
     say(f"demo: story phases: {', '.join(p.name for p in phases)}")
     ok = False
     try:
-        ok = report(*asyncio.run(run_demo(cluster, phases)))
+        ok = report(*asyncio.run(run_demo(cluster, phases)), complete=complete)
     finally:
         if args.down:
             cluster.stop()

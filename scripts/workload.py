@@ -199,12 +199,12 @@ POOLED = (PATENTS[0], PATENTS[1], PATENTS[3])
 OPEN_PATENT = PATENTS[2]
 OPEN_PRICE = 30_000
 LICENCES = {
-    "licence_a": "A: threshold signatures to Acme (securitized)",
-    "licence_b": "B: archive model to OpenLedger",
-    "licence_c": "C: threshold signatures to OpenLedger (securitized, defaults)",
-    "open_licence": "open: archive model to North University",
+    "licence_a": ("A", "threshold signatures to Acme; securitized"),
+    "licence_b": ("B", "archive model to OpenLedger"),
+    "licence_c": ("C", "threshold signatures to OpenLedger; securitized, defaults"),
+    "open_licence": ("open", "archive model to North University, bought on open terms"),
 }
-"""The story's licences by the name their creating step binds, with a label."""
+"""The story's licences by the name their creating step binds: (label, what it is)."""
 DEFAULT_LOSS = 650_000
 RECOVERY = 100_000
 
@@ -299,29 +299,38 @@ DEAL_TERMS = {
                  {"name": "mezzanine", "principal": 1_000_000, "coupon_bps": 400},
                  {"name": "equity", "principal": 500_000, "coupon_bps": 0}],
     "fees_per_period": 5_000,
+    "principal_per_period": 150_000,
     "tests": {"oc_min_bps": {"senior": 15_000, "mezzanine": 11_000},
               "coverage_min_bps": 20_000},
     "trigger": {"breach_periods": 1},
 }
-"""3.9M of principal against the 5M appraisal at the 80 % advance rate. A hair trigger
-(one breached period) so that the period after the default shows the latch at work:
-excess cash retires senior principal and junior interest waits."""
+"""3.9M of principal against the 5M appraisal at the 80 % advance rate. Senior
+principal amortises 150 000 a period so that the equity tranche's holders see a
+residual while the deal performs. A hair trigger (one breached period) so that the
+period after the default shows the latch at work: excess cash retires senior principal
+and junior interest waits."""
+
+SUBSCRIPTIONS = (("harbor-capital", "senior", 2_400_000),
+                 ("summit-ventures", "mezzanine", 1_000_000),
+                 ("harbor-capital", "equity", 200_000), ("summit-ventures", "equity", 300_000))
+"""(investor, tranche, amount): every tranche sold; the equity shared 40:60."""
 
 
 def deal_royalty_phases(period: str, sales: dict[str, int], payers: tuple[str, ...],
                         ) -> list[Phase]:
-    """Licensees of the deal's licences report `period`; `payers` then pay the deal."""
+    """The deal's licensees report `period` (net sales by licence); `payers` then pay,
+    into the deal's collection account since the closing assigned the royalties."""
     licensee = {"licence_a": "acme-electronics", "licence_c": "openledger-community"}
     return [
         Phase(f"deal royalties {period}", tuple(
             Step(licensee[name], "royalty.report",
                  {"licence": Ref(name), "period": period, "net_sales": amount,
-                  "units": amount // 10_000}, f"{licensee[name]} reports {period} under "
-                                              f"{name[-1].upper()}")
+                  "units": amount // 10_000},
+                 f"{licensee[name]} reports {period} under {LICENCES[name][0]}")
             for name, amount in sales.items())),
         Phase(f"collection {period}", tuple(
             Step(licensee[name], "royalty.pay", {"licence": Ref(name), "period": period},
-                 f"{licensee[name]} pays {name[-1].upper()}'s {period}; the deal collects")
+                 f"{licensee[name]} pays {LICENCES[name][0]}'s {period}; the deal collects")
             for name in payers)),
     ]
 
@@ -349,16 +358,14 @@ def securitization_phases(today: datetime.date) -> list[Phase]:
             Step(investor, "deal.subscribe",
                  {"deal": deal, "tranche": tranche, "amount": amount},
                  f"{investor} buys {amount} {tranche}")
-            for investor, tranche, amount in (
-                ("harbor-capital", "senior", 2_400_000), ("summit-ventures", "mezzanine", 1_000_000),
-                ("harbor-capital", "equity", 200_000), ("summit-ventures", "equity", 300_000)))),
+            for investor, tranche, amount in SUBSCRIPTIONS)),
         Phase("closing", (
             Step("trust-and-custody", "deal.close", {"deal": deal},
                  "true sale: proceeds to the university, royalties to the deal"),
         )),
         *deal_royalty_phases(first, {"licence_a": 8_000_000, "licence_c": 2_000_000},
                              ("licence_a", "licence_c")),
-        distribute_phase(1, "fees, interest, senior principal"),
+        distribute_phase(1, "fees, interest, senior principal, equity residual"),
         *deal_royalty_phases(second, {"licence_a": 10_000_000, "licence_c": 1_500_000},
                              ("licence_a",)),
         distribute_phase(2, "C unpaid; A's royalty alone"),
@@ -378,18 +385,21 @@ def securitization_phases(today: datetime.date) -> list[Phase]:
     ]
 
 
+def full_story(today: datetime.date) -> list[Phase]:
+    return [funding_phase(), *registry_phases(), *licensing_phases(today),
+            *pool_phases(today), *securitization_phases(today)]
+
+
 def story(available_ops: set[str], today: datetime.date | None = None) -> list[Phase]:
-    """The phases whose ops all exist, family by family; a missing op ends the story
-    there (later phases build on earlier ones)."""
+    """The phases whose ops all exist, in order; a missing op ends the story there
+    (later phases build on earlier ones). The funding transfers always run."""
     today = today or datetime.datetime.now(datetime.timezone.utc).date()
-    phases = [funding_phase()]
-    families = (registry_phases(), licensing_phases(today), pool_phases(today),
-                securitization_phases(today))
-    for family in families:
-        for phase in family:
-            if not phase.ops <= available_ops:
-                return phases
-            phases.append(phase)
+    funding, *rest = full_story(today)
+    phases = [funding]
+    for phase in rest:
+        if not phase.ops <= available_ops:
+            break
+        phases.append(phase)
     return phases
 
 
@@ -416,6 +426,35 @@ def sign_story(phases: list[Phase], chain_id: str, get_key: Callable[[str], Any]
                      for step, tx in zip(phase.steps, txs) if step.binds})
         blocks.append(txs)
     return blocks, refs
+
+
+@dataclass(frozen=True)
+class Replay:
+    state: Any
+    blocks: list[list[Any]]
+    receipts: list[list[Any]]
+    """Per block, one receipt per transaction, in the order of `blocks`."""
+    refs: dict[str, str]
+    timestamp_ms: int
+    """The last block's timestamp: the `now` that queries on `state` should read at."""
+
+
+def replay_story(genesis: dict[str, Any], get_key: Callable[[str], Any], phases: list[Phase],
+                 first_timestamp_ms: int, block_interval_ms: int = 1000) -> Replay:
+    """The story applied in-process, one block per phase at heights 1, 2, ...: what the
+    demo's steps will do on a cluster running this checkout's contracts."""
+    from contracts.genesis import init_state
+    from contracts.runtime import BlockContext, apply_block
+
+    blocks, refs = sign_story(phases, genesis["chain_id"], get_key)
+    state = init_state(genesis)
+    receipts = []
+    timestamp_ms = first_timestamp_ms
+    for height, txs in enumerate(blocks, start=1):
+        timestamp_ms = first_timestamp_ms + (height - 1) * block_interval_ms
+        receipts.append(apply_block(state, BlockContext(genesis["chain_id"], height,
+                                                        timestamp_ms), txs))
+    return Replay(state, blocks, receipts, refs, timestamp_ms)
 
 
 def get_available_ops() -> set[str]:

@@ -8,6 +8,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import msgpack
+import nacl.signing
 import pytest
 
 from contracts import tx as txmod
@@ -66,19 +67,19 @@ TODAY_MS = int(datetime.datetime(2026, 11, 21, 12, tzinfo=datetime.timezone.utc)
 
 
 def all_story_ops() -> set[str]:
-    families = (workload.registry_phases(), workload.licensing_phases(TODAY),
-                workload.pool_phases(TODAY), workload.securitization_phases(TODAY))
-    return {op for family in families for phase in family for op in phase.ops} | {
-        "token.transfer"}
+    return {op for phase in workload.full_story(TODAY) for op in phase.ops}
 
 
 def test_story_stops_at_the_first_phase_whose_ops_are_missing() -> None:
     assert [p.name for p in workload.story({"token.transfer"}, TODAY)] == ["funding"]
     everything = all_story_ops()
     names = [p.name for p in workload.story(everything, TODAY)]
-    assert names[:2] == ["funding", "deposits"] and names[-1] == "waterfall"
+    assert names[:2] == ["funding", "deposits"] and names[-1] == "waterfall period 3"
+    assert names == [p.name for p in workload.full_story(TODAY)]
     cut = [p.name for p in workload.story(everything - {"pool.join"}, TODAY)]
     assert cut[-1] == "essentiality" and "deal creation" not in cut
+    cut = [p.name for p in workload.story(everything - {"deal.default"}, TODAY)]
+    assert cut[-1] == "waterfall period 2"
 
 
 @pytest.mark.parametrize("today, period, first_day", [
@@ -90,6 +91,19 @@ def test_previous_quarter(today, period, first_day) -> None:
     assert workload.get_previous_quarter(today) == (period, first_day)
 
 
+@pytest.mark.parametrize("today, count, expected", [
+    (datetime.date(2026, 11, 21), 2, ["2026-Q2", "2026-Q3"]),
+    (datetime.date(2026, 1, 1), 2, ["2025-Q3", "2025-Q4"]),
+    (datetime.date(2026, 4, 1), 2, ["2025-Q4", "2026-Q1"]),
+    (datetime.date(2026, 3, 31), 3, ["2025-Q2", "2025-Q3", "2025-Q4"]),
+    (datetime.date(2026, 7, 1), 1, ["2026-Q2"]),
+])
+def test_ended_quarters_are_distinct_past_quarters_oldest_first(today, count, expected) -> None:
+    quarters = workload.get_ended_quarters(today, count)
+    assert [period for period, _ in quarters] == expected
+    assert all(first_day < today for _, first_day in quarters)
+
+
 def test_resolve_fills_refs_and_names_the_missing_one() -> None:
     args = {"deal": workload.Ref("deal"), "assets": [workload.Ref("a")], "n": 1}
     assert workload.resolve(args, {"deal": "d1", "a": "l1"}) == {
@@ -98,26 +112,46 @@ def test_resolve_fills_refs_and_names_the_missing_one() -> None:
         workload.resolve(args, {"deal": "d1"})
 
 
-def test_the_story_commits_against_the_current_contracts(tmp_path: Path) -> None:
+def test_sign_story_binds_records_only_after_their_phase() -> None:
+    """In the demo a phase's steps run concurrently, so a step may not refer to a record
+    created in its own phase; signing refuses it the same way."""
+    key = nacl.signing.SigningKey(b"\x01" * 32)
+    phases = [workload.Phase("one", (
+        workload.Step("org", "pool.create", {}, "make", binds="pool"),
+        workload.Step("org", "pool.join", {"pool": workload.Ref("pool")}, "use too early")))]
+    with pytest.raises(workload.UnresolvedRef, match="pool"):
+        workload.sign_story(phases, "chain", lambda org: key)
+    phases = [workload.Phase("one", phases[0].steps[:1]),
+              workload.Phase("two", phases[0].steps[1:])]
+    blocks, refs = workload.sign_story(phases, "chain", lambda org: key)
+    assert refs == {"pool": workload.record_id(blocks[0][0].id)}
+    assert blocks[1][0].args == {"pool": refs["pool"]}
+    assert [tx.nonce for block in blocks for tx in block] == [0, 1]
+
+
+NEW_STORY_OPS = {"licence.open_offer", "licence.take_open", "deal.default", "deal.recover"}
+"""Ops the full story uses beyond offers, royalties, the pool and one distribution."""
+
+
+@pytest.mark.parametrize("today", [
+    TODAY, datetime.date(2026, 1, 1), datetime.date(2027, 3, 31), datetime.date(2027, 7, 2)])
+def test_the_story_commits_against_the_current_contracts(tmp_path: Path, today) -> None:
     """Every step of the demo, phase by phase in its own block, is accepted by the
-    contracts this checkout registers (what the nodes will run)."""
+    contracts this checkout registers (what the nodes will run), whatever today is:
+    its royalty periods are the quarters that ended last."""
     cluster = Cluster.create(tmp_path / "d", 1, 31600)
-    state = init_state(cluster.genesis)
-    supply = state.get("supply/BPC")
-    nonce: dict[str, int] = defaultdict(int)
-    refs: dict[str, str] = {}
-    phases = workload.story(workload.get_available_ops(), TODAY)
-    for height, phase in enumerate(phases, start=1):
-        txs = []
-        for step in phase.steps:
-            key = cluster.client_key(step.org)
-            txs.append(txmod.sign_tx(key, cluster.chain_id, nonce[step.org], step.op,
-                                     workload.resolve(step.args, refs)))
-            nonce[step.org] += 1
-        ctx = BlockContext(cluster.chain_id, height, TODAY_MS + height * 1000)
-        receipts = apply_block(state, ctx, txs)
-        failed = [(s.what, r.code, r.message) for s, r in zip(phase.steps, receipts) if not r.ok]
-        assert failed == [], phase.name
-        refs.update({s.binds: workload.record_id(tx.id)
-                     for s, tx in zip(phase.steps, txs) if s.binds})
-    assert state.get("supply/BPC") == supply  # the story moves BPC, never creates it
+    phases = workload.story(workload.get_available_ops(), today)
+    assert len(phases) == len(workload.full_story(today))  # every contract family is in
+    noon_ms = int(datetime.datetime(today.year, today.month, today.day, 12,
+                                    tzinfo=datetime.timezone.utc).timestamp() * 1000)
+    replay = workload.replay_story(cluster.genesis, cluster.client_key, phases, noon_ms)
+    failed = [(phase.name, step.what, r.code, r.message)
+              for phase, receipts in zip(phases, replay.receipts)
+              for step, r in zip(phase.steps, receipts) if not r.ok]
+    assert failed == []
+    committed = [tx.op for block in replay.blocks for tx in block]
+    assert NEW_STORY_OPS <= set(committed)
+    assert committed.count("deal.distribute") == 3 and committed.count("royalty.pay") == 5
+    assert set(replay.refs) == {*workload.LICENCES, "pool", "deal"}
+    genesis_bpc = sum(org["bpc"] for org in cluster.genesis["organisations"])
+    assert replay.state.get("supply/BPC") == genesis_bpc  # moves BPC, never creates it
