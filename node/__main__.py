@@ -18,7 +18,7 @@ from node.runtime import Runtime
 log = logging.getLogger("ipchain.node")
 
 
-async def serve(config_path: str, log_level: str | None) -> None:
+async def serve(config_path: str, log_level: str | None) -> int:
     cfg = load_config(config_path)
     configure(log_level or cfg.log_level, cfg.node_id)
     runtime = Runtime(cfg)
@@ -33,11 +33,15 @@ async def serve(config_path: str, log_level: str | None) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    log.warning("event=stopping height=%d", runtime.executor.height)
+    stopped, fatal = asyncio.create_task(stop.wait()), asyncio.create_task(runtime.fatal.wait())
+    await asyncio.wait({stopped, fatal}, return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    fatal.cancel()
+    log.warning("event=stopping height=%d fatal=%s", runtime.executor.height, runtime.fatal.is_set())
     runtime.release_waiters()
     await runner.cleanup()
     await runtime.stop()
+    return 1 if runtime.fatal.is_set() else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,11 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default=None, help="debug, info, warning (default), error")
     args = parser.parse_args(argv)
     try:
-        asyncio.run(serve(args.config, args.log_level))
+        return asyncio.run(serve(args.config, args.log_level))
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == "__main__":

@@ -219,8 +219,9 @@ async def get_state(request: web.Request) -> web.Response:
         result = run_query(runtime.executor.state, runtime.executor.head.timestamp_ms,
                            request.match_info["kind"], parts)
         height = runtime.executor.height
-    return web.json_response({"height": height, "result": result} if not isinstance(result, dict)
-                             else {**result, "height": height})
+    # `read_height`, not `height`: records carry their own height (the block that wrote them)
+    return web.json_response({"read_height": height, "result": result}
+                             if not isinstance(result, dict) else {**result, "read_height": height})
 
 
 # -- peer endpoints -------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from consensus.replica import Replica, ReplicaConfig
 from contracts import errors
 from contracts.runtime import Receipt, check_nonce, get_ops
 from contracts.tx import Transaction
-from node.chain import Executor, Header, digest_batch
+from node.chain import Executor, Header, digest_batch, read_certificate
 from node.config import NodeConfig
 from node.storage import Storage
 from node.transport import Transport
@@ -43,6 +43,10 @@ class MempoolFull(errors.ContractError):
 class _Timer:
     name: str
     generation: int
+
+
+def _view_of(body: Any) -> int:
+    return body.new_view if isinstance(body, wire.ViewChange) else body.view
 
 
 def now_ms() -> int:
@@ -70,6 +74,16 @@ class Runtime:
         self.admission_listeners: list[Callable[[list[Transaction]], None]] = []
         """Called with the transactions newly admitted to the mempool (commit latency)."""
         self.inbound_filter: Callable[[wire.Signed], list[wire.Signed]] | None = None
+        self._action_handlers: dict[type, Callable[[Any], None]] = {
+            ev.Broadcast: self._on_broadcast, ev.Send: self._on_send,
+            ev.Deliver: self.blocks.put_nowait,
+            ev.SetTimer: lambda a: self._set_timer(a.name, a.delay_ms),
+            ev.CancelTimer: self._on_cancel_timer, ev.FetchBlocks: self._on_fetch,
+            ev.CheckpointStable: self._on_stable, ev.Evidence: self._on_evidence}
+        """Persist is handled first, for the whole batch, in _carry_out."""
+        self._background: set[asyncio.Task] = set()
+        self.fatal = asyncio.Event()
+        """Set when the node cannot go on (its executor failed): the process exits."""
         self._timers: dict[str, tuple[int, asyncio.TimerHandle]] = {}
         self._generation = 0
         self._tasks: list[asyncio.Task] = []
@@ -90,9 +104,10 @@ class Runtime:
                        asyncio.create_task(self._executor_loop(), name="executor")]
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        tasks = [*self._tasks, *self._background]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         for _, handle in self._timers.values():
             handle.cancel()
         await self.transport.stop()
@@ -182,33 +197,39 @@ class Runtime:
                 log.exception("event=carry_out_failed")
 
     def _carry_out(self, actions: list[ev.Action]) -> None:
-        records = [(a.msg.body.view if hasattr(a.msg.body, "view") else a.msg.body.new_view,
-                    getattr(a.msg.body, "seq", 0), a.msg.body.KIND, wire.encode(a.msg))
-                   for a in actions if isinstance(a, ev.Persist)]
+        records = [(_view_of(a.msg.body), getattr(a.msg.body, "seq", 0), a.msg.body.KIND,
+                    wire.encode(a.msg)) for a in actions if isinstance(a, ev.Persist)]
         if records:
             self.storage.append_wal(records)  # durable before anything below is sent
         for action in actions:
-            if isinstance(action, ev.Broadcast):
-                self.transport.broadcast(wire.encode(action.msg))
-            elif isinstance(action, ev.Send):
-                self.transport.send(action.to, wire.encode(action.msg))
-            elif isinstance(action, ev.Deliver):
-                self.blocks.put_nowait(action)
-            elif isinstance(action, ev.SetTimer):
-                self._set_timer(action.name, action.delay_ms)
-            elif isinstance(action, ev.CancelTimer):
-                entry = self._timers.pop(action.name, None)
-                if entry:
-                    entry[1].cancel()
-            elif isinstance(action, ev.FetchBlocks):
-                asyncio.create_task(self._fetch(action.first, action.last))
-            elif isinstance(action, ev.CheckpointStable):
-                self.storage.prune_wal(action.seq, self.replica.view)
-                self.storage.set_meta("stable_checkpoint",
-                                      [action.seq, [wire.encode(m) for m in action.proof]])
-            elif isinstance(action, ev.Evidence):
-                self.storage.add_evidence(action.kind, action.first.sender,
-                                          wire.encode(action.first), wire.encode(action.second))
+            handler = self._action_handlers.get(type(action))
+            if handler is not None:
+                handler(action)
+
+    def _on_broadcast(self, action: ev.Broadcast) -> None:
+        self.transport.broadcast(wire.encode(action.msg))
+
+    def _on_send(self, action: ev.Send) -> None:
+        self.transport.send(action.to, wire.encode(action.msg))
+
+    def _on_cancel_timer(self, action: ev.CancelTimer) -> None:
+        entry = self._timers.pop(action.name, None)
+        if entry:
+            entry[1].cancel()
+
+    def _on_fetch(self, action: ev.FetchBlocks) -> None:
+        task = asyncio.create_task(self._fetch(action.first, action.last))
+        self._background.add(task)  # held until done: the loop keeps only weak references
+        task.add_done_callback(self._background.discard)
+
+    def _on_stable(self, action: ev.CheckpointStable) -> None:
+        self.storage.prune_wal(action.seq, self.replica.view)
+        self.storage.set_meta("stable_checkpoint",
+                              [action.seq, [wire.encode(m) for m in action.proof]])
+
+    def _on_evidence(self, action: ev.Evidence) -> None:
+        self.storage.add_evidence(action.kind, action.first.sender,
+                                  wire.encode(action.first), wire.encode(action.second))
 
     def _set_timer(self, name: str, delay_ms: int) -> None:
         old = self._timers.pop(name, None)
@@ -222,7 +243,6 @@ class Runtime:
 
     async def _fetch(self, first: int, last: int) -> None:
         async def on_block(preprepare: bytes, certificate: bytes) -> None:
-            from node.chain import read_certificate
             try:
                 event = ev.BlockFetched(wire.decode(preprepare), read_certificate(certificate))
             except (wire.WireError, ValueError):
@@ -239,8 +259,15 @@ class Runtime:
             block = await self.blocks.get()
             if block.seq <= self.executor.height:
                 continue
-            header, receipts = await self.executor.execute(block, self.mempool.get,
-                                                           self._is_verified)
+            try:
+                header, receipts = await self.executor.execute(block, self.mempool.get,
+                                                               self._is_verified)
+            except Exception:
+                # Fail-stop: a node that cannot apply a committed block must not go on
+                # voting as if it had; peers carry on and it catches up after a restart.
+                log.critical("event=executor_failed height=%d", block.seq, exc_info=True)
+                self.fatal.set()
+                return
             self._after_block(header, receipts)
             self.events.put_nowait(ev.BlockExecuted(block.seq, self.executor.state.root()))
 

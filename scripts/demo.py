@@ -278,8 +278,8 @@ def compute_story_checks(views: dict[str, Any]) -> list[list[Any]]:
     buyer = [a for a in views["pool_licensed"] if a["holder"] == workload.BPR_BUYER]
     pooled = [a for a in buyer if a["pooled"]]
     open_licence = views["licences"].get("open_licence") or {}
-    reports = [r for answer in views["royalties"].values() for r in (answer or {}).get(
-        "reports", [])]
+    royalty_reports = [report for answer in views["royalties"].values()
+                       for report in (answer or {}).get("reports", [])]
     deal = views["deal"] or {"tranches": [], "assets": {}}
     before = [r for r in views["reports"]
               if not any(t["written_down"] for t in r["tranches"])]
@@ -289,7 +289,7 @@ def compute_story_checks(views: dict[str, Any]) -> list[list[Any]]:
          bool(pooled) and all(a["licensed"] for a in pooled)),
         ("an open licence was bought", open_licence.get("state") == "active"
          and bool(open_licence.get("open_offer"))),
-        ("royalties were reported and paid", any(r["paid"] for r in reports)),
+        ("royalties were reported and paid", any(r["paid"] for r in royalty_reports)),
         ("the deal has senior, mezzanine and equity tranches",
          [t["name"] for t in deal["tranches"]] == ["senior", "mezzanine", "equity"]),
         ("two periods distributed before the default", len(before) >= 2),
@@ -320,9 +320,10 @@ async def run_demo(cluster: Cluster, phases: list[workload.Phase]) -> tuple[Any,
     async with client.open_session() as session:
         refs: dict[str, str] = {}
         rows = await run_story(session, cluster, phases, refs)
+        # first every node at the last step's height, so node0 answers for all of it
+        heads = await get_agreed_heads(session, cluster.urls)
         views = await get_story_views(make_getter(session, cluster.urls[0]), refs)
         balances = await get_balances(session, cluster, refs)
-        heads = await get_agreed_heads(session, cluster.urls)
     return rows, views, balances, heads
 
 

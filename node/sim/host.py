@@ -304,6 +304,8 @@ class Host:
                 self.evidence.append((action.kind, action.first.sender))
             elif kind is ev.CheckpointStable:
                 self._prune_wal(action.seq)
+            else:  # a new action type: the host needs teaching; show it in the outcome
+                self.stats[f"unhandled_{kind.__name__}"] = self.stats.get(f"unhandled_{kind.__name__}", 0) + 1
 
     def _prune_wal(self, stable_seq: int) -> None:
         """What `node.storage.Storage.prune_wal` drops: settled votes, past views' changes."""

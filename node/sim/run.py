@@ -277,9 +277,9 @@ class Simulation:
             "evidence": sum(len(h.evidence) for h in honest),
             **{f"net_{k}": v for k, v in sorted(self.network.stats.items())},
         }
-        for key in ("crashes", "torn_crashes", "torn_actions_lost", "restarts",
-                    "restored_from_wal", "fetches", "redelivered"):
-            stats[key] = sum(h.stats[key] for h in self.hosts)
+        keys = sorted({key for h in self.hosts for key in h.stats})
+        for key in keys:
+            stats[key] = sum(h.stats.get(key, 0) for h in self.hosts)
         fingerprint = hashlib.sha256(repr((sorted(digests.items()),
                                            [h.chain.roots[-1].hex() for h in self.hosts],
                                            sorted((k, asdict(v)) for k, v in self.client.acked.items()),

@@ -21,10 +21,10 @@ SAFETY = {"agreement", "certificates", "state_roots", "exactly_once", "no_fabric
           "conservation"}
 needs_view_change = pytest.mark.skipif(not has_view_change(),
                                        reason="the replica does not survive primary faults yet")
-CERTIFICATE_BUG = ("consensus: install_preprepare replaces the pre-prepare of a slot already "
-                   "committed in the old view, so Deliver pairs a view-v+1 pre-prepare with "
-                   "view-v commits (fails is_valid_certificate and tx proofs; seeds 4, 5, 7, "
-                   "10 of the full mix)")
+MISSED_NEW_VIEW = ("consensus: a replica that misses the NEW-VIEW for v+1 (loss) but saw 2f+1 "
+                   "VIEW-CHANGEs escalates alone to v+2; peers settled in v+1 only answer "
+                   "VIEW-CHANGEs for views <= theirs with their NEW-VIEW, so it never rejoins "
+                   "and, idle, never catches up (full mix seed 764, replica 0)")
 
 
 def swarm(cfg: SimConfig, seeds) -> list[str]:
@@ -78,25 +78,24 @@ def test_view_change_replaces_a_byzantine_primary(behaviour: str) -> None:
 
 
 @needs_view_change
-@pytest.mark.xfail(strict=True, reason=CERTIFICATE_BUG)
 def test_full_mix_with_primary_faults_never_violates() -> None:
     failures = swarm(SimConfig(blocks=50, mix=MIXES["full"]), range(1, 13))
     assert not failures, "\n\n".join(failures)
 
 
 @needs_view_change
-@pytest.mark.xfail(strict=True, reason=CERTIFICATE_BUG)
 def test_blocks_committed_before_a_view_change_keep_a_valid_certificate() -> None:
+    """Regression: a batch committed in view v and re-proposed in v+1 was delivered with
+    the v+1 pre-prepare and the view-v commits (full mix seeds 4, 5, 7, 10, 14; fixed
+    in 508fb14 "deliver with same-view certificates")."""
     result = run_seed(4, SimConfig(mix=MIXES["full"]))
     assert not [v for v in result.violations if v.checker == "certificates"], result.describe()
 
 
 @needs_view_change
-@pytest.mark.xfail(strict=True, reason="consensus: a replica that misses the NEW-VIEW (loss) "
-                   "escalates to view v+2 alone; peers in view v+1 never send it the NEW-VIEW, "
-                   "so it never rejoins or catches up (full mix seed 102, replica 0)")
+@pytest.mark.xfail(strict=True, reason=MISSED_NEW_VIEW)
 def test_replica_that_missed_the_new_view_rejoins() -> None:
-    result = run_seed(102, SimConfig(mix=MIXES["full"]))
+    result = run_seed(764, SimConfig(mix=MIXES["full"]))
     assert not [v for v in result.violations if v.checker == "liveness"], result.describe()
 
 
@@ -128,7 +127,6 @@ def test_soak_normal_mix_1000_seeds() -> None:
 
 @pytest.mark.soak
 @needs_view_change
-@pytest.mark.xfail(strict=True, reason=CERTIFICATE_BUG + "; and the missed NEW-VIEW of seed 102")
 def test_soak_full_mix_500_seeds() -> None:
     failures = swarm(SimConfig(mix=MIXES["full"]), range(1, 501))
     assert not failures, "\n\n".join(failures[:10])
