@@ -12,7 +12,9 @@ import bisect
 import hashlib
 from typing import Any, Iterator
 
-from contracts.codec import decode, encode
+import msgpack
+
+from contracts.codec import encode
 from contracts.merkle import merkle_root
 
 _DELETED = object()
@@ -36,7 +38,9 @@ class State:
     # -- reads ---------------------------------------------------------------
     def get(self, key: str, default: Any = None) -> Any:
         raw = self._data.get(key)
-        return default if raw is None else decode(raw)
+        # Only `put` writes here, always through the canonical encoder, so the bytes need
+        # no re-validation on the way out (this read is on every transaction's path).
+        return default if raw is None else msgpack.unpackb(raw, raw=False)
 
     def get_raw(self, key: str) -> bytes | None:
         return self._data.get(key)
