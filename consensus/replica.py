@@ -144,12 +144,13 @@ class Replica(NormalCase, Checkpoints, CatchUp, ViewChanges):
         elif name == "resend":
             self.on_resend_timer()
 
-    def restore(self, wal: list[Signed], executed_height: int) -> None:
+    def restore(self, wal: list[Signed], executed_height: int) -> list[ev.Action]:
         """Rebuild after a crash from what this replica signed (its WAL) and the host's height.
 
         Only our own messages matter: they fix the view we reached and the votes we
         must never contradict (a prepare or commit for another digest at the same
-        view and sequence). The rest is re-learned from peers.
+        view and sequence). The rest is re-learned from peers. Returns the actions to
+        carry out (re-sending a pending VIEW-CHANGE, arming timers), as `step` does.
         """
         self.resume(executed_height)
         latest_vc: Signed | None = None
@@ -173,6 +174,10 @@ class Replica(NormalCase, Checkpoints, CatchUp, ViewChanges):
         if self.in_view_change:
             self.emit(ev.Broadcast(latest_vc))
             self.set_timer("view", self.view_timeout_ms())
+        elif self.pending or self.has_undelivered():
+            self.arm_request_timer()
+        out, self._out = self._out, []
+        return out
 
     def restore_vote(self, msg: Signed) -> None:
         body = msg.body

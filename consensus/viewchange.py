@@ -35,6 +35,8 @@ class ViewChanges:
         """Latest valid VIEW-CHANGE per sender (one per sender bounds view-change spam)."""
         self.last_new_view: Signed | None = None
         self.failed_views = 0
+        self.working_in: dict[int, set[int]] = {}
+        """Senders seen in normal-case traffic for a view we have not installed yet."""
         self.ahead: dict[int, int] = {}
         """Senders seen working in a view above ours, and the highest such view."""
         self.future: list[Signed] = []
@@ -57,11 +59,17 @@ class ViewChanges:
             self.start_view_change(self.view + 1)
             return
         joined = sum(1 for m in self.view_changes.values() if m.body.new_view >= self.view)
-        if joined >= self.quorum:
+        if joined >= self.quorum and not self.is_view_installed_elsewhere():
             self.start_view_change(self.view + 1)
             return
         self.emit(ev.Broadcast(self.view_changes[self.cfg.index]))
         self.set_timer("view", self.view_timeout_ms())
+
+    def is_view_installed_elsewhere(self: "Replica") -> bool:
+        """f+1 peers send normal-case traffic in the view we are changing to: its
+        NEW-VIEW exists and we missed it. Re-sending our VIEW-CHANGE makes them send it
+        again; escalating would leave us alone in a view nobody else will join."""
+        return len(self.working_in.get(self.view, ())) >= self.weak_quorum
 
     def suspect_primary(self: "Replica", reason: str) -> None:
         self.stats[f"suspected_primary:{reason}"] += 1
@@ -204,6 +212,7 @@ class ViewChanges:
     def enter_view(self: "Replica", new_view_msg: Signed) -> None:
         nv: NewView = new_view_msg.body
         self.view, self.in_view_change, self.last_new_view = nv.view, False, new_view_msg
+        self.working_in = {v: w for v, w in self.working_in.items() if v > nv.view}
         self.cancel_timer("view")
         self.stats["views_installed"] += 1
         best = max(nv.view_changes, key=lambda m: m.body.stable_seq).body
@@ -274,7 +283,13 @@ class ViewChanges:
             self.future.append(msg)
         else:
             self.stats["dropped_future_message"] += 1
-        if msg.body.view <= self.view:
+        if msg.body.view == self.view:  # we are changing to this view; they work in it
+            working = self.working_in.setdefault(self.view, set())
+            working.add(msg.sender)
+            if len(working) == self.weak_quorum:
+                self.emit(ev.Broadcast(self.view_changes[self.cfg.index]))
+            return
+        if msg.body.view < self.view:
             return
         self.ahead[msg.sender] = max(self.ahead.get(msg.sender, 0), msg.body.view)
         if sum(1 for v in self.ahead.values() if v > self.view) >= self.weak_quorum:

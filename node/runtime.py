@@ -63,7 +63,8 @@ class Runtime:
         self.replica = Replica(ReplicaConfig(n=len(cfg.validator_keys), index=cfg.index,
                                              chain_id=cfg.chain_id, **cfg.consensus),
                                keys, digest_batch)
-        self.replica.restore(self._read_wal(), self.executor.height)
+        self._restored = self.replica.restore(self._read_wal(), self.executor.height)
+        """Carried out once the loop runs (start), like any step's actions."""
         self.transport = Transport(cfg.peers, self.counters)
         self.events: asyncio.Queue[Any] = asyncio.Queue()
         self.blocks: asyncio.Queue[ev.Deliver] = asyncio.Queue()
@@ -100,6 +101,7 @@ class Runtime:
     # -- lifecycle ----------------------------------------------------------------------
     async def start(self) -> None:
         await self.transport.start()
+        self._carry_out(self._restored)
         self._tasks = [asyncio.create_task(self._replica_loop(), name="replica"),
                        asyncio.create_task(self._executor_loop(), name="executor")]
 

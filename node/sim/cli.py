@@ -53,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
         "under one seed: faults on (safety), then healed (liveness), then checkers.")
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--seed", type=_non_negative, help="replay this one seed, printing its plan")
-    which.add_argument("--seeds", type=_positive, default=10, help="explore this many seeds (default 10)")
+    which.add_argument("--seeds", type=_positive, default=10,
+                       help="explore this many seeds (default 10)")
     parser.add_argument("--seed-start", type=_non_negative, default=1,
                         help="first seed to explore (default 1)")
     parser.add_argument("--nodes", type=_positive, default=4, help="replicas (default 4)")

@@ -48,9 +48,10 @@ class FaultMix:
         unknown = set(self.kinds) - set(REPLICA_KINDS + NETWORK_KINDS + (SPLIT_KIND,))
         if unknown:
             raise ValueError(f"unknown fault kinds {sorted(unknown)}")
-        if set(self.behaviours) - set(BEHAVIOURS):
-            raise ValueError(f"unknown Byzantine behaviours {sorted(set(self.behaviours) - set(BEHAVIOURS))}"
-                             f"; known: {', '.join(BEHAVIOURS)}")
+        strange = sorted(set(self.behaviours) - set(BEHAVIOURS))
+        if strange:
+            raise ValueError(f"unknown Byzantine behaviours {strange}; "
+                             f"known: {', '.join(BEHAVIOURS)}")
 
 
 MIXES: dict[str, FaultMix] = {

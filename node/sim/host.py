@@ -305,14 +305,19 @@ class Host:
             elif kind is ev.CheckpointStable:
                 self._prune_wal(action.seq)
             else:  # a new action type: the host needs teaching; show it in the outcome
-                self.stats[f"unhandled_{kind.__name__}"] = self.stats.get(f"unhandled_{kind.__name__}", 0) + 1
+                name = f"unhandled_{kind.__name__}"
+                self.stats[name] = self.stats.get(name, 0) + 1
 
     def _prune_wal(self, stable_seq: int) -> None:
         """What `node.storage.Storage.prune_wal` drops: settled votes, past views' changes."""
         view = self.replica.view
-        self.wal = [m for m in self.wal
-                    if not (isinstance(m.body, (PrePrepare, Prepare, Commit)) and m.body.seq <= stable_seq)
-                    and not (isinstance(m.body, (ViewChange, NewView)) and _view_of(m.body) < view)]
+
+        def is_settled(body) -> bool:
+            if isinstance(body, (PrePrepare, Prepare, Commit)):
+                return body.seq <= stable_seq
+            return _view_of(body) < view
+
+        self.wal = [m for m in self.wal if not is_settled(m.body)]
 
     def _send(self, msg: wire.Signed, dsts: list[int]) -> None:
         """Through the behaviour, then the wire codec (once per distinct message)."""
@@ -437,6 +442,8 @@ class Host:
         if self.up and not self.pause_count:
             encoded: dict[int, tuple[Any, ...]] = {}
             for dst, out in self.behaviour.on_tick(self):
-                packet = encoded.get(id(out)) or encoded.setdefault(id(out), ("msg", over_the_wire(out)))
+                packet = encoded.get(id(out))
+                if packet is None:
+                    packet = encoded[id(out)] = ("msg", over_the_wire(out))
                 self.env.network.send(self.index, dst, packet)
         self.env.queue.after(self.behaviour.tick_ms * US_PER_MS, self._tick, epoch)

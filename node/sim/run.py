@@ -72,11 +72,13 @@ class SimConfig:
 
     def event_budget(self) -> int:
         """Generous: a normal block costs ~3 n^2 events; beyond this it is a livelock."""
-        return self.max_events or 400 * self.nodes ** 2 * (self.blocks + self.liveness_blocks) + 200_000
+        blocks = self.blocks + self.liveness_blocks
+        return self.max_events or 400 * self.nodes ** 2 * blocks + 200_000
 
     def summary(self) -> dict[str, Any]:
         return {"nodes": self.nodes, "blocks": self.blocks, "txs_per_block": self.txs_per_block,
-                "mix": self.mix.name, "faulty": self.mix.faulty, "behaviours": list(self.mix.behaviours),
+                "mix": self.mix.name, "faulty": self.mix.faulty,
+                "behaviours": list(self.mix.behaviours),
                 "keyring": self.keyring_label,
                 "tx_signatures": "ed25519" if self.ed25519 else FAST_TX_SIGNATURES}
 

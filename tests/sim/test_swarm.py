@@ -21,10 +21,6 @@ SAFETY = {"agreement", "certificates", "state_roots", "exactly_once", "no_fabric
           "conservation"}
 needs_view_change = pytest.mark.skipif(not has_view_change(),
                                        reason="the replica does not survive primary faults yet")
-MISSED_NEW_VIEW = ("consensus: a replica that misses the NEW-VIEW for v+1 (loss) but saw 2f+1 "
-                   "VIEW-CHANGEs escalates alone to v+2; peers settled in v+1 only answer "
-                   "VIEW-CHANGEs for views <= theirs with their NEW-VIEW, so it never rejoins "
-                   "and, idle, never catches up (full mix seed 764, replica 0)")
 
 
 def swarm(cfg: SimConfig, seeds) -> list[str]:
@@ -93,7 +89,6 @@ def test_blocks_committed_before_a_view_change_keep_a_valid_certificate() -> Non
 
 
 @needs_view_change
-@pytest.mark.xfail(strict=True, reason=MISSED_NEW_VIEW)
 def test_replica_that_missed_the_new_view_rejoins() -> None:
     result = run_seed(764, SimConfig(mix=MIXES["full"]))
     assert not [v for v in result.violations if v.checker == "liveness"], result.describe()
