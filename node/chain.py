@@ -12,7 +12,7 @@ import asyncio
 import hashlib
 import logging
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from consensus import events as ev
 from consensus import messages as wire
@@ -94,53 +94,68 @@ class Executor:
                       verified: Callable[[Transaction], bool]) -> tuple[Header, list[Receipt]]:
         if block.seq != self.height + 1:
             raise RuntimeError(f"block {block.seq} delivered after {self.height}")
-        prev = self.head
-        header = Header(block.seq, prev.hash, tx_root(block.txs), self.state.root(),
-                        max(block.timestamp_ms, prev.timestamp_ms), block.timestamp_ms)
+        header = next_header(self.head, block, self.state.root())
         ctx = BlockContext(self.chain_id, block.seq, header.timestamp_ms)
+        ids = [hashlib.sha256(raw).digest() for raw in block.txs]
         async with self.lock:
-            receipts = await self._apply(ctx, block.txs, known, verified)
+            receipts: list[Receipt] = []
+            for receipt in iter_receipts(self.state, ctx, block.txs, ids,
+                                         self.storage.known_tx_ids(ids), known, verified):
+                receipts.append(receipt)
+                if len(receipts) % EXECUTE_CHUNK_TXS == 0:
+                    await asyncio.sleep(0)  # let the API and transport breathe mid-block
             changes = self.state.take_dirty()
-            result_root = self.state.root()
             self.storage.save_block(
-                block.seq, header.hash, header.encode(), result_root, wire.encode(block.preprepare),
-                wire_certificate(block.certificate),
+                block.seq, header.hash, header.encode(), self.state.root(),
+                wire.encode(block.preprepare), wire_certificate(block.certificate),
                 ((bytes.fromhex(r.tx_id), r.index, codec.encode(r.to_value()))
-                 for r in receipts if r.code != "DuplicateTransaction"), changes)
+                 for r in receipts if r.code != DUPLICATE), changes)
             self.height, self.head = block.seq, header
         return header, receipts
 
-    async def _apply(self, ctx: BlockContext, txs: tuple[bytes, ...],
-                     known: Callable[[bytes], Transaction | None],
-                     verified: Callable[[Transaction], bool]) -> list[Receipt]:
-        receipts: list[Receipt] = []
-        ids = [hashlib.sha256(raw).digest() for raw in txs]
-        already = self.storage.known_tx_ids(ids)
-        seen_in_block: set[bytes] = set()
-        for index, (raw, tx_id) in enumerate(zip(txs, ids)):
-            if index and index % EXECUTE_CHUNK_TXS == 0:
-                await asyncio.sleep(0)  # let the API and transport breathe mid-block
-            if tx_id in already or tx_id in seen_in_block:
-                receipts.append(Receipt(tx_id.hex(), ctx.height, index, False,
-                                        "DuplicateTransaction", "already in the chain"))
-                continue
-            seen_in_block.add(tx_id)
-            receipts.append(self._apply_one(ctx, raw, tx_id, index, known, verified))
-        return receipts
 
-    def _apply_one(self, ctx: BlockContext, raw: bytes, tx_id: bytes, index: int,
-                   known: Callable[[bytes], Transaction | None],
-                   verified: Callable[[Transaction], bool]) -> Receipt:
-        tx = known(tx_id)
-        if tx is None:
-            try:
-                tx = from_bytes(raw)
-            except ContractError as exc:
-                return Receipt(tx_id.hex(), ctx.height, index, False, exc.code, str(exc))
-            if tx.to_bytes() != raw:
-                return Receipt(tx_id.hex(), ctx.height, index, False, "BadTransaction",
-                               "transaction bytes are not canonical")
-        return apply_transaction(self.state, ctx, tx, index, verified)
+# -- the block recipe shared by the node's executor and the simulator's -------------------
+DUPLICATE = "DuplicateTransaction"
+
+
+def next_header(prev: Header, block: ev.Deliver, state_root: bytes) -> Header:
+    """The header of the block after `prev`, from the agreed batch and the state root."""
+    return Header(block.seq, prev.hash, tx_root(block.txs), state_root,
+                  max(block.timestamp_ms, prev.timestamp_ms), block.timestamp_ms)
+
+
+def iter_receipts(state: State, ctx: BlockContext, txs: tuple[bytes, ...], ids: list[bytes],
+                  committed: set[bytes], known: Callable[[bytes], Transaction | None],
+                  verified: Callable[[Transaction], bool]) -> Iterator[Receipt]:
+    """Apply a committed batch in order, one receipt per transaction.
+
+    A transaction already in the chain (or earlier in this batch) is not applied again:
+    after a view change the same request can be ordered twice, and it must take effect
+    once. A generator, so the node can yield to its event loop between chunks.
+    """
+    in_batch: set[bytes] = set()
+    for index, (raw, tx_id) in enumerate(zip(txs, ids)):
+        if tx_id in committed or tx_id in in_batch:
+            yield Receipt(tx_id.hex(), ctx.height, index, False, DUPLICATE, "already in the chain")
+            continue
+        in_batch.add(tx_id)
+        yield apply_raw(state, ctx, raw, tx_id, index, known, verified)
+
+
+def apply_raw(state: State, ctx: BlockContext, raw: bytes, tx_id: bytes, index: int,
+              known: Callable[[bytes], Transaction | None],
+              verified: Callable[[Transaction], bool]) -> Receipt:
+    """Decode (unless already known from the mempool) and apply one ordered transaction."""
+    tx = known(tx_id)
+    if tx is None:
+        try:
+            tx = from_bytes(raw)
+        except ContractError as exc:
+            return Receipt(tx_id.hex(), ctx.height, index, False, exc.code, str(exc))
+        if tx.to_bytes() != raw:
+            return Receipt(tx_id.hex(), ctx.height, index, False, "BadTransaction",
+                           "transaction bytes are not canonical")
+    return apply_transaction(state, ctx, tx, index, verified)
 
 
 def wire_certificate(certificate: tuple[wire.Signed, ...]) -> bytes:

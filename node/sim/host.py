@@ -20,12 +20,11 @@ from consensus import messages as wire
 from consensus.messages import Commit, NewView, PrePrepare, Prepare, ViewChange
 from consensus.quorum import quorum
 from consensus.replica import Replica
-from contracts.errors import ContractError
 from contracts.merkle import merkle_root
-from contracts.runtime import BlockContext, Receipt, apply_transaction
+from contracts.runtime import BlockContext, Receipt
 from contracts.state import State
-from contracts.tx import Transaction, from_bytes
-from node.chain import ZERO_HASH, Header, digest_batch, tx_root
+from contracts.tx import Transaction
+from node.chain import DUPLICATE, ZERO_HASH, Header, digest_batch, iter_receipts, next_header
 from node.sim.byzantine import HONEST, Behaviour
 from node.sim.clock import US_PER_MS, EventQueue
 from node.sim.network import Network
@@ -62,22 +61,14 @@ class SimChain:
     def execute(self, block: ev.Deliver) -> list[Receipt]:
         if block.seq != self.height + 1:
             raise RuntimeError(f"block {block.seq} delivered after {self.height}")
-        prev = self.head
-        header = Header(block.seq, prev.hash, tx_root(block.txs), self.state.root(),
-                        max(block.timestamp_ms, prev.timestamp_ms), block.timestamp_ms)
+        header = next_header(self.head, block, self.state.root())
         ctx = BlockContext(self.chain_id, block.seq, header.timestamp_ms)
-        receipts: list[Receipt] = []
-        in_block: set[str] = set()
-        for index, raw in enumerate(block.txs):
-            tx_id = hashlib.sha256(raw).digest()
-            if tx_id.hex() in self.tx_index or tx_id.hex() in in_block:
-                receipts.append(Receipt(tx_id.hex(), block.seq, index, False,
-                                        "DuplicateTransaction", "already in the chain"))
-                continue
-            in_block.add(tx_id.hex())
-            receipts.append(self._apply_one(ctx, raw, tx_id, index))
+        ids = [hashlib.sha256(raw).digest() for raw in block.txs]
+        committed = {i for i in ids if i.hex() in self.tx_index}
+        receipts = list(iter_receipts(self.state, ctx, block.txs, ids, committed,
+                                      self.tx_cache.get, self.signature_ok))
         for receipt in receipts:
-            if receipt.code != "DuplicateTransaction":
+            if receipt.code != DUPLICATE:
                 self.tx_index[receipt.tx_id] = (block.seq, receipt.ok, receipt.code)
         self.state.take_dirty()
         self.height, self.head = block.seq, header
@@ -85,19 +76,6 @@ class SimChain:
         self.roots.append(self.state.root())
         self.receipts.append(receipts)
         return receipts
-
-    def _apply_one(self, ctx: BlockContext, raw: bytes, tx_id: bytes, index: int) -> Receipt:
-        tx = self.tx_cache.get(tx_id)
-        if tx is None:
-            try:
-                tx = from_bytes(raw)
-            except ContractError as exc:
-                return Receipt(tx_id.hex(), ctx.height, index, False, exc.code, str(exc))
-            if tx.to_bytes() != raw:
-                return Receipt(tx_id.hex(), ctx.height, index, False, "BadTransaction",
-                               "transaction bytes are not canonical")
-            self.tx_cache[tx_id] = tx
-        return apply_transaction(self.state, ctx, tx, index, self.signature_ok)
 
     def serve(self, first: int, last: int) -> tuple[tuple[wire.Signed, tuple[wire.Signed, ...]], ...]:
         blocks = self.blocks[max(first, 1):min(last, self.height) + 1]
