@@ -17,6 +17,7 @@ from scripts import broker, client, layout, watch
 from scripts.cluster import Cluster, ClusterError, pids_under
 from scripts.cluster import start_and_wait as cluster_start_and_wait
 from scripts.render import print_table, say
+from scripts.argtypes import json_object, non_negative, positive
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -29,28 +30,10 @@ def _common(parser: argparse.ArgumentParser, base_port_default: int | None = Non
                              f"{base_port_default or layout.DEFAULT_BASE_PORT})")
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be a positive integer")
-    return value
 
 
-def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError("must not be negative")
-    return value
 
 
-def _json_object(text: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not valid JSON: {exc}") from exc
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError("must be a JSON object")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,9 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_cluster_commands(sub: Any) -> None:
     up = sub.add_parser("up", help="create (or restart) and start a local cluster")
     _common(up)
-    up.add_argument("-n", "--nodes", dest="n", type=_positive, default=None,
+    up.add_argument("-n", "--nodes", dest="n", type=positive, default=None,
                     help="number of nodes for a new cluster (default 4)")
-    up.add_argument("--clients", type=_non_negative, default=None,
+    up.add_argument("--clients", type=non_negative, default=None,
                     help="bench client organisations client-000.. (default 8)")
     up.add_argument("--fresh", action="store_true", help="wipe an existing data dir first")
     up.add_argument("--timeout", type=float, default=60.0,
@@ -85,7 +68,7 @@ def _add_cluster_commands(sub: Any) -> None:
 
     status = sub.add_parser("status", help="a table of the nodes and their view of the chain")
     _common(status)
-    status.add_argument("-n", "--nodes", dest="n", type=_positive, default=None,
+    status.add_argument("-n", "--nodes", dest="n", type=positive, default=None,
                         help="without a cluster.json: how many nodes to probe from base-port")
     status.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
@@ -94,7 +77,7 @@ def _add_submit(sub: Any) -> None:
     submit = sub.add_parser("submit", help="sign and send one transaction")
     _common(submit)
     submit.add_argument("op", help="operation, e.g. token.transfer")
-    submit.add_argument("--args", dest="op_args", type=_json_object, default={},
+    submit.add_argument("--args", dest="op_args", type=json_object, default={},
                         help='operation arguments as a JSON object, e.g. \'{"to": "cnipa", '
                              '"amount": 5}\'')
     submit.add_argument("--node", help="node URL (default: node0 of the cluster)")
@@ -102,10 +85,10 @@ def _add_submit(sub: Any) -> None:
     who.add_argument("--key", type=Path, help="signing key file (64 hex chars seed)")
     who.add_argument("--org", help="sign with this organisation's key from the data dir "
                                    "(default: the first admin organisation)")
-    submit.add_argument("--nonce", type=_non_negative,
+    submit.add_argument("--nonce", type=non_negative,
                         help="explicit nonce (default: next from the data dir's counter)")
     submit.add_argument("--wait", action="store_true", help="wait for commit, print receipt")
-    submit.add_argument("--timeout-ms", type=_positive, default=10_000,
+    submit.add_argument("--timeout-ms", type=positive, default=10_000,
                         help="with --wait: how long the node waits (default %(default)s)")
     submit.add_argument("--msgpack", action="store_true", help="send the msgpack form")
 
@@ -113,27 +96,27 @@ def _add_submit(sub: Any) -> None:
 def _add_demo_and_bench(sub: Any) -> None:
     demo = sub.add_parser("demo", help="fresh cluster, a short workload, results, agreement")
     _common(demo)
-    demo.add_argument("--nodes", dest="n", type=_positive, default=4,
+    demo.add_argument("--nodes", dest="n", type=positive, default=4,
                       help="cluster size (default %(default)s)")
     demo.add_argument("--down", action="store_true", help="stop the cluster at the end")
     demo.add_argument("--timeout", type=float, default=60.0,
                       help="seconds to wait for the cluster to commit (default %(default)s)")
 
     bench = sub.add_parser("bench", help="load a fresh temporary cluster; print one JSON object")
-    bench.add_argument("--nodes", dest="n", type=_positive, default=4,
+    bench.add_argument("--nodes", dest="n", type=positive, default=4,
                        help="cluster size (default %(default)s)")
     bench.add_argument("--duration", type=float, default=10.0,
                        help="seconds of load (default %(default)s)")
-    bench.add_argument("--rate", type=_positive, default=500,
+    bench.add_argument("--rate", type=positive, default=500,
                        help="offered tx/s (default %(default)s)")
     bench.add_argument("--out", type=Path, help="also write the JSON result here")
     bench.add_argument("--base-port", type=int, default=None,
                        help="default: a free range found at start")
-    bench.add_argument("--batch-size", type=_positive, default=50,
+    bench.add_argument("--batch-size", type=positive, default=50,
                        help="txs per POST /v1/txs (default %(default)s)")
-    bench.add_argument("--max-inflight", type=_positive, default=8,
+    bench.add_argument("--max-inflight", type=positive, default=8,
                        help="batches in flight at once (default %(default)s)")
-    bench.add_argument("--clients", type=_positive, default=32,
+    bench.add_argument("--clients", type=positive, default=32,
                        help="sending organisations (default %(default)s)")
     bench.add_argument("--drain", type=float, default=30.0,
                        help="seconds to wait for stragglers after the load (default %(default)s)")
@@ -303,8 +286,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["faults"]:  # its own parser: scripts/faults/cli.py
         from scripts.faults.cli import main as faults_main
         return faults_main(argv[1:])
-    if argv[:1] == ["sim"]:  # its own parser: node/sim/cli.py
-        from node.sim.cli import main as sim_main
+    if argv[:1] == ["sim"]:  # its own parser: scripts/sim.py
+        from scripts.sim import main as sim_main
         return sim_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:

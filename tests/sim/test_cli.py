@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from node.sim.cli import main
+from scripts.sim import main
 from scripts.cli import main as ipchain_main
 
 

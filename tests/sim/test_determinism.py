@@ -36,7 +36,7 @@ def test_replay_in_a_fresh_process_with_another_hash_seed_matches() -> None:
     """Set and str hashing differ per process; nothing in a run may depend on them."""
     here = run_seed(FAULTY_SEED, replace(CFG, cli_flags="x"))
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
-    out = subprocess.run([sys.executable, "-m", "node.sim.cli", "--seed", str(FAULTY_SEED),
+    out = subprocess.run([sys.executable, "-m", "scripts.sim", "--seed", str(FAULTY_SEED),
                           "--blocks", "30", "--mix", "normal", "--json"],
                          capture_output=True, text=True, env=env, check=False)
     assert out.returncode == 0, out.stderr

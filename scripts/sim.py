@@ -20,22 +20,13 @@ from typing import Sequence
 
 from node.sim.faults import BEHAVIOURS, MIXES
 from node.sim.run import SimConfig, explore, mix_with, resolve_mix, run_seed
+from scripts.argtypes import non_negative, positive
 
 EXIT_OK, EXIT_VIOLATION, EXIT_USAGE = 0, 1, 2
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be a positive integer")
-    return value
 
 
-def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError("must not be negative")
-    return value
 
 
 def _behaviours(text: str) -> tuple[str, ...]:
@@ -52,28 +43,28 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ipchain sim", description="Deterministic simulation of N real replicas "
         "under one seed: faults on (safety), then healed (liveness), then checkers.")
     which = parser.add_mutually_exclusive_group()
-    which.add_argument("--seed", type=_non_negative, help="replay this one seed, printing its plan")
-    which.add_argument("--seeds", type=_positive, default=10,
+    which.add_argument("--seed", type=non_negative, help="replay this one seed, printing its plan")
+    which.add_argument("--seeds", type=positive, default=10,
                        help="explore this many seeds (default 10)")
-    parser.add_argument("--seed-start", type=_non_negative, default=1,
+    parser.add_argument("--seed-start", type=non_negative, default=1,
                         help="first seed to explore (default 1)")
-    parser.add_argument("--nodes", type=_positive, default=4, help="replicas (default 4)")
-    parser.add_argument("--blocks", type=_positive, default=50,
+    parser.add_argument("--nodes", type=positive, default=4, help="replicas (default 4)")
+    parser.add_argument("--blocks", type=positive, default=50,
                         help="client bursts in the safety phase, about one block each (default 50)")
-    parser.add_argument("--txs-per-block", type=_positive, default=4)
+    parser.add_argument("--txs-per-block", type=positive, default=4)
     parser.add_argument("--mix", choices=["auto", *[m for m in MIXES if m != "collude"]],
                         default="auto", help="fault mix: auto = full when the replica survives "
                         "primary faults (view change), else normal (default auto)")
-    parser.add_argument("--faulty", type=_non_negative, default=None,
+    parser.add_argument("--faulty", type=non_negative, default=None,
                         help="replicas the plan may fault (default f; above f expects violations)")
     parser.add_argument("--byzantine", type=_behaviours, default=None, metavar="KINDS",
                         help="make every faulty replica Byzantine with one of these comma-separated "
                         f"behaviours: {', '.join(BEHAVIOURS)}")
     parser.add_argument("--ed25519", action="store_true",
                         help="real Ed25519 signatures (default: fast-insecure-sim keyed hashes)")
-    parser.add_argument("--liveness-bound-ms", type=_positive, default=30_000)
-    parser.add_argument("--request-timeout-ms", type=_positive, default=1_000)
-    parser.add_argument("--jobs", type=_positive, default=1, help="worker processes for exploring")
+    parser.add_argument("--liveness-bound-ms", type=positive, default=30_000)
+    parser.add_argument("--request-timeout-ms", type=positive, default=1_000)
+    parser.add_argument("--jobs", type=positive, default=1, help="worker processes for exploring")
     parser.add_argument("--json", action="store_true", help="machine-readable output only")
     return parser
 
