@@ -1,4 +1,4 @@
-"""Fault injection between transport and replica, controlled through the admin API.
+"""Fault injection between transport and replica (the admin API in node/admin.py drives it).
 
 A rule table (drop / delay / duplicate / reorder by peer, direction and message kind,
 each with a probability drawn from one seeded RNG), network partitions as groups of
@@ -27,14 +27,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import hashlib
-import hmac
-import json
-import os
 import random
 from dataclasses import dataclass
 from typing import Any, Callable
-
-from aiohttp import web
 
 from consensus import events as ev
 from consensus import messages as wire
@@ -48,8 +43,6 @@ DISTRIBUTIONS = ("fixed", "uniform", "normal", "exponential")
 BYZANTINE_MODES = ("equivocate", "wrong_digest", "bad_signature", "mute", "view_change_spam")
 MAX_DELAY_MS = 60_000
 MAX_ALT_CACHE = 4096
-LOOPBACK = ("127.", "::1", "::ffff:127.")
-ALLOW_REMOTE_ENV = "IPCHAIN_ADMIN_ALLOW_REMOTE"
 """Set to 1 to accept admin calls from other hosts (the token is still required)."""
 
 
@@ -464,83 +457,3 @@ def _with_wrong_digest(body: Any) -> Any:
         wrong = hashlib.sha256(b"ipchain/faults/wrong-digest" + body.digest).digest()
         return body.__class__(**{**body.__dict__, "digest": wrong})
     return None
-
-
-# -- admin API ----------------------------------------------------------------------------
-FAULTS = web.AppKey("faults", FaultEngine)
-
-
-def _error(status: int, code: str, message: str) -> web.Response:
-    headers = {"WWW-Authenticate": 'Bearer realm="ipchain-admin"'} if status == 401 else None
-    return web.json_response({"error": {"code": code, "message": message}}, status=status,
-                             headers=headers)
-
-
-def is_loopback(remote: str | None) -> bool:
-    return remote is not None and remote.startswith(LOOPBACK)
-
-
-def _refusal(request: web.Request, token: str) -> web.Response | None:
-    """Why this admin request is refused, or None. Loopback only unless opted in; the
-    token is compared in constant time; an empty configured token disables admin."""
-    if os.environ.get(ALLOW_REMOTE_ENV) != "1" and not is_loopback(request.remote):
-        return _error(403, "Forbidden", "the admin API answers loopback clients only")
-    if not token:
-        return _error(403, "AdminDisabled", "no admin_token is configured on this node")
-    given = request.headers.get("Authorization", "")
-    scheme, _, value = given.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(),
-                                                             token.encode()):
-        return _error(401, "Unauthorized", "admin requests need 'Authorization: Bearer <token>'")
-    return None
-
-
-def _guarded(handler: Callable[[web.Request, FaultEngine], Any]) -> Callable:
-    async def wrapped(request: web.Request) -> web.StreamResponse:
-        engine = request.app[FAULTS]
-        refused = _refusal(request, engine.runtime.cfg.admin_token)
-        if refused is not None:
-            return refused
-        try:
-            return await handler(request, engine)
-        except FaultSpecError as exc:
-            return _error(400, "BadFaultSpec", str(exc))
-    return wrapped
-
-
-async def get_faults(request: web.Request, engine: FaultEngine) -> web.Response:
-    return web.json_response(engine.describe())
-
-
-async def post_faults(request: web.Request, engine: FaultEngine) -> web.Response:
-    try:
-        spec = json.loads(await request.text())
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise FaultSpecError(f"body is not valid JSON: {exc}") from exc
-    ids = engine.install(spec)
-    return web.json_response({"installed": ids, "faults": engine.describe()})
-
-
-async def delete_faults(request: web.Request, engine: FaultEngine) -> web.Response:
-    engine.clear()
-    return web.json_response({"cleared": True, "faults": engine.describe()})
-
-
-async def delete_rule(request: web.Request, engine: FaultEngine) -> web.Response:
-    raw = request.match_info["rule_id"]
-    if not raw.isdigit():
-        raise FaultSpecError("rule id must be a positive integer")
-    if not engine.clear(int(raw)):
-        return _error(404, "NotFound", f"no rule {raw}")
-    return web.json_response({"cleared": int(raw), "faults": engine.describe()})
-
-
-def add_admin_routes(app: web.Application, runtime: Any) -> FaultEngine:
-    """Register /admin/faults on the node's app; the engine starts with nothing installed."""
-    engine = FaultEngine(runtime)
-    app[FAULTS] = engine
-    app.router.add_get("/admin/faults", _guarded(get_faults))
-    app.router.add_post("/admin/faults", _guarded(post_faults))
-    app.router.add_delete("/admin/faults", _guarded(delete_faults))
-    app.router.add_delete("/admin/faults/{rule_id}", _guarded(delete_rule))
-    return engine

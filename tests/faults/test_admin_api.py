@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 
 from node.api import build_app
 from node.config import load_config
-from node.faults import FAULTS, _refusal, is_loopback
+from node.admin import FAULTS, _refusal, is_loopback
 from node.runtime import Runtime
 from scripts.cluster import Cluster
 

@@ -1,0 +1,97 @@
+"""The admin API: /admin/faults installs and clears fault-injection rules.
+
+Closed unless the caller shows the node's admin token (compared in constant time),
+and answering loopback clients only unless IPCHAIN_ADMIN_ALLOW_REMOTE=1: it can make a
+validator lie, so it must never be reachable by accident.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import os
+from typing import Any, Callable
+
+from aiohttp import web
+
+from node.faults import FaultEngine, FaultSpecError
+
+LOOPBACK = ("127.", "::1", "::ffff:127.")
+ALLOW_REMOTE_ENV = "IPCHAIN_ADMIN_ALLOW_REMOTE"
+FAULTS = web.AppKey("faults", FaultEngine)
+
+
+def _error(status: int, code: str, message: str) -> web.Response:
+    headers = {"WWW-Authenticate": 'Bearer realm="ipchain-admin"'} if status == 401 else None
+    return web.json_response({"error": {"code": code, "message": message}}, status=status,
+                             headers=headers)
+
+
+def is_loopback(remote: str | None) -> bool:
+    return remote is not None and remote.startswith(LOOPBACK)
+
+
+def _refusal(request: web.Request, token: str) -> web.Response | None:
+    """Why this admin request is refused, or None. Loopback only unless opted in; the
+    token is compared in constant time; an empty configured token disables admin."""
+    if os.environ.get(ALLOW_REMOTE_ENV) != "1" and not is_loopback(request.remote):
+        return _error(403, "Forbidden", "the admin API answers loopback clients only")
+    if not token:
+        return _error(403, "AdminDisabled", "no admin_token is configured on this node")
+    given = request.headers.get("Authorization", "")
+    scheme, _, value = given.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(),
+                                                             token.encode()):
+        return _error(401, "Unauthorized", "admin requests need 'Authorization: Bearer <token>'")
+    return None
+
+
+def _guarded(handler: Callable[[web.Request, FaultEngine], Any]) -> Callable:
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        engine = request.app[FAULTS]
+        refused = _refusal(request, engine.runtime.cfg.admin_token)
+        if refused is not None:
+            return refused
+        try:
+            return await handler(request, engine)
+        except FaultSpecError as exc:
+            return _error(400, "BadFaultSpec", str(exc))
+    return wrapped
+
+
+async def get_faults(request: web.Request, engine: FaultEngine) -> web.Response:
+    return web.json_response(engine.describe())
+
+
+async def post_faults(request: web.Request, engine: FaultEngine) -> web.Response:
+    try:
+        spec = json.loads(await request.text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise FaultSpecError(f"body is not valid JSON: {exc}") from exc
+    ids = engine.install(spec)
+    return web.json_response({"installed": ids, "faults": engine.describe()})
+
+
+async def delete_faults(request: web.Request, engine: FaultEngine) -> web.Response:
+    engine.clear()
+    return web.json_response({"cleared": True, "faults": engine.describe()})
+
+
+async def delete_rule(request: web.Request, engine: FaultEngine) -> web.Response:
+    raw = request.match_info["rule_id"]
+    if not raw.isdigit():
+        raise FaultSpecError("rule id must be a positive integer")
+    if not engine.clear(int(raw)):
+        return _error(404, "NotFound", f"no rule {raw}")
+    return web.json_response({"cleared": int(raw), "faults": engine.describe()})
+
+
+def add_admin_routes(app: web.Application, runtime: Any) -> FaultEngine:
+    """Register /admin/faults on the node's app; the engine starts with nothing installed."""
+    engine = FaultEngine(runtime)
+    app[FAULTS] = engine
+    app.router.add_get("/admin/faults", _guarded(get_faults))
+    app.router.add_post("/admin/faults", _guarded(post_faults))
+    app.router.add_delete("/admin/faults", _guarded(delete_faults))
+    app.router.add_delete("/admin/faults/{rule_id}", _guarded(delete_rule))
+    return engine
