@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from scripts import broker, client, layout, watch
+from scripts import broker, client, layout, proof, watch
 from scripts.cluster import Cluster, ClusterError, pids_under
 from scripts.cluster import start_and_wait as cluster_start_and_wait
 from scripts.render import print_table, say
@@ -39,7 +39,8 @@ def _common(parser: argparse.ArgumentParser, base_port_default: int | None = Non
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ipchain", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_cluster_commands, _add_submit, _add_demo_and_bench, watch.add_parser):
+    for add in (_add_cluster_commands, _add_submit, _add_demo_and_bench, watch.add_parser,
+                proof.add_parsers):
         add(sub)
     sub.add_parser("faults", help="fault-injection experiments: faults list | faults run "
                    "SCENARIO (see ipchain faults --help)", add_help=False)
@@ -278,7 +279,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "submit": cmd_submit,
-            "demo": cmd_demo, "bench": cmd_bench, "watch": watch.run}
+            "demo": cmd_demo, "bench": cmd_bench, "watch": watch.run,
+            "proof": proof.cmd_proof, "verify-proof": proof.cmd_verify_proof}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
