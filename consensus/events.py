@@ -15,7 +15,9 @@ from consensus.messages import Signed
 # -- events (host -> replica) ------------------------------------------------------------
 @dataclass(frozen=True)
 class RequestsArrived:
-    """Admitted client transactions: (id, canonical bytes). Duplicates are ignored."""
+    """Admitted client transactions: (SHA-256 of the bytes, canonical bytes). The replica
+    recognises requests by that id when pre-prepares carry them, so it must be exactly
+    `messages.request_id(raw)`. Duplicates are ignored."""
 
     txs: tuple[tuple[bytes, bytes], ...]
 

@@ -117,8 +117,9 @@ class NormalCase:
             return
         self.accept_preprepare(msg)
         if not self.is_primary:
-            self.send_vote(Prepare(pp.view, pp.seq, pp.digest), self.slot(pp.seq).prepares)
-        self.check_prepared(self.slot(pp.seq))
+            self.send_vote(Prepare(pp.view, pp.seq, pp.digest), slot.prepares)
+        self.check_prepared(slot)
+        self.check_committed(slot)  # the commits may have come first
 
     def is_valid_batch(self: "Replica", pp: PrePrepare) -> bool:
         if len(pp.txs) > self.cfg.max_batch_txs or sum(map(len, pp.txs)) > self.cfg.max_batch_bytes:
@@ -136,8 +137,7 @@ class NormalCase:
     def accept_preprepare(self: "Replica", msg: Signed) -> None:
         pp: PrePrepare = msg.body
         slot = self.slot(pp.seq)
-        slot.preprepare, slot.opened_ms = msg, self.now_ms
-        self.set_timer("resend", self.cfg.resend_timeout_ms)
+        slot.preprepare = msg
         self.last_timestamp_ms = max(self.last_timestamp_ms, pp.timestamp_ms)
         for raw in pp.txs:
             tx_id = request_id(raw)
@@ -238,7 +238,9 @@ class NormalCase:
             if len(voters) < self.quorum:
                 continue
             pp = slot.preprepare.body if slot.preprepare is not None else None
-            if pp is not None and slot.prepared and (pp.view, pp.digest) == (view, digest):
+            # 2f+1 commits over exactly our pre-prepare prove the block committed (the
+            # same proof a fetched block carries), even if we missed some prepares.
+            if pp is not None and (pp.view, pp.digest) == (view, digest):
                 slot.certificate = tuple(voters[i] for i in sorted(voters))
                 slot.certified_preprepare = slot.preprepare
                 self.deliver_ready()
@@ -278,10 +280,15 @@ class NormalCase:
         if self.in_view_change:
             return
         stale = self.now_ms - self.cfg.resend_timeout_ms
-        for seq, slot in sorted(self.slots.items()):
+        open_slots = [(seq, slot) for seq, slot in sorted(self.slots.items())
+                      if seq > self.last_delivered]
+        for seq, slot in open_slots:
+            if slot.opened_ms > stale:
+                continue
+            if slot.opened_ms <= stale - 2 * self.cfg.resend_timeout_ms:
+                self.note_future(seq)  # peers may have settled it: fetch the block
             pp = slot.preprepare
-            if (seq <= self.last_delivered or pp is None or pp.body.view != self.view
-                    or slot.certificate is not None or slot.opened_ms > stale):
+            if pp is None or pp.body.view != self.view or slot.certificate is not None:
                 continue
             key = (pp.body.view, pp.body.digest)
             for mine in (pp if pp.sender == self.cfg.index else None,
@@ -290,9 +297,7 @@ class NormalCase:
                 if mine is not None:
                     self.emit(ev.Broadcast(mine))
                     self.stats["resent"] += 1
-            if slot.opened_ms <= stale - 2 * self.cfg.resend_timeout_ms:
-                self.note_future(seq)  # peers may have settled it: fetch the block
-        if self.has_undelivered():
+        if open_slots:  # even a slot we only heard votes for: keep trying to fetch it
             self.set_timer("resend", self.cfg.resend_timeout_ms)
 
     def has_undelivered(self: "Replica") -> bool:

@@ -71,7 +71,7 @@ class Slot:
     later view (`preprepare` then moves on), but a block is always delivered and stored
     with a pre-prepare and commits of one and the same view."""
     opened_ms: int = 0
-    """When this replica accepted the slot's pre-prepare (for retransmission)."""
+    """When this replica first heard of the slot (for retransmission and fetching)."""
     prepared_proof: PreparedProof | None = None
     """The latest view's prepared certificate, carried into VIEW-CHANGE messages."""
     fetched: bool = False
@@ -228,7 +228,8 @@ class Replica(NormalCase, Checkpoints, CatchUp, ViewChanges):
     def slot(self, seq: int) -> Slot:
         found = self.slots.get(seq)
         if found is None:
-            found = self.slots[seq] = Slot(seq)
+            found = self.slots[seq] = Slot(seq, opened_ms=self.now_ms)
+            self.set_timer("resend", self.cfg.resend_timeout_ms)
         return found
 
     def in_watermarks(self, seq: int) -> bool:

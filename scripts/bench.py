@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from scripts import client, layout
-from scripts.cluster import Cluster, find_free_base_port
+from scripts.cluster import Cluster
+from scripts.procs import find_free_base_port
 from scripts.render import say
 
 FOLLOW_POLL_S = 0.01
@@ -188,19 +189,8 @@ async def check_agreement(session: Any, urls: list[str], height: int) -> bool | 
     """Do all nodes hold the same block (hash and state root) at the followed height?"""
     if height == 0:
         return None
-    deadline = time.monotonic() + 10.0
-    while True:
-        blocks = []
-        for url in urls:
-            try:
-                blocks.append(await client.get_block(session, url, height))
-            except client.ApiError:
-                blocks.append(None)
-        if all(blocks):
-            return len({(b["hash"], b["state_root"]) for b in blocks}) == 1
-        if time.monotonic() >= deadline:
-            return False
-        await asyncio.sleep(0.1)
+    blocks = await client.wait_for_blocks(session, urls, height, deadline_s=10.0)
+    return all(blocks) and len({(b["hash"], b["state_root"]) for b in blocks}) == 1
 
 
 def percentile_ms(sorted_s: list[float], pct: int) -> float | None:

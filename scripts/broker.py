@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import json
 import logging
 import os
@@ -138,7 +139,7 @@ def is_running(data_dir: Path) -> bool:
 def broker_command(data_dir: Path, port: int) -> list[str]:
     """amqtt in a child Python, else mosquitto with a generated config."""
     try:
-        import amqtt.broker  # noqa: F401  (only checking that it is there)
+        importlib.import_module("amqtt.broker")  # only checking that it is there
     except ImportError:
         binary = shutil.which("mosquitto") or next(
             (p for p in ("/usr/sbin/mosquitto",) if os.access(p, os.X_OK)), None)

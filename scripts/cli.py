@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from scripts import broker, client, layout, proof, watch
-from scripts.cluster import Cluster, ClusterError, pids_under
-from scripts.cluster import start_and_wait as cluster_start_and_wait
-from scripts.render import print_table, say
 from scripts.argtypes import json_object, non_negative, positive
+from scripts.cluster import Cluster, ClusterError
+from scripts.cluster import start_and_wait as cluster_start_and_wait
+from scripts.procs import pids_under
+from scripts.render import print_table, say
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -28,12 +29,6 @@ def _common(parser: argparse.ArgumentParser, base_port_default: int | None = Non
     parser.add_argument("--base-port", type=int, default=base_port_default,
                         help="node i listens on base-port + i (default: "
                              f"{base_port_default or layout.DEFAULT_BASE_PORT})")
-
-
-
-
-
-
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -294,7 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (ClusterError, ValueError, OSError) as exc:
+    except (ClusterError, client.ApiError, ValueError, OSError) as exc:
         print(f"ipchain {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_FAIL
     except KeyboardInterrupt:

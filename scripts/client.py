@@ -114,6 +114,24 @@ async def get_block(session: aiohttp.ClientSession, url: str,
     return None if status == 404 else body
 
 
+async def wait_for_blocks(session: aiohttp.ClientSession, urls: list[str], height: int, *,
+                          deadline_s: float = 10.0,
+                          poll_s: float = 0.1) -> list[dict[str, Any] | None]:
+    """Each node's block at `height`, once every node has it; at the deadline, None for
+    the nodes that still do not (an unreachable node counts as not having it)."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        blocks = []
+        for url in urls:
+            try:
+                blocks.append(await get_block(session, url, height))
+            except ApiError:
+                blocks.append(None)
+        if all(blocks) or time.monotonic() >= deadline:
+            return blocks
+        await asyncio.sleep(poll_s)
+
+
 async def get_tx(session: aiohttp.ClientSession, url: str, tx_id: str) -> dict[str, Any]:
     status, body = await request(session, "GET", f"{url}/v1/tx/{tx_id}", ok=(404,))
     return {"id": tx_id, "status": "unknown", "receipt": None} if status == 404 else body

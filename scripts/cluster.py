@@ -29,9 +29,7 @@ from typing import Any
 import nacl.signing
 
 from scripts import client, layout
-from scripts.procs import (  # noqa: F401  (re-exported for callers and tests)
-    ClusterError, find_free_base_port, is_pid_running, is_port_free, pids_under, signal_group,
-)
+from scripts.procs import ClusterError, is_pid_running, is_port_free, signal_group
 
 PROBE_OP = "token.transfer"
 POLL_S = 0.05
@@ -199,9 +197,21 @@ class Cluster:
         if busy:
             raise ClusterError(f"ports {busy} on {layout.HOST} are in use by another process; "
                                f"choose another --base-port")
-        for i in indices:
-            self._spawn(i)
+        try:
+            for i in indices:
+                self._spawn(i)
+        except BaseException:  # all or nothing: no node is left running unannounced
+            self._stop_started(indices)
+            raise
         self._save_manifest()
+
+    def _stop_started(self, indices: list[int]) -> None:
+        for i in indices:
+            proc = self._procs.get(i)
+            if proc is not None and proc.poll() is None:
+                signal_group(proc.pid, signal.SIGKILL)
+            if proc is not None:
+                self._forget(i)
 
     def _spawn(self, i: int) -> None:
         node_dir = self.node_dir(i)

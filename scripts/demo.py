@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
-import time
 from typing import Any, Awaitable, Callable
 
 from scripts import client, layout, workload
@@ -305,15 +304,11 @@ async def get_agreed_heads(session: Any, urls: list[str],
     """Each node's block at the highest height any node reports, once all have it."""
     statuses = [await client.get_status(session, url) for url in urls]
     target = max(status["height"] for status in statuses)
-    deadline = time.monotonic() + deadline_s
-    while True:
-        blocks = [await client.get_block(session, url, target) for url in urls]
-        if all(blocks):
-            return blocks
-        if time.monotonic() >= deadline:
-            missing = [url for url, block in zip(urls, blocks) if block is None]
-            raise ClusterError(f"nodes {missing} did not reach height {target} in time")
-        await asyncio.sleep(0.1)
+    blocks = await client.wait_for_blocks(session, urls, target, deadline_s=deadline_s)
+    missing = [url for url, block in zip(urls, blocks) if block is None]
+    if missing:
+        raise ClusterError(f"nodes {missing} did not reach height {target} in time")
+    return blocks
 
 
 async def run_demo(cluster: Cluster, phases: list[workload.Phase]) -> tuple[Any, ...]:

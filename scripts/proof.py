@@ -29,7 +29,7 @@ def add_parsers(sub: Any) -> None:
 def cmd_proof(args: argparse.Namespace) -> int:
     async def fetch() -> dict[str, Any]:
         async with client.open_session() as session:
-            _, body = await client.request(session, "GET", f"{args.node}/v1/proof/tx/{args.tx_id}")
+            _, body = await client.request(session, "GET", f"{args.node.rstrip('/')}/v1/proof/tx/{args.tx_id}")
             return body
 
     try:

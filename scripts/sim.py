@@ -23,10 +23,7 @@ from node.sim.run import SimConfig, explore, mix_with, resolve_mix, run_seed
 from scripts.argtypes import non_negative, positive
 
 EXIT_OK, EXIT_VIOLATION, EXIT_USAGE = 0, 1, 2
-
-
-
-
+DEFAULTS = SimConfig()
 
 
 def _behaviours(text: str) -> tuple[str, ...]:
@@ -62,8 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
                         f"behaviours: {', '.join(BEHAVIOURS)}")
     parser.add_argument("--ed25519", action="store_true",
                         help="real Ed25519 signatures (default: fast-insecure-sim keyed hashes)")
-    parser.add_argument("--liveness-bound-ms", type=positive, default=30_000)
-    parser.add_argument("--request-timeout-ms", type=positive, default=1_000)
+    parser.add_argument("--liveness-bound-ms", type=positive, default=DEFAULTS.liveness_bound_ms)
+    parser.add_argument("--request-timeout-ms", type=positive,
+                        default=DEFAULTS.request_timeout_ms)
     parser.add_argument("--jobs", type=positive, default=1, help="worker processes for exploring")
     parser.add_argument("--json", action="store_true", help="machine-readable output only")
     return parser
@@ -74,7 +72,7 @@ def config_from(args: argparse.Namespace) -> SimConfig:
         raise ValueError(f"--faulty {args.faulty} exceeds --nodes {args.nodes}")
     base = MIXES["collude"] if args.byzantine and "collude" in args.byzantine else resolve_mix(args.mix)
     mix = mix_with(base, args.faulty, args.byzantine, args.nodes)
-    return replace(SimConfig(), nodes=args.nodes, blocks=args.blocks,
+    return replace(DEFAULTS, nodes=args.nodes, blocks=args.blocks,
                    txs_per_block=args.txs_per_block, mix=mix, ed25519=args.ed25519,
                    liveness_bound_ms=args.liveness_bound_ms,
                    request_timeout_ms=args.request_timeout_ms, cli_flags=replay_flags(args, mix.name))
@@ -92,9 +90,9 @@ def replay_flags(args: argparse.Namespace, mix_name: str) -> str:
         flags.append(f"--byzantine {','.join(args.byzantine)}")
     if args.ed25519:
         flags.append("--ed25519")
-    if args.liveness_bound_ms != 30_000:
+    if args.liveness_bound_ms != DEFAULTS.liveness_bound_ms:
         flags.append(f"--liveness-bound-ms {args.liveness_bound_ms}")
-    if args.request_timeout_ms != 1_000:
+    if args.request_timeout_ms != DEFAULTS.request_timeout_ms:
         flags.append(f"--request-timeout-ms {args.request_timeout_ms}")
     return " ".join(flags)
 

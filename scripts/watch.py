@@ -24,6 +24,7 @@ from typing import Any, TextIO
 import aiomqtt
 
 from scripts import broker, layout
+from scripts.argtypes import non_negative
 
 MAX_REMEMBERED_IDS = 100_000
 RETRY_S = (0.5, 5.0)
@@ -40,7 +41,8 @@ def add_parser(sub: Any) -> None:
     watch.add_argument("--json", action="store_true", help="print each payload as one JSON line")
     watch.add_argument("--all", action="store_true",
                        help="print every copy (one per publishing node), not each record once")
-    watch.add_argument("--count", type=int, default=0, help="exit after this many records")
+    watch.add_argument("--count", type=non_negative, default=0,
+                       help="exit after this many records (default 0: no limit)")
     watch.add_argument("--timeout", type=float, default=0.0,
                        help="exit after this many seconds (default: run until Ctrl-C)")
 

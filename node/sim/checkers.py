@@ -11,7 +11,8 @@ replica may say anything, a crashed one is honest but may be behind.
                   (else peers that fetch it, and clients checking a proof, reject it)
 2. state_roots    honest replicas have equal state roots at every height they share
 3. exactly_once   every acknowledged transaction is executed exactly once, where and how
-                  the client was told, on every honest replica that reached that height
+                  (height, ok, code) the client was told, on every honest replica that
+                  reached that height
 4. no_fabrication nothing executes that no client submitted
 5. conservation   BPC supply equals the sum of balances; no balance is negative
 6. liveness       after healing: new requests commit within the bound, every submitted
@@ -24,9 +25,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+from node.chain import DUPLICATE
 from node.sim.workload import Ack
 
-DUPLICATE = "DuplicateTransaction"
 MAX_DETAILS_PER_CHECKER = 5
 
 
@@ -143,10 +144,10 @@ def check_exactly_once(history: History) -> list[Violation]:
             if not runs:
                 details.append(f"tx {tx_id[:12]} acknowledged at height {ack.height} by "
                                f"replica {ack.host} is missing on replica {replica.index}")
-            elif (runs[0][0], runs[0][1]) != (ack.height, ack.ok):
+            elif runs[0] != (ack.height, ack.ok, ack.code):
                 details.append(f"tx {tx_id[:12]}: client was told height {ack.height} "
-                               f"ok={ack.ok}, replica {replica.index} has height {runs[0][0]} "
-                               f"ok={runs[0][1]}")
+                               f"ok={ack.ok} {ack.code}, replica {replica.index} has height "
+                               f"{runs[0][0]} ok={runs[0][1]} {runs[0][2]}")
     return _capped("exactly_once", details)
 
 

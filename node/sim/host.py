@@ -248,7 +248,7 @@ class Host:
         if epoch != self.epoch or not self._runs_now(self._on_block_done, seq, root, receipts, epoch):
             return
         for r in receipts:
-            if r.code != "DuplicateTransaction":
+            if r.code != DUPLICATE:
                 self.env.on_receipt(self.index, r.tx_id, r.height, r.ok, r.code)
         self.step(ev.BlockExecuted(seq, root))
 
@@ -302,13 +302,20 @@ class Host:
         network = self.env.network
         if self.behaviour is HONEST:
             network.send_many(self.index, dsts, ("msg", over_the_wire(msg)))
-            return
+        else:
+            self._send_each(self.behaviour.outbound(self, msg, dsts))
+
+    def _send_each(self, outbound: list[tuple[int, wire.Signed]]) -> None:
+        """A behaviour's (destination, message) pairs; each distinct message encoded once.
+
+        Keyed by id(): the messages are alive in `outbound` for the whole loop, and the
+        dict is only looked up, never iterated, so ids cannot leak into the schedule."""
         encoded: dict[int, tuple[Any, ...]] = {}
-        for dst, out in self.behaviour.outbound(self, msg, dsts):
+        for dst, out in outbound:
             packet = encoded.get(id(out))
             if packet is None:
                 packet = encoded[id(out)] = ("msg", over_the_wire(out))
-            network.send(self.index, dst, packet)
+            self.env.network.send(self.index, dst, packet)
 
     def _execute(self, block: ev.Deliver) -> None:
         chain = self.chain
@@ -380,14 +387,8 @@ class Host:
         self.stats["restarts"] += 1
         self.exec_free_us = 0
         self.replica = self.make_replica()
-        restore = getattr(self.replica, "restore", None)
-        if callable(restore):  # the WAL recovery API, once consensus has it
-            self.stats["restored_from_wal"] += 1
-            out = restore(list(self.wal), self.chain.height)
-        else:
-            out = self.replica.resume(self.chain.height)
-        if isinstance(out, list):
-            self.carry_out(out)
+        self.stats["restored_from_wal"] += 1  # as node.runtime.Runtime does on every start
+        self.carry_out(self.replica.restore(list(self.wal), self.chain.height))
         self._start_ticking()
 
     def heal(self) -> None:
@@ -418,10 +419,5 @@ class Host:
         if epoch != self.epoch:
             return
         if self.up and not self.pause_count:
-            encoded: dict[int, tuple[Any, ...]] = {}
-            for dst, out in self.behaviour.on_tick(self):
-                packet = encoded.get(id(out))
-                if packet is None:
-                    packet = encoded[id(out)] = ("msg", over_the_wire(out))
-                self.env.network.send(self.index, dst, packet)
+            self._send_each(self.behaviour.on_tick(self))
         self.env.queue.after(self.behaviour.tick_ms * US_PER_MS, self._tick, epoch)

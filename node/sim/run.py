@@ -2,10 +2,10 @@
 
 The safety phase submits `blocks` bursts of client transactions, one every
 `block_interval_ms`, while the fault plan plays out. At its end every fault heals:
-crashed replicas restart (from their WAL when the replica can restore one), paused ones
+crashed replicas restart (restored from their WAL, as a real node is), paused ones
 resume, the network is whole again; Byzantine replicas stay Byzantine. The liveness
-phase submits a few more bursts and runs until every request is acknowledged and the
-honest replicas agree on one height, or until the bound passes. Then the checkers read
+phase submits a few more bursts and runs until all of them are sent, every request is
+acknowledged and the honest replicas agree on one height, or until the bound passes. Then the checkers read
 the history. Everything is a function of the seed, so `run_seed(seed, config)` twice
 gives the same deliveries, roots and verdicts.
 """
@@ -142,6 +142,9 @@ class Simulation:
         self.hosts = self._build_hosts()
         self.phase = "safety"
         self.heal_ms = self.safety_ms
+        self.bursts_unsent = len(self.bursts)
+        """The run may not end before the last liveness burst is sent: else a cluster that
+        is quiet right after healing ends it with "new requests commit" judged on none."""
 
     def _rng(self, purpose: str) -> random.Random:
         return random.Random(f"ipchain-sim/{self.seed}/{purpose}")
@@ -207,15 +210,19 @@ class Simulation:
     def _schedule(self) -> None:
         cfg, at = self.cfg, self.queue.at
         for i, burst in enumerate(self.bursts[:cfg.blocks]):
-            at(i * cfg.block_interval_ms * US_PER_MS, self.client.submit, burst, "safety")
+            at(i * cfg.block_interval_ms * US_PER_MS, self._submit, burst, "safety")
         for number, episode in enumerate(self.plan.episodes):
             at(episode.start_ms * US_PER_MS, start_episode, self, number, episode)
             at(episode.end_ms * US_PER_MS, end_episode, self, number, episode)
         at(self.safety_ms * US_PER_MS, self._heal)
         for j, burst in enumerate(self.bursts[cfg.blocks:]):
-            at((self.safety_ms + j * cfg.block_interval_ms) * US_PER_MS, self.client.submit,
+            at((self.safety_ms + j * cfg.block_interval_ms) * US_PER_MS, self._submit,
                burst, "liveness")
         self._retry_tick()
+
+    def _submit(self, burst: list[ClientTx], phase: str) -> None:
+        self.bursts_unsent -= 1
+        self.client.submit(burst, phase)
 
     def _retry_tick(self) -> None:
         self.client.retry_due()
@@ -229,7 +236,7 @@ class Simulation:
             host.heal()
 
     def _is_done(self) -> bool:
-        if self.phase != "liveness" or self.client.unacked():
+        if self.phase != "liveness" or self.bursts_unsent or self.client.unacked():
             return False
         live = [h for h in self.hosts if h.honest and h.up]
         top = max((a.height for a in self.client.acked.values()), default=0)

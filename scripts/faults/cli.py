@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+from scripts.client import ApiError
 from scripts.cluster import ClusterError
 from scripts.render import print_table, say
 
@@ -69,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return cmd_list() if args.action == "list" else cmd_run(args)
-    except (ClusterError, OSError) as exc:
+    except (ClusterError, ApiError, OSError) as exc:
         print(f"ipchain faults: error: {exc}", file=sys.stderr)
         return EXIT_FAIL
     except KeyboardInterrupt:

@@ -73,6 +73,8 @@ class Controller:
         self.windows: list[Window] = []
         self.applied: list[Applied] = []
         self.undos: list[asyncio.Task] = []
+        self._reinstalls: set[asyncio.Task] = set()
+        """Held so that a pending reinstall is neither garbage-collected nor orphaned."""
         self.ever_byzantine: set[int] = set()
         self._process_lock = asyncio.Lock()
 
@@ -274,7 +276,9 @@ class Controller:
                 return
             await asyncio.to_thread(self.cluster.start, [i])
             self.down.discard(i)
-        asyncio.create_task(self._reinstall(i))
+        task = asyncio.create_task(self._reinstall(i))
+        self._reinstalls.add(task)
+        task.add_done_callback(self._reinstalls.discard)
 
     async def _restore(self, nodes: list[int], window: Window | None) -> None:
         for i in nodes:
@@ -327,7 +331,11 @@ class Controller:
                 window.end = now
 
     async def release(self) -> None:
-        """Before stopping the cluster: no process may stay SIGSTOPped."""
+        """Before stopping the cluster: no process may stay SIGSTOPped, and nothing may
+        still be installing faults on a node that is about to stop."""
+        for task in list(self._reinstalls):
+            task.cancel()
+        await asyncio.gather(*self._reinstalls, return_exceptions=True)
         for i in sorted(self.paused):
             try:
                 await asyncio.to_thread(self.cluster.kill, i, signal.SIGCONT)

@@ -27,12 +27,13 @@ from typing import Any, Callable
 import aiohttp
 
 from scripts import client
-from scripts.cluster import Cluster, find_free_base_port
+from scripts.cluster import Cluster
 from scripts.faults import report as report_mod
 from scripts.faults.checks import Block, History, Liveness, NodeFinal, run_checks
 from scripts.faults.control import Controller
 from scripts.faults.load import LoadGenerator, wall_ms
 from scripts.faults.scenario import Scenario
+from scripts.procs import find_free_base_port
 
 POLL_S = 0.5
 PROGRESS_S = 2.0
@@ -184,6 +185,11 @@ async def _drive(scenario: Scenario, cluster: Cluster, probe: dict[str, Any] | N
     return history, data, controller
 
 
+def _honest(scenario: Scenario, controller: Controller) -> list[int]:
+    """The nodes judged by the checks: never made Byzantine during this run."""
+    return [i for i in range(scenario.nodes) if i not in controller.ever_byzantine]
+
+
 def _describe(load: LoadGenerator, controller: Controller) -> str:
     outcomes = {"acknowledged": 0, "rejected": 0, "unknown": 0}
     for sub in load.submissions.values():
@@ -206,7 +212,7 @@ async def _schedule(scenario: Scenario, controller: Controller, clock: Clock) ->
 async def _recovery(scenario: Scenario, load: LoadGenerator, controller: Controller,
                     clock: Clock) -> float | None:
     """Submit fresh transactions to the honest nodes until one commits; its commit time."""
-    honest = [i for i in range(scenario.nodes) if i not in controller.ever_byzantine]
+    honest = _honest(scenario, controller)
     urls = [load.cluster.urls[i] for i in honest]
     deadline = clock() + scenario.liveness_bound_s
     k = 0
@@ -244,7 +250,7 @@ async def _diagnostics(cluster: Cluster, session: Any, controller: Controller) -
 async def _converge(scenario: Scenario, cluster: Cluster, session: Any, controller: Controller,
                     clock: Clock, log: Callable[[str], None]) -> tuple[bool, float | None, str]:
     """Wait until every honest node reports the same height and state root."""
-    honest = [i for i in range(scenario.nodes) if i not in controller.ever_byzantine]
+    honest = _honest(scenario, controller)
     start = clock()
     deadline = start + scenario.liveness_bound_s
     detail = ""
@@ -267,7 +273,7 @@ async def _converge(scenario: Scenario, cluster: Cluster, session: Any, controll
 async def _collect(scenario: Scenario, cluster: Cluster, session: Any, controller: Controller,
                    load: LoadGenerator, probe: dict[str, Any] | None,
                    liveness: Liveness) -> History:
-    honest = [i for i in range(scenario.nodes) if i not in controller.ever_byzantine]
+    honest = _honest(scenario, controller)
     statuses = await _statuses(cluster, session, list(range(scenario.nodes)))
     gate = asyncio.Semaphore(FETCH_CONCURRENCY)
     chains = {}
@@ -332,7 +338,10 @@ async def _find_probe_retries(cluster: Cluster, session: Any, chains: dict[int, 
             for tx_id in block.tx_ids:
                 if tx_id in ours or tx_id in found:
                     continue
-                answer = await client.get_tx(session, cluster.urls[i], tx_id)
+                try:
+                    answer = await client.get_tx(session, cluster.urls[i], tx_id)
+                except client.ApiError:
+                    continue  # unclassified: the phantom check will name it
                 events = ((answer.get("receipt") or {}).get("events") or [])
                 if any(e.get("data", {}).get("source") == admin ==
                        e.get("data", {}).get("target") and e.get("data", {}).get("amount") == 1

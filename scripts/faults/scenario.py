@@ -45,8 +45,9 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+from node.faults import RULE_FIELDS, FaultSpecError, parse_byzantine, parse_rule
 from scripts.faults.locate import Reader, ScenarioError
 
 SCENARIO_DIR = Path(__file__).resolve().parents[2] / "configs" / "faults"
@@ -57,8 +58,6 @@ SELECTORS = ("primary", "backup", "all")
 FAULTY_ACTIONS = {"kill": "crashed", "stop": "stopped", "pause": "paused",
                   "byzantine": "Byzantine", "restart": "restarting"}
 """Actions whose node counts against f while the fault lasts."""
-RULE_KEYS = {"action", "direction", "peers", "kinds", "probability", "delay_ms", "jitter_ms",
-             "distribution", "copies", "window", "window_ms"}
 BYZANTINE_KEYS = {"mode", "targets", "kinds", "probability", "interval_ms"}
 EVENT_KEYS = {"at_s", "action", "node", "nodes", "for_s", "down_s", "signal", "rules",
               "groups", "note"} | BYZANTINE_KEYS
@@ -69,7 +68,6 @@ CONSENSUS_KEYS = {"max_batch_txs", "max_batch_bytes", "batch_delay_ms", "window_
                   "checkpoint_interval_blocks", "request_timeout_ms"}
 BYZANTINE_MODES = ("equivocate", "wrong_digest", "bad_signature", "mute", "view_change_spam",
                    "none")
-MESSAGE_KINDS = {"PP", "P", "C", "CP", "VC", "NV"}
 
 
 @dataclass(frozen=True)
@@ -301,7 +299,7 @@ def _parse_rules(r: Reader, k: int, item: dict[str, Any], action: str,
                  n: int) -> tuple[dict[str, Any], ...]:
     if action != "rules":
         if "rules" in item:
-            raise r.fail(r.at_event(k, "rules"), "rules", f"only a rules event has rules")
+            raise r.fail(r.at_event(k, "rules"), "rules", "only a rules event has rules")
         return ()
     rules = item.get("rules")
     if not isinstance(rules, list) or not rules or not all(isinstance(x, dict) for x in rules):
@@ -311,19 +309,12 @@ def _parse_rules(r: Reader, k: int, item: dict[str, Any], action: str,
     for j, rule in enumerate(rules):
         label = f"events[{k}].rules[{j}]"
         for key in rule:
-            if key not in RULE_KEYS:
+            if key not in RULE_FIELDS:
                 raise r.fail(r.at_event(k, "rules", (j, key), f"{label}.{key}"), key,
-                             f"unknown rule field (known: {sorted(RULE_KEYS)})")
-        if rule.get("action") not in ("drop", "delay", "duplicate", "reorder"):
-            raise r.fail(r.at_event(k, "rules", (j, "action"), f"{label}.action"), "action",
-                         f"{rule.get('action')!r}; expected drop, delay, duplicate or reorder")
-        p = rule.get("probability", 1.0)
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
-            raise r.fail(r.at_event(k, "rules", (j, "probability"), f"{label}.probability"),
-                         "probability", f"must be between 0 and 1, not {p!r}")
-        if set(rule.get("kinds", [])) - MESSAGE_KINDS:
-            raise r.fail(r.at_event(k, "rules", (j, "kinds"), f"{label}.kinds"), "kinds",
-                         f"must be drawn from {sorted(MESSAGE_KINDS)}")
+                             f"unknown rule field (known: {sorted(RULE_FIELDS)})")
+        _check_node_accepts(r, lambda spec, where: parse_rule(spec, 0, where), rule, label,
+                            lambda key: r.at_event(k, "rules", (j, key or "action"),
+                                                   f"{label}.{key}" if key else label))
         if "peers" in rule:
             _check_indices(r, k, "rules", rule["peers"], n, (j, "peers"))
     return tuple(dict(x) for x in rules)
@@ -331,11 +322,11 @@ def _parse_rules(r: Reader, k: int, item: dict[str, Any], action: str,
 
 def _parse_groups(r: Reader, k: int, item: dict[str, Any], action: str,
                   n: int) -> tuple[tuple[int, ...], ...]:
-    if action != "partition":
-        return ()
     """Groups of node indices; one group may be "others" (every node not listed
     elsewhere), so a scenario keeps its meaning under --nodes. A node in no group is cut
     off from everyone."""
+    if action != "partition":
+        return ()
     groups = item.get("groups")
     where = r.at_event(k, "groups" if "groups" in item else None, label=f"events[{k}].groups")
     if (not isinstance(groups, list) or len(groups) < 2 or groups.count("others") > 1
@@ -369,11 +360,21 @@ def _parse_byzantine(r: Reader, k: int, item: dict[str, Any], action: str,
                      f"{mode!r}; expected one of {list(BYZANTINE_MODES)}")
     if "targets" in item:
         _check_indices(r, k, "targets", item["targets"], n)
-    if set(item.get("kinds", [])) - MESSAGE_KINDS:
-        raise r.fail(r.at_event(k, "kinds"), "kinds", f"must be drawn from {sorted(MESSAGE_KINDS)}")
-    r.number(item, "probability", r.at_event(k, "probability"), 1.0, 0.0, 1.0)
-    r.number(item, "interval_ms", r.at_event(k, "interval_ms"), 200, 10, 60_000)
+    _check_node_accepts(r, parse_byzantine, present, f"events[{k}]",
+                        lambda key: r.at_event(k, key or "mode"))
     return present
+
+
+def _check_node_accepts(r: Reader, parse: Callable[[Any, str], Any], spec: dict[str, Any],
+                        label: str, where_of: Callable[[str | None], tuple]) -> None:
+    """Refuse now what every node's admin API would refuse mid-run (the run would then
+    go on without the fault): the node's own parser is the one source of those rules."""
+    try:
+        parse(spec, label)
+    except FaultSpecError as exc:
+        found = re.match(rf"{re.escape(label)}\.(\w+) (.*)", str(exc), re.S)
+        key, message = found.groups() if found else (None, str(exc).removeprefix(f"{label}: "))
+        raise r.fail(where_of(key), key or label, message) from exc
 
 
 # -- the fault budget -------------------------------------------------------------------

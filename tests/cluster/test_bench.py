@@ -4,6 +4,7 @@ including when the bench is interrupted mid-load."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -43,7 +44,8 @@ def test_bench_prints_one_json_result_and_cleans_up(tmp_path: Path) -> None:
 def test_interrupted_bench_stops_its_cluster() -> None:
     proc = subprocess.Popen([*BENCH, "--duration", "60", "--rate", "100"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    seen = []
+    seen: list[str] = []
+    workdir = None
     try:
         for line in proc.stderr:  # blocks on the bench's own progress, not on a timer
             seen.append(line)
@@ -57,5 +59,9 @@ def test_interrupted_bench_stops_its_cluster() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        left = pids_under(workdir) if workdir is not None else []
+        for pid in left:  # only if the test already failed: leave no node behind
+            os.kill(pid, signal.SIGKILL)
     assert proc.returncode == 130
+    assert left == []
     assert pids_under(workdir) == [] and not workdir.exists()

@@ -148,20 +148,35 @@ def test_4_2_committed_at_2f_plus_1_commits_and_delivered_in_order(n):
     assert [len(d.certificate) for d in net.delivered[1]] == [2 * f + 1, 2 * f + 1]
 
 
-def test_4_2_commits_without_a_prepared_certificate_do_not_deliver():
-    """Reference: Castro & Liskov §4.2 — committed-local requires prepared: 2f+1 COMMITs
-    alone are not enough for a replica that has not seen 2f matching PREPAREs."""
+def test_4_2_commits_alone_deliver_only_over_the_matching_preprepare():
+    """Reference: Castro & Liskov §4.2. Without the pre-prepare, 2f+1 COMMITs show the
+    block committed but not its content: the replica plans a fetch. With the matching
+    pre-prepare they are a full commit certificate (the proof a fetched block carries):
+    f+1 honest committers prepared it, so the replica delivers even though it saw no
+    PREPARE itself — the paper's committed-local, relaxed safely."""
     net = Network.build(4)
     pp = make_preprepare(net, 1, (b"a",))
-    net.inject(3, pp)
     for j in (0, 1, 2):
         out = net.inject(3, net.sign_as(j, Commit(0, 1, pp.body.digest)))
         assert not [a for a in out if isinstance(a, ev.Deliver)]
     assert "fetch" in net.timers[3], "a quorum committed what it lacks: it must plan a fetch"
 
-    out = net.inject(3, net.sign_as(1, Prepare(0, 1, pp.body.digest)))
+    out = net.inject(3, pp)
     assert [a.seq for a in out if isinstance(a, ev.Deliver)] == [1]
     assert net.digests(3) == [pp.body.digest]
+    assert not net.replicas[3].slots[1].prepared
+
+
+def test_4_2_commits_for_another_digest_do_not_deliver_our_preprepare():
+    """2f+1 COMMITs for digest B never certify the pre-prepare we hold for digest A."""
+    net = Network.build(4)
+    pp = make_preprepare(net, 1, (b"a",))
+    other = make_preprepare(net, 1, (b"b",))
+    net.inject(3, pp)
+    for j in (0, 1, 2):
+        out = net.inject(3, net.sign_as(j, Commit(0, 1, other.body.digest)))
+        assert not [a for a in out if isinstance(a, ev.Deliver)]
+    assert net.digests(3) == []
 
 
 def test_4_2_batching_by_count_and_by_delay():

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from conftest import DAY_MS, DEFAULT_ORGS, Chain, new_chain
+from contract_chain import DAY_MS, DEFAULT_ORGS, Chain, new_chain
 
 from contracts.runtime import Receipt
 from contracts.state import State

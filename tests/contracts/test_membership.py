@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from contracts.membership import compute_approvals_needed, compute_rotation_message
 from contracts.token import balance_of
 
-from conftest import CHAIN_ID, DAY_MS, Chain, new_chain, signing_key
+from contract_chain import CHAIN_ID, DAY_MS, Chain, new_chain, signing_key
 
 
 def pub(name: str) -> str:

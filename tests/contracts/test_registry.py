@@ -13,7 +13,7 @@ import pytest
 from contracts import registry
 from contracts.registry import get_effective_status
 
-from conftest import DAY_MS, START_MS, Chain
+from contract_chain import DAY_MS, START_MS, Chain
 
 PID = "CN:202310001234.5"
 

@@ -15,7 +15,7 @@ from contracts.registry_quality import (
     compute_band_points, compute_family_key, compute_quality, is_base_technology,
 )
 
-from conftest import Chain, new_chain
+from contract_chain import Chain, new_chain
 
 CN_FIRST = {"number": "100", "date": "2022-04-01", "office": "CN"}
 

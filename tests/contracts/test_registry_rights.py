@@ -10,7 +10,7 @@ import pytest
 
 from contracts import registry
 
-from conftest import Chain
+from contract_chain import Chain
 
 CO_OWNED = [["acme", 6_000], ["bolt", 4_000]]
 TO_UNIV = [["univ", 10_000]]

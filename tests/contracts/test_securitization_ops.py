@@ -16,7 +16,7 @@ from test_securitization_support import (
     new_deal_chain, put_licence, put_patent, subscribe_all, tranche_of,
 )
 
-from conftest import Chain
+from contract_chain import Chain
 from contracts import errors
 from contracts.token import transfer_units
 

@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_securitization_support import bpc, closed_deal, collect, deal_of, new_deal_chain
 
-from conftest import Chain
+from contract_chain import Chain
 from contracts.token import transfer_units
 
 INVESTORS = ["fund", "inv2", "inv3"]

@@ -17,7 +17,7 @@ from test_securitization_support import (
     subscribe_all, tranche_of,
 )
 
-from conftest import Chain
+from contract_chain import Chain
 from contracts.token import transfer_units
 
 # -- deal.distribute ----------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import DEFAULT_ORGS, Chain, new_chain
+from contract_chain import DEFAULT_ORGS, Chain, new_chain
 
 from contracts.state import State
 from contracts.token import balance_of, transfer_units

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from scripts.cli import main as ipchain_main
-from scripts.cluster import is_pid_running
 from scripts.faults.runner import run_scenario
 from scripts.faults.scenario import SCENARIO_DIR, load_scenario
+from scripts.procs import pids_under
 
 BACKUP_CRASH = """\
 name = "backup-crash-short"
@@ -72,12 +72,6 @@ targets = [3]
 """
 
 
-def node_processes_under(data_dir: Path) -> list[int]:
-    marker = str(data_dir.resolve())
-    return [int(p.name) for p in Path("/proc").iterdir()
-            if p.name.isdigit() and is_pid_running(int(p.name), marker)]
-
-
 def run_file(tmp_path: Path, name: str, text: str) -> dict:
     path = tmp_path / f"{name}.toml"
     path.write_text(text)
@@ -85,7 +79,7 @@ def run_file(tmp_path: Path, name: str, text: str) -> dict:
     code = ipchain_main(["faults", "run", str(path), "--seed", "11", "--out", str(out)])
     report = json.loads((out / "report.json").read_text())
     assert code == (0 if report["as_expected"] else 1)
-    assert node_processes_under(out / "cluster") == []
+    assert pids_under(out / "cluster") == []
     assert (out / "timeline.svg").read_text().startswith("<svg")
     assert (out / "summary.txt").read_text().startswith("ipchain fault run")
     return report
@@ -123,5 +117,5 @@ SHIPPED = sorted(p.stem for p in SCENARIO_DIR.glob("*.toml"))
 def test_shipped_scenario_ends_as_declared(name: str, tmp_path: Path) -> None:
     scenario = load_scenario(SCENARIO_DIR / f"{name}.toml")
     report = run_scenario(scenario, tmp_path / "out", lambda line: None)
-    assert node_processes_under(tmp_path / "out" / "cluster") == []
+    assert pids_under(tmp_path / "out" / "cluster") == []
     assert report["as_expected"], json.dumps(report["violations"], indent=1)

@@ -170,3 +170,36 @@ def test_scenarios_are_found_by_name_or_path() -> None:
     assert find_scenario(str(SCENARIO_DIR / "lossy-network.toml")).name == "lossy-network.toml"
     with pytest.raises(ScenarioError, match="known: .*lossy-network"):
         find_scenario("no-such-scenario")
+
+
+# (what is wrong, the replacement for the first rule, the field in the message)
+BAD_RULE_VALUES = [
+    ("kinds as a string", '{ action = "drop", probability = 0.2, kinds = "PP" }', "kinds"),
+    ("kinds as a number", '{ action = "drop", probability = 0.2, kinds = 5 }', "kinds"),
+    ("unknown direction", '{ action = "drop", probability = 0.2, direction = "sideways" }',
+     "direction"),
+    ("delay as text", '{ action = "drop", probability = 0.2, delay_ms = "50" }', "delay_ms"),
+    ("too many copies", '{ action = "duplicate", copies = 99 }', "events[1].rules[0]"),
+]
+
+
+@pytest.mark.parametrize("what,rule,field", BAD_RULE_VALUES, ids=[e[0] for e in BAD_RULE_VALUES])
+def test_a_rule_the_node_would_refuse_is_refused_before_starting(what: str, rule: str,
+                                                                 field: str) -> None:
+    """Checked against the node's own rule parser, so a run never starts with a fault that
+    every node's admin API would then refuse (the run would silently have no fault)."""
+    text = GOOD.replace('{ action = "drop", probability = 0.2 }', rule, 1)
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenario(text, "bad.toml")
+    assert caught.value.line == 19, str(caught.value)
+    assert field in caught.value.field, str(caught.value)
+
+
+@pytest.mark.parametrize("extra", ['kinds = "PP"', "kinds = 3", "interval_ms = 5",
+                                   'targets = "all"'])
+def test_a_byzantine_spec_the_node_would_refuse_is_refused(extra: str) -> None:
+    text = GOOD + f'\n[[events]]\nat_s = 5\naction = "byzantine"\nnode = 0\nmode = "mute"\n{extra}\n'
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenario(text, "bad.toml", nodes=7)
+    assert caught.value.line == 28, str(caught.value)
+    assert extra.split(" ")[0] in caught.value.field, str(caught.value)

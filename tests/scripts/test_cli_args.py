@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from scripts import cli, client
 from scripts.cli import build_parser
+from scripts.cluster import ClusterError
 
 
 def parse(*argv: str):
@@ -57,3 +59,20 @@ def test_refused(argv: list[str], capsys: pytest.CaptureFixture) -> None:
         parse(*argv)
     assert exc.value.code == 2
     assert "usage:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("error", [
+    client.ApiError(0, "Unreachable", "GET http://127.0.0.1:9/v1/status: refused"),
+    ClusterError("no cluster in .ipchain (no cluster.json); run `ipchain up`"),
+    ValueError("key.txt: not a hex seed"),
+])
+def test_a_failing_command_prints_one_line_not_a_traceback(error: Exception, monkeypatch,
+                                                           capsys: pytest.CaptureFixture) -> None:
+    """A node that stops answering mid-command (ApiError), like any other expected failure,
+    ends the command with `ipchain <command>: error: ...` and exit status 1."""
+    def fail(args):
+        raise error
+    monkeypatch.setitem(cli.COMMANDS, "status", fail)
+    assert cli.main(["status"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("ipchain status: error: ") and "Traceback" not in err

@@ -11,7 +11,8 @@ import socket
 
 import pytest
 
-from scripts.cluster import Cluster, ClusterError, is_pid_running, is_port_free, pids_under
+from scripts.cluster import Cluster, ClusterError
+from scripts.procs import is_pid_running, is_port_free, pids_under
 
 
 def test_start_wait_ready_stop_leaves_nothing(make_fake_cluster) -> None:
@@ -100,3 +101,38 @@ def test_wait_ready_on_a_stopped_cluster_fails_at_once(make_fake_cluster) -> Non
     cluster = make_fake_cluster(n=1)
     with pytest.raises(ClusterError, match="node 0 is not running"):
         cluster.wait_ready(30.0)
+
+
+def test_a_start_that_fails_part_way_stops_the_nodes_it_started(make_fake_cluster) -> None:
+    """Node 1 cannot be spawned (its directory is gone): node 0, already started, must not
+    be left running with nobody knowing its pid."""
+    import shutil
+    cluster = make_fake_cluster(n=2)
+    shutil.rmtree(cluster.node_dir(1))
+    with pytest.raises(OSError):
+        cluster.start()
+    assert cluster.running() == [] and pids_under(cluster.data_dir) == []
+
+
+def test_wait_for_blocks_names_the_nodes_that_lack_the_height(make_fake_cluster) -> None:
+    """Fake nodes keep separate chains: the probe puts block 1 on node0 only, until node1
+    gets a transaction of its own; a stopped node counts as lacking the block."""
+    import asyncio
+
+    from scripts import client
+
+    cluster = make_fake_cluster(n=3)
+    cluster.start()
+    cluster.wait_ready(30.0)
+    cluster.kill(2, signal.SIGKILL)
+
+    async def run() -> tuple[list, list]:
+        async with client.open_session() as session:
+            before = await client.wait_for_blocks(session, cluster.urls, 1, deadline_s=0.3)
+            await client.submit(session, cluster.urls[1], cluster.probe_tx(), wait=True)
+            after = await client.wait_for_blocks(session, cluster.urls[:2], 1, deadline_s=5.0)
+        return before, after
+
+    before, after = asyncio.run(run())
+    assert [b is not None for b in before] == [True, False, False]
+    assert [b["height"] for b in after] == [1, 1]

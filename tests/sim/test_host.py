@@ -46,25 +46,6 @@ def test_restart_restores_from_the_wal_when_the_replica_can() -> None:
     assert host.replica.last_delivered == host.chain.height
 
 
-def test_restart_resumes_at_the_executed_height_without_a_restore_api() -> None:
-    sim = finished_sim()
-    host = sim.hosts[1]
-    heights = []
-
-    class Legacy(Replica):
-        restore = None  # a replica from before the WAL recovery API
-
-        def resume(self, height):
-            heights.append(height)
-            return super().resume(height)
-
-    original = host.make_replica
-    host.make_replica = lambda: Legacy(*original.args)
-    host.crash()
-    host.restart()
-    assert heights == [host.chain.height] and host.stats["restored_from_wal"] == 0
-
-
 def test_nested_crashes_restart_only_when_the_last_one_ends() -> None:
     host = finished_sim().hosts[3]
     host.crash()
