@@ -34,6 +34,7 @@ class ViewChanges:
         self.view_changes: dict[int, Signed] = {}
         """Latest valid VIEW-CHANGE per sender (one per sender bounds view-change spam)."""
         self.last_new_view: Signed | None = None
+        self.new_view_sent_ms: dict[int, int] = {}
         self.failed_views = 0
         self.working_in: dict[int, set[int]] = {}
         """Senders seen in normal-case traffic for a view we have not installed yet."""
@@ -98,8 +99,7 @@ class ViewChanges:
     def on_view_change(self: "Replica", msg: Signed) -> None:
         vc: ViewChange = msg.body
         if vc.new_view < self.view or (vc.new_view == self.view and not self.in_view_change):
-            if self.last_new_view is not None:  # the sender is behind: show it our view
-                self.emit(ev.Send(msg.sender, self.last_new_view))
+            self.send_new_view_to(msg.sender)  # the sender is behind: show it our view
             return
         earlier = self.view_changes.get(msg.sender)
         if earlier is not None and earlier.body.new_view >= vc.new_view:
@@ -113,6 +113,16 @@ class ViewChanges:
         if len(wanted) >= self.weak_quorum:
             self.start_view_change(wanted[self.weak_quorum - 1])
         self.try_new_view(vc.new_view)
+
+    def send_new_view_to(self: "Replica", replica: int) -> None:
+        """At most once per half request timeout per peer: a NEW-VIEW can be megabytes,
+        and a faulty peer repeating a stale VIEW-CHANGE must not make us its amplifier."""
+        last = self.new_view_sent_ms.get(replica)
+        if self.last_new_view is None or (
+                last is not None and self.now_ms - last < self.cfg.request_timeout_ms // 2):
+            return
+        self.new_view_sent_ms[replica] = self.now_ms
+        self.emit(ev.Send(replica, self.last_new_view))
 
     def is_valid_view_change(self: "Replica", msg: Signed) -> bool:
         vc = msg.body
@@ -212,6 +222,7 @@ class ViewChanges:
     def enter_view(self: "Replica", new_view_msg: Signed) -> None:
         nv: NewView = new_view_msg.body
         self.view, self.in_view_change, self.last_new_view = nv.view, False, new_view_msg
+        self.new_view_sent_ms.clear()
         self.working_in = {v: w for v, w in self.working_in.items() if v > nv.view}
         self.cancel_timer("view")
         self.stats["views_installed"] += 1

@@ -227,3 +227,22 @@ def test_4_2_lost_messages_are_resent_so_a_lossy_network_needs_no_view_change():
     net.heal()
     net.run(for_ms=5_000)
     net.assert_agreement(height=10)
+
+
+def test_4_5_2_stale_view_changes_get_the_new_view_but_cannot_make_us_amplify():
+    """A replica left in an old view is sent the NEW-VIEW that installed ours; the same
+    stale VIEW-CHANGE repeated gets no second copy until half a request timeout passed."""
+    net = Network.build(4, **FAST)
+    net.down.add(0)
+    submit_all(net, payloads("nv", 3), [1, 2, 3])
+    net.run(for_ms=10 * TIMEOUT_MS)
+    assert net.replicas[2].view == 1 and net.replicas[2].last_new_view is not None
+    stale = net.replicas[0].sign(ViewChange(1, 0, bytes(32), (), ()))
+
+    def new_views_sent(actions) -> int:
+        return sum(1 for a in actions if isinstance(a, ev.Send) and isinstance(a.msg.body, NewView))
+
+    assert new_views_sent(net.inject(2, stale)) == 1
+    assert sum(new_views_sent(net.inject(2, stale)) for _ in range(50)) == 0
+    net.now_ms += TIMEOUT_MS // 2
+    assert new_views_sent(net.inject(2, stale)) == 1

@@ -9,6 +9,7 @@ import json
 import tomllib
 from typing import Any
 
+import aiomqtt
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -146,6 +147,59 @@ async def test_full_queue_drops_the_oldest_record_not_in_flight() -> None:
     publisher.inflight = 4
     publisher.offer([record(7)])
     assert [r.height for r in publisher.queue] == [1, 2, 5, 6] and publisher.dropped == 3
+
+
+async def test_a_broker_that_accepts_then_drops_at_once_still_gets_backoff() -> None:
+    """A broker that kicks the client right after CONNACK (an ACL refusal, say) must not
+    be redialled every 100 ms for ever: only a session that got records through (or
+    lasted) resets the backoff."""
+    publisher = MqttPublisher(BrokerAddress("127.0.0.1", 1), CHAIN_ID, "node0",
+                              backoff_ms=(100, 800))
+
+    class Accepting:
+        async def __aenter__(self) -> "Accepting":
+            return self
+
+        async def __aexit__(self, *exc: object) -> None:
+            return None
+
+    async def kicked(client: object) -> None:
+        raise aiomqtt.MqttError("disconnected by the broker")
+
+    delays: list[int] = []
+
+    async def pause(delay_ms: int) -> None:
+        delays.append(delay_ms)
+        if len(delays) == 5:
+            raise asyncio.CancelledError
+
+    publisher._client = Accepting  # type: ignore[method-assign]
+    publisher._publish_until_disconnected = kicked  # type: ignore[method-assign]
+    publisher._pause = pause  # type: ignore[method-assign]
+    with pytest.raises(asyncio.CancelledError):
+        await publisher._run()
+    assert delays == [100, 200, 400, 800, 800]
+    assert publisher.connections == publisher.disconnects == 5
+
+
+async def test_a_record_that_cannot_be_encoded_is_dropped_not_published() -> None:
+    publisher = MqttPublisher(BrokerAddress("127.0.0.1", 1), CHAIN_ID, "node0")
+    unencodable = Record(record(2).block, 0, 0, "ab" * 32,
+                         Event("token", "transferred", {"x": object()}))
+    publisher.offer([record(1), unencodable, record(3)])
+    topics: list[str] = []
+
+    class Client:
+        async def publish(self, topic: str, payload: bytes, qos: int) -> None:
+            topics.append(topic)
+
+    watcher = asyncio.create_task(asyncio.Event().wait())  # a connection that stays up
+    try:
+        await publisher._publish_window(Client(), watcher)  # type: ignore[arg-type]
+    finally:
+        watcher.cancel()
+    assert len(topics) == 2 and not publisher.queue
+    assert (publisher.published, publisher.dropped) == (2, 1)
 
 
 @pytest.mark.parametrize("url, expected", [
