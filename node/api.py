@@ -86,61 +86,81 @@ async def read_json(request: web.Request) -> Any:
         raise ApiError(400, "MalformedJSON", f"body is not valid JSON: {exc}") from exc
 
 
-async def read_txs(request: web.Request, many: bool) -> list[Transaction]:
-    if request.content_type == MSGPACK:
-        body = await request.read()
-        if not many:
-            return [from_bytes(body)]
+def _decode_each(items: list[Any], decode: Any) -> list[Transaction | errors.ContractError]:
+    """Decode every item of a batch; a bad one becomes its own refusal, not the batch's."""
+    decoded: list[Transaction | errors.ContractError] = []
+    for item in items:
         try:
-            items = msgpack.unpackb(body, raw=False)
+            decoded.append(decode(item))
+        except errors.ContractError as exc:
+            decoded.append(exc)
+    return decoded
+
+
+async def read_one_tx(request: web.Request) -> Transaction:
+    if request.content_type == MSGPACK:
+        return from_bytes(await request.read())
+    return from_json(await read_json(request))
+
+
+async def read_tx_batch(request: web.Request) -> list[Transaction | errors.ContractError]:
+    """POST /v1/txs: a msgpack array (items: encoded txs or tx maps) or {"txs": [...]}."""
+    if request.content_type == MSGPACK:
+        try:
+            items = msgpack.unpackb(await request.read(), raw=False)
         except Exception as exc:
             raise ApiError(400, "MalformedMsgpack", f"body is not msgpack: {exc}") from exc
         if not isinstance(items, list):
             raise ApiError(400, "BadTransaction", "a batch is a msgpack array")
-        return [from_bytes(i if isinstance(i, bytes) else codec.encode(i)) for i in items]
+        return _decode_each(items, lambda i: from_bytes(i if isinstance(i, bytes)
+                                                        else codec.encode(i)))
     value = await read_json(request)
-    if not many:
-        return [from_json(value)]
     if not isinstance(value, dict) or not isinstance(value.get("txs"), list):
         raise ApiError(400, "BadTransaction", 'a batch is {"txs": [...]}')
-    return [from_json(item) for item in value["txs"]]
+    return _decode_each(value["txs"], from_json)
 
 
 # -- client endpoints -----------------------------------------------------------------------
 async def post_tx(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
-    tx = (await read_txs(request, many=False))[0]
+    tx = await read_one_tx(request)
     tx_id = bytes.fromhex(tx.id)
-    waiting = request.query.get("wait") == "commit"
-    future = runtime.wait_for(tx_id) if waiting else None
-    (failure,) = runtime.admit([tx], relay=True)
-    if failure is not None:
-        raise failure
-    stored = runtime.storage.tx(tx_id)
-    if stored is not None:  # already in the chain: say so, whether or not the client waits
-        receipt = codec.decode(stored[2])
-        return web.json_response({"id": tx.id, "status": receipt["status"], "receipt": receipt})
-    if future is None:
-        return web.json_response({"id": tx.id, "status": "pending"}, status=202)
-    timeout_ms = _int_param(request, "timeout_ms", DEFAULT_WAIT_MS)
+    future = runtime.wait_for(tx_id) if request.query.get("wait") == "commit" else None
     try:
-        receipt = (await asyncio.wait_for(future, timeout_ms / 1000)).to_value()
-    except asyncio.TimeoutError:
-        raise ApiError(504, "Timeout", f"not committed within {timeout_ms} ms; still pending")
-    return web.json_response({"id": tx.id, "status": receipt["status"], "receipt": receipt})
+        (failure,) = runtime.admit([tx], relay=True)
+        if failure is not None:
+            raise failure
+        stored = runtime.storage.tx(tx_id)
+        if stored is not None:  # already in the chain: say so, whether or not the client waits
+            receipt = codec.decode(stored[2])
+            return web.json_response({"id": tx.id, "status": receipt["status"],
+                                      "receipt": receipt})
+        if future is None:
+            return web.json_response({"id": tx.id, "status": "pending"}, status=202)
+        timeout_ms = _int_param(request, "timeout_ms", DEFAULT_WAIT_MS)
+        try:
+            receipt = (await asyncio.wait_for(future, timeout_ms / 1000)).to_value()
+        except asyncio.TimeoutError:
+            raise ApiError(504, "Timeout", f"not committed within {timeout_ms} ms; still pending")
+        return web.json_response({"id": tx.id, "status": receipt["status"], "receipt": receipt})
+    finally:
+        if future is not None:
+            runtime.forget_waiter(tx_id, future)
 
 
 async def post_txs(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
-    txs, rejected = [], []
-    try:
-        txs = await read_txs(request, many=True)
-    except errors.ContractError as exc:
-        raise ApiError(400, exc.code, str(exc))
-    results = runtime.admit(txs, relay=True)
-    accepted = [tx.id for tx, r in zip(txs, results) if r is None]
-    rejected = [{"index": i, "id": tx.id, "error": {"code": r.code, "message": str(r)}}
-                for i, (tx, r) in enumerate(zip(txs, results)) if r is not None]
+    items = await read_tx_batch(request)
+    txs = [item for item in items if isinstance(item, Transaction)]
+    admitted = iter(runtime.admit(txs, relay=True))
+    accepted, rejected = [], []
+    for index, item in enumerate(items):
+        failure = item if isinstance(item, errors.ContractError) else next(admitted)
+        if failure is None:
+            accepted.append(item.id)
+        else:
+            rejected.append({"index": index, "id": getattr(item, "id", None),
+                             "error": {"code": failure.code, "message": str(failure)}})
     return web.json_response({"accepted": accepted, "rejected": rejected}, status=202)
 
 

@@ -164,6 +164,14 @@ class Runtime:
         self.waiters.setdefault(tx_id, []).append(future)
         return future
 
+    def forget_waiter(self, tx_id: bytes, future: asyncio.Future) -> None:
+        """A client stopped waiting (timeout, refusal, disconnect): drop its future."""
+        waiting = self.waiters.get(tx_id)
+        if waiting and future in waiting:
+            waiting.remove(future)
+            if not waiting:
+                del self.waiters[tx_id]
+
     # -- inbound from peers -------------------------------------------------------------------
     def on_peer_messages(self, raws: list[bytes]) -> None:
         for raw in raws:

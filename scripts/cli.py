@@ -139,7 +139,11 @@ def cmd_up(args: argparse.Namespace) -> int:
     mqtt_broker = broker.start_embedded(cluster.data_dir)
     if mqtt_broker:
         say(f"MQTT broker (embedded) at {mqtt_broker}")
-    start_and_wait(cluster, args.timeout)
+    try:
+        start_and_wait(cluster, args.timeout)
+    except BaseException:  # a failed `up` leaves no process behind, the broker included
+        broker.stop_embedded(cluster.data_dir)
+        raise
     for url in cluster.urls:
         say(url)
     return EXIT_OK
