@@ -156,19 +156,25 @@ def require_amount(value: int, what: str, *, positive: bool) -> None:
                                   f"and at most {MAX_AMOUNT}")
 
 
-def on_default(call: Call) -> None:
-    """The asset stops performing; the loss is written down equity first."""
-    args = require_args(call, {"deal": str, "asset": str, "loss": int})
-    require_amount(args["loss"], "loss", positive=False)
+def require_serviced_asset(call: Call, amount_name: str, *, positive: bool,
+                           ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The checks deal.default and deal.recover share, in one order: (args, deal, asset)."""
+    args = require_args(call, {"deal": str, "asset": str, amount_name: int})
+    require_amount(args[amount_name], amount_name, positive=positive)
     deal = get_deal(call.state, args["deal"])
     require_trustee(deal, call.org)
     require_state(deal, "closed")
-    asset = get_defaultable_asset(deal, args["asset"])
+    return args, deal, get_defaultable_asset(deal, args["asset"])
+
+
+def on_default(call: Call) -> None:
+    """The asset stops performing; the loss is written down equity first."""
+    args, deal, asset = require_serviced_asset(call, "loss", positive=False)
     if asset["defaulted"]:
         raise AssetAlreadyDefaulted(f"{args['asset']} already defaulted")
-    if args["loss"] > get_outstanding(deal):
-        raise LossExceedsPrincipal(f"loss {args['loss']} exceeds outstanding "
-                                   f"{get_outstanding(deal)}")
+    outstanding = get_outstanding(deal)
+    if args["loss"] > outstanding:
+        raise LossExceedsPrincipal(f"loss {args['loss']} exceeds outstanding {outstanding}")
     written = compute_write_down([(t["name"], t["balance"]) for t in deal["tranches"]],
                                  args["loss"])
     for tranche in deal["tranches"]:
@@ -184,12 +190,7 @@ def on_default(call: Call) -> None:
 def on_recover(call: Call) -> None:
     """The trustee pays recovered cash in (it is collections of the next distribution);
     up to the asset's loss, written-down principal is reinstated senior first."""
-    args = require_args(call, {"deal": str, "asset": str, "amount": int})
-    require_amount(args["amount"], "amount", positive=True)
-    deal = get_deal(call.state, args["deal"])
-    require_trustee(deal, call.org)
-    require_state(deal, "closed")
-    asset = get_defaultable_asset(deal, args["asset"])
+    args, deal, asset = require_serviced_asset(call, "amount", positive=True)
     if not asset["defaulted"]:
         raise AssetNotDefaulted(f"{args['asset']} has not defaulted")
     transfer_units(call.state, "BPC", call.org, deal_account(deal["id"]), args["amount"])

@@ -146,9 +146,9 @@ def find_conflict(state: State, candidate: dict[str, Any]) -> str | None:
                 return f"overlaps {other['kind']} licence {other['id']} on {pid}"
         if not exclusive:
             continue
-        for key in state.keys(f"pooled/{pid}/"):
-            if candidate["end_date"] >= state.get(key):
-                return f"{pid} is in pool {key.rsplit('/', 1)[1]} from {state.get(key)}"
+        for key, joined in state.items(f"pooled/{pid}/"):
+            if candidate["end_date"] >= joined:
+                return f"{pid} is in pool {key.rsplit('/', 1)[1]} from {joined}"
         offer = get_live_open_offer(state, pid)
         if offer is not None and candidate["end_date"] >= offer["date"]:
             return f"{pid} is under open-licence declaration {offer['id']}"

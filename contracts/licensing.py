@@ -30,6 +30,7 @@ from contracts.licence_scope import (
     get_live_open_offer, licence_index_key, open_offer_key, parse_iso_date,
     require_no_conflict,
 )
+from contracts.membership import is_org_active
 from contracts.royalty import (
     LicenceNotActive, NotLicensee, check_amount, check_royalty_terms, get_patent_last_day,
     pay_by_shares,
@@ -105,11 +106,6 @@ def compute_licensors(state: State, patents: list[str]) -> list[list[Any]]:
     return [[org, bps] for org, bps in sorted(parts.items()) if bps > 0]
 
 
-def is_org(state: State, org: Any) -> bool:
-    record = state.get(f"org/{org}") if isinstance(org, str) and "/" not in org else None
-    return record is not None and not record.get("removed", False)
-
-
 def check_patent_usable(state: State, pid: str, timestamp_ms: int) -> None:
     """Alive and unpledged: a right that may be licensed today."""
     registry.get_patent(state, pid)
@@ -156,7 +152,7 @@ def build_offer(call: Call) -> dict[str, Any]:
     for pid in patents:
         check_patent_licensable(call.state, pid, call.org, call.ctx.timestamp_ms)
     licensors = compute_licensors(call.state, patents)
-    if not is_org(call.state, args["licensee"]):
+    if not is_org_active(call.state, args["licensee"]):
         raise errors.UnknownAccount(f"no organisation {args['licensee']!r}")
     if any(org == args["licensee"] for org, _ in licensors):
         raise errors.BadArguments("the licensee owns a licensed patent; an owner needs no licence")

@@ -83,10 +83,6 @@ def is_org_active(state: State, org: Any) -> bool:
     return record is not None and not record.get("removed", False)
 
 
-def has_role(state: State, org: str, role: str) -> bool:
-    return is_org_active(state, org) and role in get_org(state, org)["roles"]
-
-
 def get_admins(state: State) -> list[str]:
     """Current admin organisations, sorted: the electorate of every vote."""
     return [record["id"] for _, record in state.items("org/")
@@ -119,7 +115,8 @@ def check_active_org(state: State, value: Any) -> dict[str, Any]:
 
 
 def check_role(value: Any) -> str:
-    if value not in ROLES:
+    # Type first: a list or map is unhashable, and `in ROLES` would crash on it.
+    if not isinstance(value, str) or value not in ROLES:
         raise errors.BadArguments(f"role must be one of {sorted(ROLES)}")
     return value
 

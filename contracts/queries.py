@@ -7,6 +7,7 @@ force) read the same on every node at the same height.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable
 
 from contracts import errors
@@ -14,6 +15,8 @@ from contracts.state import State
 from contracts.token import query_balance, query_supply
 
 Query = Callable[..., Any]
+QUERIES: dict[str, Query] = {}
+"""Filled on first use, like runtime.OPS (the contract modules are imported lazily)."""
 
 
 def _registry() -> dict[str, Query]:
@@ -31,12 +34,21 @@ def _registry() -> dict[str, Query]:
     return queries
 
 
+def get_queries() -> dict[str, Query]:
+    if not QUERIES:
+        QUERIES.update(_registry())
+    return QUERIES
+
+
 def run_query(state: State, now_ms: int, kind: str, parts: list[str]) -> Any:
-    queries = _registry()
+    queries = get_queries()
     fn = queries.get(kind)
     if fn is None:
         raise errors.NotFound(f"unknown state query {kind!r}; known: {sorted(queries)}")
+    # Check the path's arity up front rather than catching TypeError around the call,
+    # which would also report a query's own bug as the client's bad path.
     try:
-        return fn(state, now_ms, *parts)
+        inspect.signature(fn).bind(state, now_ms, *parts)
     except TypeError as exc:
         raise errors.BadArguments(f"query {kind}: wrong number of path parts") from exc
+    return fn(state, now_ms, *parts)

@@ -295,7 +295,8 @@ def on_cite(call: Call) -> None:
     citing_record, cited_record = get_patent(state, citing), get_patent(state, cited)
     if citing == cited:
         raise errors.BadArguments("a patent cannot cite itself")
-    if "office" not in org_roles(state, call.org) and not is_owner(state, citing, call.org):
+    if "office" not in org_roles(state, call.org) and all(
+            owner != call.org for owner, _ in citing_record["owners"]):
         raise errors.Unauthorized("only an office or an owner of the citing patent may cite")
     if cited_record["filing_date"] > citing_record["filing_date"]:
         raise DatesOutOfOrder(f"{cited} was filed after {citing}; it cannot be prior art")

@@ -94,16 +94,16 @@ def record_consent(state: State, kind: str, pid: str, terms: dict[str, Any], org
 # -- assignment ----------------------------------------------------------------------------
 
 
-def compute_assign_signers(state: State, pid: str) -> set[str]:
-    signers = {org for org, _ in get_patent(state, pid)["owners"]}
-    pledge = get_pledge(state, pid)
+def compute_assign_signers(state: State, patent: dict[str, Any]) -> set[str]:
+    signers = {org for org, _ in patent["owners"]}
+    pledge = get_pledge(state, patent["id"])
     return signers | {pledge["pledgee"]} if pledge else signers
 
 
-def check_assignable(state: State, pid: str, to: Any) -> list[list[Any]]:
-    patent = get_patent(state, pid)
-    if get_superseded_by(state, pid) is not None:
-        raise PatentInactive(f"{pid} was superseded by {get_superseded_by(state, pid)}")
+def check_assignable(state: State, patent: dict[str, Any], to: Any) -> list[list[Any]]:
+    successor = get_superseded_by(state, patent["id"])
+    if successor is not None:
+        raise PatentInactive(f"{patent['id']} was superseded by {successor}")
     shares = check_shares(state, to, "to")
     if shares == patent["owners"]:
         raise errors.BadArguments("the assignment does not change the owners")
@@ -115,10 +115,10 @@ def on_assign(call: Call) -> None:
     if the patent is pledged, have signed."""
     args = require_args(call, {"patent": str, "to": list})
     state, pid = call.state, args["patent"]
-    require_owner(state, pid, call.org)
-    shares = check_assignable(state, pid, args["to"])
+    patent = require_owner(state, pid, call.org)
+    shares = check_assignable(state, patent, args["to"])
     done = record_consent(state, "assign", pid, {"to": shares}, call.org,
-                          compute_assign_signers(state, pid))
+                          compute_assign_signers(state, patent))
     finish_assign(call, pid, shares, done)
 
 
@@ -127,10 +127,11 @@ def on_approve_assign(call: Call) -> None:
     that nobody approves an assignment that was replaced under them."""
     args = require_args(call, {"patent": str, "to": list})
     state, pid = call.state, args["patent"]
-    signers = compute_assign_signers(state, pid)
+    patent = get_patent(state, pid)
+    signers = compute_assign_signers(state, patent)
     if call.org not in signers:
         raise errors.Unauthorized(f"{call.org} is neither an owner nor the pledgee of {pid}")
-    shares = check_assignable(state, pid, args["to"])
+    shares = check_assignable(state, patent, args["to"])
     done = record_consent(state, "assign", pid, {"to": shares}, call.org, signers,
                           may_replace=False)
     finish_assign(call, pid, shares, done)

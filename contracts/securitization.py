@@ -25,8 +25,8 @@ from contracts.deal_core import (  # noqa: F401  (errors re-exported: one import
     deal_account, get_assignment, get_deal, get_licence, get_tranche, is_licence_active,
     put_deal, require_state, require_trustee,
 )
-from contracts.genesis import DEFAULT_CONTRACT_CONFIG
-from contracts.registry_core import is_org_active
+from contracts.genesis import get_contract_config
+from contracts.membership import is_org_active
 from contracts.runtime import Call, Op, org_roles, require_args
 from contracts.state import State
 from contracts.token import balance_of, transfer_units
@@ -109,8 +109,8 @@ def check_terms(args: dict[str, Any]) -> dict[str, Any]:
 def check_assets(state: State, value: Any, originator: str, timestamp_ms: int,
                  ) -> dict[str, dict[str, Any]]:
     """Active licences, solely licensed by the originator, not assigned to a deal yet."""
-    if (not isinstance(value, list) or not value or len(set(value)) != len(value)
-            or not all(isinstance(lid, str) for lid in value)):
+    if (not isinstance(value, list) or not value
+            or not all(isinstance(lid, str) for lid in value) or len(set(value)) != len(value)):
         raise errors.BadArguments("assets is a non-empty list of distinct licence ids")
     assets = {}
     for lid in sorted(value):
@@ -134,7 +134,7 @@ def on_create(call: Call) -> None:
     tranches = check_tranches(args["tranches"])
     names = [t["name"] for t in tranches]
     tests = check_tests(args.get("tests", {}), names)
-    config = {**DEFAULT_CONTRACT_CONFIG, **call.state.get("config/contracts", {})}
+    config = get_contract_config(call.state)
     trigger = check_trigger(args.get("trigger", {}), config["breach_periods"])
     terms = check_terms(args)
     ts = call.ctx.timestamp_ms

@@ -50,6 +50,9 @@ def mint(state: State, asset: str, account: str, amount: int) -> None:
 
 
 def burn(state: State, asset: str, account: str, amount: int) -> None:
+    """Destroy units (no op burns yet). A negative burn would be a mint in disguise."""
+    if amount < 0:
+        raise errors.BadArguments("burn amount must not be negative")
     _set_balance(state, asset, account, balance_of(state, asset, account) - amount)
     state.put(f"supply/{asset}", state.get(f"supply/{asset}", 0) - amount)
 

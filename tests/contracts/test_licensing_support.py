@@ -99,6 +99,16 @@ def advance_to(chain: Chain, iso_day: str) -> None:
     chain.timestamp_ms = target_ms - 1000
 
 
+def run_checked(chain: Chain, org: str, op: str, **args: Any) -> Receipt:
+    """Run an op that may be refused; a refusal must be a named error that moved nothing."""
+    before = chain.state.root()
+    receipt = chain.run(org, op, **args)
+    if not receipt.ok:
+        assert receipt.code != "InternalError", receipt.message
+        assert chain.state.root() == before, f"refused {op} changed the state"
+    return receipt
+
+
 def bpc(chain: Chain, account: str) -> int:
     return balance_of(chain.state, "BPC", account)
 

@@ -185,6 +185,8 @@ BAD_PROPOSALS = [
      "BadArguments"),
     ("unknown role", "add_org", new_org("x", ["king"]), "BadArguments"),
     ("no roles", "add_org", {**new_org("x"), "roles": []}, "BadArguments"),
+    ("a role that is a list", "add_org", new_org("x", [["admin"]]), "BadArguments"),
+    ("grant a role that is a map", "grant_role", {"org": "acme", "role": {}}, "BadArguments"),
     ("key in use", "add_org", {**new_org("x"), "keys": [pub("acme")]}, "KeyInUse"),
     ("key not hex", "add_org", {**new_org("x"), "keys": ["zz" * 32]}, "BadArguments"),
     ("no keys", "add_org", {**new_org("x"), "keys": []}, "BadArguments"),

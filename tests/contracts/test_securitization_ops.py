@@ -53,6 +53,7 @@ CREATE_REFUSALS: list[tuple[str, Prepare, str, dict[str, Any], str]] = [
      "trust", {}, "AssetAlreadyAssigned"),
     ("assets-repeated", None, "trust", {"assets": ["L1", "L1"]}, "BadArguments"),
     ("assets-empty", None, "trust", {"assets": []}, "BadArguments"),
+    ("assets-not-ids", None, "trust", {"assets": [["L1"]]}, "BadArguments"),
     ("assets-missing", None, "trust", {"assets": ...}, "BadArguments"),
     ("tranches-empty", None, "trust", {"tranches": []}, "BadArguments"),
     ("tranche-names-repeated", None, "trust",

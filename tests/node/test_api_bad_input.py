@@ -11,7 +11,6 @@ import pytest
 
 from consensus.messages import Commit, Signed, encode as wire_encode
 from contracts.tx import sign_tx
-from conftest import CHAIN_ID
 
 
 async def post(cluster, path: str, *, node: int = 0, **kwargs) -> tuple[int, dict]:
@@ -25,8 +24,9 @@ async def get(cluster, path: str, node: int = 0) -> tuple[int, dict]:
         return resp.status, await resp.json()
 
 
-def signed(cluster, op: str, args: dict, *, org: str = "org-a", chain: str = CHAIN_ID,
+def signed(cluster, op: str, args: dict, *, org: str = "org-a", chain: str | None = None,
            nonce: int | None = None):
+    chain = cluster.genesis["chain_id"] if chain is None else chain
     if nonce is None:
         nonce = cluster.nonces[org]
         cluster.nonces[org] += 1
