@@ -10,7 +10,8 @@ reconnecting, so delivery is at-least-once and subscribers de-duplicate by recor
 When the deque is full the oldest record not in flight is dropped and counted: after an
 outage subscribers see a gap and then the most recent history, and can fill the gap
 from GET /v1/events (Last-Event-ID) or the block API. Reconnects back off
-exponentially with jitter, and the counters are exported on /metrics.
+exponentially with jitter (only a session that published or lasted resets the delay),
+and the counters are exported on /metrics.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import logging
 import random
 import secrets
 import ssl
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterator
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -42,6 +44,8 @@ WINDOW_RECORDS = 64
 BACKOFF_MS = (100, 2_000)
 PUBLISH_TIMEOUT_S = 10.0
 KEEPALIVE_S = 15
+STABLE_SESSION_S = 30.0
+"""A broker session that lasted this long (or published) resets the reconnect backoff."""
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 
 
@@ -156,10 +160,10 @@ class MqttPublisher:
     async def _run(self) -> None:
         delay_ms = self.backoff_ms[0]
         while True:
+            published, started = self.published, time.monotonic()
             try:
                 async with self._client() as client:
                     self._note_connected()
-                    delay_ms = self.backoff_ms[0]
                     await self._publish_until_disconnected(client)
             except aiomqtt.MqttError as exc:
                 self._note_failure(exc, delay_ms)
@@ -167,8 +171,17 @@ class MqttPublisher:
                 log.exception("event=mqtt_publisher_failed")
             finally:
                 self.connected = False
-            await asyncio.sleep(delay_ms / 1000 * (0.5 + random.random()))
+            # Only a session that did some good resets the backoff: a broker that
+            # accepts and then kicks us at once (an ACL refusal) must not be redialled
+            # every 100 ms for ever.
+            if self.published > published or time.monotonic() - started >= STABLE_SESSION_S:
+                delay_ms = self.backoff_ms[0]
+            await self._pause(delay_ms)
             delay_ms = min(delay_ms * 2, self.backoff_ms[1])
+
+    async def _pause(self, delay_ms: int) -> None:
+        """Wait before redialling, jittered so that nodes do not reconnect in step."""
+        await asyncio.sleep(delay_ms / 1000 * (0.5 + random.random()))
 
     def _client(self) -> aiomqtt.Client:
         address = self.address
@@ -230,7 +243,7 @@ class MqttPublisher:
                 task.cancel()  # after a failure: do not leave acks pending on a dead client
         for _ in batch:
             self.queue.popleft()  # offer() never removes in-flight records: these are ours
-        self.published += len(batch)
+        self.published += len(tasks)  # not the unencodable ones: those count as dropped
 
     def _encode(self, batch: list[Record]) -> Iterator[tuple[str, bytes]]:
         """(topic, payload) per record; a record that cannot be encoded (a bug) is
@@ -247,7 +260,8 @@ class MqttPublisher:
         for name, help_text, value in (
                 ("ipchain_mqtt_published", "Records acknowledged by the MQTT broker.",
                  self.published),
-                ("ipchain_mqtt_dropped", "Records dropped because the MQTT queue was full.",
+                ("ipchain_mqtt_dropped",
+                 "Records dropped: the MQTT queue was full (or a record could not be encoded).",
                  self.dropped),
                 ("ipchain_mqtt_connections", "Successful connections to the broker.",
                  self.connections),

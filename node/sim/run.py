@@ -5,9 +5,9 @@ The safety phase submits `blocks` bursts of client transactions, one every
 crashed replicas restart (restored from their WAL, as a real node is), paused ones
 resume, the network is whole again; Byzantine replicas stay Byzantine. The liveness
 phase submits a few more bursts and runs until all of them are sent, every request is
-acknowledged and the honest replicas agree on one height, or until the bound passes. Then the checkers read
-the history. Everything is a function of the seed, so `run_seed(seed, config)` twice
-gives the same deliveries, roots and verdicts.
+acknowledged and the honest replicas agree on one height, or until the bound passes.
+Then the checkers read the history. Everything is a function of the seed, so
+`run_seed(seed, config)` twice gives the same deliveries, roots and verdicts.
 """
 
 from __future__ import annotations
