@@ -101,6 +101,11 @@ class Signed:
         return signing_bytes(self.body, chain_id)
 
 
+def view_of(body: Body) -> int:
+    """The view a message belongs to (a VIEW-CHANGE names the view it asks for)."""
+    return body.new_view if isinstance(body, ViewChange) else getattr(body, "view", 0)
+
+
 def compute_digest(timestamp_ms: int, tx_root: bytes) -> bytes:
     """What a quorum agrees on for one sequence number: the time and the tx Merkle root.
 

@@ -45,10 +45,6 @@ class _Timer:
     generation: int
 
 
-def _view_of(body: Any) -> int:
-    return body.new_view if isinstance(body, wire.ViewChange) else body.view
-
-
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -133,11 +129,15 @@ class Runtime:
                 self.counters[f"tx_refused:{exc.code}"] += 1
                 results.append(exc)
         if fresh:
-            for listener in self.admission_listeners:
-                listener([self.mempool[tx_id] for tx_id, _ in fresh])
             self.events.put_nowait(ev.RequestsArrived(tuple(fresh)))
             if relay:
                 self.transport.relay_txs([raw for _, raw in fresh])
+            admitted = [self.mempool[tx_id] for tx_id, _ in fresh]
+            for listener in self.admission_listeners:
+                try:  # an observer's bug must not strand admitted transactions
+                    listener(admitted)
+                except Exception:
+                    log.exception("event=admission_listener_failed")
         return results
 
     def _check_admission(self, tx: Transaction) -> None:
@@ -207,7 +207,7 @@ class Runtime:
                 log.exception("event=carry_out_failed")
 
     def _carry_out(self, actions: list[ev.Action]) -> None:
-        records = [(_view_of(a.msg.body), getattr(a.msg.body, "seq", 0), a.msg.body.KIND,
+        records = [(wire.view_of(a.msg.body), getattr(a.msg.body, "seq", 0), a.msg.body.KIND,
                     wire.encode(a.msg)) for a in actions if isinstance(a, ev.Persist)]
         if records:
             self.storage.append_wal(records)  # durable before anything below is sent
@@ -278,8 +278,9 @@ class Runtime:
                 log.critical("event=executor_failed height=%d", block.seq, exc_info=True)
                 self.fatal.set()
                 return
-            self._after_block(header, receipts)
+            # Consensus hears first (checkpoints wait on it); then clients and observers.
             self.events.put_nowait(ev.BlockExecuted(block.seq, self.executor.state.root()))
+            self._after_block(header, receipts)
 
     def _is_verified(self, tx: Transaction) -> bool:
         return self.mempool.get(bytes.fromhex(tx.id)) is tx or tx.signature_ok()

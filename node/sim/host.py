@@ -17,7 +17,7 @@ from typing import Any, Callable, Protocol
 
 from consensus import events as ev
 from consensus import messages as wire
-from consensus.messages import Commit, NewView, PrePrepare, Prepare, ViewChange
+from consensus.messages import Commit, PrePrepare, Prepare
 from consensus.quorum import quorum
 from consensus.replica import Replica
 from contracts.merkle import merkle_root
@@ -119,10 +119,6 @@ def certificate_problem(block: ev.Deliver, needed: int) -> str:
     views = sorted({getattr(v.body, "view", -1) for v in block.certificate})
     return (f"with a certificate of {len(voters)} matching commits (need {needed}): "
             f"pre-prepare view {pp.view}, commit views {views}")
-
-
-def _view_of(body: ViewChange | NewView) -> int:
-    return body.new_view if isinstance(body, ViewChange) else body.view
 
 
 class HostEnv(Protocol):
@@ -293,7 +289,7 @@ class Host:
         def is_settled(body) -> bool:
             if isinstance(body, (PrePrepare, Prepare, Commit)):
                 return body.seq <= stable_seq
-            return _view_of(body) < view
+            return wire.view_of(body) < view
 
         self.wal = [m for m in self.wal if not is_settled(m.body)]
 
