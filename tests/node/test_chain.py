@@ -1,0 +1,54 @@
+"""The block recipe shared by the node and the simulator (node.chain)."""
+
+from __future__ import annotations
+
+import hashlib
+
+import nacl.signing
+
+from contracts.genesis import init_state
+from contracts.runtime import BlockContext
+from contracts.token import balance_of, mint
+from contracts.tx import Transaction, sign_tx
+from node.chain import DUPLICATE, iter_receipts
+
+CHAIN = "chain-test"
+POOR, RICH = nacl.signing.SigningKey(b"\x01" * 32), nacl.signing.SigningKey(b"\x02" * 32)
+
+
+def genesis() -> dict:
+    return {"chain_id": CHAIN, "genesis_time_ms": 0,
+            "validators": [{"id": "n0", "index": 0, "public_key": "00" * 32}],
+            "organisations": [
+                {"id": "poor", "roles": ["member"], "keys": [bytes(POOR.verify_key).hex()], "bpc": 0},
+                {"id": "rich", "roles": ["member"], "keys": [bytes(RICH.verify_key).hex()],
+                 "bpc": 100}]}
+
+
+def run(state, height: int, txs: list[Transaction], committed: set[bytes]) -> list:
+    raws = tuple(tx.to_bytes() for tx in txs)
+    ids = [hashlib.sha256(raw).digest() for raw in raws]
+    return list(iter_receipts(state, BlockContext(CHAIN, height, height * 1000), raws, ids,
+                              committed, lambda _id: None, Transaction.signature_ok))
+
+
+def test_a_refused_transaction_cannot_be_replayed_once_it_could_succeed():
+    """A refusal leaves the sender's nonce unused (the root must not move), but the id
+    is in the chain from then on: the same bytes ordered again are a duplicate."""
+    state = init_state(genesis())
+    pay = sign_tx(POOR, CHAIN, 0, "token.transfer", {"to": "rich", "amount": 50})
+    (refused,) = run(state, 1, [pay], committed=set())
+    assert (refused.ok, refused.code) == (False, "InsufficientFunds")
+    mint(state, "BPC", "poor", 50)  # now the transfer would succeed
+    root = state.root()
+    (again,) = run(state, 2, [pay], committed={bytes.fromhex(pay.id)})
+    assert (again.ok, again.code) == (False, DUPLICATE)
+    assert state.root() == root and balance_of(state, "BPC", "poor") == 50
+
+
+def test_the_same_transaction_twice_in_one_batch_takes_effect_once():
+    state = init_state(genesis())
+    pay = sign_tx(RICH, CHAIN, 0, "token.transfer", {"to": "poor", "amount": 10})
+    first, second = run(state, 1, [pay, pay], committed=set())
+    assert first.ok and (second.ok, second.code) == (False, DUPLICATE)
+    assert balance_of(state, "BPC", "poor") == 10
