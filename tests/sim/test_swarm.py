@@ -80,10 +80,19 @@ def test_full_mix_with_primary_faults_never_violates() -> None:
 
 
 @needs_view_change
+def test_a_few_hundred_full_mix_schedules_on_4_and_7_replicas_never_violate() -> None:
+    """The CI-sized swarm: every fault kind with at most f faulty replicas, primary
+    faults and view changes included (the soak runs go to thousands)."""
+    failures = swarm(SimConfig(blocks=25, mix=MIXES["full"]), range(1000, 1240))
+    failures += swarm(SimConfig(nodes=7, blocks=15, mix=MIXES["full"]), range(2000, 2060))
+    assert not failures, "\n\n".join(failures)
+
+
+@needs_view_change
 def test_blocks_committed_before_a_view_change_keep_a_valid_certificate() -> None:
     """Regression: a batch committed in view v and re-proposed in v+1 was delivered with
     the v+1 pre-prepare and the view-v commits (full mix seeds 4, 5, 7, 10, 14; fixed
-    in 508fb14 "deliver with same-view certificates")."""
+    by the commit "Retransmit own votes ..., deliver with same-view certificates")."""
     result = run_seed(4, SimConfig(mix=MIXES["full"]))
     assert not [v for v in result.violations if v.checker == "certificates"], result.describe()
 
