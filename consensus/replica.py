@@ -144,7 +144,8 @@ class Replica(NormalCase, Checkpoints, CatchUp, ViewChanges):
         elif name == "resend":
             self.on_resend_timer()
 
-    def restore(self, wal: list[Signed], executed_height: int) -> list[ev.Action]:
+    def restore(self, wal: list[Signed], executed_height: int,
+                stable_proof: tuple[Signed, ...] = ()) -> list[ev.Action]:
         """Rebuild after a crash from what this replica signed (its WAL) and the host's height.
 
         Only our own messages matter: they fix the view we reached and the votes we
@@ -153,6 +154,7 @@ class Replica(NormalCase, Checkpoints, CatchUp, ViewChanges):
         carry out (re-sending a pending VIEW-CHANGE, arming timers), as `step` does.
         """
         self.resume(executed_height)
+        self.restore_checkpoint(stable_proof)
         latest_vc: Signed | None = None
         for msg in wal:
             body = msg.body
@@ -178,6 +180,17 @@ class Replica(NormalCase, Checkpoints, CatchUp, ViewChanges):
             self.arm_request_timer()
         out, self._out = self._out, []
         return out
+
+    def restore_checkpoint(self, proof: tuple[Signed, ...]) -> None:
+        """Take back the last stable checkpoint the host kept, if it checks out: without
+        its proof, our VIEW-CHANGEs would name a checkpoint nobody can verify."""
+        seqs = {m.body.seq for m in proof if isinstance(m.body, Checkpoint)}
+        if len(seqs) != 1:
+            return  # none kept (or unreadable): the next stable checkpoint brings one
+        (seq,) = seqs
+        root = next(m.body.state_root for m in proof if isinstance(m.body, Checkpoint))
+        if seq <= self.last_executed and self.is_checkpoint_proof(seq, root, proof):
+            self.low_mark, self.stable_root, self.stable_proof = seq, root, tuple(proof)
 
     def restore_vote(self, msg: Signed) -> None:
         body = msg.body

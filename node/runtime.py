@@ -59,7 +59,8 @@ class Runtime:
         self.replica = Replica(ReplicaConfig(n=len(cfg.validator_keys), index=cfg.index,
                                              chain_id=cfg.chain_id, **cfg.consensus),
                                keys, digest_batch)
-        self._restored = self.replica.restore(self._read_wal(), self.executor.height)
+        self._restored = self.replica.restore(self._read_wal(), self.executor.height,
+                                              self._read_stable_proof())
         """Carried out once the loop runs (start), like any step's actions."""
         self.transport = Transport(cfg.peers, self.counters)
         self.events: asyncio.Queue[Any] = asyncio.Queue()
@@ -84,6 +85,14 @@ class Runtime:
         self._timers: dict[str, tuple[int, asyncio.TimerHandle]] = {}
         self._generation = 0
         self._tasks: list[asyncio.Task] = []
+
+    def _read_stable_proof(self) -> tuple[wire.Signed, ...]:
+        stored = self.storage.get_meta("stable_checkpoint")
+        try:
+            return tuple(wire.decode(raw) for raw in stored[1]) if stored else ()
+        except wire.WireError:
+            log.error("event=stable_checkpoint_unreadable")
+            return ()
 
     def _read_wal(self) -> list[wire.Signed]:
         restored = []

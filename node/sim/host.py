@@ -146,6 +146,8 @@ class Host:
         self.rng = rng or random.Random(index)
         self.wal: list[wire.Signed] = []
         """Every message the replica asked to persist, across incarnations (durable)."""
+        self.stable_proof: tuple[wire.Signed, ...] = ()
+        """The last stable checkpoint's proof, durable like the node's (restored with the WAL)."""
         self.replica: Replica | None = make_replica()
         self.epoch = 0
         """Bumped by each crash; callbacks scheduled by an earlier incarnation are void."""
@@ -278,6 +280,7 @@ class Host:
                 self.evidence.append((action.kind, action.first.sender))
             elif kind is ev.CheckpointStable:
                 self._prune_wal(action.seq)
+                self.stable_proof = action.proof  # kept on "disk", as the node's meta
             else:  # a new action type: the host needs teaching; show it in the outcome
                 name = f"unhandled_{kind.__name__}"
                 self.stats[name] = self.stats.get(name, 0) + 1
@@ -384,7 +387,8 @@ class Host:
         self.exec_free_us = 0
         self.replica = self.make_replica()
         self.stats["restored_from_wal"] += 1  # as node.runtime.Runtime does on every start
-        self.carry_out(self.replica.restore(list(self.wal), self.chain.height))
+        self.carry_out(self.replica.restore(list(self.wal), self.chain.height,
+                                            self.stable_proof))
         self._start_ticking()
 
     def heal(self) -> None:

@@ -246,3 +246,23 @@ def test_4_5_2_stale_view_changes_get_the_new_view_but_cannot_make_us_amplify():
     assert sum(new_views_sent(net.inject(2, stale)) for _ in range(50)) == 0
     net.now_ms += TIMEOUT_MS // 2
     assert new_views_sent(net.inject(2, stale)) == 1
+
+
+def test_durability_restart_keeps_the_stable_checkpoint_proof_for_view_changes():
+    """A replica restarted with the stable checkpoint its host kept names it, with its
+    proof, in the VIEW-CHANGE it sends; peers accept that VIEW-CHANGE."""
+    net = Network.build(4, batch_delay_ms=5, max_batch_txs=1, request_timeout_ms=TIMEOUT_MS,
+                        checkpoint_interval_blocks=4, log_window_blocks=16)
+    submit_all(net, payloads("cp", 10), [0, 1, 2, 3])
+    net.run(for_ms=TIMEOUT_MS // 2)
+    old = net.replicas[1]
+    assert old.low_mark == 8 and len(old.stable_proof) >= 3
+    fresh = Replica(old.cfg, old.keys, old.digest_batch)
+    wal = [a.msg for who, a in net.actions if who == 1 and isinstance(a, ev.Persist)]
+    fresh.restore(wal, len(net.delivered[1]), old.stable_proof)
+    assert (fresh.low_mark, fresh.stable_root) == (8, old.stable_root)
+    fresh.start_view_change(1)
+    (vc,) = [m for m in fresh._out if isinstance(m, ev.Broadcast)
+             and isinstance(m.msg.body, ViewChange)] or [None]
+    assert vc is not None and vc.msg.body.stable_seq == 8
+    assert net.replicas[2].is_valid_view_change(vc.msg)

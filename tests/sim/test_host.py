@@ -31,9 +31,9 @@ def test_restart_restores_from_the_wal_when_the_replica_can() -> None:
     calls = []
 
     class Recording(Replica):
-        def restore(self, wal, executed_height):
-            calls.append((list(wal), executed_height))
-            return super().restore(wal, executed_height)
+        def restore(self, wal, executed_height, stable_proof=()):
+            calls.append((list(wal), executed_height, stable_proof))
+            return super().restore(wal, executed_height, stable_proof)
 
     original = host.make_replica
     host.make_replica = lambda: Recording(*original.args)
@@ -41,7 +41,9 @@ def test_restart_restores_from_the_wal_when_the_replica_can() -> None:
     host.crash()
     assert host.replica is None and not host.up
     host.restart()
-    assert calls == [(wal, host.chain.height)] and wal
+    assert calls == [(wal, host.chain.height, host.stable_proof)] and wal
+    assert host.stable_proof, "the host kept the last stable checkpoint's proof"
+    assert host.replica.stable_proof == host.stable_proof
     assert host.stats["restored_from_wal"] == 1
     assert host.replica.last_delivered == host.chain.height
 
