@@ -15,6 +15,7 @@ in an old view is sent the NEW-VIEW that installed the current one.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import TYPE_CHECKING
 
 from consensus import events as ev
@@ -41,6 +42,7 @@ class ViewChanges:
         self.ahead: dict[int, int] = {}
         """Senders seen working in a view above ours, and the highest such view."""
         self.future: list[Signed] = []
+        self.future_per_sender: Counter[int] = Counter()
         """Normal-case messages for a view we have not installed yet, replayed on entry."""
 
     # -- triggers -------------------------------------------------------------------------
@@ -238,6 +240,7 @@ class ViewChanges:
             del self.slots[seq]
         self.next_seq = max(high, self.last_delivered) + 1
         replay, self.future = [m for m in self.future if m.body.view == nv.view], []
+        self.future_per_sender.clear()
         for msg in replay:
             self.on_message(msg)
         self.on_progress()
@@ -290,7 +293,10 @@ class ViewChanges:
         self.note_future(seq)
 
     def buffer_future(self: "Replica", msg: Signed) -> None:
-        if len(self.future) < MAX_FUTURE_MESSAGES:
+        # Each sender gets an equal share, so one faulty replica cannot crowd out the
+        # messages the honest ones send ahead of a NEW-VIEW we have not seen yet.
+        if self.future_per_sender[msg.sender] < MAX_FUTURE_MESSAGES // self.n:
+            self.future_per_sender[msg.sender] += 1
             self.future.append(msg)
         else:
             self.stats["dropped_future_message"] += 1

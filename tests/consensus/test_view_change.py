@@ -266,3 +266,18 @@ def test_durability_restart_keeps_the_stable_checkpoint_proof_for_view_changes()
              and isinstance(m.msg.body, ViewChange)] or [None]
     assert vc is not None and vc.msg.body.stable_seq == 8
     assert net.replicas[2].is_valid_view_change(vc.msg)
+
+
+def test_4_4_one_sender_cannot_fill_the_future_message_buffer():
+    """Messages for a view not yet installed wait in a buffer; each sender gets an equal
+    share of it, so a flood from one replica leaves room for the others."""
+    from consensus import viewchange
+
+    net = Network.build(4, **FAST)
+    waiting = net.replicas[3]
+    share = viewchange.MAX_FUTURE_MESSAGES // 4
+    for seq in range(1, share + 50):
+        net.inject(3, net.sign_as(2, Prepare(5, seq, bytes(32))))
+    assert waiting.stats["dropped_future_message"] == 49
+    net.inject(3, net.sign_as(0, Prepare(5, 1, bytes(32))))  # (replica 1 leads view 5)
+    assert waiting.future[-1].sender == 0
