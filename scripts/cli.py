@@ -13,12 +13,15 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from scripts import broker, client, layout, proof, watch
+from scripts import proof, watch
+from ipchain.cluster import broker
+from ipchain.sdk import client
+from ipchain.cluster import layout
 from scripts.argtypes import json_object, non_negative, positive
-from scripts.cluster import Cluster, ClusterError
-from scripts.cluster import start_and_wait as cluster_start_and_wait
-from scripts.procs import pids_under
-from scripts.render import print_table, say
+from ipchain.cluster.manager import Cluster, ClusterError
+from ipchain.cluster.manager import start_and_wait as cluster_start_and_wait
+from ipchain.cluster.procs import pids_under
+from ipchain.render import print_table, say
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -268,12 +271,12 @@ async def _submit(args: argparse.Namespace, cluster: Cluster | None, url: str,
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from scripts import demo
+    from ipchain.workloads import demo
     return demo.run(args)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from scripts import bench
+    from ipchain.workloads import bench
     return bench.run(args)
 
 
@@ -284,8 +287,8 @@ COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "submit": cmd_
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["faults"]:  # its own parser: scripts/faults/cli.py
-        from scripts.faults.cli import main as faults_main
+    if argv[:1] == ["faults"]:  # its own parser: scripts/faults.py
+        from scripts.faults import main as faults_main
         return faults_main(argv[1:])
     if argv[:1] == ["sim"]:  # its own parser: scripts/sim.py
         from scripts.sim import main as sim_main

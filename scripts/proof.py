@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from node.proofs import ProofError, verify_proof
-from scripts import client, layout
+from ipchain.sdk import client
+from ipchain.cluster import layout
 
 
 def add_parsers(sub: Any) -> None:

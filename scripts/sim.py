@@ -18,8 +18,8 @@ import sys
 from dataclasses import replace
 from typing import Sequence
 
-from node.sim.faults import BEHAVIOURS, MIXES
-from node.sim.run import SimConfig, explore, mix_with, resolve_mix, run_seed
+from ipchain.sim.faults import BEHAVIOURS, MIXES
+from ipchain.sim.run import SimConfig, explore, mix_with, resolve_mix, run_seed
 from scripts.argtypes import non_negative, positive
 
 EXIT_OK, EXIT_VIOLATION, EXIT_USAGE = 0, 1, 2

@@ -23,7 +23,8 @@ from typing import Any, TextIO
 
 import aiomqtt
 
-from scripts import broker, layout
+from ipchain.cluster import broker
+from ipchain.cluster import layout
 from scripts.argtypes import non_negative
 
 MAX_REMEMBERED_IDS = 100_000

@@ -26,8 +26,8 @@ from typing import Any
 from contracts.genesis import init_state
 from contracts.runtime import BlockContext, apply_block
 from contracts.tx import sign_tx
-from scripts import workload
-from scripts.cluster import Cluster
+from ipchain.workloads import story as workload
+from ipchain.cluster.manager import Cluster
 
 ROOT = Path(__file__).resolve().parents[1]
 APPLY = Path(__file__).with_name("determinism_apply.py")

@@ -11,8 +11,8 @@ from typing import Callable, Iterator
 
 import pytest
 
-from scripts.cluster import Cluster, start_and_wait
-from scripts.procs import find_free_base_port, pids_under
+from ipchain.cluster.manager import Cluster, start_and_wait
+from ipchain.cluster.procs import find_free_base_port, pids_under
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.procs import pids_under
+from ipchain.cluster.procs import pids_under
 
 pytestmark = pytest.mark.cluster
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from scripts.cluster import Cluster
-from scripts.procs import find_free_base_port, is_pid_running, pids_under
+from ipchain.cluster.manager import Cluster
+from ipchain.cluster.procs import find_free_base_port, is_pid_running, pids_under
 
 pytestmark = pytest.mark.cluster
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from scripts import client
-from scripts.cluster import Cluster
+from ipchain.sdk import client
+from ipchain.cluster.manager import Cluster
 
 pytestmark = pytest.mark.cluster
 

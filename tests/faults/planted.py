@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 
-from scripts.faults.checks import Block, History, Liveness, NodeFinal, Submission
+from ipchain.faultrun.checks import Block, History, Liveness, NodeFinal, Submission
 
 SUPPLY = 1_000
 

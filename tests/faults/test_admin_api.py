@@ -13,7 +13,7 @@ from node.api import build_app
 from node.config import load_config
 from node.admin import FAULTS, _refusal, is_loopback
 from node.runtime import Runtime
-from scripts.cluster import Cluster
+from ipchain.cluster.manager import Cluster
 
 
 @pytest.fixture

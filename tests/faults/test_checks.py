@@ -9,7 +9,7 @@ import dataclasses
 
 import pytest
 
-from scripts.faults.checks import History, Submission, run_checks, summarize_outcomes
+from ipchain.faultrun.checks import History, Submission, run_checks, summarize_outcomes
 from tests.faults.planted import SUPPLY, clean_history, h, make_chain
 
 def violations_of(history: History) -> dict[str, list]:

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from scripts.cli import main as ipchain_main
-from scripts.faults.runner import run_scenario
-from scripts.faults.scenario import SCENARIO_DIR, load_scenario
-from scripts.procs import pids_under
+from ipchain.faultrun.runner import run_scenario
+from ipchain.faultrun.scenario import SCENARIO_DIR, load_scenario
+from ipchain.cluster.procs import pids_under
 
 BACKUP_CRASH = """\
 name = "backup-crash-short"

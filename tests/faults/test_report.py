@@ -12,11 +12,11 @@ from types import SimpleNamespace
 import pytest
 
 from scripts.cli import main as ipchain_main
-from scripts.faults.checks import Violation, run_checks
-from scripts.faults.control import Applied, Window
-from scripts.faults.report import build_report, format_summary, write_outputs
-from scripts.faults.scenario import parse_scenario
-from scripts.faults.timeline import Shade, TimelineData, render_svg
+from ipchain.faultrun.checks import Violation, run_checks
+from ipchain.faultrun.control import Applied, Window
+from ipchain.faultrun.report import build_report, format_summary, write_outputs
+from ipchain.faultrun.scenario import parse_scenario
+from ipchain.faultrun.timeline import Shade, TimelineData, render_svg
 from tests.faults.planted import clean_history
 
 SVG = "{http://www.w3.org/2000/svg}"

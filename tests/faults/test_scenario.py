@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from scripts.faults.scenario import (SCENARIO_DIR, ScenarioError, find_scenario, list_scenarios,
+from ipchain.faultrun.scenario import (SCENARIO_DIR, ScenarioError, find_scenario, list_scenarios,
                                      max_simultaneous_faults, parse_scenario)
 
 GOOD = """\

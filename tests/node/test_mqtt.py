@@ -17,9 +17,10 @@ from contracts.runtime import Event
 from node.chain import Header
 from node.events import EVENT_HUB, MQTT_PUBLISHER, Block, Record
 from node.mqtt import BrokerAddress, MqttPublisher, parse_mqtt_url, topic_for
-from scripts import broker, cli, watch
-from scripts.cluster import Cluster
-from scripts.procs import find_free_base_port, is_port_free
+from scripts import cli, watch
+from ipchain.cluster import broker
+from ipchain.cluster.manager import Cluster
+from ipchain.cluster.procs import find_free_base_port, is_port_free
 from tests.node.conftest import CHAIN_ID, LocalCluster, Subscriber, subscribed, until
 
 TOPIC = f"ipchain/{CHAIN_ID}/#"

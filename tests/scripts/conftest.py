@@ -8,8 +8,8 @@ from typing import Callable, Iterator
 
 import pytest
 
-from scripts.cluster import Cluster
-from scripts.procs import find_free_base_port
+from ipchain.cluster.manager import Cluster
+from ipchain.cluster.procs import find_free_base_port
 
 FAKE_NODE = str(Path(__file__).with_name("fake_node.py"))
 

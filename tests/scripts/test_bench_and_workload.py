@@ -14,8 +14,9 @@ import pytest
 from contracts import tx as txmod
 from contracts.genesis import init_state
 from contracts.runtime import BlockContext, apply_block
-from scripts import bench, workload
-from scripts.cluster import Cluster
+from ipchain.workloads import bench
+from ipchain.workloads import story as workload
+from ipchain.cluster.manager import Cluster
 
 
 @pytest.mark.parametrize("values_s, pct, expected_ms", [

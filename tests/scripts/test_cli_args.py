@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from scripts import cli, client
+from scripts import cli
+from ipchain.sdk import client
 from scripts.cli import build_parser
-from scripts.cluster import ClusterError
+from ipchain.cluster.manager import ClusterError
 
 
 def parse(*argv: str):

@@ -11,8 +11,8 @@ import socket
 
 import pytest
 
-from scripts.cluster import Cluster, ClusterError
-from scripts.procs import is_pid_running, is_port_free, pids_under
+from ipchain.cluster.manager import Cluster, ClusterError
+from ipchain.cluster.procs import is_pid_running, is_port_free, pids_under
 
 
 def test_start_wait_ready_stop_leaves_nothing(make_fake_cluster) -> None:
@@ -119,7 +119,7 @@ def test_wait_for_blocks_names_the_nodes_that_lack_the_height(make_fake_cluster)
     gets a transaction of its own; a stopped node counts as lacking the block."""
     import asyncio
 
-    from scripts import client
+    from ipchain.sdk import client
 
     cluster = make_fake_cluster(n=3)
     cluster.start()

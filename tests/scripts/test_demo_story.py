@@ -17,8 +17,9 @@ import pytest
 
 from contracts import errors
 from contracts.queries import run_query
-from scripts import demo, workload
-from scripts.cluster import Cluster
+from ipchain.workloads import demo
+from ipchain.workloads import story as workload
+from ipchain.cluster.manager import Cluster
 
 TODAY = datetime.date(2026, 11, 21)
 NOON_MS = int(datetime.datetime(2026, 11, 21, 12, tzinfo=datetime.timezone.utc).timestamp()

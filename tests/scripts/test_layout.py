@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contracts.genesis import ROLES, init_state, validate
-from scripts import layout
-from scripts.client import load_key
-from scripts.cluster import Cluster, ClusterError
+from ipchain.cluster import layout
+from ipchain.sdk.client import load_key
+from ipchain.cluster.manager import Cluster, ClusterError
 
 REQUIRED_ROLE_COUNTS = {"admin": 3, "office": 1, "member": 4, "evaluator": 1, "investor": 2,
                         "trustee": 1, "regulator": 1}

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from scripts.cli import choose_nonce
-from scripts.client import NonceStore, time_nonce
+from ipchain.sdk.client import NonceStore, time_nonce
 
 SENDER = "ab" * 32
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from scripts.render import format_table, print_table
+from ipchain.render import format_table, print_table
 
 
 def test_format_table_aligns_columns_and_blanks_none() -> None:

@@ -11,9 +11,9 @@ from typing import Callable
 
 import pytest
 
-from node.sim import checkers
-from node.sim.checkers import History, ReplicaRecord, check_all
-from node.sim.workload import Ack
+from ipchain.sim import checkers
+from ipchain.sim.checkers import History, ReplicaRecord, check_all
+from ipchain.sim.workload import Ack
 
 D1, D2, D3 = b"\x01" * 32, b"\x02" * 32, b"\x03" * 32
 R1, R2, R3 = b"\x11" * 32, b"\x12" * 32, b"\x13" * 32

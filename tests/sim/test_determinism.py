@@ -8,8 +8,8 @@ import subprocess
 import sys
 from dataclasses import replace
 
-from node.sim.faults import MIXES
-from node.sim.run import SimConfig, run_seed
+from ipchain.sim.faults import MIXES
+from ipchain.sim.run import SimConfig, run_seed
 
 CFG = SimConfig(blocks=30, mix=MIXES["normal"])
 FAULTY_SEED = 3

@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from consensus.quorum import max_faulty
-from node.sim.faults import (MIXES, NETWORK_KINDS, SPLIT_KIND, Episode, FaultMix,
+from ipchain.sim.faults import (MIXES, NETWORK_KINDS, SPLIT_KIND, Episode, FaultMix,
                              generate_plan, link_condition, negative_control_mix)
 
 SEEDS = range(1, 201)

@@ -10,10 +10,10 @@ from consensus.messages import Commit, PrePrepare, Prepare, Signed
 from consensus.replica import Replica
 from contracts.genesis import init_state
 from node.chain import digest_batch
-from node.sim.faults import MIXES
-from node.sim.host import SimChain, certificate_problem
-from node.sim.run import SimConfig, Simulation
-from node.sim.workload import (Client, build_genesis, client_org, make_bursts,
+from ipchain.sim.faults import MIXES
+from ipchain.sim.host import SimChain, certificate_problem
+from ipchain.sim.run import SimConfig, Simulation
+from ipchain.sim.workload import (Client, build_genesis, client_org, make_bursts,
                                trusted_signatures)
 
 CFG = SimConfig(blocks=12, liveness_blocks=2, mix=MIXES["none"])

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import random
 
-from node.sim.clock import EventQueue, SimClock
-from node.sim.network import LatencyModel, LinkCondition, Network, all_links, links_between
+from ipchain.sim.clock import EventQueue, SimClock
+from ipchain.sim.network import LatencyModel, LinkCondition, Network, all_links, links_between
 
 
 def make(n: int = 4, seed: int = 1, **latency) -> tuple[Network, EventQueue, list]:

@@ -12,10 +12,10 @@ from dataclasses import replace
 
 import pytest
 
-from node.sim.byzantine import HONEST
-from node.sim.faults import (BACKUP_BEHAVIOURS, MIXES, Episode, FaultPlan,
+from ipchain.sim.byzantine import HONEST
+from ipchain.sim.faults import (BACKUP_BEHAVIOURS, MIXES, Episode, FaultPlan,
                              negative_control_mix)
-from node.sim.run import SimConfig, Simulation, has_view_change, run_seed
+from ipchain.sim.run import SimConfig, Simulation, has_view_change, run_seed
 
 SAFETY = {"agreement", "certificates", "state_roots", "exactly_once", "no_fabrication",
           "conservation"}

@@ -7,7 +7,7 @@ run time); it trusts the set of ids the clients signed instead — labelled
 FAST_TX_SIGNATURES wherever it is used. Anything else (say a transaction a Byzantine
 replica made up) fails that check, as it would fail a real signature check.
 
-The client behaves like `scripts/client.py` against a real cluster: it sends a burst to
+The client behaves like `ipchain/sdk/client.py` against a real cluster: it sends a burst to
 one node, waits for that node's receipt, and re-sends what is still unacknowledged to
 another node after a timeout.
 """

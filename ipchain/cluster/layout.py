@@ -1,7 +1,7 @@
 """What `ipchain up` writes: keys, genesis, per-node config, and the cluster manifest.
 
 Everything here is a pure function of its inputs (keys and time are passed in) so the
-files can be unit-tested without starting a process; `scripts.cluster` does the I/O.
+files can be unit-tested without starting a process; `ipchain.cluster.manager` does the I/O.
 The layout is the one fixed in the node interface brief:
 
     <data-dir>/genesis.json, cluster.json, clients/<org>.key, nonces/

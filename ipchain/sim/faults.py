@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from consensus.quorum import max_faulty
-from node.sim.network import LinkCondition, all_links, links_between, links_touching
+from ipchain.sim.network import LinkCondition, all_links, links_between, links_touching
 
 REPLICA_KINDS = ("crash", "pause", "partition", "oneway", "loss")
 """Episodes that hit chosen faulty replicas only."""

@@ -21,9 +21,9 @@ from typing import Any, Callable
 
 import aiohttp
 
-from scripts import client
-from scripts.cluster import Cluster, ClusterError
-from scripts.faults.scenario import Event
+from ipchain.sdk import client
+from ipchain.cluster.manager import Cluster, ClusterError
+from ipchain.faultrun.scenario import Event
 
 READY_DEADLINE_S = 20.0
 ADMIN_TIMEOUT_S = 3.0

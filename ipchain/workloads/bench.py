@@ -29,10 +29,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scripts import client, layout
-from scripts.cluster import Cluster
-from scripts.procs import find_free_base_port
-from scripts.render import say
+from ipchain.sdk import client
+from ipchain.cluster import layout
+from ipchain.cluster.manager import Cluster
+from ipchain.cluster.procs import find_free_base_port
+from ipchain.render import say
 
 FOLLOW_POLL_S = 0.01
 

@@ -14,9 +14,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from scripts.faults.checks import History, Violation, summarize_outcomes
-from scripts.faults.scenario import Scenario
-from scripts.faults.timeline import Shade, TimelineData, render_svg
+from ipchain.faultrun.checks import History, Violation, summarize_outcomes
+from ipchain.faultrun.scenario import Scenario
+from ipchain.faultrun.timeline import Shade, TimelineData, render_svg
 
 
 def build_report(scenario: Scenario, history: History, data: Any, controller: Any,

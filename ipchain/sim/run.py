@@ -28,14 +28,14 @@ from consensus.replica import Replica, ReplicaConfig
 from contracts.genesis import init_state
 from contracts.tx import Transaction
 from node.chain import digest_batch
-from node.sim import checkers
-from node.sim.byzantine import HONEST, Conspiracy, make_behaviour
-from node.sim.clock import US_PER_MS, EventQueue, SimClock
-from node.sim.faults import (MIXES, FaultMix, FaultPlan, end_episode, generate_plan,
+from ipchain.sim import checkers
+from ipchain.sim.byzantine import HONEST, Conspiracy, make_behaviour
+from ipchain.sim.clock import US_PER_MS, EventQueue, SimClock
+from ipchain.sim.faults import (MIXES, FaultMix, FaultPlan, end_episode, generate_plan,
                              start_episode)
-from node.sim.host import Host, SimChain
-from node.sim.network import LatencyModel, LinkCondition, Network
-from node.sim.workload import (FAST_TX_SIGNATURES, GENESIS_TIME_MS, Client, ClientTx,
+from ipchain.sim.host import Host, SimChain
+from ipchain.sim.network import LatencyModel, LinkCondition, Network
+from ipchain.sim.workload import (FAST_TX_SIGNATURES, GENESIS_TIME_MS, Client, ClientTx,
                                build_genesis, make_bursts, trusted_signatures, validator_seed)
 
 CLIENT_LATENCY_US = 1_000
@@ -118,7 +118,7 @@ class RunResult:
 def replay_hint(seed: int, cfg: SimConfig) -> str:
     if cfg.cli_flags:
         return f"ipchain sim --seed {seed} {cfg.cli_flags}"
-    return f"node.sim.run.run_seed({seed}, {cfg!r})"
+    return f"ipchain.sim.run.run_seed({seed}, {cfg!r})"
 
 
 class Simulation:

@@ -16,7 +16,7 @@ import random
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
-from node.sim.clock import EventQueue
+from ipchain.sim.clock import EventQueue
 
 
 @dataclass(frozen=True)

@@ -25,10 +25,10 @@ from contracts.runtime import BlockContext, Receipt
 from contracts.state import State
 from contracts.tx import Transaction
 from node.chain import DUPLICATE, ZERO_HASH, Header, digest_batch, iter_receipts, next_header
-from node.sim.byzantine import HONEST, Behaviour
-from node.sim.clock import US_PER_MS, EventQueue
-from node.sim.network import Network
-from node.sim.workload import ClientTx
+from ipchain.sim.byzantine import HONEST, Behaviour
+from ipchain.sim.clock import US_PER_MS, EventQueue
+from ipchain.sim.network import Network
+from ipchain.sim.workload import ClientTx
 
 EXEC_BASE_US = 300
 EXEC_PER_TX_US = 60

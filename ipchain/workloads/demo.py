@@ -16,9 +16,11 @@ import asyncio
 import datetime
 from typing import Any, Awaitable, Callable
 
-from scripts import client, layout, workload
-from scripts.cluster import Cluster, ClusterError, start_and_wait
-from scripts.render import print_table, say
+from ipchain.sdk import client
+from ipchain.cluster import layout
+from ipchain.workloads import story as workload
+from ipchain.cluster.manager import Cluster, ClusterError, start_and_wait
+from ipchain.render import print_table, say
 
 STEP_TIMEOUT_MS = 10_000
 

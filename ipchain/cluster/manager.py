@@ -28,8 +28,9 @@ from typing import Any
 
 import nacl.signing
 
-from scripts import client, layout
-from scripts.procs import ClusterError, is_pid_running, is_port_free, signal_group
+from ipchain.sdk import client
+from ipchain.cluster import layout
+from ipchain.cluster.procs import ClusterError, is_pid_running, is_port_free, signal_group
 
 PROBE_OP = "token.transfer"
 POLL_S = 0.05

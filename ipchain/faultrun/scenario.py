@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from node.faults import RULE_FIELDS, FaultSpecError, parse_byzantine, parse_rule
-from scripts.faults.locate import Reader, ScenarioError
+from ipchain.faultrun.locate import Reader, ScenarioError
 
 SCENARIO_DIR = Path(__file__).resolve().parents[2] / "configs" / "faults"
 PROCESS_ACTIONS = ("kill", "stop", "start", "restart", "pause", "resume")

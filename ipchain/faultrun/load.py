@@ -17,10 +17,11 @@ import random
 import time
 from typing import Any, Callable
 
-from scripts import client, layout
-from scripts.cluster import Cluster
-from scripts.faults.checks import Submission
-from scripts.faults.scenario import Load
+from ipchain.sdk import client
+from ipchain.cluster import layout
+from ipchain.cluster.manager import Cluster
+from ipchain.faultrun.checks import Submission
+from ipchain.faultrun.scenario import Load
 
 NONCE_MARGIN = 200
 

@@ -2,7 +2,7 @@
 
 `--mqtt` gives a cluster a broker with no extra install: amqtt (a pure-Python MQTT
 3.1.1 broker, a dependency of the project) runs in a child process of its own session,
-`python -m scripts.broker --data-dir <data-dir> --port <port>`, logging to
+`python -m ipchain.cluster.broker --data-dir <data-dir> --port <port>`, logging to
 <data-dir>/broker/broker.log. If amqtt cannot be imported, a `mosquitto` binary on the
 machine is used instead. `--mqtt-url` points the nodes at a broker that already runs.
 
@@ -29,8 +29,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from scripts import layout
-from scripts.procs import is_pid_running, is_port_free, signal_group
+from ipchain.cluster import layout
+from ipchain.cluster.procs import is_pid_running, is_port_free, signal_group
 
 BROKER_DIR = "broker"
 STATE_FILE = "broker.json"
@@ -150,7 +150,7 @@ def broker_command(data_dir: Path, port: int) -> list[str]:
         conf.write_text(f"listener {port} {layout.HOST}\nallow_anonymous true\n"
                         f"persistence false\nlog_dest stderr\n")
         return [binary, "-c", str(conf.resolve())]
-    return [sys.executable, "-m", "scripts.broker", "--data-dir", _marker(data_dir),
+    return [sys.executable, "-m", "ipchain.cluster.broker", "--data-dir", _marker(data_dir),
             "--host", layout.HOST, "--port", str(port)]
 
 
@@ -209,7 +209,7 @@ def _reap(pid: int) -> None:
         pass
 
 
-# -- `python -m scripts.broker`: the broker itself ------------------------------------------
+# -- `python -m ipchain.cluster.broker`: the broker itself ------------------------------------------
 async def serve(host: str, port: int) -> None:
     from amqtt.broker import Broker
 
@@ -228,7 +228,7 @@ async def serve(host: str, port: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m scripts.broker",
+    parser = argparse.ArgumentParser(prog="python -m ipchain.cluster.broker",
                                      description="an embedded MQTT broker (amqtt)")
     parser.add_argument("--host", default=layout.HOST)
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from node.chain import DUPLICATE
-from node.sim.workload import Ack
+from ipchain.sim.workload import Ack
 
 MAX_DETAILS_PER_CHECKER = 5
 

@@ -26,14 +26,14 @@ from typing import Any, Callable
 
 import aiohttp
 
-from scripts import client
-from scripts.cluster import Cluster
-from scripts.faults import report as report_mod
-from scripts.faults.checks import Block, History, Liveness, NodeFinal, run_checks
-from scripts.faults.control import Controller
-from scripts.faults.load import LoadGenerator, wall_ms
-from scripts.faults.scenario import Scenario
-from scripts.procs import find_free_base_port
+from ipchain.sdk import client
+from ipchain.cluster.manager import Cluster
+from ipchain.faultrun import report as report_mod
+from ipchain.faultrun.checks import Block, History, Liveness, NodeFinal, run_checks
+from ipchain.faultrun.control import Controller
+from ipchain.faultrun.load import LoadGenerator, wall_ms
+from ipchain.faultrun.scenario import Scenario
+from ipchain.cluster.procs import find_free_base_port
 
 POLL_S = 0.5
 PROGRESS_S = 2.0

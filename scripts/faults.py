@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from scripts.client import ApiError
-from scripts.cluster import ClusterError
-from scripts.render import print_table, say
+from ipchain.sdk.client import ApiError
+from ipchain.cluster.manager import ClusterError
+from ipchain.render import print_table, say
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 DEFAULT_OUT = Path("faults-out")
@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_list() -> int:
-    from scripts.faults.scenario import ScenarioError, list_scenarios
+    from ipchain.faultrun.scenario import ScenarioError, list_scenarios
     rows, bad = [], []
     for item in list_scenarios():
         if isinstance(item, ScenarioError):
@@ -51,9 +51,9 @@ def cmd_list() -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from scripts.faults.report import format_summary
-    from scripts.faults.runner import run_scenario
-    from scripts.faults.scenario import ScenarioError, find_scenario, load_scenario
+    from ipchain.faultrun.report import format_summary
+    from ipchain.faultrun.runner import run_scenario
+    from ipchain.faultrun.scenario import ScenarioError, find_scenario, load_scenario
     try:
         scenario = load_scenario(find_scenario(args.scenario), args.nodes, args.seed)
     except ScenarioError as exc:

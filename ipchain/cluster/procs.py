@@ -10,7 +10,7 @@ import os
 import socket
 from pathlib import Path
 
-from scripts import layout
+from ipchain.cluster import layout
 
 
 class ClusterError(Exception):
