@@ -18,7 +18,8 @@ import sys
 from dataclasses import replace
 from typing import Sequence
 
-from ipchain.sim.faults import BEHAVIOURS, MIXES
+from ipchain.sim.faults import MIXES
+from node.byzantine import BEHAVIOURS
 from ipchain.sim.run import SimConfig, explore, mix_with, resolve_mix, run_seed
 from scripts.argtypes import non_negative, positive
 

@@ -27,9 +27,9 @@ from consensus.quorum import max_faulty
 from consensus.replica import Replica, ReplicaConfig
 from contracts.genesis import init_state
 from contracts.tx import Transaction
+from node.byzantine import HONEST, Behaviour, make_behaviour
 from node.chain import digest_batch
 from ipchain.sim import checkers
-from ipchain.sim.byzantine import HONEST, Conspiracy, make_behaviour
 from ipchain.sim.clock import US_PER_MS, EventQueue, SimClock
 from ipchain.sim.faults import (MIXES, FaultMix, FaultPlan, end_episode, generate_plan,
                              start_episode)
@@ -157,7 +157,7 @@ class Simulation:
         tx_cache = {c.id_bytes: c.tx for burst in self.bursts for c in burst}
         keyring = _keyring_factory(self.n, cfg.ed25519)
         colluders = sorted(i for i, b in self.plan.byzantine.items() if b == "collude")
-        plot = Conspiracy(self._rng("conspiracy"), colluders, self.n) if colluders else None
+        fooled = _collusion_audience(self._rng("conspiracy"), colluders, self.n)
         hosts = []
         for i in range(self.n):
             rcfg = ReplicaConfig(n=self.n, index=i, chain_id=cfg.chain_id,
@@ -165,8 +165,8 @@ class Simulation:
                                  checkpoint_interval_blocks=cfg.checkpoint_interval_blocks,
                                  log_window_blocks=4 * cfg.checkpoint_interval_blocks,
                                  request_timeout_ms=cfg.request_timeout_ms)
-            behaviour = (make_behaviour(self.plan.byzantine[i], i, self.n,
-                                        self._rng(f"byzantine/{i}"), plot)
+            behaviour = (_behaviour(self.plan.byzantine[i], i, self.n,
+                                    self._rng(f"byzantine/{i}"), fooled)
                          if i in self.plan.byzantine else HONEST)
             chain = SimChain(cfg.chain_id, genesis_state, genesis["genesis_time_ms"],
                              signature_ok, tx_cache)
@@ -309,6 +309,24 @@ def record_of(host: Host) -> checkers.ReplicaRecord:
         supply_bpc=state.get("supply/BPC", 0),
         balances_bpc={key.rsplit("/", 1)[1]: value for key, value in state.items("bal/BPC/")},
         anomalies=list(host.anomalies), bad_certificates=list(host.bad_certificates))
+
+
+def _collusion_audience(rng: random.Random, colluders: list[int], n: int) -> frozenset[int]:
+    """The honest replicas every colluder tells the second story (the rest hear the first)."""
+    honest = [i for i in range(n) if i not in colluders]
+    rng.shuffle(honest)
+    return frozenset(honest[len(honest) // 2:])
+
+
+def _behaviour(name: str, index: int, n: int, rng: random.Random,
+               fooled: frozenset[int]) -> Behaviour:
+    """A lone equivocator lies to a random half of its peers; colluders share theirs."""
+    if name == "collude":
+        return make_behaviour(name, rng, audience=fooled)
+    if name == "equivocate":
+        peers = [i for i in range(n) if i != index]
+        return make_behaviour(name, rng, audience=frozenset(rng.sample(peers, len(peers) // 2)))
+    return make_behaviour(name, rng)
 
 
 def _keyring_factory(n: int, ed25519: bool):

@@ -12,7 +12,7 @@ from dataclasses import replace
 
 import pytest
 
-from ipchain.sim.byzantine import HONEST
+from node.byzantine import HONEST
 from ipchain.sim.faults import (BACKUP_BEHAVIOURS, MIXES, Episode, FaultPlan,
                              negative_control_mix)
 from ipchain.sim.run import SimConfig, Simulation, has_view_change, run_seed
