@@ -95,6 +95,8 @@ class RunResult:
     digests: dict[int, list[str]] = field(default_factory=dict)
     """Per replica, the hex digests it delivered in sequence order (for replay checks)."""
     fingerprint: str = ""
+    finals: list[dict[str, Any]] = field(default_factory=list)
+    """Per replica at the end: up, height, view, in_view_change (what view_convergence judged)."""
 
     @property
     def ok(self) -> bool:
@@ -106,6 +108,10 @@ class RunResult:
                  f"{self.config.blocks} blocks, mix {self.config.mix.name}, "
                  f"keyring {self.config.keyring_label})", self.plan.describe()]
         lines.append("outcome: " + ", ".join(f"{k}={v}" for k, v in sorted(self.stats.items())))
+        lines.append("final: " + ", ".join(
+            f"replica {f['replica']} h={f['height']} v={f['view']}"
+            + (" (in view change)" if f["in_view_change"] else "") + ("" if f["up"] else " down")
+            for f in self.finals))
         lines += [f"  {v.describe()}" for v in self.violations]
         if not self.ok:
             lines.append(f"replay: {replay_hint(self.seed, self.config)}")
@@ -114,7 +120,7 @@ class RunResult:
     def to_value(self) -> dict[str, Any]:
         return {"seed": self.seed, "ok": self.ok, "config": self.config.summary(),
                 "plan": self.plan.to_value(), "violations": [v.to_json() for v in self.violations],
-                "stats": self.stats, "fingerprint": self.fingerprint}
+                "stats": self.stats, "finals": self.finals, "fingerprint": self.fingerprint}
 
 
 def replay_hint(seed: int, cfg: SimConfig) -> str:
@@ -263,8 +269,12 @@ class Simulation:
             violations.append(Violation(
                 "exception", f"{exc!r} at {where.filename}:{where.lineno} ({where.name}) "
                              f"at {self.clock.sim_ms()} ms", seed=self.seed))
-        violations += run_checks(self.history(), self.seed)[0]
-        return self._result(violations, time.perf_counter() - started)
+        history = self.history()
+        violations += run_checks(history, self.seed)[0]
+        result = self._result(violations, time.perf_counter() - started)
+        result.finals = [{"replica": r.index, "up": r.up, "height": r.height, "view": r.view,
+                          "in_view_change": r.in_view_change} for r in history.replicas]
+        return result
 
     # -- results -----------------------------------------------------------------------------
     def history(self) -> History:
