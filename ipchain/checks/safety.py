@@ -12,10 +12,7 @@ from typing import Any
 
 from ipchain.checks.history import (EVIDENCE_HEIGHTS, MAX_LISTED, Block, History,
                                     ReplicaRecord, Violation)
-
-DUPLICATE = "DuplicateTransaction"
-"""A receipt for a tx already in the chain: it is in the block but not executed again
-(node/chain.py's code, repeated so the checks need nothing from the node)."""
+from node.chain import DUPLICATE
 
 
 def _chains(history: History) -> dict[int, dict[int, Block]]:
@@ -159,8 +156,9 @@ def check_state_roots(history: History) -> list[Violation]:
 
 # -- exactly once ------------------------------------------------------------------------------
 def _executions(record: ReplicaRecord) -> dict[str, list[tuple[int, bool | None, str | None]]]:
-    """tx id -> (height, ok, code) of each time the replica executed it. Without receipts
-    every appearance in a block counts (a duplicate the executor refused included)."""
+    """tx id -> (height, ok, code) of each time the replica executed it (a DUPLICATE
+    receipt is a repeat the executor refused, so not an execution). Without receipts
+    every appearance in a block counts."""
     runs: dict[str, list[tuple[int, bool | None, str | None]]] = defaultdict(list)
     if record.receipts is not None:
         for r in record.receipts:
