@@ -149,8 +149,8 @@ def parse_id(text: str) -> Key:
 
 
 def _nonneg(text: str) -> int:
-    if not text.isdigit() or len(text) > 18:
-        raise ValueError(f"{text!r} is not a non-negative integer")
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
+        raise ValueError(f"{text!r} is not a non-negative integer in ASCII digits")
     return int(text)
 
 

@@ -196,6 +196,6 @@ def parse_cursor(request: web.Request) -> Key | None:
     start = request.query.get("from_height")
     if start is None:
         return None
-    if not start.isdigit() or len(start) > 18:
-        raise BadCursor("from_height must be a non-negative integer")
+    if not (start.isascii() and start.isdigit()) or len(start) > 18:
+        raise BadCursor("from_height must be a non-negative integer in ASCII digits")
     return (int(start) - 1, END_OF_BLOCK, END_OF_BLOCK) if int(start) > 0 else (0, -1, -1)
