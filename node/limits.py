@@ -20,10 +20,12 @@ import errno
 import logging
 import resource
 import time
+import collections
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from aiohttp import web
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from node.http_input import InputError, read_body
 from node.peer_auth import PeerAuthError, body_matches, verify_envelope
@@ -94,6 +96,36 @@ class _Tracked(asyncio.Protocol):
             self.inner.resume_writing()
 
 
+class LoopLagProbe:
+    """How long the event loop was kept from running a 10 ms timer: the worst overshoot
+    since start, and the worst of each of the last ten seconds (a block shows up
+    here however long it lasted, and a scrape that waited on it still reports it)."""
+
+    def __init__(self, tick_s: float = 0.01, window_s: int = 10) -> None:
+        self.tick_s = tick_s
+        self.max_ms = 0.0
+        self.per_second: collections.deque[tuple[int, float]] = collections.deque(maxlen=window_s)
+
+    def record(self, lag_ms: float) -> None:
+        self.max_ms = max(self.max_ms, lag_ms)
+        second = int(time.monotonic())
+        if self.per_second and self.per_second[-1][0] == second:
+            self.per_second[-1] = (second, max(self.per_second[-1][1], lag_ms))
+        else:
+            self.per_second.append((second, lag_ms))
+
+    @property
+    def recent_max_ms(self) -> float:
+        cutoff = int(time.monotonic()) - (self.per_second.maxlen or 10)
+        return max((lag for second, lag in self.per_second if second > cutoff), default=0.0)
+
+    async def run(self) -> None:
+        while True:
+            start = time.perf_counter()
+            await asyncio.sleep(self.tick_s)
+            self.record(max(0.0, (time.perf_counter() - start - self.tick_s) * 1000))
+
+
 @dataclass
 class ConnectionGuard:
     max_connections: int = MAX_CONNECTIONS
@@ -102,7 +134,8 @@ class ConnectionGuard:
     conns: dict[Any, _Conn] = field(default_factory=dict)
     counters: dict[str, int] = field(default_factory=lambda: {
         "refused": 0, "evicted": 0, "timed_out": 0})
-    _task: asyncio.Task | None = None
+    lag: LoopLagProbe = field(default_factory=LoopLagProbe)
+    _tasks: list[asyncio.Task] = field(default_factory=list)
     _last_log: float = 0.0
 
     @classmethod
@@ -155,12 +188,29 @@ class ConnectionGuard:
             self.sweep()
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._sweep_forever(), name="connection-sweep")
+        self._tasks = [asyncio.create_task(self._sweep_forever(), name="connection-sweep"),
+                       asyncio.create_task(self.lag.run(), name="loop-lag-probe")]
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily("ipchain_http_connections", "Open client connections.",
+                                value=len(self.conns))
+        yield GaugeMetricFamily("ipchain_http_connection_limit", "Connection cap.",
+                                value=self.max_connections)
+        for name, value in sorted(self.counters.items()):
+            yield CounterMetricFamily(f"ipchain_http_connections_{name}",
+                                      f"Connections {name.replace('_', ' ')} by the guard.",
+                                      value=value)
+        yield GaugeMetricFamily("ipchain_event_loop_lag_max_ms",
+                                "Worst event-loop stall since start (10 ms probe).",
+                                value=round(self.lag.max_ms, 1))
+        yield GaugeMetricFamily("ipchain_event_loop_lag_recent_max_ms",
+                                "Worst event-loop stall in the last 10 s.",
+                                value=round(self.lag.recent_max_ms, 1))
 
     def _log_now_and_then(self, event: str) -> None:
         now = time.monotonic()
