@@ -37,7 +37,7 @@ MSGPACK = "application/msgpack"
 MAX_FETCH_BLOCKS = 256
 DEFAULT_WAIT_MS = 10_000
 MAX_WAIT_MS = 600_000
-ADMIT_SLICE_TXS = 200
+ADMIT_SLICE_TXS = 50
 MAX_FETCH_BYTES = 32 * 1024 * 1024
 """A /p2p/blocks answer stops early past this; the fetcher asks again from there."""
 
