@@ -80,14 +80,50 @@ def query_int(request: web.Request, name: str, default: int, *, low: int = 0,
 
 
 # -- bodies -----------------------------------------------------------------------------------
-async def read_body(request: web.Request) -> bytes:
-    """The whole body, within BODY_READ_TIMEOUT_S (the size limit is the app's)."""
+_BODY = web.RequestKey("ipchain_body", bytes)
+READ_CHUNK_BYTES = 256 * 1024
+
+
+async def read_body(request: web.Request,
+                    peek: Callable[[bytes], None] | None = None) -> bytes:
+    """The whole body, within BODY_READ_TIMEOUT_S, read once and kept on the request.
+
+    Its size was bounded from Content-Length before (a body without one is refused);
+    `peek` sees the first bytes as soon as they arrive and may refuse the request
+    before the rest is read (a msgpack array's item count, say)."""
+    cached = request.get(_BODY)
+    if cached is not None:
+        return cached
+    chunks: list[bytes] = []
+    head = b""
     try:
         async with asyncio.timeout(BODY_READ_TIMEOUT_S):
-            return await request.read()
+            async for chunk in request.content.iter_chunked(READ_CHUNK_BYTES):
+                chunks.append(chunk)
+                if peek is not None and len(head) < 16:
+                    head += chunk[:16]
+                    if len(head) >= 16:
+                        peek(head)
     except TimeoutError as exc:
         raise InputError(408, "BodyTimeout",
                          f"body not received within {BODY_READ_TIMEOUT_S:.0f} s") from exc
+    if peek is not None and len(head) < 16:
+        peek(head)
+    body = b"".join(chunks)
+    request[_BODY] = body
+    return body
+
+
+def peek_array_count(max_items: int) -> Callable[[bytes], None]:
+    """A `read_body` peek refusing a msgpack array of more than `max_items` items."""
+    def peek(head: bytes) -> None:
+        try:
+            count, _ = _array_header(head)
+        except InputError:
+            return  # not an array: the full decode says so
+        if count > max_items:
+            raise TooManyItems(count, max_items)
+    return peek
 
 
 async def read_text(request: web.Request) -> str:

@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterator
 from aiohttp import web
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from node.http_input import InputError, read_body
+from node.http_input import InputError, peek_array_count, read_body
 from node.peer_auth import PeerAuthError, body_matches, verify_envelope
 
 log = logging.getLogger("ipchain.limits")
@@ -321,7 +321,8 @@ async def peer_guard_middleware(request: web.Request, handler: Any) -> web.Strea
         raise InputError(401, "PeerAuthRequired", f"/p2p bodies over {ANON_PEER_BODY_BYTES} "
                                                   "bytes need a signed validator envelope")
     if signed is not None and request.body_exists:
-        if not body_matches(await read_body(request), signed[1]):
+        peek = peek_array_count(MAX_PEER_ITEMS) if request.method == "POST" else None
+        if not body_matches(await read_body(request, peek), signed[1]):
             raise InputError(401, "PeerAuthFailed", "body does not match its signed hash")
     if request.path == "/p2p/blocks":
         bucket = peers.blocks_for_others if signed is None else peers.blocks_for_peers

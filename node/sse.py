@@ -198,6 +198,7 @@ async def _write_in_pieces(response: web.StreamResponse, records: list[Record]) 
         if size >= WRITE_CHUNK_BYTES:
             await response.write(b"".join(piece))
             await response.drain()
+            await asyncio.sleep(0)  # building records' JSON is CPU: share the loop
             piece, size = [], 0
     if piece:
         await response.write(b"".join(piece))

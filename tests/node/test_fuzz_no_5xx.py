@@ -69,7 +69,8 @@ def test_no_request_ever_gets_a_5xx(tmp_path: Path) -> None:
     cluster = LocalCluster(tmp_path, 1, {}, {})
     runtime = Runtime(cluster.config(0))
     loop.run_until_complete(runtime.start())
-    client = TestClient(TestServer(build_app(runtime), host="127.0.0.1"), loop=loop)
+    server = TestServer(build_app(runtime), host="127.0.0.1", skip_url_asserts=True)
+    client = TestClient(server, loop=loop)  # paths like "//x" are sent as they are
     loop.run_until_complete(client.start_server())
     seen = {"examples": 0, "statuses": {}}
 
