@@ -115,3 +115,22 @@ async def test_at_the_cap_with_only_working_connections_a_newcomer_is_refused() 
         server.close()
         await guard.stop()
         await runner.cleanup()
+
+
+async def test_accept_failures_are_logged_once_per_interval(caplog) -> None:
+    import errno
+    import logging
+
+    loop = asyncio.get_running_loop()
+    previous = loop.get_exception_handler()
+    limits.throttle_accept_errors(loop, every_s=60)
+    try:
+        with caplog.at_level(logging.ERROR, logger="ipchain.limits"):
+            for _ in range(1000):  # what a full fd table makes asyncio report
+                loop.call_exception_handler({
+                    "message": "socket.accept() out of system resource",
+                    "exception": OSError(errno.EMFILE, "Too many open files")})
+    finally:
+        loop.set_exception_handler(previous)
+    lines = [r for r in caplog.records if "accept_failed" in r.getMessage()]
+    assert len(lines) == 1 and "errno=EMFILE" in lines[0].getMessage()
