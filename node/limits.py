@@ -146,6 +146,9 @@ class ConnectionGuard:
     header_timeout_s: float = HEADER_TIMEOUT_S
     idle_timeout_s: float = IDLE_TIMEOUT_S
     conns: dict[Any, _Conn] = field(default_factory=dict)
+    fresh: collections.OrderedDict[Any, _Conn] = field(default_factory=collections.OrderedDict)
+    """Connections that never started a request, oldest first: eviction is O(1), so a
+    burst of attacker connects costs the loop no scan of the table."""
     counters: dict[str, int] = field(default_factory=lambda: {
         "refused": 0, "evicted": 0, "timed_out": 0})
     lag: LoopLagProbe = field(default_factory=LoopLagProbe)
@@ -167,16 +170,15 @@ class ConnectionGuard:
             self.counters["refused"] += 1
             self._log_now_and_then("connection_refused")
             return False
-        self.conns[transport] = _Conn(transport, now, now)
+        self.conns[transport] = self.fresh[transport] = _Conn(transport, now, now)
         return True
 
     def _evict_one(self) -> bool:
-        """Cut the oldest connection that never completed a request; False if none."""
-        idle_new = [c for c in self.conns.values() if c.served == 0 and not c.busy]
-        if not idle_new:
+        """Cut the oldest connection that never started a request; False if none."""
+        if not self.fresh:
             return False
-        victim = min(idle_new, key=lambda c: c.opened)
-        self.conns.pop(victim.transport, None)
+        transport, victim = self.fresh.popitem(last=False)
+        self.conns.pop(transport, None)
         victim.transport.abort()
         self.counters["evicted"] += 1
         self._log_now_and_then("connection_evicted")
@@ -184,6 +186,7 @@ class ConnectionGuard:
 
     def forget(self, transport: Any) -> None:
         self.conns.pop(transport, None)
+        self.fresh.pop(transport, None)
 
     def sweep(self) -> None:
         now = time.monotonic()
@@ -192,7 +195,7 @@ class ConnectionGuard:
                 continue
             allowed = self.header_timeout_s if conn.served == 0 else self.idle_timeout_s
             if now - conn.idle_since > allowed:
-                self.conns.pop(conn.transport, None)
+                self.forget(conn.transport)
                 conn.transport.abort()
                 self.counters["timed_out"] += 1
 
@@ -243,6 +246,7 @@ class ConnectionGuard:
         if conn is None:
             return await handler(request)
         conn.busy += 1
+        self.fresh.pop(request.transport, None)
         try:
             return await handler(request)
         finally:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 import sys
 from typing import TYPE_CHECKING, Callable, Iterator
@@ -31,6 +32,7 @@ Key = tuple[int, int, int]
 MAX_QUEUE_RECORDS = 10_000
 KEEPALIVE_S = 15.0
 RETRY_MS = 1_000
+REPLAY_CACHE_BLOCKS = 8
 MAX_STREAMS = 64
 """Open streams at once; more get 503 (300 idle subscribers once cost the node 200 MB)."""
 WRITE_CHUNK_BYTES = 64 * 1024
@@ -55,8 +57,10 @@ class SseHub:
     def __init__(self, replay: Callable[[int], list[Record]], height: Callable[[], int], *,
                  max_queue_records: int = MAX_QUEUE_RECORDS, keepalive_s: float = KEEPALIVE_S,
                  max_streams: int = MAX_STREAMS) -> None:
-        self.replay = replay
-        """Height -> that stored block's records (EventHub.replay)."""
+        self.replay = functools.lru_cache(maxsize=REPLAY_CACHE_BLOCKS)(replay)
+        """Height -> that stored block's records (EventHub.replay), the last few kept:
+        a stored block never changes, and many streams resuming together would
+        otherwise each rebuild the same big block on the loop."""
         self.height = height
         """The last executed (and stored) height."""
         self.max_queue_records = max_queue_records

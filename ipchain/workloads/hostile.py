@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import resource
 import shutil
 import sys
@@ -26,6 +27,8 @@ from typing import Any, Awaitable, Callable
 
 import aiohttp
 import msgpack
+
+from consensus import messages as wire
 
 from ipchain.cluster.manager import Cluster, start_and_wait
 from ipchain.cluster.procs import find_free_base_port
@@ -166,6 +169,18 @@ class Bench:
         signed = await self.post("/p2p/messages", body, self.peer_headers("/p2p/messages", body))
         return f"non-peer: {stranger} / signed peer: {signed}"
 
+    async def forged_consensus_flood(self, requests: int = 50) -> str:
+        """Well-formed PREPAREs under a validator's name with junk signatures, in 64 KiB
+        bodies anyone may send: each costs the replica a signature check."""
+        statuses: dict[str, int] = {}
+        for r in range(requests):
+            msgs = [wire.encode(wire.Signed(wire.Prepare(0, 10**6 + r * 1000 + k, os.urandom(32)),
+                                            1, os.urandom(64))) for k in range(500)]
+            body = msgpack.packb(msgs, use_bin_type=True)
+            outcome = await self.post("/p2p/messages", body, MSGPACK)
+            statuses[outcome] = statuses.get(outcome, 0) + 1
+        return f"{len(body)} B bodies: " + ", ".join(f"{k} x{v}" for k, v in statuses.items())
+
     async def b5_inputs(self) -> str:
         deep = b"[" * 100_000 + b"]" * 100_000
         cases = [("GET", "/v1/blocks/9223372036854775808", b"", {}),
@@ -273,6 +288,8 @@ async def attack_all(cluster: Cluster) -> list[dict[str, Any]]:
                     ("1,000 valid txs (at the cap)", bench.full_valid_batch),
                     ("B3 16M empty items, POST /p2p/messages", bench.empty_peer_items_16m),
                     ("B5 inputs (10 requests)", bench.b5_inputs),
+                    ("forged PREPAREs, 50 x 500 per 64 KiB body, non-peer",
+                     bench.forged_consensus_flood),
                     ("B6 slowloris, 1,100 sockets, fd limit 1024", bench.slowloris),
                     ("300 non-reading SSE subscribers", bench.sse_subscribers),
                     ("128 MiB /p2p body from a non-peer", bench.big_p2p_from_stranger),
