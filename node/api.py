@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 from typing import Any
 
@@ -20,7 +19,7 @@ from aiohttp import web
 from consensus import messages as wire
 from contracts import codec, errors
 from contracts.queries import run_query
-from contracts.tx import Transaction, from_bytes, from_json
+from contracts.tx import Transaction
 from node.chain import Header, read_certificate
 from node.events import install as install_events
 from node.openapi import DOCUMENT

@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterator
 import msgpack
 from aiohttp import web
 
-from contracts import codec, errors
+from contracts import errors
 from contracts.tx import MAX_TX_BYTES, Transaction, from_bytes, from_json
 
 MAX_INT = 2**63 - 1

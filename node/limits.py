@@ -16,11 +16,11 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import errno
 import logging
 import resource
 import time
-import collections
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import functools
 import logging
 import sys
 from typing import TYPE_CHECKING, Callable, Iterator
@@ -32,7 +31,7 @@ Key = tuple[int, int, int]
 MAX_QUEUE_RECORDS = 10_000
 KEEPALIVE_S = 15.0
 RETRY_MS = 1_000
-REPLAY_CACHE_BLOCKS = 8
+REPLAY_CACHE_RECORDS = 20_000
 MAX_STREAMS = 64
 """Open streams at once; more get 503 (300 idle subscribers once cost the node 200 MB)."""
 WRITE_CHUNK_BYTES = 64 * 1024
@@ -43,6 +42,28 @@ END_OF_BLOCK = sys.maxsize
 
 class BadCursor(ValueError):
     """Last-Event-ID / from_height is not something this stream ever sent."""
+
+
+class _RecentBlocks:
+    """An LRU of replayed blocks bounded by their total record count, not block count:
+    one 1,000-transaction block weighs as much as 1,000 small ones."""
+
+    def __init__(self, replay: Callable[[int], list[Record]], max_records: int) -> None:
+        self.build, self.max_records = replay, max_records
+        self.blocks: collections.OrderedDict[int, list[Record]] = collections.OrderedDict()
+        self.records = 0
+
+    def __call__(self, height: int) -> list[Record]:
+        if height in self.blocks:
+            self.blocks.move_to_end(height)
+            return self.blocks[height]
+        records = self.build(height)
+        self.blocks[height] = records
+        self.records += len(records)
+        while self.records > self.max_records and len(self.blocks) > 1:
+            _, dropped = self.blocks.popitem(last=False)
+            self.records -= len(dropped)
+        return records
 
 
 class SseClient:
@@ -57,10 +78,10 @@ class SseHub:
     def __init__(self, replay: Callable[[int], list[Record]], height: Callable[[], int], *,
                  max_queue_records: int = MAX_QUEUE_RECORDS, keepalive_s: float = KEEPALIVE_S,
                  max_streams: int = MAX_STREAMS) -> None:
-        self.replay = functools.lru_cache(maxsize=REPLAY_CACHE_BLOCKS)(replay)
-        """Height -> that stored block's records (EventHub.replay), the last few kept:
+        self.replay = _RecentBlocks(replay, REPLAY_CACHE_RECORDS)
+        """Height -> that stored block's records (EventHub.replay), recent ones kept:
         a stored block never changes, and many streams resuming together would
-        otherwise each rebuild the same big block on the loop."""
+        otherwise each rebuild (and re-encode) the same big block on the loop."""
         self.height = height
         """The last executed (and stored) height."""
         self.max_queue_records = max_queue_records

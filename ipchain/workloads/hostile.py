@@ -265,17 +265,17 @@ class Bench:
         return ", ".join(f"{k} x{v}" for k, v in sorted(statuses.items()))
 
 
-def run(data_dir: Path) -> list[dict[str, Any]]:
+def run(data_dir: Path, only: str = "") -> list[dict[str, Any]]:
     node_cmd = ["prlimit", f"--nofile={FD_LIMIT}:{FD_LIMIT}", "--", sys.executable, "-m", "node"]
     cluster = Cluster.create(data_dir, 4, find_free_base_port(4), 4, node_cmd=node_cmd)
     start_and_wait(cluster, 90.0)
     try:
-        return asyncio.run(attack_all(cluster))
+        return asyncio.run(attack_all(cluster, only))
     finally:
         cluster.stop(timeout_s=15.0)
 
 
-async def attack_all(cluster: Cluster) -> list[dict[str, Any]]:
+async def attack_all(cluster: Cluster, only: str = "") -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     if True:
         async with client.open_session(total_timeout_s=120.0) as session:
@@ -294,7 +294,8 @@ async def attack_all(cluster: Cluster) -> list[dict[str, Any]]:
                     ("300 non-reading SSE subscribers", bench.sse_subscribers),
                     ("128 MiB /p2p body from a non-peer", bench.big_p2p_from_stranger),
                     ("GET /p2p/blocks flood (300 x 256 blocks)", bench.block_flood)]:
-                rows.append(await bench.measure(name, attack))
+                if only.lower() in name.lower():
+                    rows.append(await bench.measure(name, attack))
             bench.running = False
             for task in loads:
                 task.cancel()
@@ -320,12 +321,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ipchain.workloads.hostile",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="hostile.json", help="JSON results file")
+    parser.add_argument("--only", default="", help="run only attacks whose name has this")
     args = parser.parse_args(argv)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4096)), hard))
     data_dir = Path(tempfile.mkdtemp(prefix="ipchain-hostile-"))
     try:
-        rows = run(data_dir / "cluster")
+        rows = run(data_dir / "cluster", args.only)
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
     Path(args.out).write_text(json.dumps(rows, indent=2) + "\n")
