@@ -11,7 +11,8 @@ import sys
 from aiohttp import web
 
 from node.api import build_app
-from node.config import ConfigError, load_config
+from node import tls
+from node.config import ConfigError, NodeConfig, load_config
 from node.logs import configure
 from node.runtime import Runtime
 
@@ -23,10 +24,13 @@ async def serve(config_path: str, log_level: str | None) -> int:
     configure(log_level or cfg.log_level, cfg.node_id)
     runtime = Runtime(cfg)
     await runtime.start()
-    runner = web.AppRunner(build_app(runtime), access_log=None, handle_signals=False)
+    app = build_app(runtime)
+    if cfg.tls is not None:
+        app.middlewares.insert(0, tls.peer_port_guard(cfg.tls.p2p_port))
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, cfg.host, cfg.port, reuse_address=True)
-    await site.start()
+    for site in sites(runner, cfg):
+        await site.start()
     log.warning("event=started port=%d height=%d view=%d", cfg.port, runtime.executor.height,
                 runtime.replica.view)
     stop = asyncio.Event()
@@ -42,6 +46,16 @@ async def serve(config_path: str, log_level: str | None) -> int:
     await runner.cleanup()
     await runtime.stop()
     return 1 if runtime.fatal.is_set() else 0
+
+
+def sites(runner: web.AppRunner, cfg: NodeConfig) -> list[web.TCPSite]:
+    """The client API's port, and with [tls] the mutual-TLS peer port beside it."""
+    if cfg.tls is None:
+        return [web.TCPSite(runner, cfg.host, cfg.port, reuse_address=True)]
+    client_ssl = tls.server_context(cfg.tls, require_client_cert=False) if cfg.tls.client_api else None
+    return [web.TCPSite(runner, cfg.host, cfg.port, reuse_address=True, ssl_context=client_ssl),
+            web.TCPSite(runner, cfg.host, cfg.tls.p2p_port, reuse_address=True,
+                        ssl_context=tls.server_context(cfg.tls))]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,6 +23,7 @@ from contracts import errors
 from contracts.runtime import Receipt, check_nonce, get_ops
 from contracts.tx import Transaction
 from node.chain import Executor, Header, digest_batch, read_certificate
+from node import tls
 from node.config import NodeConfig
 from node.storage import Storage
 from node.transport import Transport
@@ -62,7 +63,8 @@ class Runtime:
         self._restored = self.replica.restore(self._read_wal(), self.executor.height,
                                               self._read_stable_proof())
         """Carried out once the loop runs (start), like any step's actions."""
-        self.transport = Transport(cfg.peers, self.counters)
+        self.transport = Transport(
+            cfg.peers, self.counters, tls.client_context(cfg.tls) if cfg.tls else None)
         self.events: asyncio.Queue[Any] = asyncio.Queue()
         self.blocks: asyncio.Queue[ev.Deliver] = asyncio.Queue()
         self.mempool: dict[bytes, Transaction] = {}

@@ -13,6 +13,8 @@ import asyncio
 import collections
 import logging
 import random
+import ssl
+import time
 from typing import Awaitable, Callable
 
 import aiohttp
@@ -26,6 +28,12 @@ MAX_POST_ITEMS = 2_000
 MAX_POST_BYTES = 16 * 1024 * 1024
 """Below the peers' body limit (node.config PEER_BODY_BYTES); one larger message goes alone."""
 BACKOFF_MS = (20, 2_000)
+TLS_LOG_INTERVAL_S = 30.0
+HANDSHAKE_RESET = ConnectionResetError(
+    "the peer reset the TLS handshake: it does not accept this node's certificate "
+    "(issued by another cluster's CA, expired, or not yet valid)")
+"""What a refused client certificate looks like from the dialling side: asyncio's TLS
+server drops the connection mid-handshake without an alert, and logs nothing itself."""
 
 
 class PeerLink:
@@ -40,6 +48,7 @@ class PeerLink:
         self.txs: collections.deque[bytes] = collections.deque()
         self.wakeup = asyncio.Event()
         self.task: asyncio.Task | None = None
+        self.tls_logged_at = -TLS_LOG_INTERVAL_S
 
     def put(self, queue: collections.deque[bytes], item: bytes) -> None:
         if len(queue) >= MAX_QUEUE_ITEMS:
@@ -79,6 +88,11 @@ class PeerLink:
                         log.warning("event=peer_refused peer=%s status=%d bytes=%d",
                                     self.peer.id, resp.status, len(body))
                         return
+            except (aiohttp.ClientSSLError, ssl.SSLError) as exc:
+                self._tls_refused(exc)
+            except aiohttp.ClientConnectorError as exc:
+                if exc.ssl and isinstance(exc.os_error, ConnectionResetError):
+                    self._tls_refused(HANDSHAKE_RESET)
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
                 pass
             self.counters[f"send_retry:{self.peer.id}"] += 1
@@ -87,10 +101,26 @@ class PeerLink:
         self.counters[f"dropped_unreachable:{self.peer.id}"] += len(batch)
 
 
+    def _tls_refused(self, exc: BaseException) -> None:
+        """A handshake failed (expired, foreign or missing certificate on either side):
+        say so plainly, once per TLS_LOG_INTERVAL_S, since retries would repeat it."""
+        self.counters[f"tls_refused:{self.peer.id}"] += 1
+        now = time.monotonic()
+        if now - self.tls_logged_at >= TLS_LOG_INTERVAL_S:
+            self.tls_logged_at = now
+            cause = getattr(exc, "certificate_error", None) or exc
+            reason = getattr(cause, "verify_message", None) or str(cause)
+            log.warning('event=peer_tls_refused peer=%s url=%s reason="%s"', self.peer.id,
+                        self.peer.url, str(reason).replace('"', "'"))
+
+
 class Transport:
-    def __init__(self, peers: tuple[Peer, ...], counters: collections.Counter) -> None:
+    def __init__(self, peers: tuple[Peer, ...], counters: collections.Counter,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         self.peers = {p.index: p for p in peers}
         self.counters = counters
+        self.ssl_context = ssl_context
+        """Mutual TLS to peers (node.tls.client_context), or None for plain HTTP."""
         self.session: aiohttp.ClientSession | None = None
         self.links: dict[int, PeerLink] = {}
         self.outbound_filter: Callable[[int, bytes], list[bytes]] | None = None
@@ -99,7 +129,7 @@ class Transport:
     async def start(self) -> None:
         timeout = aiohttp.ClientTimeout(total=10, connect=2)
         self.session = aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(
-            limit_per_host=4))
+            limit_per_host=4, ssl=self.ssl_context if self.ssl_context is not None else True))
         for index, peer in self.peers.items():
             link = PeerLink(peer, self.session, self.counters)
             link.task = asyncio.create_task(link.run(), name=f"peer-{peer.id}")

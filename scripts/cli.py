@@ -44,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "SCENARIO (see ipchain faults --help)", add_help=False)
     sub.add_parser("sim", help="deterministic simulator: explore seeds or replay one "
                    "(see ipchain sim --help)", add_help=False)
+    sub.add_parser("net", help="clusters across hosts: net init --hosts ... --out DIR "
+                   "(see ipchain net --help)", add_help=False)
     return parser
 
 
@@ -290,6 +292,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["faults"]:  # its own parser: scripts/faults.py
         from scripts.faults import main as faults_main
         return faults_main(argv[1:])
+    if argv[:1] == ["net"]:  # its own parser: scripts/net.py
+        from scripts.net import main as net_main
+        return net_main(argv[1:])
     if argv[:1] == ["sim"]:  # its own parser: scripts/sim.py
         from scripts.sim import main as sim_main
         return sim_main(argv[1:])
