@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from ipchain.cluster import bundle, layout
+from ipchain.cluster import bundle, deploy, layout
 from ipchain.render import print_table, say
 from scripts.argtypes import non_negative, positive
 
@@ -24,8 +24,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ipchain net", description="clusters across hosts")
     sub = parser.add_subparsers(dest="action", required=True)
     init = sub.add_parser("init", help="write one self-contained bundle per node")
-    init.add_argument("--hosts", required=True, metavar="HOST[:N],...",
-                      help="hosts and how many nodes each runs, e.g. '10.0.0.1:2,10.0.0.2'")
+    where = init.add_mutually_exclusive_group(required=True)
+    where.add_argument("--hosts", metavar="HOST[:N],...",
+                       help="hosts and how many nodes each runs, e.g. '10.0.0.1:2,10.0.0.2'")
+    where.add_argument("--compose", type=positive, metavar="N",
+                       help="N containers (hosts node0..): also write compose.yaml")
+    where.add_argument("--kubernetes", type=positive, metavar="N",
+                       help="a StatefulSet of N pods (hosts ipchain-<i>.ipchain): also write "
+                       "kubernetes.yaml (it holds every node's keys: 0600)")
     init.add_argument("--out", type=Path, required=True, help="new directory for the bundles")
     init.add_argument("--api-port", type=positive, default=bundle.DEFAULT_API_PORT,
                       help=f"client API port of a host's first node (default {bundle.DEFAULT_API_PORT})")
@@ -42,10 +48,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    slots = bundle.plan_nodes(bundle.parse_hosts(args.hosts), args.api_port, args.p2p_port)
+    if args.compose:
+        hosts, api_port, p2p_port = deploy.compose_hosts(args.compose), deploy.API_PORT, deploy.P2P_PORT
+    elif args.kubernetes:
+        hosts, api_port, p2p_port = (deploy.kubernetes_hosts(args.kubernetes), deploy.API_PORT,
+                                     deploy.P2P_PORT)
+    else:
+        hosts, api_port, p2p_port = bundle.parse_hosts(args.hosts), args.api_port, args.p2p_port
+    slots = bundle.plan_nodes(hosts, api_port, p2p_port)
     inventory = bundle.write_bundles(args.out, slots, chain_id=args.chain_id,
                                      clients=args.clients, client_tls=args.client_tls,
                                      log_level=args.log_level)
+    if args.compose:
+        say(f"wrote {deploy.write_compose(args.out, args.compose)} (docker compose up -d)")
+    if args.kubernetes:
+        say(f"wrote {deploy.write_kubernetes(args.out, args.kubernetes)} (kubectl apply -f)")
     if args.json:
         print(json.dumps(inventory, indent=2))
         return 0
