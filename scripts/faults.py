@@ -35,9 +35,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_list() -> int:
-    from ipchain.faultrun.scenario import ScenarioError, list_scenarios
+    from ipchain.faultrun.scenario import SCENARIO_DIR, ScenarioError, list_scenarios
     rows, bad = [], []
-    for item in list_scenarios():
+    found = list_scenarios()
+    if not found:  # an install without its package data: say so instead of an empty table
+        print(f"ipchain faults list: error: no scenario files in {SCENARIO_DIR}", file=sys.stderr)
+        return 2
+    for item in found:
         if isinstance(item, ScenarioError):
             bad.append(str(item))
             continue
