@@ -6,3 +6,4 @@ A package, so that a regular `pip install` carries the files as package data and
 from pathlib import Path
 
 FAULT_SCENARIOS = Path(__file__).resolve().parent / "faults"
+MONITORING = Path(__file__).resolve().parent / "monitoring"

@@ -49,6 +49,8 @@ class PeerLink:
         self.wakeup = asyncio.Event()
         self.task: asyncio.Task | None = None
         self.tls_logged_at = -TLS_LOG_INTERVAL_S
+        self.reachable = True
+        """False while the last delivery attempt failed; an idle link stays as it was."""
 
     def put(self, queue: collections.deque[bytes], item: bytes) -> None:
         if len(queue) >= MAX_QUEUE_ITEMS:
@@ -80,6 +82,7 @@ class PeerLink:
                 async with self.session.post(self.peer.url + path, data=body, headers={
                         "Content-Type": "application/msgpack"}) as resp:
                     await resp.read()
+                    self._note_reachable(True)
                     if resp.status < 400:
                         self.counters[f"sent:{self.peer.id}"] += len(batch)
                         return
@@ -95,11 +98,18 @@ class PeerLink:
                     self._tls_refused(HANDSHAKE_RESET)
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
                 pass
+            self._note_reachable(False)
             self.counters[f"send_retry:{self.peer.id}"] += 1
             await asyncio.sleep(delay_ms / 1000 * (0.5 + random.random()))
             delay_ms = min(delay_ms * 2, BACKOFF_MS[1])
         self.counters[f"dropped_unreachable:{self.peer.id}"] += len(batch)
 
+
+    def _note_reachable(self, reachable: bool) -> None:
+        if reachable != self.reachable:
+            self.reachable = reachable
+            log.info("event=%s peer=%s url=%s", "peer_recovered" if reachable else
+                     "peer_unreachable", self.peer.id, self.peer.url)
 
     def _tls_refused(self, exc: BaseException) -> None:
         """A handshake failed (expired, foreign or missing certificate on either side):
@@ -143,6 +153,9 @@ class Transport:
                              return_exceptions=True)
         if self.session:
             await self.session.close()
+
+    def reachable_peers(self) -> int:
+        return sum(link.reachable for link in self.links.values())
 
     def send(self, to: int, data: bytes) -> None:
         link = self.links.get(to)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from scripts import proof, watch
-from ipchain.cluster import broker
+from ipchain.cluster import broker, monitoring
 from ipchain.sdk import client
 from ipchain.cluster import layout
 from scripts.argtypes import json_object, non_negative, positive
@@ -61,6 +61,11 @@ def _add_cluster_commands(sub: Any) -> None:
                     help="seconds to wait for the cluster to commit (default %(default)s)")
     up.add_argument("--log-level", default="warning", help="node log level (default %(default)s)")
     broker.add_up_arguments(up)  # --mqtt, --mqtt-url
+    up.add_argument("--monitoring", action="store_true",
+                    help="write <data-dir>/monitoring/prometheus.yml and start Prometheus "
+                    "(Debian's prometheus) against the cluster with the shipped alert rules")
+    up.add_argument("--prometheus-port", type=positive, default=monitoring.DEFAULT_PORT,
+                    help="Prometheus's port on 127.0.0.1 (default %(default)s)")
 
     down = sub.add_parser("down", help="stop the cluster (SIGTERM, then SIGKILL stragglers)")
     _common(down)
@@ -151,7 +156,21 @@ def cmd_up(args: argparse.Namespace) -> int:
         raise
     for url in cluster.urls:
         say(url)
+    if args.monitoring:
+        _start_monitoring(cluster, args.prometheus_port)
     return EXIT_OK
+
+
+def _start_monitoring(cluster: Cluster, port: int) -> None:
+    config = monitoring.write_config(cluster.data_dir, cluster.urls)
+    monitoring.stop(cluster.data_dir)  # a restart replaces the previous one
+    pid = monitoring.start(cluster.data_dir, port)
+    if pid is None:
+        say(f"wrote {config}; `prometheus` is not installed (apt-get install prometheus), "
+            f"so start one with --config.file={config}")
+    else:
+        say(f"Prometheus at http://127.0.0.1:{port} (config {config}); dashboard to import: "
+            f"{monitoring.DASHBOARD}")
 
 
 def _check_same_shape(cluster: Cluster, args: argparse.Namespace) -> None:
@@ -176,6 +195,7 @@ def cmd_down(args: argparse.Namespace) -> int:
     running = cluster.running()
     killed = cluster.stop(args.timeout)
     broker.stop_embedded(cluster.data_dir)
+    monitoring.stop(cluster.data_dir)
     left = cluster.running()
     strays = pids_under(cluster.data_dir)
     if left or strays:
