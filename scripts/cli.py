@@ -128,6 +128,8 @@ def _add_demo_and_bench(sub: Any) -> None:
                        help="seconds to wait for stragglers after the load (default %(default)s)")
     bench.add_argument("--seed", type=int, default=1, help="workload seed (default %(default)s)")
     bench.add_argument("--keep", action="store_true", help="keep the temp data dir (logs)")
+    bench.add_argument("--data-dir", type=Path, default=None,
+                       help="load this running cluster (from `ipchain up`) instead of a fresh one")
 
 
 # -- commands ------------------------------------------------------------------------
