@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -26,8 +27,9 @@ from ipchain.render import print_table, say
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
 
-def _common(parser: argparse.ArgumentParser, base_port_default: int | None = None) -> None:
-    parser.add_argument("--data-dir", default=layout.DEFAULT_DATA_DIR, type=Path,
+def _common(parser: argparse.ArgumentParser, base_port_default: int | None = None,
+            data_dir_default: str = layout.DEFAULT_DATA_DIR) -> None:
+    parser.add_argument("--data-dir", default=data_dir_default, type=Path,
                         help="cluster data directory (default: %(default)s under the cwd)")
     parser.add_argument("--base-port", type=int, default=base_port_default,
                         help="node i listens on base-port + i (default: "
@@ -36,6 +38,7 @@ def _common(parser: argparse.ArgumentParser, base_port_default: int | None = Non
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ipchain", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"ipchain {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_cluster_commands, _add_submit, _add_demo_and_bench, watch.add_parser,
                 proof.add_parsers):
@@ -101,7 +104,9 @@ def _add_submit(sub: Any) -> None:
 
 def _add_demo_and_bench(sub: Any) -> None:
     demo = sub.add_parser("demo", help="fresh cluster, a short workload, results, agreement")
-    _common(demo)
+    _common(demo, data_dir_default=DEMO_DATA_DIR)
+    demo.add_argument("--fresh", action="store_true",
+                      help="replace a cluster in --data-dir that the demo did not make")
     demo.add_argument("--nodes", dest="n", type=positive, default=4,
                       help="cluster size (default %(default)s)")
     demo.add_argument("--down", action="store_true", help="stop the cluster at the end")
@@ -294,9 +299,27 @@ async def _submit(args: argparse.Namespace, cluster: Cluster | None, url: str,
     return answer, answer.get("status") in ("pending", "committed")
 
 
+DEMO_DATA_DIR = ".ipchain-demo"
+DEMO_MARKER = "demo.marker"
+"""Written into a data dir the demo made: the demo replaces only its own chains."""
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from ipchain.workloads import demo
-    return demo.run(args)
+    data_dir = Path(args.data_dir)
+    if Cluster.exists(data_dir) and not (data_dir / DEMO_MARKER).exists() and not args.fresh:
+        raise ClusterError(f"{data_dir} holds a cluster the demo did not make; the demo starts "
+                           f"a fresh chain there only with --fresh (or choose another "
+                           f"--data-dir)")
+    try:
+        return demo.run(args)
+    except BaseException:  # Ctrl-C, a closed pipe: --down still means nothing left running
+        if args.down and Cluster.exists(data_dir):
+            Cluster.load(data_dir).stop()
+        raise
+    finally:
+        if Cluster.exists(data_dir):
+            (data_dir / DEMO_MARKER).write_text("made by `ipchain demo`\n")
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -307,6 +330,25 @@ def cmd_bench(args: argparse.Namespace) -> int:
 COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "submit": cmd_submit,
             "demo": cmd_demo, "bench": cmd_bench, "watch": watch.run,
             "proof": proof.cmd_proof, "verify-proof": proof.cmd_verify_proof}
+
+
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed_version
+    try:
+        return installed_version("ipchain")
+    except PackageNotFoundError:
+        return "(not installed)"
+
+
+def explain(exc: BaseException) -> str:
+    """One sentence, with what to try, instead of a library's repr."""
+    if isinstance(exc, client.ApiError) and exc.status == 0:
+        url = exc.message.split(" ", 2)[1] if exc.message.count(" ") >= 2 else "the node"
+        node = url.split("/v1/")[0].split("/p2p/")[0]
+        return (f"{node} is not answering; is the cluster up? try `ipchain status` "
+                f"(or `ipchain up`)")
+    return str(exc)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -323,8 +365,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
+    except BrokenPipeError:
+        # The reader went away (`ipchain demo | head`): the command's own cleanup already
+        # ran on the way out; keep Python from complaining about the closed stdout.
+        sys.stdout = open(os.devnull, "w")
+        return EXIT_FAIL
     except (ClusterError, client.ApiError, ValueError, OSError) as exc:
-        print(f"ipchain {args.command}: error: {exc}", file=sys.stderr)
+        print(f"ipchain {args.command}: error: {explain(exc)}", file=sys.stderr)
         return EXIT_FAIL
     except KeyboardInterrupt:
         print(f"ipchain {args.command}: interrupted", file=sys.stderr)
