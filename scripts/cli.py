@@ -21,10 +21,11 @@ from ipchain.cluster import layout
 from scripts.argtypes import json_object, non_negative, positive
 from ipchain.cluster.manager import Cluster, ClusterError
 from ipchain.cluster.manager import start_and_wait as cluster_start_and_wait
-from ipchain.cluster.procs import pids_under
+from ipchain.cluster.procs import is_port_free, pids_under
 from ipchain.render import print_table, say
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 def _common(parser: argparse.ArgumentParser, base_port_default: int | None = None,
@@ -62,7 +63,10 @@ def _add_cluster_commands(sub: Any) -> None:
     up.add_argument("--fresh", action="store_true", help="wipe an existing data dir first")
     up.add_argument("--timeout", type=float, default=60.0,
                     help="seconds to wait for the cluster to commit (default %(default)s)")
-    up.add_argument("--log-level", default="warning", help="node log level (default %(default)s)")
+    up.add_argument("--log-level", default="warning", choices=LOG_LEVELS,
+                    help="node log level (default %(default)s)")
+    up.add_argument("--json", action="store_true",
+                    help="print the nodes as JSON (url, pid) once the cluster is up")
     broker.add_up_arguments(up)  # --mqtt, --mqtt-url
     up.add_argument("--monitoring", action="store_true",
                     help="write <data-dir>/monitoring/prometheus.yml and start Prometheus "
@@ -141,6 +145,7 @@ def _add_demo_and_bench(sub: Any) -> None:
 
 def cmd_up(args: argparse.Namespace) -> int:
     if args.fresh or not Cluster.exists(args.data_dir):
+        _check_ports_free(args.base_port or layout.DEFAULT_BASE_PORT, args.n or 4)
         mqtt_url = broker.new_cluster_url(args)
         cluster = Cluster.create(args.data_dir, args.n or 4,
                                  args.base_port or layout.DEFAULT_BASE_PORT,
@@ -161,11 +166,24 @@ def cmd_up(args: argparse.Namespace) -> int:
     except BaseException:  # a failed `up` leaves no process behind, the broker included
         broker.stop_embedded(cluster.data_dir)
         raise
-    for url in cluster.urls:
-        say(url)
     if args.monitoring:
         _start_monitoring(cluster, args.prometheus_port)
+    if args.json:
+        print(json.dumps({"data_dir": str(cluster.data_dir), "chain_id": cluster.chain_id,
+                          "nodes": [{"id": layout.node_id(i), "url": url, "pid": cluster.pid(i)}
+                                    for i, url in enumerate(cluster.urls)]}, indent=2))
+    else:
+        for url in cluster.urls:
+            say(url)
     return EXIT_OK
+
+
+def _check_ports_free(base_port: int, n: int) -> None:
+    """Before anything is written: a busy port must not leave a half-made data dir."""
+    busy = [base_port + i for i in range(n) if not is_port_free(base_port + i)]
+    if busy:
+        raise ClusterError(f"ports {busy} on {layout.HOST} are in use by another process; "
+                           f"choose another --base-port (nothing was written)")
 
 
 def _start_monitoring(cluster: Cluster, port: int) -> None:

@@ -43,3 +43,23 @@ def test_an_unreachable_node_reads_as_one_sentence_with_a_hint() -> None:
                                 "try `ipchain status` (or `ipchain up`)")
     refused = client.ApiError(400, "BadArguments", "amount: must be positive")
     assert cli.explain(refused) == str(refused)
+
+
+def test_up_on_a_busy_port_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        data_dir = tmp_path / "new"
+        assert cli.main(["up", "--data-dir", str(data_dir), "--base-port", str(port - 1)]) == \
+            cli.EXIT_FAIL
+    assert "in use" in capsys.readouterr().err
+    assert not data_dir.exists()
+
+
+def test_an_unknown_log_level_is_refused_by_the_cli_before_anything_runs(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as refused:
+        cli.main(["up", "--data-dir", str(tmp_path / "x"), "--log-level", "loud"])
+    assert refused.value.code == 2 and not (tmp_path / "x").exists()
