@@ -1,6 +1,9 @@
 """Tables for humans: rich when stdout is a terminal, plain aligned text otherwise.
 
 Plain output keeps pipes, logs and tests free of colour codes and box characters.
+Numbers are right-aligned with thousands separators (identifiers such as ports and pids
+are not numbers to a reader and stay as they are); on a terminal, long cells wrap
+instead of being cut to "…": a figure that cannot be read is not shown at all.
 """
 
 from __future__ import annotations
@@ -14,11 +17,33 @@ def is_tty(stream: TextIO | None = None) -> bool:
     return hasattr(stream, "isatty") and stream.isatty()
 
 
+IDENTIFIER_COLUMNS = {"pid", "port", "seed", "index", "nonce", "base port"}
+
+
+def cell(value: Any, column: str) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, int) and not isinstance(value, bool) and \
+            column.lower() not in IDENTIFIER_COLUMNS:
+        return f"{value:,}"
+    return str(value)
+
+
+def numeric_columns(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> set[int]:
+    """Columns whose every filled cell is a number: those are right-aligned."""
+    return {i for i in range(len(columns))
+            if any(row[i] is not None for row in rows)
+            and all(row[i] is None or (isinstance(row[i], (int, float))
+                                       and not isinstance(row[i], bool)) for row in rows)}
+
+
 def format_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    cells = [[str(c) for c in columns]] + [["" if v is None else str(v) for v in row]
+    right = numeric_columns(columns, rows)
+    cells = [[str(c) for c in columns]] + [[cell(v, columns[i]) for i, v in enumerate(row)]
                                            for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip()
+    lines = ["  ".join(c.rjust(w) if i in right else c.ljust(w)
+                       for i, (c, w) in enumerate(zip(row, widths))).rstrip()
              for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
@@ -31,11 +56,12 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
         from rich.console import Console
         from rich.table import Table
 
+        right = numeric_columns(columns, rows)
         table = Table(title=title)
-        for column in columns:
-            table.add_column(column)
+        for i, column in enumerate(columns):
+            table.add_column(column, overflow="fold", justify="right" if i in right else "left")
         for row in rows:
-            table.add_row(*("" if v is None else str(v) for v in row))
+            table.add_row(*(cell(v, columns[i]) for i, v in enumerate(row)))
         Console(file=stream).print(table)
         return
     if title:

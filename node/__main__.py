@@ -12,7 +12,8 @@ from aiohttp import web
 
 from node import limits
 from node.api import build_app
-from node.config import ConfigError, load_config
+from node import tls
+from node.config import ConfigError, NodeConfig, load_config
 from node.logs import configure
 from node.runtime import Runtime
 
@@ -26,10 +27,12 @@ async def serve(config_path: str, log_level: str | None, log_file: str | None = 
     runtime = Runtime(cfg)
     await runtime.start()
     app = build_app(runtime)
+    if cfg.tls is not None:
+        app.middlewares.insert(0, tls.peer_port_guard(cfg.tls.p2p_port))
     runner = web.AppRunner(app, access_log=None, handle_signals=False,
                            keepalive_timeout=limits.IDLE_TIMEOUT_S)
     await runner.setup()
-    listener = await limits.serve(runner, cfg.host, cfg.port, app[limits.CONNECTIONS])
+    listeners = await listen(runner, cfg, app[limits.CONNECTIONS])
     log.warning("event=started port=%d height=%d view=%d", cfg.port, runtime.executor.height,
                 runtime.replica.view)
     stop = asyncio.Event()
@@ -42,11 +45,24 @@ async def serve(config_path: str, log_level: str | None, log_file: str | None = 
     fatal.cancel()
     log.warning("event=stopping height=%d fatal=%s", runtime.executor.height, runtime.fatal.is_set())
     runtime.release_waiters()
-    listener.close()
+    for listener in listeners:
+        listener.close()
     await app[limits.CONNECTIONS].stop()
     await runner.cleanup()
     await runtime.stop()
     return 1 if runtime.fatal.is_set() else 0
+
+
+async def listen(runner: web.AppRunner, cfg: NodeConfig,
+                 guard: limits.ConnectionGuard) -> list[asyncio.AbstractServer]:
+    """The client API's port, and with [tls] the mutual-TLS peer port beside it; both
+    behind the one connection guard."""
+    if cfg.tls is None:
+        return [await limits.serve(runner, cfg.host, cfg.port, guard)]
+    client_ssl = tls.server_context(cfg.tls, require_client_cert=False) if cfg.tls.client_api else None
+    return [await limits.serve(runner, cfg.host, cfg.port, guard, ssl=client_ssl),
+            await limits.serve(runner, cfg.host, cfg.tls.p2p_port, guard,
+                               ssl=tls.server_context(cfg.tls))]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,6 +13,7 @@ from typing import Any
 import nacl.signing
 
 from contracts.genesis import validate as validate_genesis
+from node.tls import TlsConfig
 
 CONSENSUS_DEFAULTS: dict[str, int] = {
     "max_batch_txs": 1000,
@@ -59,6 +60,7 @@ class NodeConfig:
     max_body_bytes: int = 8 * 1024 * 1024
     max_mempool_txs: int = 50_000
     consensus: dict[str, int] = field(default_factory=dict)
+    tls: TlsConfig | None = None
 
     @property
     def chain_id(self) -> str:
@@ -79,6 +81,27 @@ def _get(table: dict[str, Any], name: str, kind: type, where: str) -> Any:
     return value
 
 
+def _path(base: Path, text: str) -> Path:
+    """Relative paths are relative to the config file: a bundle can move as a whole."""
+    return base / text if not Path(text).is_absolute() else Path(text)
+
+
+def _tls(raw: dict[str, Any], base: Path, where: str) -> TlsConfig | None:
+    table = raw.get("tls")
+    if table is None:
+        return None
+    where = f"{where} [tls]"
+    files = {name: _path(base, _get(table, name, str, where))
+             for name in ("ca_file", "cert_file", "key_file")}
+    for name, file in files.items():
+        if not file.is_file():
+            raise ConfigError(f"{where}: {name} {file} does not exist")
+    client_api = table.get("client_api", False)
+    if not isinstance(client_api, bool):
+        raise ConfigError(f"{where}: client_api must be true or false")
+    return TlsConfig(**files, p2p_port=_get(table, "p2p_port", int, where), client_api=client_api)
+
+
 def load_config(path: str | Path) -> NodeConfig:
     path = Path(path)
     try:
@@ -86,8 +109,9 @@ def load_config(path: str | Path) -> NodeConfig:
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{path}: {exc}") from exc
     where = str(path)
-    key_hex = Path(_get(raw, "key_file", str, where)).read_text().strip()
-    genesis_path = Path(_get(raw, "genesis_file", str, where))
+    base = path.resolve().parent
+    key_hex = _path(base, _get(raw, "key_file", str, where)).read_text().strip()
+    genesis_path = _path(base, _get(raw, "genesis_file", str, where))
     try:
         genesis = json.loads(genesis_path.read_text())
         validate_genesis(genesis)
@@ -103,19 +127,19 @@ def load_config(path: str | Path) -> NodeConfig:
     return NodeConfig(
         node_id=_get(raw, "node_id", str, where), index=_get(raw, "index", int, where),
         host=_get(raw, "host", str, where), port=_get(raw, "port", int, where),
-        data_dir=Path(_get(raw, "data_dir", str, where)),
+        data_dir=_path(base, _get(raw, "data_dir", str, where)),
         signing_key=nacl.signing.SigningKey(bytes.fromhex(key_hex)), genesis=genesis,
-        admin_token=_admin_token(raw, where), peers=peers,
+        admin_token=_admin_token(raw, base, where), peers=peers, tls=_tls(raw, base, where),
         log_level=raw.get("log_level", "warning"), mqtt_url=raw.get("mqtt_url", ""),
         max_body_bytes=raw.get("max_body_bytes", 8 * 1024 * 1024),
         max_mempool_txs=raw.get("max_mempool_txs", 50_000), consensus=consensus)
 
 
-def _admin_token(raw: dict[str, Any], where: str) -> str:
+def _admin_token(raw: dict[str, Any], base: Path, where: str) -> str:
     """The token from `admin_token_file` (owner-only, like a key file); an old config
     with the token inline still works, with a warning saying how to move it out."""
     if "admin_token_file" in raw:
-        path = Path(_get(raw, "admin_token_file", str, where))
+        path = _path(base, _get(raw, "admin_token_file", str, where))
         try:
             mode = path.stat().st_mode
             token = path.read_text().strip()
@@ -139,4 +163,4 @@ def read_admin_token(config_path: str | Path) -> str:
         raw = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{path}: {exc}") from exc
-    return _admin_token(raw, str(path))
+    return _admin_token(raw, path.resolve().parent, str(path))

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl as ssl_module
 import collections
 import errno
 import logging
@@ -205,6 +206,8 @@ class ConnectionGuard:
             self.sweep()
 
     def start(self) -> None:
+        if self._tasks:  # one guard may serve several listeners (client and peer ports)
+            return
         self._tasks = [asyncio.create_task(self._sweep_forever(), name="connection-sweep"),
                        asyncio.create_task(self.lag.run(), name="loop-lag-probe")]
 
@@ -258,15 +261,15 @@ class ConnectionGuard:
 CONNECTIONS = web.AppKey("connections", ConnectionGuard)
 
 
-async def serve(runner: web.AppRunner, host: str, port: int, guard: ConnectionGuard
-                ) -> asyncio.AbstractServer:
+async def serve(runner: web.AppRunner, host: str, port: int, guard: ConnectionGuard,
+                ssl: "ssl_module.SSLContext | None" = None) -> asyncio.AbstractServer:
     """Listen with aiohttp's handler behind the guard (instead of web.TCPSite)."""
     loop = asyncio.get_running_loop()
     server = runner.server
     assert server is not None, "runner.setup() first"
     guard.start()
     return await loop.create_server(guard.protocol_factory(server), host, port,
-                                    reuse_address=True, backlog=128)
+                                    reuse_address=True, backlog=128, ssl=ssl)
 
 
 # -- peer bodies and block reads ----------------------------------------------------------------

@@ -18,7 +18,7 @@ import time
 from typing import Callable, Iterable, Iterator
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 
@@ -39,6 +39,11 @@ LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10
 # runtime.counters keys "<name>:<label>" -> (metric, label name); replica.stats likewise
 PEER_COUNTERS = {"sent": "ipchain_messages_sent", "send_retry": "ipchain_send_retries"}
 DROP_PREFIX = "dropped_"
+DROP_REASONS = ("queue_full", "refused", "unreachable")
+"""Closed label sets, exported at 0 from the start: a series that appears only once
+something goes wrong cannot be graphed or alerted on before it does."""
+ADMISSION_CODES = ("BadArguments", "BadSignature", "BadTransaction", "MempoolFull",
+                   "NonCanonical", "NonceUsed", "UnknownAccount", "UnknownOp", "WrongChain")
 
 
 class NodeMetrics:
@@ -51,6 +56,12 @@ class NodeMetrics:
             buckets=LATENCY_BUCKETS_S, registry=self.registry)
         self.tx_results = Counter("ipchain_tx_results", "Executed transactions by outcome.",
                                   ["status", "code"], registry=self.registry)
+        self.block_interval = Histogram(
+            "ipchain_block_interval_seconds",
+            "Wall-clock time between two blocks executed on this node.",
+            buckets=LATENCY_BUCKETS_S, registry=self.registry)
+        self.last_block_s: float | None = None
+        ProcessCollector(registry=self.registry)  # process_cpu_seconds_total, RSS, open fds
         self.registry.register(_NodeCollector(runtime, sources))
         self.admitted_s: collections.OrderedDict[str, float] = collections.OrderedDict()
 
@@ -76,6 +87,9 @@ class NodeMetrics:
 
     def on_block(self, header: Header, receipts: list[Receipt]) -> None:
         now = time.monotonic()
+        if self.last_block_s is not None:
+            self.block_interval.observe(now - self.last_block_s)
+        self.last_block_s = now
         outcomes: collections.Counter[tuple[str, str]] = collections.Counter()
         for receipt in receipts:
             outcomes["committed" if receipt.ok else "rejected", receipt.code] += 1
@@ -130,7 +144,13 @@ class _NodeCollector:
                 ("ipchain_pending_requests", "Requests the replica has not yet ordered.",
                  status["pending"]),
                 ("ipchain_evidence_held", "Conflicting-message evidence held in memory.",
-                 status["evidence"])):
+                 status["evidence"]),
+                ("ipchain_last_block_time_seconds", "Agreed timestamp of the last executed "
+                 "block (Unix seconds); time() minus it is how stale the chain is.",
+                 runtime.executor.head.timestamp_ms / 1000),
+                ("ipchain_peers", "Peers this node is configured with.", len(runtime.cfg.peers)),
+                ("ipchain_peers_reachable", "Peers whose last delivery attempt succeeded.",
+                 runtime.transport.reachable_peers())):
             yield GaugeMetricFamily(name, help_text, value=value)
 
     def _totals(self) -> Iterator[Metric]:
@@ -158,14 +178,22 @@ class _NodeCollector:
                                       labels=["peer", "reason"])
         refused = CounterMetricFamily("ipchain_txs_refused", "Transactions refused at admission.",
                                       labels=["code"])
+        drops = {(peer.id, reason): 0 for peer in self.runtime.cfg.peers for reason in DROP_REASONS}
+        refusals = dict.fromkeys(ADMISSION_CODES, 0)
         for key, value in sorted(counters.items()):
             name, _, label = key.partition(":")
             if name in by_peer and label:
                 by_peer[name].add_metric([label], value)
             elif name.startswith(DROP_PREFIX) and label:
-                dropped.add_metric([label, name[len(DROP_PREFIX):]], value)
+                reason = name[len(DROP_PREFIX):]
+                reason = "refused" if reason.startswith("refused") else reason
+                drops[label, reason] = drops.get((label, reason), 0) + value
             elif name == "tx_refused" and label:
-                refused.add_metric([label], value)
+                refusals[label] = refusals.get(label, 0) + value
+        for (peer, reason), value in sorted(drops.items()):
+            dropped.add_metric([peer, reason], value)
+        for code, value in sorted(refusals.items()):
+            refused.add_metric([code], value)
         received = CounterMetricFamily("ipchain_messages_received",
                                        "Authentic peer messages received, by type.",
                                        labels=["type"])

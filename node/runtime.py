@@ -23,6 +23,7 @@ from contracts import errors
 from contracts.runtime import Receipt, check_nonce, get_ops, org_of_key
 from contracts.tx import Transaction
 from node.chain import Executor, Header, digest_batch, read_certificate
+from node import tls
 from node.config import NodeConfig
 from node.peer_auth import peer_request_signer
 from node.storage import Storage
@@ -70,7 +71,9 @@ class Runtime:
         self._restored = self.replica.restore(self._read_wal(), self.executor.height,
                                               self._read_stable_proof())
         """Carried out once the loop runs (start), like any step's actions."""
-        self.transport = Transport(cfg.peers, self.counters, signer=peer_request_signer(cfg))
+        self.transport = Transport(
+            cfg.peers, self.counters, signer=peer_request_signer(cfg),
+            ssl_context=tls.client_context(cfg.tls) if cfg.tls else None)
         self.events: asyncio.Queue[Any] = asyncio.Queue()
         self.blocks: asyncio.Queue[ev.Deliver] = asyncio.Queue()
         self.mempool: dict[bytes, Transaction] = {}

@@ -13,6 +13,8 @@ import asyncio
 import collections
 import logging
 import random
+import ssl
+import time
 from typing import Awaitable, Callable
 
 import aiohttp
@@ -29,6 +31,12 @@ MAX_POST_ITEMS = 2_000
 MAX_POST_BYTES = 16 * 1024 * 1024
 """Below the peers' body limit (node.config PEER_BODY_BYTES); one larger message goes alone."""
 BACKOFF_MS = (20, 2_000)
+TLS_LOG_INTERVAL_S = 30.0
+HANDSHAKE_RESET = ConnectionResetError(
+    "the peer reset the TLS handshake: it does not accept this node's certificate "
+    "(issued by another cluster's CA, expired, or not yet valid)")
+"""What a refused client certificate looks like from the dialling side: asyncio's TLS
+server drops the connection mid-handshake without an alert, and logs nothing itself."""
 
 
 class PeerLink:
@@ -44,6 +52,9 @@ class PeerLink:
         self.txs: collections.deque[bytes] = collections.deque()
         self.wakeup = asyncio.Event()
         self.task: asyncio.Task | None = None
+        self.tls_logged_at = -TLS_LOG_INTERVAL_S
+        self.reachable = True
+        """False while the last delivery attempt failed; an idle link stays as it was."""
 
     def put(self, queue: collections.deque[bytes], item: bytes) -> None:
         if len(queue) >= MAX_QUEUE_ITEMS:
@@ -77,6 +88,7 @@ class PeerLink:
                 async with self.session.post(self.peer.url + path, data=body,
                                              headers=headers) as resp:
                     await resp.read()
+                    self._note_reachable(True)
                     if resp.status < 400:
                         self.counters[f"sent:{self.peer.id}"] += len(batch)
                         return
@@ -85,21 +97,48 @@ class PeerLink:
                         log.warning("event=peer_refused peer=%s status=%d bytes=%d",
                                     self.peer.id, resp.status, len(body))
                         return
+            except (aiohttp.ClientSSLError, ssl.SSLError) as exc:
+                self._tls_refused(exc)
+            except aiohttp.ClientConnectorError as exc:
+                if exc.ssl and isinstance(exc.os_error, ConnectionResetError):
+                    self._tls_refused(HANDSHAKE_RESET)
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
                 pass
+            self._note_reachable(False)
             self.counters[f"send_retry:{self.peer.id}"] += 1
             await asyncio.sleep(delay_ms / 1000 * (0.5 + random.random()))
             delay_ms = min(delay_ms * 2, BACKOFF_MS[1])
         self.counters[f"dropped_unreachable:{self.peer.id}"] += len(batch)
 
+    def _note_reachable(self, reachable: bool) -> None:
+        if reachable != self.reachable:
+            self.reachable = reachable
+            log.info("event=%s peer=%s url=%s", "peer_recovered" if reachable else
+                     "peer_unreachable", self.peer.id, self.peer.url)
+
+    def _tls_refused(self, exc: BaseException) -> None:
+        """A handshake failed (expired, foreign or missing certificate on either side):
+        say so plainly, once per TLS_LOG_INTERVAL_S, since retries would repeat it."""
+        self.counters[f"tls_refused:{self.peer.id}"] += 1
+        now = time.monotonic()
+        if now - self.tls_logged_at >= TLS_LOG_INTERVAL_S:
+            self.tls_logged_at = now
+            cause = getattr(exc, "certificate_error", None) or exc
+            reason = getattr(cause, "verify_message", None) or str(cause)
+            log.warning('event=peer_tls_refused peer=%s url=%s reason="%s"', self.peer.id,
+                        self.peer.url, str(reason).replace('"', "'"))
+
 
 class Transport:
     def __init__(self, peers: tuple[Peer, ...], counters: collections.Counter,
-                 signer: RequestSigner | None = None) -> None:
+                 signer: RequestSigner | None = None,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         self.peers = {p.index: p for p in peers}
         self.signer = signer
         """Signs each request so peers accept large bodies from us (None: unsigned)."""
         self.counters = counters
+        self.ssl_context = ssl_context
+        """Mutual TLS to peers (node.tls.client_context), or None for plain HTTP."""
         self.session: aiohttp.ClientSession | None = None
         self.links: dict[int, PeerLink] = {}
         self.outbound_filter: Callable[[int, bytes], list[bytes]] | None = None
@@ -108,7 +147,7 @@ class Transport:
     async def start(self) -> None:
         timeout = aiohttp.ClientTimeout(total=10, connect=2)
         self.session = aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(
-            limit_per_host=4))
+            limit_per_host=4, ssl=self.ssl_context if self.ssl_context is not None else True))
         for index, peer in self.peers.items():
             link = PeerLink(peer, self.session, self.counters, self.signer)
             link.task = asyncio.create_task(link.run(), name=f"peer-{peer.id}")
@@ -122,6 +161,9 @@ class Transport:
                              return_exceptions=True)
         if self.session:
             await self.session.close()
+
+    def reachable_peers(self) -> int:
+        return sum(link.reachable for link in self.links.values())
 
     def send(self, to: int, data: bytes) -> None:
         link = self.links.get(to)

@@ -9,25 +9,28 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Sequence
 
 from scripts import proof, watch
-from ipchain.cluster import broker
+from ipchain.cluster import broker, monitoring
 from ipchain.sdk import client
 from ipchain.cluster import layout
 from scripts.argtypes import json_object, non_negative, positive
 from ipchain.cluster.manager import Cluster, ClusterError
 from ipchain.cluster.manager import start_and_wait as cluster_start_and_wait
-from ipchain.cluster.procs import pids_under
+from ipchain.cluster.procs import is_port_free, pids_under
 from ipchain.render import print_table, say
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
-def _common(parser: argparse.ArgumentParser, base_port_default: int | None = None) -> None:
-    parser.add_argument("--data-dir", default=layout.DEFAULT_DATA_DIR, type=Path,
+def _common(parser: argparse.ArgumentParser, base_port_default: int | None = None,
+            data_dir_default: str = layout.DEFAULT_DATA_DIR) -> None:
+    parser.add_argument("--data-dir", default=data_dir_default, type=Path,
                         help="cluster data directory (default: %(default)s under the cwd)")
     parser.add_argument("--base-port", type=int, default=base_port_default,
                         help="node i listens on base-port + i (default: "
@@ -36,6 +39,7 @@ def _common(parser: argparse.ArgumentParser, base_port_default: int | None = Non
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ipchain", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"ipchain {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_cluster_commands, _add_submit, _add_demo_and_bench, watch.add_parser,
                 proof.add_parsers):
@@ -44,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "SCENARIO (see ipchain faults --help)", add_help=False)
     sub.add_parser("sim", help="deterministic simulator: explore seeds or replay one "
                    "(see ipchain sim --help)", add_help=False)
+    sub.add_parser("net", help="clusters across hosts: net init --hosts ... --out DIR "
+                   "(see ipchain net --help)", add_help=False)
     return parser
 
 
@@ -57,8 +63,16 @@ def _add_cluster_commands(sub: Any) -> None:
     up.add_argument("--fresh", action="store_true", help="wipe an existing data dir first")
     up.add_argument("--timeout", type=float, default=60.0,
                     help="seconds to wait for the cluster to commit (default %(default)s)")
-    up.add_argument("--log-level", default="warning", help="node log level (default %(default)s)")
+    up.add_argument("--log-level", default="warning", choices=LOG_LEVELS,
+                    help="node log level (default %(default)s)")
+    up.add_argument("--json", action="store_true",
+                    help="print the nodes as JSON (url, pid) once the cluster is up")
     broker.add_up_arguments(up)  # --mqtt, --mqtt-url
+    up.add_argument("--monitoring", action="store_true",
+                    help="write <data-dir>/monitoring/prometheus.yml and start Prometheus "
+                    "(Debian's prometheus) against the cluster with the shipped alert rules")
+    up.add_argument("--prometheus-port", type=positive, default=monitoring.DEFAULT_PORT,
+                    help="Prometheus's port on 127.0.0.1 (default %(default)s)")
 
     down = sub.add_parser("down", help="stop the cluster (SIGTERM, then SIGKILL stragglers)")
     _common(down)
@@ -94,7 +108,9 @@ def _add_submit(sub: Any) -> None:
 
 def _add_demo_and_bench(sub: Any) -> None:
     demo = sub.add_parser("demo", help="fresh cluster, a short workload, results, agreement")
-    _common(demo)
+    _common(demo, data_dir_default=DEMO_DATA_DIR)
+    demo.add_argument("--fresh", action="store_true",
+                      help="replace a cluster in --data-dir that the demo did not make")
     demo.add_argument("--nodes", dest="n", type=positive, default=4,
                       help="cluster size (default %(default)s)")
     demo.add_argument("--down", action="store_true", help="stop the cluster at the end")
@@ -121,12 +137,15 @@ def _add_demo_and_bench(sub: Any) -> None:
                        help="seconds to wait for stragglers after the load (default %(default)s)")
     bench.add_argument("--seed", type=int, default=1, help="workload seed (default %(default)s)")
     bench.add_argument("--keep", action="store_true", help="keep the temp data dir (logs)")
+    bench.add_argument("--data-dir", type=Path, default=None,
+                       help="load this running cluster (from `ipchain up`) instead of a fresh one")
 
 
 # -- commands ------------------------------------------------------------------------
 
 def cmd_up(args: argparse.Namespace) -> int:
     if args.fresh or not Cluster.exists(args.data_dir):
+        _check_ports_free(args.base_port or layout.DEFAULT_BASE_PORT, args.n or 4)
         mqtt_url = broker.new_cluster_url(args)
         cluster = Cluster.create(args.data_dir, args.n or 4,
                                  args.base_port or layout.DEFAULT_BASE_PORT,
@@ -147,9 +166,36 @@ def cmd_up(args: argparse.Namespace) -> int:
     except BaseException:  # a failed `up` leaves no process behind, the broker included
         broker.stop_embedded(cluster.data_dir)
         raise
-    for url in cluster.urls:
-        say(url)
+    if args.monitoring:
+        _start_monitoring(cluster, args.prometheus_port)
+    if args.json:
+        print(json.dumps({"data_dir": str(cluster.data_dir), "chain_id": cluster.chain_id,
+                          "nodes": [{"id": layout.node_id(i), "url": url, "pid": cluster.pid(i)}
+                                    for i, url in enumerate(cluster.urls)]}, indent=2))
+    else:
+        for url in cluster.urls:
+            say(url)
     return EXIT_OK
+
+
+def _check_ports_free(base_port: int, n: int) -> None:
+    """Before anything is written: a busy port must not leave a half-made data dir."""
+    busy = [base_port + i for i in range(n) if not is_port_free(base_port + i)]
+    if busy:
+        raise ClusterError(f"ports {busy} on {layout.HOST} are in use by another process; "
+                           f"choose another --base-port (nothing was written)")
+
+
+def _start_monitoring(cluster: Cluster, port: int) -> None:
+    config = monitoring.write_config(cluster.data_dir, cluster.urls)
+    monitoring.stop(cluster.data_dir)  # a restart replaces the previous one
+    pid = monitoring.start(cluster.data_dir, port)
+    if pid is None:
+        say(f"wrote {config}; `prometheus` is not installed (apt-get install prometheus), "
+            f"so start one with --config.file={config}")
+    else:
+        say(f"Prometheus at http://127.0.0.1:{port} (config {config}); dashboard to import: "
+            f"{monitoring.DASHBOARD}")
 
 
 def _check_same_shape(cluster: Cluster, args: argparse.Namespace) -> None:
@@ -174,6 +220,7 @@ def cmd_down(args: argparse.Namespace) -> int:
     running = cluster.running()
     killed = cluster.stop(args.timeout)
     broker.stop_embedded(cluster.data_dir)
+    monitoring.stop(cluster.data_dir)
     left = cluster.running()
     strays = pids_under(cluster.data_dir)
     if left or strays:
@@ -270,9 +317,27 @@ async def _submit(args: argparse.Namespace, cluster: Cluster | None, url: str,
     return answer, answer.get("status") in ("pending", "committed")
 
 
+DEMO_DATA_DIR = ".ipchain-demo"
+DEMO_MARKER = "demo.marker"
+"""Written into a data dir the demo made: the demo replaces only its own chains."""
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from ipchain.workloads import demo
-    return demo.run(args)
+    data_dir = Path(args.data_dir)
+    if Cluster.exists(data_dir) and not (data_dir / DEMO_MARKER).exists() and not args.fresh:
+        raise ClusterError(f"{data_dir} holds a cluster the demo did not make; the demo starts "
+                           f"a fresh chain there only with --fresh (or choose another "
+                           f"--data-dir)")
+    try:
+        return demo.run(args)
+    except BaseException:  # Ctrl-C, a closed pipe: --down still means nothing left running
+        if args.down and Cluster.exists(data_dir):
+            Cluster.load(data_dir).stop()
+        raise
+    finally:
+        if Cluster.exists(data_dir):
+            (data_dir / DEMO_MARKER).write_text("made by `ipchain demo`\n")
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -285,19 +350,46 @@ COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "submit": cmd_
             "proof": proof.cmd_proof, "verify-proof": proof.cmd_verify_proof}
 
 
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed_version
+    try:
+        return installed_version("ipchain")
+    except PackageNotFoundError:
+        return "(not installed)"
+
+
+def explain(exc: BaseException) -> str:
+    """One sentence, with what to try, instead of a library's repr."""
+    if isinstance(exc, client.ApiError) and exc.status == 0:
+        url = exc.message.split(" ", 2)[1] if exc.message.count(" ") >= 2 else "the node"
+        node = url.split("/v1/")[0].split("/p2p/")[0]
+        return (f"{node} is not answering; is the cluster up? try `ipchain status` "
+                f"(or `ipchain up`)")
+    return str(exc)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["faults"]:  # its own parser: scripts/faults.py
         from scripts.faults import main as faults_main
         return faults_main(argv[1:])
+    if argv[:1] == ["net"]:  # its own parser: scripts/net.py
+        from scripts.net import main as net_main
+        return net_main(argv[1:])
     if argv[:1] == ["sim"]:  # its own parser: scripts/sim.py
         from scripts.sim import main as sim_main
         return sim_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
+    except BrokenPipeError:
+        # The reader went away (`ipchain demo | head`): the command's own cleanup already
+        # ran on the way out; keep Python from complaining about the closed stdout.
+        sys.stdout = open(os.devnull, "w")
+        return EXIT_FAIL
     except (ClusterError, client.ApiError, ValueError, OSError) as exc:
-        print(f"ipchain {args.command}: error: {exc}", file=sys.stderr)
+        print(f"ipchain {args.command}: error: {explain(exc)}", file=sys.stderr)
         return EXIT_FAIL
     except KeyboardInterrupt:
         print(f"ipchain {args.command}: interrupted", file=sys.stderr)

@@ -8,6 +8,7 @@ scenario (the message names the file, line and field).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -24,7 +25,8 @@ DEFAULT_OUT = Path("faults-out")
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ipchain faults", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    sub.add_parser("list", help="the scenarios in configs/faults/")
+    listing = sub.add_parser("list", help="the scenarios in configs/faults/")
+    listing.add_argument("--json", action="store_true", help="print the scenarios as JSON")
     run = sub.add_parser("run", help="run one scenario on a fresh cluster and check it")
     run.add_argument("scenario", help="a scenario file, or a name from `ipchain faults list`")
     run.add_argument("--nodes", type=int, default=None, help="override the scenario's node count")
@@ -34,17 +36,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def cmd_list() -> int:
-    from ipchain.faultrun.scenario import ScenarioError, list_scenarios
+def cmd_list(as_json: bool = False) -> int:
+    from ipchain.faultrun.scenario import SCENARIO_DIR, ScenarioError, list_scenarios
     rows, bad = [], []
-    for item in list_scenarios():
+    found = list_scenarios()
+    if not found:  # an install without its package data: say so instead of an empty table
+        print(f"ipchain faults list: error: no scenario files in {SCENARIO_DIR}", file=sys.stderr)
+        return 2
+    for item in found:
         if isinstance(item, ScenarioError):
             bad.append(str(item))
             continue
         rows.append([item.name, item.nodes, f"{item.duration_s:g}s", f"{item.heal_at_s:g}s",
                      item.expected, len(item.events), item.description])
-    print_table("fault scenarios", ["name", "nodes", "duration", "heal", "expect", "events",
-                                    "description"], rows)
+    columns = ["name", "nodes", "duration", "heal", "expect", "events", "description"]
+    if as_json:
+        print(json.dumps({"scenarios": [dict(zip(columns, row)) for row in rows],
+                          "invalid": bad}, indent=2))
+    else:
+        print_table("fault scenarios", columns, rows)
     for message in bad:
         print(f"invalid: {message}", file=sys.stderr)
     return EXIT_FAIL if bad else EXIT_OK
@@ -69,7 +79,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return cmd_list() if args.action == "list" else cmd_run(args)
+        return cmd_list(args.json) if args.action == "list" else cmd_run(args)
     except (ClusterError, ApiError, OSError) as exc:
         print(f"ipchain faults: error: {exc}", file=sys.stderr)
         return EXIT_FAIL

@@ -4,6 +4,7 @@
     ipchain sim --seeds 50 --seed-start 1000 --json         # JSON summary only
     ipchain sim --faulty 2 --byzantine collude --seeds 5    # negative control (f+1 liars)
     ipchain sim --seed 17 --nodes 4 --blocks 50             # replay seed 17: plan + outcome
+    ipchain sim --seeds 100000 --scheduler tcp://h:8786 --out r.jsonl [--resume]
 
 Exploring prints one JSON summary (seeds, violations as ipchain.checks writes them:
 {invariant, message, nodes, heights, evidence, seed}, seeds_per_min, ...) and, without
@@ -17,11 +18,14 @@ import argparse
 import json
 import sys
 from dataclasses import replace
+from pathlib import Path
 from typing import Sequence
 
 from ipchain.sim.faults import MIXES
+from ipchain.sim.run import SimConfig, mix_with, resolve_mix, run_seed
+from ipchain.sim.sweep import progress_bar
+from ipchain.sim.sweep import sweep as run_sweep
 from node.byzantine import BEHAVIOURS
-from ipchain.sim.run import SimConfig, explore, mix_with, resolve_mix, run_seed
 from scripts.argtypes import non_negative, positive
 
 EXIT_OK, EXIT_VIOLATION, EXIT_USAGE = 0, 1, 2
@@ -64,7 +68,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--liveness-bound-ms", type=positive, default=DEFAULTS.liveness_bound_ms)
     parser.add_argument("--request-timeout-ms", type=positive,
                         default=DEFAULTS.request_timeout_ms)
-    parser.add_argument("--jobs", type=positive, default=1, help="worker processes for exploring")
+    parser.add_argument("--jobs", type=positive, default=1,
+                        help="worker processes: 1 runs in this process, more start an embedded "
+                        "Dask cluster of that many single-threaded workers (default 1)")
+    parser.add_argument("--scheduler", metavar="tcp://HOST:PORT", default=None,
+                        help="run the seeds as tasks on this dask.distributed scheduler")
+    parser.add_argument("--out", type=Path, default=None, metavar="FILE",
+                        help="append one JSON line per seed to FILE as each finishes")
+    parser.add_argument("--resume", action="store_true",
+                        help="with --out: skip the seeds FILE already holds")
     parser.add_argument("--json", action="store_true", help="machine-readable output only")
     return parser
 
@@ -99,6 +111,14 @@ def replay_flags(args: argparse.Namespace, mix_name: str) -> str:
     return " ".join(flags)
 
 
+def check_out_file(args: argparse.Namespace) -> None:
+    """Appending a second sweep to a results file would mix two runs: say so instead."""
+    if args.resume and args.out is None:
+        raise ValueError("--resume needs --out FILE (the results to continue)")
+    if args.out is not None and args.out.exists() and not args.resume and args.seed is None:
+        raise ValueError(f"{args.out} exists; add --resume to continue it, or choose another file")
+
+
 def replay(seed: int, cfg: SimConfig, as_json: bool) -> int:
     result = run_seed(seed, cfg)
     if as_json:
@@ -110,7 +130,13 @@ def replay(seed: int, cfg: SimConfig, as_json: bool) -> int:
 
 def sweep(args: argparse.Namespace, cfg: SimConfig) -> int:
     seeds = range(args.seed_start, args.seed_start + args.seeds)
-    summary = explore(cfg, seeds, jobs=args.jobs)
+    update, close = progress_bar()
+    try:
+        summary = run_sweep(cfg, seeds, out=args.out, resume=args.resume,
+                            scheduler=args.scheduler, jobs=0 if args.jobs == 1 else args.jobs,
+                            progress=update)
+    finally:
+        close()
     failures = summary.pop("failures")
     if not args.json:
         for text in failures:
@@ -124,6 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         cfg = config_from(args)
+        check_out_file(args)
     except ValueError as exc:
         parser.print_usage(sys.stderr)
         print(f"ipchain sim: error: {exc}", file=sys.stderr)

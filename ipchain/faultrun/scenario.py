@@ -47,11 +47,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from configs import FAULT_SCENARIOS
 from node.byzantine import BEHAVIOURS
 from node.faults import RULE_FIELDS, FaultSpecError, parse_byzantine, parse_rule
 from ipchain.faultrun.locate import Reader, ScenarioError
 
-SCENARIO_DIR = Path(__file__).resolve().parents[2] / "configs" / "faults"
+SCENARIO_DIR = FAULT_SCENARIOS
 PROCESS_ACTIONS = ("kill", "stop", "start", "restart", "pause", "resume")
 NETWORK_ACTIONS = ("rules", "partition", "byzantine", "clear")
 ACTIONS = PROCESS_ACTIONS + NETWORK_ACTIONS + ("heal",)

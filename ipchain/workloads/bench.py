@@ -12,6 +12,13 @@ Method (what the numbers mean):
   batch was sent to the moment its block was first seen, so it includes the follower's
   polling interval (~10 ms).
 - committed_tps = committed / (last commit seen - start).
+- cpu_us_per_tx: each node's process CPU (user + system) over the window from the first
+  batch sent to the last commit drained, divided by the transactions committed in it;
+  verify_us is one Ed25519 verification timed here just before the load, and
+  limit_ratio = verify_us / mean cpu_us_per_tx (1.0: a node that only verifies). These
+  are what the code costs whatever else the machine does; loadavg says how busy it was.
+- With --data-dir of a running cluster the bench loads it as it is (keys from there),
+  and leaves it running.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import shutil
 import signal
@@ -34,6 +42,7 @@ from ipchain.cluster import layout
 from ipchain.cluster.manager import Cluster
 from ipchain.cluster.procs import find_free_base_port
 from ipchain.render import say
+from ipchain.workloads.cpu import NodeCpu, summarize_cpu, verify_us
 
 FOLLOW_POLL_S = 0.01
 
@@ -50,6 +59,9 @@ class BenchConfig:
     seed: int = 1
     base_port: int | None = None
     keep: bool = False
+    data_dir: Path | None = None
+    """Load this running cluster instead of a fresh temporary one."""
+    progress_s: float = 2.0
 
 
 @dataclass
@@ -163,27 +175,49 @@ async def offer(session: Any, urls: list[str], batches: list[Batch], cfg: BenchC
     return start, time.monotonic()
 
 
-async def drive(urls: list[str], batches: list[Batch], cfg: BenchConfig) -> dict[str, Any]:
+async def drive(urls: list[str], batches: list[Batch], cfg: BenchConfig,
+                pids: list[int | None] | None = None, log: Any = None) -> dict[str, Any]:
     tally = Tally()
     async with client.open_session(limit=cfg.max_inflight * 2 + 8) as session:
+        async def metrics_text(i: int) -> str:
+            async with session.get(f"{urls[i]}/metrics") as answer:
+                return await answer.text()
+
+        cpu = NodeCpu(pids or [None] * len(urls), metrics_text)
         stop = asyncio.Event()
         follower = asyncio.create_task(follow(session, urls[0], tally, stop))
+        reporter = asyncio.create_task(report_progress(tally, cfg, log))
         sends: list[asyncio.Task] = []
         try:
+            await cpu.mark()
             start, sent_end = await offer(session, urls, batches, cfg, tally, sends)
             await asyncio.gather(*sends)
             drain_deadline = time.monotonic() + cfg.drain_s
             while (not _is_drained(tally) and not follower.done()
                    and time.monotonic() < drain_deadline):
                 await asyncio.sleep(0.05)
+            await cpu.mark()
             stop.set()
             await follower
             agreement = await check_agreement(session, urls, tally.final_height)
         finally:  # also on Ctrl-C: no task may outlive the session it uses
-            for task in (follower, *sends):
+            for task in (follower, reporter, *sends):
                 task.cancel()
-            await asyncio.gather(follower, *sends, return_exceptions=True)
-    return summarize(cfg, tally, start, sent_end, agreement)
+            await asyncio.gather(follower, reporter, *sends, return_exceptions=True)
+    result = summarize(cfg, tally, start, sent_end, agreement)
+    result["cpu"] = cpu.cpu_us_per_tx(result["committed"])
+    return result
+
+
+async def report_progress(tally: Tally, cfg: BenchConfig, log: Any) -> None:
+    """One line on stderr every few seconds: a long bench is not silent."""
+    if log is None:
+        return
+    started = time.monotonic()
+    while True:
+        await asyncio.sleep(cfg.progress_s)
+        log(f"bench: {time.monotonic() - started:5.1f}s sent {len(tally.submitted_at):,} "
+            f"committed {len(tally.committed_at):,} height {tally.final_height:,}")
 
 
 async def check_agreement(session: Any, urls: list[str], height: int) -> bool | None:
@@ -223,9 +257,40 @@ def summarize(cfg: BenchConfig, tally: Tally, start: float, sent_end: float,
     }
 
 
+def load_cluster(cfg: BenchConfig, log: Any) -> Cluster:
+    """An existing running cluster, checked to have the bench's client organisations."""
+    cluster = Cluster.load(cfg.data_dir)
+    missing = [org for org in (layout.client_org_id(i) for i in range(cfg.clients))
+               if org not in cluster.org_ids()]
+    if missing:
+        raise ValueError(f"{cfg.data_dir} has no client organisation {missing[0]}; "
+                         f"use --clients {sum(o.startswith('client-') for o in cluster.org_ids())}"
+                         f" or `ipchain up --clients {cfg.clients}`")
+    log(f"bench: loading the running {cluster.n}-node cluster in {cluster.data_dir}")
+    return cluster
+
+
+def measure(cluster: Cluster, cfg: BenchConfig, log: Any) -> dict[str, Any]:
+    total = max(1, int(cfg.rate_tps * cfg.duration_s))
+    signing = time.monotonic()
+    batches = presign(cluster, total, cfg.clients, cfg.batch_size, random.Random(cfg.seed))
+    log(f"bench: signed {total} txs in {time.monotonic() - signing:.1f}s; "
+        f"offering {cfg.rate_tps} tx/s for {cfg.duration_s}s")
+    tx_bytes = len(batches[0].body) // max(1, len(batches[0].ids))
+    verify = verify_us(cluster.client_key(layout.client_org_id(0)), bytes(tx_bytes - 64))
+    load_before = os.getloadavg()[0]
+    result = asyncio.run(drive(cluster.urls, batches, cfg,
+                               [cluster.pid(i) for i in range(cluster.n)], log))
+    result.update(summarize_cpu(result.pop("cpu"), verify))
+    result["loadavg_1m"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
+    return result
+
+
 def run_bench(cfg: BenchConfig, log: Any = None) -> dict[str, Any]:
     """Create, load, measure, and always stop and remove the temporary cluster."""
     log = log or (lambda message: say(message, sys.stderr))
+    if cfg.data_dir is not None:
+        return measure(load_cluster(cfg, log), cfg, log)
     tmp = Path(tempfile.mkdtemp(prefix="ipchain-bench-"))
     cluster = None
     try:
@@ -234,12 +299,7 @@ def run_bench(cfg: BenchConfig, log: Any = None) -> dict[str, Any]:
         log(f"bench: starting {cfg.nodes} nodes on ports {base_port}.. in {tmp}")
         cluster.start()
         cluster.wait_ready(60.0)
-        total = max(1, int(cfg.rate_tps * cfg.duration_s))
-        signing = time.monotonic()
-        batches = presign(cluster, total, cfg.clients, cfg.batch_size, random.Random(cfg.seed))
-        log(f"bench: signed {total} txs in {time.monotonic() - signing:.1f}s; "
-            f"offering {cfg.rate_tps} tx/s for {cfg.duration_s}s")
-        return asyncio.run(drive(cluster.urls, batches, cfg))
+        return measure(cluster, cfg, log)
     finally:
         if cluster is not None:
             cluster.stop()
@@ -257,7 +317,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = BenchConfig(nodes=args.n, duration_s=args.duration, rate_tps=args.rate,
                       batch_size=args.batch_size, max_inflight=args.max_inflight,
                       clients=args.clients, drain_s=args.drain, seed=args.seed,
-                      base_port=args.base_port, keep=args.keep)
+                      base_port=args.base_port, keep=args.keep, data_dir=args.data_dir)
     previous = signal.signal(signal.SIGTERM, _terminate)  # SIGTERM cleans up like Ctrl-C
     try:
         result = run_bench(cfg)

@@ -37,8 +37,24 @@ def test_bench_prints_one_json_result_and_cleans_up(tmp_path: Path) -> None:
     assert result["submitted"] == 200 and result["committed"] == 200
     assert result["rejected"] == 0 and result["agreement"] is True
     assert 0 < result["p50_ms"] <= result["p99_ms"]
+    # Each node did real work for the 200 transactions, and more than one verification.
+    assert len(result["cpu_us_per_tx"]) == 4
+    assert all(v is not None and v > result["verify_us"] > 0 for v in result["cpu_us_per_tx"])
+    assert 0 < result["limit_ratio"] < 1
     workdir = bench_dir(run.stderr)
     assert not workdir.exists() and pids_under(workdir) == []
+
+
+def test_bench_loads_an_existing_cluster_and_leaves_it_running(start_cluster) -> None:
+    cluster, _ = start_cluster(4, clients=8)
+    run = subprocess.run([*BENCH, "--data-dir", str(cluster.data_dir), "--clients", "8",
+                          "--duration", "1", "--rate", "100"], capture_output=True, text=True,
+                         timeout=180)
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout)
+    assert result["committed"] == 100 and result["agreement"] is True
+    assert all(v and v > 0 for v in result["cpu_us_per_tx"])  # read from /proc of its pids
+    assert cluster.running() == [0, 1, 2, 3]
 
 
 def test_interrupted_bench_stops_its_cluster() -> None:
