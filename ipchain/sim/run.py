@@ -25,7 +25,6 @@ import nacl.signing
 from consensus.crypto import Ed25519Keyring, FastKeyring
 from consensus.quorum import max_faulty
 from consensus.replica import Replica, ReplicaConfig
-from contracts.genesis import init_state
 from contracts.tx import Transaction
 from node.chain import digest_batch
 from ipchain.sim import checkers
@@ -33,7 +32,7 @@ from ipchain.sim.byzantine import HONEST, Conspiracy, make_behaviour
 from ipchain.sim.clock import US_PER_MS, EventQueue, SimClock
 from ipchain.sim.faults import (MIXES, FaultMix, FaultPlan, end_episode, generate_plan,
                              start_episode)
-from ipchain.sim.host import Host, SimChain
+from ipchain.sim.host import FailStop, Host
 from ipchain.sim.network import LatencyModel, LinkCondition, Network
 from ipchain.sim.workload import (FAST_TX_SIGNATURES, GENESIS_TIME_MS, Client, ClientTx,
                                build_genesis, make_bursts, trusted_signatures, validator_seed)
@@ -152,7 +151,6 @@ class Simulation:
     def _build_hosts(self) -> list[Host]:
         cfg = self.cfg
         genesis = build_genesis(cfg.chain_id, self.n, cfg.clients)
-        genesis_state = init_state(genesis)
         signature_ok = Transaction.signature_ok if cfg.ed25519 else trusted_signatures(self.bursts)
         tx_cache = {c.id_bytes: c.tx for burst in self.bursts for c in burst}
         keyring = _keyring_factory(self.n, cfg.ed25519)
@@ -168,10 +166,9 @@ class Simulation:
             behaviour = (make_behaviour(self.plan.byzantine[i], i, self.n,
                                         self._rng(f"byzantine/{i}"), plot)
                          if i in self.plan.byzantine else HONEST)
-            chain = SimChain(cfg.chain_id, genesis_state, genesis["genesis_time_ms"],
-                             signature_ok, tx_cache)
             make = functools.partial(Replica, rcfg, keyring(i), digest_batch)
-            hosts.append(Host(i, self, make, chain, behaviour, self._rng(f"host/{i}")))
+            hosts.append(Host(i, self, make, genesis, signature_ok, tx_cache, behaviour,
+                              self._rng(f"host/{i}")))
         return hosts
 
     # -- HostEnv -----------------------------------------------------------------------------
@@ -252,6 +249,9 @@ class Simulation:
                 violations.append(checkers.Violation(
                     "budget", f"event budget {self.cfg.event_budget()} spent by "
                               f"{self.clock.sim_ms()} ms: a message storm or livelock", self.seed))
+        except FailStop as exc:  # the engine's error policy: fail-stop, with the reason
+            violations.append(checkers.Violation(
+                "exception", f"{exc} at {self.clock.sim_ms()} ms", self.seed))
         except Exception as exc:  # a crash of the code under test is a finding, not a test error
             where = traceback.extract_tb(exc.__traceback__)[-1]
             violations.append(checkers.Violation(
