@@ -171,7 +171,9 @@ class Host:
         self._stats = {"crashes": 0, "restarts": 0, "restored_from_wal": 0, "fetches": 0,
                        "redelivered": 0, "torn_crashes": 0, "torn_actions_lost": 0}
         self._signed_votes: dict[tuple[str, int, int], bytes] = {}
+        """(kind, view, seq) -> the encoded PRE-PREPARE / PREPARE / COMMIT this replica sent."""
         self._durable_in_new_views: set[bytes] = set()
+        self._checked_stable_seq = 0
         self._effects_left: int | None = None
         self.torn_crash_pending = 0
         self.peers = [i for i in range(self.n) if i != index]
@@ -258,6 +260,8 @@ class Host:
             self._carry_out_torn(actions)
             return
         self.engine.carry_out(actions)
+        if self.honest:
+            self._check_wal_kept_votes()
         self._after_engine()
 
     def on_packet(self, src: int, packet: tuple[Any, ...]) -> None:
@@ -370,12 +374,31 @@ class Host:
                                   f"before it was durable in its WAL")
         elif isinstance(body, NewView):  # its pre-prepares are durable as part of it
             self._durable_in_new_views.update(wire.encode(pp) for pp in body.preprepares)
-        if isinstance(body, (PrePrepare, Prepare, Commit)):
+        if isinstance(body, (PrePrepare, Prepare, Commit)) and \
+                encoded not in self._durable_in_new_views:
             key = (body.KIND, body.view, body.seq)
-            earlier = self._signed_votes.setdefault(key, body.digest)
-            if earlier != body.digest:
+            earlier = self._signed_votes.setdefault(key, encoded)
+            if earlier != encoded and wire.decode(earlier).body.digest != body.digest:
                 self.anomalies.append(f"replica {self.index} signed two {type(body).__name__}s "
                                       f"for view {body.view} seq {body.seq}")
+
+    def _check_wal_kept_votes(self) -> None:
+        """The oracle after each WAL prune and at each restart: the WAL holds every vote
+        this replica sent above its stable checkpoint (PBFT's definition of an unsettled
+        vote), else a restart now could sign a conflicting one. Every moment is a
+        possible crash, so this needs no crash to catch a wrong prune."""
+        stored = self.storage.get_meta("stable_checkpoint")
+        stable_seq = stored[0] if stored else 0
+        if stable_seq == self._checked_stable_seq and self.engine is not None:
+            return
+        self._checked_stable_seq = stable_seq
+        kept = set(self.storage.wal())
+        lost = sorted(key for key, encoded in self._signed_votes.items()
+                      if key[2] > stable_seq and encoded not in kept)
+        for kind, view, seq in lost[:3]:
+            self.anomalies.append(f"replica {self.index}'s WAL lost its unsettled {kind} for "
+                                  f"view {view} seq {seq} (stable checkpoint {stable_seq}): "
+                                  f"a restart would forget it")
 
     def _send_each(self, outbound: list[tuple[int, wire.Signed]]) -> None:
         """A behaviour's (destination, message) pairs; each distinct message encoded once.
@@ -467,6 +490,7 @@ class Host:
         self._stats["restarts"] += 1
         self._stats["restored_from_wal"] += 1  # as node.runtime.Runtime does on every start
         self.exec_free_us = 0
+        self._check_wal_kept_votes()
         self._start_engine()
         self._start_ticking()
 
