@@ -19,9 +19,6 @@ class MemoryStorage:
         self.wal_records: list[tuple[int, int, str, bytes]] = []
         self.evidence_records: list[tuple[str, int, bytes, bytes]] = []
         self.meta: dict[str, Any] = {}
-        self.durable: set[bytes] = set()
-        """Every WAL record ever written (pruning does not forget it): the simulator's
-        oracle asks it whether a vote was durable before it was sent."""
 
     # -- blocks ------------------------------------------------------------------------
     def save_block(self, height: int, block_hash: bytes, header: bytes, result_root: bytes,
@@ -70,7 +67,6 @@ class MemoryStorage:
     # -- consensus WAL and evidence --------------------------------------------------------
     def append_wal(self, records: list[tuple[int, int, str, bytes]]) -> None:
         self.wal_records.extend(records)
-        self.durable.update(r[3] for r in records)
 
     def wal(self) -> list[bytes]:
         return [r[3] for r in self.wal_records]

@@ -29,7 +29,7 @@ from consensus.replica import Replica
 from contracts.runtime import Receipt
 from contracts.tx import Transaction
 from node.chain import DUPLICATE, Header, digest_batch
-from node.engine import Engine
+from node.engine import Engine, Storage
 from node.memory_storage import MemoryStorage
 from ipchain.sim.byzantine import HONEST, Behaviour
 from ipchain.sim.clock import US_PER_MS, EventQueue
@@ -55,6 +55,23 @@ class FailStop(Exception):
 
 class _TornCut(Exception):
     """The process dies here, part-way through carrying out a step's actions."""
+
+
+class WitnessedStorage:
+    """The host's store as the engine sees it, plus what the oracle needs: every WAL
+    record ever written (pruning does not forget it), to ask whether a vote was durable
+    before it was sent. Any `node.engine.Storage` (in-memory, or SQLite in a test)."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.inner = storage
+        self.durable: set[bytes] = set()
+
+    def append_wal(self, records: list[tuple[int, int, str, bytes]]) -> None:
+        self.inner.append_wal(records)
+        self.durable.update(r[3] for r in records)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
 
 
 class ChainRecord:
@@ -142,7 +159,7 @@ class Host:
     def __init__(self, index: int, env: HostEnv, make_replica: Callable[[], Replica],
                  genesis: dict[str, Any], signature_ok: Callable[[Transaction], bool],
                  tx_cache: dict[bytes, Transaction], behaviour: Behaviour = HONEST,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, storage: Storage | None = None) -> None:
         self.index = index
         self.n = env.n
         self.env = env
@@ -153,7 +170,7 @@ class Host:
         """Decoded transactions shared by all hosts (they are immutable): the mempool's role."""
         self.behaviour = behaviour
         self.rng = rng or random.Random(index)
-        self.storage = MemoryStorage()
+        self.storage = WitnessedStorage(storage if storage is not None else MemoryStorage())
         """The durable store: survives crashes, as the node's SQLite file does."""
         self.engine: Engine | None = None
         self.chain: ChainRecord | None = None
@@ -225,7 +242,7 @@ class Host:
 
     @property
     def evidence(self) -> list[tuple[str, int]]:
-        return [(kind, sender) for kind, sender, _, _ in self.storage.evidence_records]
+        return [(kind, sender) for kind, sender, _, _ in self.storage.evidence(1 << 30)]
 
     @property
     def stats(self) -> dict[str, int]:

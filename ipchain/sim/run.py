@@ -18,7 +18,7 @@ import random
 import time
 import traceback
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import nacl.signing
 
@@ -27,6 +27,7 @@ from consensus.quorum import max_faulty
 from consensus.replica import Replica, ReplicaConfig
 from contracts.tx import Transaction
 from node.chain import digest_batch
+from node.engine import Storage
 from ipchain.sim import checkers
 from ipchain.sim.byzantine import HONEST, Conspiracy, make_behaviour
 from ipchain.sim.clock import US_PER_MS, EventQueue, SimClock
@@ -123,8 +124,11 @@ def replay_hint(seed: int, cfg: SimConfig) -> str:
 class Simulation:
     """The whole cluster for one seed; also the `HostEnv` and `FaultTarget` of its parts."""
 
-    def __init__(self, seed: int, cfg: SimConfig, plan: FaultPlan | None = None) -> None:
+    def __init__(self, seed: int, cfg: SimConfig, plan: FaultPlan | None = None,
+                 make_storage: Callable[[int], Storage] | None = None) -> None:
         self.seed, self.cfg, self.n = seed, cfg, cfg.nodes
+        self.make_storage = make_storage
+        """Replica index -> its store; None: in memory (a test passes SQLite files)."""
         if self.n < 1:
             raise ValueError("a cluster needs at least one replica")
         self.queue = EventQueue()
@@ -167,8 +171,9 @@ class Simulation:
                                         self._rng(f"byzantine/{i}"), plot)
                          if i in self.plan.byzantine else HONEST)
             make = functools.partial(Replica, rcfg, keyring(i), digest_batch)
+            storage = self.make_storage(i) if self.make_storage else None
             hosts.append(Host(i, self, make, genesis, signature_ok, tx_cache, behaviour,
-                              self._rng(f"host/{i}")))
+                              self._rng(f"host/{i}"), storage))
         return hosts
 
     # -- HostEnv -----------------------------------------------------------------------------
