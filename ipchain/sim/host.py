@@ -11,9 +11,9 @@ Byzantine behaviour, if any), timers into the event queue, storage is a
 the store (chain, state, WAL, stable checkpoint proof); the engine, replica, timers and
 queued blocks are lost, and a restart builds a new engine over the same store.
 
-The host also watches the engine's effects as an oracle, with no copy of its logic:
-an honest replica's vote that leaves before it is durable in the WAL, or two different
-votes signed for one (view, seq), are recorded as anomalies (the agreement checker).
+The host also watches the engine's effects (`ipchain.sim.witness`), with no copy of
+its logic: an honest replica's vote sent before it is durable, two different votes for
+one slot, or a WAL that lost an unsettled vote are anomalies (the agreement checker).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any, Callable, Protocol
 
 from consensus import events as ev
 from consensus import messages as wire
-from consensus.messages import Commit, NewView, PrePrepare, Prepare
+from consensus.messages import Commit
 from consensus.quorum import quorum
 from consensus.replica import Replica
 from contracts.runtime import Receipt
@@ -34,6 +34,7 @@ from node.memory_storage import MemoryStorage
 from ipchain.sim.byzantine import HONEST, Behaviour
 from ipchain.sim.clock import US_PER_MS, EventQueue
 from ipchain.sim.network import Network
+from ipchain.sim.witness import ChainRecord, Witness, WitnessedStorage
 from ipchain.sim.workload import ClientTx
 
 EXEC_BASE_US = 300
@@ -41,8 +42,6 @@ EXEC_PER_TX_US = 60
 """Modelled execution time of a block: when its BlockExecuted reaches the replica."""
 TORN_WAIT_MS = 100
 """How long a torn crash waits for a step that writes the WAL before crashing cleanly."""
-WAL_KINDS = frozenset({"PP", "P", "C", "VC", "NV"})
-"""What a replica persists before sending (consensus.events.Persist)."""
 
 
 class FailStop(Exception):
@@ -55,50 +54,6 @@ class FailStop(Exception):
 
 class _TornCut(Exception):
     """The process dies here, part-way through carrying out a step's actions."""
-
-
-class WitnessedStorage:
-    """The host's store as the engine sees it, plus what the oracle needs: every WAL
-    record ever written (pruning does not forget it), to ask whether a vote was durable
-    before it was sent. Any `node.engine.Storage` (in-memory, or SQLite in a test)."""
-
-    def __init__(self, storage: Storage) -> None:
-        self.inner = storage
-        self.durable: set[bytes] = set()
-
-    def append_wal(self, records: list[tuple[int, int, str, bytes]]) -> None:
-        self.inner.append_wal(records)
-        self.durable.update(r[3] for r in records)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-
-class ChainRecord:
-    """What the checkers read of one host's executed chain, fed by the engine's
-    observer; kept across crashes, as the store it mirrors is."""
-
-    def __init__(self, genesis_root: bytes) -> None:
-        self.blocks: list[ev.Deliver | None] = [None]
-        self.roots: list[bytes] = [genesis_root]
-        """roots[h]: the state root after executing block h (roots[0]: genesis)."""
-        self.receipts: list[list[Receipt]] = [[]]
-        self.tx_index: dict[str, tuple[int, bool, str]] = {}
-        """tx id (hex) -> (height, ok, code) of its one effective execution."""
-        self.state: Any = None
-        """The executor's state (the latest incarnation's: what the store holds)."""
-
-    @property
-    def height(self) -> int:
-        return len(self.blocks) - 1
-
-    def record(self, block: ev.Deliver, root: bytes, receipts: list[Receipt]) -> None:
-        for receipt in receipts:
-            if receipt.code != DUPLICATE:
-                self.tx_index[receipt.tx_id] = (block.seq, receipt.ok, receipt.code)
-        self.blocks.append(block)
-        self.roots.append(root)
-        self.receipts.append(receipts)
 
 
 class SharedSigned(wire.Signed):
@@ -170,8 +125,12 @@ class Host:
         """Decoded transactions shared by all hosts (they are immutable): the mempool's role."""
         self.behaviour = behaviour
         self.rng = rng or random.Random(index)
+        self.anomalies: list[str] = []
+        """Deliveries or votes that contradict what this replica did before, and votes
+        sent before they were durable (never, if the engine is correct)."""
         self.storage = WitnessedStorage(storage if storage is not None else MemoryStorage())
         """The durable store: survives crashes, as the node's SQLite file does."""
+        self.witness = Witness(index, self.storage, self.anomalies)
         self.engine: Engine | None = None
         self.chain: ChainRecord | None = None
         self.epoch = 0
@@ -181,16 +140,9 @@ class Host:
         self.timers: dict[str, int] = {}
         self._timer_serial = 0
         self.exec_free_us = 0
-        self.anomalies: list[str] = []
-        """Deliveries or votes that contradict what this replica did before, and votes
-        sent before they were durable (never, if the engine is correct)."""
         self.bad_certificates: list[str] = []
         self._stats = {"crashes": 0, "restarts": 0, "restored_from_wal": 0, "fetches": 0,
                        "redelivered": 0, "torn_crashes": 0, "torn_actions_lost": 0}
-        self._signed_votes: dict[tuple[str, int, int], bytes] = {}
-        """(kind, view, seq) -> the encoded PRE-PREPARE / PREPARE / COMMIT this replica sent."""
-        self._durable_in_new_views: set[bytes] = set()
-        self._checked_stable_seq = 0
         self._effects_left: int | None = None
         self.torn_crash_pending = 0
         self.peers = [i for i in range(self.n) if i != index]
@@ -278,7 +230,7 @@ class Host:
             return
         self.engine.carry_out(actions)
         if self.honest:
-            self._check_wal_kept_votes()
+            self.witness.check_wal(after_restart=False)
         self._after_engine()
 
     def on_packet(self, src: int, packet: tuple[Any, ...]) -> None:
@@ -373,49 +325,10 @@ class Host:
         """Through the behaviour, then the wire codec (once per distinct message)."""
         network = self.env.network
         if self.behaviour is HONEST:
-            self._check_own_vote(msg)
+            self.witness.on_send(msg)
             network.send_many(self.index, dsts, ("msg", over_the_wire(msg)))
         else:
             self._send_each(self.behaviour.outbound(self, msg, dsts))
-
-    def _check_own_vote(self, msg: wire.Signed) -> None:
-        """The oracle: an honest replica's vote is durable before it leaves, and it never
-        signs two different votes for one (kind, view, seq), across restarts."""
-        body = msg.body
-        if msg.sender != self.index or body.KIND not in WAL_KINDS:
-            return
-        encoded = wire.encode(msg)
-        if encoded not in self.storage.durable and encoded not in self._durable_in_new_views:
-            self.anomalies.append(f"replica {self.index} sent {type(body).__name__} "
-                                  f"view {wire.view_of(body)} seq {getattr(body, 'seq', '-')} "
-                                  f"before it was durable in its WAL")
-        elif isinstance(body, NewView):  # its pre-prepares are durable as part of it
-            self._durable_in_new_views.update(wire.encode(pp) for pp in body.preprepares)
-        if isinstance(body, (PrePrepare, Prepare, Commit)) and \
-                encoded not in self._durable_in_new_views:
-            key = (body.KIND, body.view, body.seq)
-            earlier = self._signed_votes.setdefault(key, encoded)
-            if earlier != encoded and wire.decode(earlier).body.digest != body.digest:
-                self.anomalies.append(f"replica {self.index} signed two {type(body).__name__}s "
-                                      f"for view {body.view} seq {body.seq}")
-
-    def _check_wal_kept_votes(self) -> None:
-        """The oracle after each WAL prune and at each restart: the WAL holds every vote
-        this replica sent above its stable checkpoint (PBFT's definition of an unsettled
-        vote), else a restart now could sign a conflicting one. Every moment is a
-        possible crash, so this needs no crash to catch a wrong prune."""
-        stored = self.storage.get_meta("stable_checkpoint")
-        stable_seq = stored[0] if stored else 0
-        if stable_seq == self._checked_stable_seq and self.engine is not None:
-            return
-        self._checked_stable_seq = stable_seq
-        kept = set(self.storage.wal())
-        lost = sorted(key for key, encoded in self._signed_votes.items()
-                      if key[2] > stable_seq and encoded not in kept)
-        for kind, view, seq in lost[:3]:
-            self.anomalies.append(f"replica {self.index}'s WAL lost its unsettled {kind} for "
-                                  f"view {view} seq {seq} (stable checkpoint {stable_seq}): "
-                                  f"a restart would forget it")
 
     def _send_each(self, outbound: list[tuple[int, wire.Signed]]) -> None:
         """A behaviour's (destination, message) pairs; each distinct message encoded once.
@@ -507,7 +420,7 @@ class Host:
         self._stats["restarts"] += 1
         self._stats["restored_from_wal"] += 1  # as node.runtime.Runtime does on every start
         self.exec_free_us = 0
-        self._check_wal_kept_votes()
+        self.witness.check_wal(after_restart=True)
         self._start_engine()
         self._start_ticking()
 
