@@ -52,8 +52,9 @@ class FailStop(Exception):
         self.reason = reason
 
 
-class _TornCut(Exception):
-    """The process dies here, part-way through carrying out a step's actions."""
+class _TornCut(BaseException):
+    """The process dies here, part-way through carrying out a step's actions (a
+    BaseException: the engine's error policy must not mistake a crash for a bug)."""
 
 
 class SharedSigned(wire.Signed):
