@@ -9,6 +9,7 @@ so the header needs no second round of agreement — the checkpoints compare roo
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import itertools
 import logging
@@ -61,9 +62,14 @@ class Header:
                 "proposal_timestamp_ms": self.proposal_timestamp_ms}
 
     def encode(self) -> bytes:
+        return self._encoding
+
+    @functools.cached_property
+    def _encoding(self) -> bytes:
+        """Computed once: a header is frozen, and each block needs it several times."""
         return codec.encode(self.to_value())
 
-    @property
+    @functools.cached_property
     def hash(self) -> bytes:
         return hashlib.sha256(self.encode()).digest()
 
