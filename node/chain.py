@@ -9,7 +9,9 @@ so the header needs no second round of agreement — the checkpoints compare roo
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
+import itertools
 import logging
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
@@ -24,7 +26,6 @@ from contracts.merkle import merkle_root
 from contracts.runtime import BlockContext, Receipt, apply_transaction
 from contracts.state import State
 from contracts.tx import Transaction, from_bytes
-from node.storage import Storage
 
 log = logging.getLogger("ipchain.chain")
 EXECUTE_CHUNK_TXS = 200
@@ -61,9 +62,14 @@ class Header:
                 "proposal_timestamp_ms": self.proposal_timestamp_ms}
 
     def encode(self) -> bytes:
+        return self._encoding
+
+    @functools.cached_property
+    def _encoding(self) -> bytes:
+        """Computed once: a header is frozen, and each block needs it several times."""
         return codec.encode(self.to_value())
 
-    @property
+    @functools.cached_property
     def hash(self) -> bytes:
         return hashlib.sha256(self.encode()).digest()
 
@@ -73,9 +79,13 @@ class Header:
 
 
 class Executor:
-    """Applies delivered blocks in order and persists each with its state changes."""
+    """Applies delivered blocks in order and stores each with its state changes.
 
-    def __init__(self, storage: Storage, genesis: dict[str, Any]) -> None:
+    The one block executor (node and simulator): header, receipts, tx index and
+    duplicates. Synchronous and chunked (`begin`, `BlockRun.advance`, `commit`) so an
+    asyncio adapter can yield mid-block and a simulator can model execution time."""
+
+    def __init__(self, storage: Any, genesis: dict[str, Any]) -> None:
         self.storage = storage
         self.chain_id = genesis["chain_id"]
         genesis_state = init_state(genesis)
@@ -88,30 +98,47 @@ class Executor:
         self.head = (self.genesis if self.height == 0
                      else Header.decode(storage.block(self.height)[1]))
         self.lock = asyncio.Lock()
-        """Held while a block is applied, so queries never see half a block."""
+        """Held by the asyncio adapter while a block is applied, so queries never see
+        half a block (the synchronous simulator never interleaves, so never takes it)."""
 
-    async def execute(self, block: ev.Deliver, known: Callable[[bytes], Transaction | None],
-                      verified: Callable[[Transaction], bool]) -> tuple[Header, list[Receipt]]:
+    def begin(self, block: ev.Deliver, known: Callable[[bytes], Transaction | None],
+              verified: Callable[[Transaction], bool]) -> "BlockRun":
         if block.seq != self.height + 1:
             raise RuntimeError(f"block {block.seq} delivered after {self.height}")
-        header = next_header(self.head, block, self.state.root())
-        ctx = BlockContext(self.chain_id, block.seq, header.timestamp_ms)
-        ids = [hashlib.sha256(raw).digest() for raw in block.txs]
-        async with self.lock:
-            receipts: list[Receipt] = []
-            for receipt in iter_receipts(self.state, ctx, block.txs, ids,
-                                         self.storage.known_tx_ids(ids), known, verified):
-                receipts.append(receipt)
-                if len(receipts) % EXECUTE_CHUNK_TXS == 0:
-                    await asyncio.sleep(0)  # let the API and transport breathe mid-block
-            changes = self.state.take_dirty()
-            self.storage.save_block(
-                block.seq, header.hash, header.encode(), self.state.root(),
-                wire.encode(block.preprepare), wire_certificate(block.certificate),
-                ((bytes.fromhex(r.tx_id), r.index, codec.encode(r.to_value()))
-                 for r in receipts if r.code != DUPLICATE), changes)
-            self.height, self.head = block.seq, header
+        return BlockRun(self, block, known, verified)
+
+    def commit(self, run: "BlockRun") -> tuple[Header, list[Receipt]]:
+        """Store the block, its receipts and state changes in one transaction."""
+        block, header, receipts = run.block, run.header, run.receipts
+        changes = self.state.take_dirty()
+        self.storage.save_block(
+            block.seq, header.hash, header.encode(), self.state.root(),
+            wire.encode(block.preprepare), wire_certificate(block.certificate),
+            [(bytes.fromhex(r.tx_id), r.index, codec.encode(r.to_value()))
+             for r in receipts if r.code != DUPLICATE], changes)
+        self.height, self.head = block.seq, header
         return header, receipts
+
+
+class BlockRun:
+    """One block being applied: its header is fixed, its receipts come chunk by chunk."""
+
+    def __init__(self, executor: Executor, block: ev.Deliver,
+                 known: Callable[[bytes], Transaction | None],
+                 verified: Callable[[Transaction], bool]) -> None:
+        self.block = block
+        self.header = next_header(executor.head, block, executor.state.root())
+        ctx = BlockContext(executor.chain_id, block.seq, self.header.timestamp_ms)
+        ids = [hashlib.sha256(raw).digest() for raw in block.txs]
+        self._pending = iter_receipts(executor.state, ctx, block.txs, ids,
+                                      executor.storage.known_tx_ids(ids), known, verified)
+        self.receipts: list[Receipt] = []
+
+    def advance(self, max_txs: int | None = None) -> bool:
+        """Apply up to `max_txs` more transactions (all if None); True once all are."""
+        before = len(self.receipts)
+        self.receipts.extend(itertools.islice(self._pending, max_txs))
+        return max_txs is None or len(self.receipts) - before < max_txs
 
 
 # -- the block recipe shared by the node's executor and the simulator's -------------------

@@ -1,9 +1,10 @@
-"""The node's heart: one asyncio task owns the replica; everything talks to it by queue.
+"""The node's asyncio adapter over `node.engine.Engine`: queues, timers, HTTP, SQLite.
 
-Per batch of events the loop steps the replica, then carries out the actions in the
-order etcd's raftexample uses: persist (WAL, one SQLite transaction), then send, then
-hand committed blocks to the executor task. Execution runs beside consensus, so
-ordering later blocks overlaps with applying earlier ones.
+One task feeds the engine batches of events (the engine steps the replica and carries
+out the actions: WAL first, then sends); a second task executes delivered blocks in
+chunks, yielding to the event loop between them, so ordering later blocks overlaps with
+applying earlier ones. If the engine fail-stops (a replica or executor exception) the
+node stops voting, says why in its log and /v1/status, and exits non-zero.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from consensus.replica import Replica, ReplicaConfig
 from contracts import errors
 from contracts.runtime import Receipt, check_nonce, get_ops, org_of_key
 from contracts.tx import Transaction
-from node.chain import Executor, Header, digest_batch, read_certificate
 from node import tls
+from node.chain import EXECUTE_CHUNK_TXS, Executor, Header, digest_batch, read_certificate
 from node.config import NodeConfig
+from node.engine import Engine
 from node.peer_auth import peer_request_signer
 from node.storage import Storage
 from node.transport import Transport
@@ -63,61 +65,50 @@ class Runtime:
         self.cfg = cfg
         self.counters: collections.Counter[str] = collections.Counter()
         self.storage = Storage(cfg.data_dir / "db.sqlite")
-        self.executor = Executor(self.storage, cfg.genesis)
         keys = Ed25519Keyring(cfg.index, cfg.signing_key, cfg.validator_keys)
-        self.replica = Replica(ReplicaConfig(n=len(cfg.validator_keys), index=cfg.index,
-                                             chain_id=cfg.chain_id, **cfg.consensus),
-                               keys, digest_batch)
-        self._restored = self.replica.restore(self._read_wal(), self.executor.height,
-                                              self._read_stable_proof())
-        """Carried out once the loop runs (start), like any step's actions."""
+        replica = Replica(ReplicaConfig(n=len(cfg.validator_keys), index=cfg.index,
+                                        chain_id=cfg.chain_id, **cfg.consensus),
+                          keys, digest_batch)
         self.transport = Transport(
             cfg.peers, self.counters, signer=peer_request_signer(cfg),
             ssl_context=tls.client_context(cfg.tls) if cfg.tls else None)
         self.events: asyncio.Queue[Any] = asyncio.Queue()
-        self.blocks: asyncio.Queue[ev.Deliver] = asyncio.Queue()
         self.mempool: dict[bytes, Transaction] = {}
+        self.engine = Engine(self.storage, cfg.genesis, replica, self, self, self,
+                             decoded=self.mempool.get, verified=self._is_verified)
+        self.engine.observers.append(self._after_block)
         self.waiters: dict[bytes, list[asyncio.Future]] = {}
         self.listeners: list[Callable[[Header, list[Receipt]], None]] = []
         """Called after each block is stored: SSE, MQTT and metrics hang off this."""
         self.admission_listeners: list[Callable[[list[Transaction]], None]] = []
         """Called with the transactions newly admitted to the mempool (commit latency)."""
         self.inbound_filter: Callable[[wire.Signed], list[wire.Signed]] | None = None
-        self._action_handlers: dict[type, Callable[[Any], None]] = {
-            ev.Broadcast: self._on_broadcast, ev.Send: self._on_send,
-            ev.Deliver: self.blocks.put_nowait,
-            ev.SetTimer: lambda a: self._set_timer(a.name, a.delay_ms),
-            ev.CancelTimer: self._on_cancel_timer, ev.FetchBlocks: self._on_fetch,
-            ev.CheckpointStable: self._on_stable, ev.Evidence: self._on_evidence}
-        """Persist is handled first, for the whole batch, in _carry_out."""
         self._background: set[asyncio.Task] = set()
         self.fatal = asyncio.Event()
-        """Set when the node cannot go on (its executor failed): the process exits."""
+        """Set when the engine fail-stops (see `failure`): the process exits non-zero."""
+        self._blocks_ready = asyncio.Event()
         self._timers: dict[str, tuple[int, asyncio.TimerHandle]] = {}
         self._generation = 0
         self._tasks: list[asyncio.Task] = []
 
-    def _read_stable_proof(self) -> tuple[wire.Signed, ...]:
-        stored = self.storage.get_meta("stable_checkpoint")
-        try:
-            return tuple(wire.decode(raw) for raw in stored[1]) if stored else ()
-        except wire.WireError:
-            log.error("event=stable_checkpoint_unreadable")
-            return ()
+    @property
+    def replica(self) -> Replica:
+        return self.engine.replica
 
-    def _read_wal(self) -> list[wire.Signed]:
-        restored = []
-        for raw in self.storage.wal():
-            try:
-                restored.append(wire.decode(raw))
-            except wire.WireError:
-                log.error("event=wal_record_unreadable")
-        return restored
+    @property
+    def executor(self) -> Executor:
+        return self.engine.executor
+
+    @property
+    def failure(self) -> str | None:
+        """Why the node stopped voting (fail-stop), or None."""
+        return self.engine.failure
 
     # -- lifecycle ----------------------------------------------------------------------
     async def start(self) -> None:
         await self.transport.start()
-        self._carry_out(self._restored)
+        self.engine.restore()
+        self._after_engine()
         self._tasks = [asyncio.create_task(self._replica_loop(), name="replica"),
                        asyncio.create_task(self._executor_loop(), name="executor")]
 
@@ -210,59 +201,38 @@ class Runtime:
             batch = [await self.events.get()]
             while not self.events.empty() and len(batch) < MAX_EVENTS_PER_STEP:
                 batch.append(self.events.get_nowait())
-            actions: list[ev.Action] = []
+            events = []
             for item in batch:
                 if isinstance(item, _Timer):
                     if self._timers.get(item.name, (None,))[0] != item.generation:
                         continue  # cancelled or re-armed after it fired
                     del self._timers[item.name]
                     item = ev.TimerFired(item.name)
-                try:
-                    actions.extend(self.replica.step(item, now_ms()))
-                except Exception:  # a replica bug drops one event, never the whole loop
-                    self.counters["replica_step_failed"] += 1
-                    log.exception("event=replica_step_failed kind=%s", type(item).__name__)
-            try:
-                self._carry_out(actions)
-            except Exception:  # a bug here must not silently stop consensus
-                log.exception("event=carry_out_failed")
+                events.append(item)
+            self.engine.step_many(events)
+            self._after_engine()
 
-    def _carry_out(self, actions: list[ev.Action]) -> None:
-        records = [(wire.view_of(a.msg.body), getattr(a.msg.body, "seq", 0), a.msg.body.KIND,
-                    wire.encode(a.msg)) for a in actions if isinstance(a, ev.Persist)]
-        if records:
-            self.storage.append_wal(records)  # durable before anything below is sent
-        for action in actions:
-            handler = self._action_handlers.get(type(action))
-            if handler is not None:
-                handler(action)
+    def _after_engine(self) -> None:
+        if self.engine.failure is not None:
+            if self.engine.stats["replica_step_failed"]:
+                self.counters["replica_step_failed"] += 1
+            self.fatal.set()
+        elif self.engine.has_blocks:
+            self._blocks_ready.set()
 
-    def _on_broadcast(self, action: ev.Broadcast) -> None:
-        self.transport.broadcast(wire.encode(action.msg))
+    # -- what the engine calls: Bus, Timers, Clock ------------------------------------------
+    def broadcast(self, msg: wire.Signed) -> None:
+        self.transport.broadcast(wire.encode(msg))
 
-    def _on_send(self, action: ev.Send) -> None:
-        self.transport.send(action.to, wire.encode(action.msg))
+    def send(self, to: int, msg: wire.Signed) -> None:
+        self.transport.send(to, wire.encode(msg))
 
-    def _on_cancel_timer(self, action: ev.CancelTimer) -> None:
-        entry = self._timers.pop(action.name, None)
-        if entry:
-            entry[1].cancel()
-
-    def _on_fetch(self, action: ev.FetchBlocks) -> None:
-        task = asyncio.create_task(self._fetch(action.first, action.last))
+    def fetch(self, first: int, last: int) -> None:
+        task = asyncio.create_task(self._fetch(first, last))
         self._background.add(task)  # held until done: the loop keeps only weak references
         task.add_done_callback(self._background.discard)
 
-    def _on_stable(self, action: ev.CheckpointStable) -> None:
-        self.storage.prune_wal(action.seq, self.replica.view)
-        self.storage.set_meta("stable_checkpoint",
-                              [action.seq, [wire.encode(m) for m in action.proof]])
-
-    def _on_evidence(self, action: ev.Evidence) -> None:
-        self.storage.add_evidence(action.kind, action.first.sender,
-                                  wire.encode(action.first), wire.encode(action.second))
-
-    def _set_timer(self, name: str, delay_ms: int) -> None:
+    def set_timer(self, name: str, delay_ms: int) -> None:
         old = self._timers.pop(name, None)
         if old:
             old[1].cancel()
@@ -271,6 +241,14 @@ class Runtime:
         handle = asyncio.get_running_loop().call_later(
             delay_ms / 1000, self.events.put_nowait, timer)
         self._timers[name] = (timer.generation, handle)
+
+    def cancel_timer(self, name: str) -> None:
+        entry = self._timers.pop(name, None)
+        if entry:
+            entry[1].cancel()
+
+    def now_ms(self) -> int:
+        return now_ms()
 
     async def _fetch(self, first: int, last: int) -> None:
         async def on_block(preprepare: bytes, certificate: bytes) -> None:
@@ -286,27 +264,24 @@ class Runtime:
 
     # -- the executor task -----------------------------------------------------------------------
     async def _executor_loop(self) -> None:
-        while True:
-            block = await self.blocks.get()
-            if block.seq <= self.executor.height:
-                continue
-            try:
-                header, receipts = await self.executor.execute(block, self.mempool.get,
-                                                               self._is_verified)
-            except Exception:
-                # Fail-stop: a node that cannot apply a committed block must not go on
-                # voting as if it had; peers carry on and it catches up after a restart.
-                log.critical("event=executor_failed height=%d", block.seq, exc_info=True)
-                self.fatal.set()
-                return
-            # Consensus hears first (checkpoints wait on it); then clients and observers.
-            self.events.put_nowait(ev.BlockExecuted(block.seq, self.executor.state.root()))
-            self._after_block(header, receipts)
+        while not self.fatal.is_set():
+            await self._blocks_ready.wait()
+            self._blocks_ready.clear()
+            while self.engine.has_blocks:
+                async with self.executor.lock:
+                    while (done := self.engine.execute(EXECUTE_CHUNK_TXS)) is None \
+                            and self.engine.current is not None:
+                        await asyncio.sleep(0)  # let the API and transport breathe mid-block
+                if self.engine.failure is not None:
+                    self.fatal.set()
+                    return
+                if done is not None:
+                    self.events.put_nowait(done.event)
 
     def _is_verified(self, tx: Transaction) -> bool:
         return self.mempool.get(bytes.fromhex(tx.id)) is tx or tx.signature_ok()
 
-    def _after_block(self, header: Header, receipts: list[Receipt]) -> None:
+    def _after_block(self, block: ev.Deliver, header: Header, receipts: list[Receipt]) -> None:
         self.counters["blocks_executed"] += 1
         self.counters["txs_executed"] += len(receipts)
         for receipt in receipts:
@@ -331,4 +306,5 @@ class Runtime:
                 "pending": replica["pending"], "stable_checkpoint": replica["stable_checkpoint"],
                 "in_view_change": replica["in_view_change"], "evidence": replica["evidence"],
                 "consensus": dict(sorted(self.replica.stats.items())),
-                "transport": dict(sorted(self.counters.items()))}
+                "transport": dict(sorted(self.counters.items())),
+                "failure": self.engine.failure}

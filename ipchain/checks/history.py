@@ -72,7 +72,8 @@ class ReplicaRecord:
     supply_bpc: int | None = None
     balances_bpc: dict[str, int] = field(default_factory=dict)
     anomalies: list[str] = field(default_factory=list)
-    """Deliveries out of sequence or contradicting its own earlier delivery (sim)."""
+    """What the simulator's witness saw this replica's engine do wrong (sim): a vote sent
+    before it was durable, two votes for one slot, a WAL that lost an unsettled vote."""
     bad_certificates: list[str] = field(default_factory=list)
     """Blocks whose commits do not certify the block it holds (2f+1, its digest)."""
 

@@ -43,8 +43,8 @@ def check_agreement(history: History) -> list[Violation]:
     found = [_fork(chains, conflicts)] if conflicts else []
     anomalies = [(r.index, a) for r in history.honest_records() for a in r.anomalies]
     if anomalies:
-        found.append(Violation("agreement", f"{len(anomalies)} delivery(ies) out of sequence or "
-                               f"contradicting the replica's own earlier one",
+        found.append(Violation("agreement", f"{len(anomalies)} anomaly(ies) in a replica's own "
+                               f"conduct, first: {anomalies[0][1]}",
                                tuple(sorted({i for i, _ in anomalies})), (),
                                {"examples": [a for _, a in anomalies[:10]]}))
     return found

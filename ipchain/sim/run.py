@@ -19,7 +19,7 @@ import random
 import time
 import traceback
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import nacl.signing
 
@@ -30,11 +30,12 @@ from contracts.genesis import init_state
 from contracts.tx import Transaction
 from node.byzantine import HONEST, Behaviour, make_behaviour
 from node.chain import digest_batch
+from node.engine import Storage
 from ipchain.checks import History, Violation, run_checks
 from ipchain.sim.clock import US_PER_MS, EventQueue, SimClock
 from ipchain.sim.faults import (MIXES, FaultMix, FaultPlan, end_episode, generate_plan,
                              start_episode)
-from ipchain.sim.host import Host, SimChain
+from ipchain.sim.host import FailStop, Host
 from ipchain.sim.record import history_of
 from ipchain.sim.network import LatencyModel, LinkCondition, Network
 from ipchain.sim.workload import (FAST_TX_SIGNATURES, GENESIS_TIME_MS, Client, ClientTx,
@@ -132,8 +133,11 @@ def replay_hint(seed: int, cfg: SimConfig) -> str:
 class Simulation:
     """The whole cluster for one seed; also the `HostEnv` and `FaultTarget` of its parts."""
 
-    def __init__(self, seed: int, cfg: SimConfig, plan: FaultPlan | None = None) -> None:
+    def __init__(self, seed: int, cfg: SimConfig, plan: FaultPlan | None = None,
+                 make_storage: Callable[[int], Storage] | None = None) -> None:
         self.seed, self.cfg, self.n = seed, cfg, cfg.nodes
+        self.make_storage = make_storage
+        """Replica index -> its store; None: in memory (a test passes SQLite files)."""
         if self.n < 1:
             raise ValueError("a cluster needs at least one replica")
         self.queue = EventQueue()
@@ -177,10 +181,10 @@ class Simulation:
             behaviour = (_behaviour(self.plan.byzantine[i], i, self.n,
                                     self._rng(f"byzantine/{i}"), fooled)
                          if i in self.plan.byzantine else HONEST)
-            chain = SimChain(cfg.chain_id, genesis_state, genesis["genesis_time_ms"],
-                             signature_ok, tx_cache)
             make = functools.partial(Replica, rcfg, keyring(i), digest_batch)
-            hosts.append(Host(i, self, make, chain, behaviour, self._rng(f"host/{i}")))
+            storage = self.make_storage(i) if self.make_storage else None
+            hosts.append(Host(i, self, make, genesis, signature_ok, tx_cache, behaviour,
+                              self._rng(f"host/{i}"), storage))
         return hosts
 
     # -- HostEnv -----------------------------------------------------------------------------
@@ -264,6 +268,9 @@ class Simulation:
                     "budget", f"event budget {self.cfg.event_budget()} spent by "
                               f"{self.clock.sim_ms()} ms: a message storm or livelock",
                     seed=self.seed))
+        except FailStop as exc:  # the engine's error policy: fail-stop, with the reason
+            violations.append(Violation(
+                "exception", f"{exc} at {self.clock.sim_ms()} ms", seed=self.seed))
         except Exception as exc:  # a crash of the code under test is a finding, not a test error
             where = traceback.extract_tb(exc.__traceback__)[-1]
             violations.append(Violation(
