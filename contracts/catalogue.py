@@ -10,7 +10,7 @@ from __future__ import annotations
 from types import CodeType, FunctionType, ModuleType
 from typing import Any, Callable
 
-from contracts import errors, licensing, membership, pool, registry, schema, securitization, token
+from contracts import errors, genesis, licensing, membership, pool, registry, schema, securitization, token
 from contracts.call import Op
 
 FAMILIES = (token, membership, registry, licensing, pool, securitization)
@@ -105,10 +105,12 @@ def describe_ops() -> dict[str, Any]:
     """The catalogue: each op's doc, roles, argument schema (JSON Schema 2020-12, refs
     into `schemas`) and the errors it may raise. Generated; never written by hand."""
     names = sorted(OPS)
-    refs, components = schema.schema_components([OPS[n].args for n in names], SCHEMA_REF)
+    refs, components = schema.schema_components(
+        [*(OPS[n].args for n in names), genesis.ContractConfig], SCHEMA_REF)
     ops = {name: {"doc": OPS[name].doc,
                   "roles": None if OPS[name].roles is None else sorted(OPS[name].roles),
                   "args": ref, "errors": op_errors(OPS[name])}
            for name, ref in zip(names, refs)}
-    return {"ops": ops, "schemas": components, "admission_errors": list(ADMISSION_ERRORS),
+    return {"ops": ops, "schemas": components, "genesis_contracts": refs[-1],
+            "admission_errors": list(ADMISSION_ERRORS),
             "limits": {"amount_max": schema.AMOUNT_MAX, "bps_max": schema.BPS_MAX}}

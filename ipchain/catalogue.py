@@ -13,6 +13,7 @@ import sys
 from typing import Any
 
 from contracts.catalogue import describe_ops
+from contracts.genesis import DEFAULT_CONTRACT_CONFIG
 
 REF = "#/components/schemas/"
 WHOLE_SUFFIX = "(?!\\n)$"
@@ -53,11 +54,15 @@ def _range(low: Any, high: Any, unit: str = "") -> str:
     return f"{text} {unit}".strip() if text != ".." else ""
 
 
-def field_rows(schema: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+def field_rows(schema: dict[str, Any], defaults: dict[str, Any] | None = None,
+               ) -> list[tuple[str, str, str, str]]:
+    """(field, type, required or default, description); `defaults` fills in defaults the
+    JSON Schema cannot carry (those made by a default factory)."""
     required = set(schema.get("required", []))
     rows = []
     for name, prop in schema.get("properties", {}).items():
-        need = "required" if name in required else f"default {_json(prop.get('default'))}"
+        default = prop.get("default", (defaults or {}).get(name))
+        need = "required" if name in required else f"default {_json(default)}"
         rows.append((name, type_text(prop), need, prop.get("description", "")))
     return rows
 
@@ -118,8 +123,14 @@ def render_markdown(catalogue: dict[str, Any]) -> str:
         "| op | roles | what it does |", "| --- | --- | --- |"]
     head += [f"| [`{n}`](#{n.replace('.', '')}) | {', '.join(o['roles'] or ['any'])} | "
              f"{o['doc']} |" for n, o in catalogue["ops"].items()]
-    return "\n".join(head + ["", "## Ops", ""] + [render_op(catalogue, n)
-                                                 for n in catalogue["ops"]]).rstrip() + "\n"
+    config = catalogue["schemas"][catalogue["genesis_contracts"]["$ref"].removeprefix(REF)]
+    genesis = ["", "## Genesis settings", "", "`genesis.json` \"contracts\": "
+               + config.get("description", "").split("\n\n")[0], "",
+               "| setting | type | | meaning |", "| --- | --- | --- | --- |"]
+    genesis += [_cells(f"`{f}`", t, n, d)
+                for f, t, n, d in field_rows(config, DEFAULT_CONTRACT_CONFIG)]
+    return "\n".join(head + genesis + ["", "## Ops", ""] + [
+        render_op(catalogue, n) for n in catalogue["ops"]]).rstrip() + "\n"
 
 
 def args_of(catalogue: dict[str, Any], name: str) -> dict[str, Any]:
