@@ -10,7 +10,9 @@ from __future__ import annotations
 from types import CodeType, FunctionType, ModuleType
 from typing import Any, Callable
 
-from contracts import errors, genesis, licensing, membership, pool, registry, schema, securitization, token
+from contracts import (
+    errors, genesis, licensing, membership, pool, registry, schema, securitization, token,
+)
 from contracts.call import Op
 
 FAMILIES = (token, membership, registry, licensing, pool, securitization)

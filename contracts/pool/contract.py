@@ -186,7 +186,8 @@ def on_attest(call: Call) -> None:
 
 
 def on_join(call: Call) -> None:
-    pool, pid, now_ms = get_pool(call.state, call.args.pool), call.args.patent, call.ctx.timestamp_ms
+    pool, pid = get_pool(call.state, call.args.pool), call.args.patent
+    now_ms = call.ctx.timestamp_ms
     require_active_patent(call.state, pid, now_ms)
     if not registry.is_owner(call.state, pid, call.org):
         raise registry.NotOwner(f"{call.org} does not own {pid}")

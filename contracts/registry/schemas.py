@@ -6,9 +6,12 @@ from typing import Annotated, Literal
 
 from msgspec import Meta
 
-from contracts.schema import LIST_MAX, AmountOrZero, Amount, Args, Hex32, IsoDate, OrgId, PatentId, whole
+from contracts.schema import (
+    LIST_MAX, Amount, AmountOrZero, Args, Hex32, IsoDate, OrgId, PatentId, whole,
+)
 
-Office = Annotated[str, Meta(pattern=whole(r"[A-Z]{2}"), description="WIPO ST.3 office code, e.g. CN")]
+Office = Annotated[str, Meta(pattern=whole(r"[A-Z]{2}"),
+                             description="WIPO ST.3 office code, e.g. CN")]
 ApplicationNo = Annotated[str, Meta(pattern=whole(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"),
                                     description="application number: letters, digits, . _ -")]
 Title = Annotated[str, Meta(min_length=1, max_length=512, description="non-empty, <= 512 chars")]

@@ -17,7 +17,7 @@ from typing import Any
 
 from contracts import errors
 from contracts.securitization import servicing
-from contracts.securitization.core import (  # noqa: F401  (errors re-exported: one import for clients)
+from contracts.securitization.core import (  # noqa: F401  (errors re-exported)
     MAX_AMOUNT, AdvanceRateExceeded, AssetAlreadyAssigned, AssetAlreadyDefaulted,
     AssetNotActive, AssetNotDefaulted, AssetNotInDeal, DealNotClosed, DealNotFound,
     DealNotOpen, LossExceedsPrincipal, NotHolder, NotInvestor, NotTrustee,

@@ -19,7 +19,8 @@ DealId = Annotated[RecordId, Meta(description="deal id (first 16 hex of the crea
 LicenceId = Annotated[RecordId, Meta(description="licence id (16 hex)")]
 TrancheName = Annotated[str, Meta(pattern=whole(r"[^/]{1,32}"),
                                   description="tranche name, 1 .. 32 chars, no '/'")]
-BpsFigure = Annotated[int, Meta(ge=0, le=AMOUNT_MAX, description="basis points (may exceed 10 000)")]
+BpsFigure = Annotated[int, Meta(ge=0, le=AMOUNT_MAX,
+                                description="basis points (may exceed 10 000)")]
 
 
 class Tranche(Args, frozen=True):

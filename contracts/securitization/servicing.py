@@ -1,7 +1,7 @@
 """Servicing a closed deal: period distributions, defaults and recoveries.
 
 The trustee's `deal.distribute` reads the period's collections from the deal account,
-runs the tests and the pure waterfall (contracts/securitization/waterfall.py), pays fees and holders,
+runs the tests and the pure waterfall (securitization/waterfall.py), pays fees and holders,
 and writes the disclosure report. `deal.default` writes a loss down equity first;
 `deal.recover` brings cash in and writes principal back senior first.
 """
