@@ -21,7 +21,7 @@ from consensus import messages as wire
 from consensus.crypto import Ed25519Keyring
 from consensus.replica import Replica, ReplicaConfig
 from contracts import errors
-from contracts.runtime import Receipt, check_nonce, get_ops, org_of_key
+from contracts.runtime import Receipt, check_args, check_nonce, get_ops, org_of_key
 from contracts.tx import Transaction
 from node import tls
 from node.chain import EXECUTE_CHUNK_TXS, Executor, Header, digest_batch, read_certificate
@@ -160,6 +160,7 @@ class Runtime:
             raise errors.UnknownOp(f"unknown op {tx.op!r}")
         if not tx.signature_ok():
             raise errors.BadSignature("signature does not verify")
+        check_args(tx)  # typed op arguments (contracts/schema.py): 400 BadArguments
         refuse_unknown_sender(self.executor.state, tx)
         check_nonce(self.executor.state, tx.sender_hex, tx.nonce)
 
