@@ -12,7 +12,9 @@ from typing import Any
 from contracts import errors
 from contracts.state import State
 
-ROLES = frozenset({"admin", "office", "member", "evaluator", "investor", "trustee", "regulator"})
+ROLES = frozenset({"admin", "office", "member", "evaluator", "investor", "trustee", "regulator",
+                   "lender"})
+"""`lender`: funds pledge-backed loans on the exchange (a bank or a guarantee fund)."""
 
 DEFAULT_CONTRACT_CONFIG: dict[str, Any] = {
     "home_office": "CN",

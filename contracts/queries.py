@@ -20,13 +20,13 @@ QUERIES: dict[str, Query] = {}
 
 
 def _registry() -> dict[str, Query]:
-    from contracts import licensing, membership, pool, registry, securitization
+    from contracts import exchange, licensing, membership, pool, registry, securitization
 
     queries: dict[str, Query] = {
         "balances": lambda state, now_ms, account: query_balance(state, account),
         "supply": lambda state, now_ms: query_supply(state),
     }
-    for module in (membership, registry, licensing, pool, securitization):
+    for module in (membership, registry, licensing, pool, securitization, exchange):
         for kind, fn in getattr(module, "QUERIES", {}).items():
             if kind in queries:
                 raise RuntimeError(f"query {kind} registered twice")

@@ -93,10 +93,10 @@ def org_roles(state: State, org: str) -> list[str]:
 
 
 def _registry() -> dict[str, Op]:
-    from contracts import licensing, membership, pool, registry, securitization, token
+    from contracts import exchange, licensing, membership, pool, registry, securitization, token
 
     ops: dict[str, Op] = {}
-    for module in (token, membership, registry, licensing, pool, securitization):
+    for module in (token, membership, registry, licensing, pool, securitization, exchange):
         for name, op in module.OPS.items():
             if name in ops:
                 raise RuntimeError(f"op {name} registered twice")

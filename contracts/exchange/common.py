@@ -1,0 +1,194 @@
+"""What the exchange's sales, loans and ratings share: its named errors, its settings
+from genesis, argument checks, and the co-signature of every owner.
+
+Everything the exchange reads from the registry comes through the imports below, so a
+move of the registry modules touches this file only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from contracts import errors
+from contracts.genesis import get_contract_config
+from contracts.registry_core import (  # noqa: F401  (re-exported to sales and loans)
+    FULL_SHARE_BPS, MS_PER_DAY, NotOwner, PatentPledged, get_appraisal, get_block_date,
+    get_owners, get_patent, get_pledge, get_status, get_superseded_by, is_active, is_in_force,
+    is_owner, parse_date, require_active, require_right_holder,
+)
+from contracts.registry_rights import AlreadyApproved, PledgeHeldForLoan, set_owners  # noqa: F401
+from contracts.runtime import Call
+from contracts.state import State
+
+MAX_AMOUNT = 2**62
+"""Prices, principals and repayments: far above any real amount, and it keeps every
+product (amount x bps x days) exact in integers on any verifier."""
+MAX_RATE_BPS = 10_000
+"""100 % a year: a pledge loan at a higher rate is a typo, not a market."""
+MAX_TERM_DAYS = 36_500
+DAYS_PER_YEAR = 365
+"""Actual/365 fixed: a leap year's 29 February accrues a 366th day of interest."""
+ESCROW_ACCOUNT = "market:escrow"
+"""One BPC account holds every open offer's price: its balance is the sum of the open
+offers, which the invariant tests check after every step."""
+RECORD_ID_HEX = 16
+"""Listings, offers and loans are named by their creating transaction's id (first 16
+hex characters), like licences, pools and deals."""
+
+DEFAULT_EXCHANGE_CONFIG: dict[str, Any] = {
+    "clearing_fee_bps": 25,
+    "clearing_account": None,
+    "ltv_max_bps": 5_000,
+}
+"""`clearing_account` None = the first admin organisation by id (the secretariat in a
+one-admin alliance); a genesis names it when there are several."""
+
+
+# -- errors ---------------------------------------------------------------------------
+
+
+class ListingNotFound(errors.NotFound):
+    """No listing has this id."""
+
+
+class OfferNotFound(errors.NotFound):
+    """No offer has this id."""
+
+
+class LoanNotFound(errors.NotFound):
+    """No loan or loan request has this id."""
+
+
+class NotOpen(errors.ContractError):
+    """The listing, offer or loan is no longer open (settled, cancelled or replaced)."""
+
+
+class Expired(errors.ContractError):
+    """The listing or offer expired (its `expires` day is before the block's day)."""
+
+
+class PriceMismatch(errors.ContractError):
+    """The price named by the buyer or seller is not the listing's or the offer's price."""
+
+
+class PatentNotInForce(errors.ContractError):
+    """Only a granted patent within its term can be sold on the exchange."""
+
+
+class PledgeExceedsPrice(errors.ContractError):
+    """The pledge's outstanding secured amount exceeds what the price pays after the
+    clearing fee, so the pledgee could not be paid off and the pledge not released."""
+
+
+class ListingIncomplete(errors.ContractError):
+    """The listing is not signed by every current owner yet."""
+
+
+class ListingStale(errors.ContractError):
+    """The patent's owners changed since the listing was signed."""
+
+
+class BuyerIsOwner(errors.ContractError):
+    """An owner of the patent cannot buy it or offer for it."""
+
+
+class NotOfferer(errors.ContractError):
+    """Only the organisation that made an offer can cancel it."""
+
+
+class NoAppraisal(errors.ContractError):
+    """A pledge loan is sized against the latest appraisal; the patent has none."""
+
+
+class LoanToValueExceeded(errors.ContractError):
+    """The principal exceeds `ltv_max_bps` of the latest appraisal."""
+
+
+class NotBorrower(errors.ContractError):
+    """Only the loan's borrowers repay it."""
+
+
+class NotLender(errors.ContractError):
+    """Only the loan's lender enforces it."""
+
+
+class LoanNotDue(errors.ContractError):
+    """A loan can be enforced only after its maturity with something unpaid."""
+
+
+class RepaymentExceedsDebt(errors.ContractError):
+    """The repayment is larger than the accrued interest plus the outstanding principal."""
+
+
+class RequestStale(errors.ContractError):
+    """The patent's owners changed since the loan was requested."""
+
+
+# -- settings ---------------------------------------------------------------------------
+
+
+def get_exchange_config(state: State) -> dict[str, Any]:
+    config = {**DEFAULT_EXCHANGE_CONFIG, **get_contract_config(state)}
+    if config["clearing_account"] is None:
+        admins = [record["id"] for _, record in state.items("org/")
+                  if "admin" in record["roles"] and not record.get("removed", False)]
+        config["clearing_account"] = admins[0] if admins else "market:clearing"
+    return config
+
+
+# -- arguments ----------------------------------------------------------------------------
+
+
+def take_args(call: Call, required: dict[str, type]) -> dict[str, Any]:
+    """The op's arguments: exactly these names, of these types (a bool is no int)."""
+    args = call.args
+    unknown = sorted(set(args) - set(required))
+    if unknown:
+        raise errors.BadArguments(f"{call.tx.op}: unknown arguments {unknown}")
+    for name, kind in required.items():
+        if name not in args:
+            raise errors.BadArguments(f"{call.tx.op}: missing argument {name!r}")
+        value = args[name]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise errors.BadArguments(f"{call.tx.op}: {name} must be {kind.__name__}")
+    return args
+
+
+def check_amount(value: int, what: str, *, minimum: int = 1,
+                 maximum: int = MAX_AMOUNT) -> int:
+    if not minimum <= value <= maximum:
+        raise errors.BadArguments(f"{what} must lie in [{minimum}, {maximum}], got {value}")
+    return value
+
+
+def check_expires(call: Call, value: str) -> str:
+    """An ISO day not before the block's day: the listing or offer is good through it."""
+    if parse_date(value, "expires") < get_block_date(call.ctx.timestamp_ms):
+        raise errors.BadArguments(f"expires {value} is already past")
+    return value
+
+
+def is_expired(record: dict[str, Any], timestamp_ms: int) -> bool:
+    return get_block_date(timestamp_ms).isoformat() > record["expires"]
+
+
+def record_id(call: Call) -> str:
+    return call.tx.id[:RECORD_ID_HEX]
+
+
+# -- every owner signs -------------------------------------------------------------------
+
+
+def add_owner_signature(state: State, record: dict[str, Any], org: str) -> bool:
+    """Add `org` to the record's approvals; True once every *current* owner signed.
+
+    Approvals are counted against the owners of today, so a former owner's signature
+    never completes a sale or a loan of a patent it no longer holds.
+    """
+    owners = {owner for owner, _ in get_owners(state, record["patent"])}
+    approvals = set(record["approvals"]) & owners
+    if org in approvals:
+        raise AlreadyApproved(f"{org} already signed {record['id']}")
+    approvals.add(org)
+    record["approvals"] = sorted(approvals)
+    return owners <= approvals
