@@ -16,18 +16,57 @@ class ContractError(Exception):
         return type(self).__name__
 
 
-def _named(name: str, doc: str) -> type[ContractError]:
-    return type(name, (ContractError,), {"__doc__": doc})
-
-
 # Transaction-level checks (check_transaction), before any handler runs.
-BadTransaction = _named("BadTransaction", "Malformed transaction: fields, types or size.")
-BadSignature = _named("BadSignature", "The signature does not verify for the sender key.")
-WrongChain = _named("WrongChain", "The transaction names another chain id.")
-NonceUsed = _named("NonceUsed", "This sender already used this nonce (or it is below the window).")
-UnknownOp = _named("UnknownOp", "No contract handles this op.")
-BadArguments = _named("BadArguments", "The op's arguments are missing, mistyped or out of range.")
-Unauthorized = _named("Unauthorized", "The sender's organisation lacks the role this op needs.")
-UnknownAccount = _named("UnknownAccount", "The sender key belongs to no organisation.")
-InsufficientFunds = _named("InsufficientFunds", "A balance would go negative.")
-NotFound = _named("NotFound", "The record the op refers to does not exist.")
+
+
+class BadTransaction(ContractError):
+    """Malformed transaction: fields, types or size."""
+
+
+class BadSignature(ContractError):
+    """The signature does not verify for the sender key."""
+
+
+class WrongChain(ContractError):
+    """The transaction names another chain id."""
+
+
+class NonceUsed(ContractError):
+    """This sender already used this nonce (or it is below the window)."""
+
+
+class UnknownOp(ContractError):
+    """No contract handles this op."""
+
+
+class BadArguments(ContractError):
+    """The op's arguments are missing, mistyped or out of range."""
+
+
+class Unauthorized(ContractError):
+    """The sender's organisation lacks the role this op needs."""
+
+
+class UnknownAccount(ContractError):
+    """The sender key belongs to no organisation."""
+
+
+class InsufficientFunds(ContractError):
+    """A balance would go negative."""
+
+
+class NotFound(ContractError):
+    """The record the op refers to does not exist."""
+
+
+# Period errors shared by royalties, the pool and deals: one class each, so a client
+# branching on the code sees one meaning whatever the family.
+
+
+class PeriodAlreadyDistributed(ContractError):
+    """This period (or a later one) was already distributed: each is paid out once."""
+
+
+class PeriodOutOfOrder(ContractError):
+    """Periods run in sequence: a royalty report needs the previous quarter's report; a
+    deal distributes 1, 2, 3, ... (its breach trigger counts consecutive periods)."""

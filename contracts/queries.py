@@ -10,33 +10,20 @@ from __future__ import annotations
 import inspect
 from typing import Any, Callable
 
-from contracts import errors
+from contracts import catalogue, errors
 from contracts.state import State
 from contracts.token import query_balance, query_supply
 
 Query = Callable[..., Any]
-QUERIES: dict[str, Query] = {}
-"""Filled on first use, like runtime.OPS (the contract modules are imported lazily)."""
-
-
-def _registry() -> dict[str, Query]:
-    from contracts import exchange, licensing, membership, pool, registry, securitization
-
-    queries: dict[str, Query] = {
-        "balances": lambda state, now_ms, account: query_balance(state, account),
-        "supply": lambda state, now_ms: query_supply(state),
-    }
-    for module in (membership, registry, licensing, pool, securitization, exchange):
-        for kind, fn in getattr(module, "QUERIES", {}).items():
-            if kind in queries:
-                raise RuntimeError(f"query {kind} registered twice")
-            queries[kind] = fn
-    return queries
+QUERIES: dict[str, Query] = {
+    "balances": lambda state, now_ms, account: query_balance(state, account),
+    "supply": lambda state, now_ms: query_supply(state),
+    **catalogue.QUERIES,
+}
+"""Every state kind: the token's two and each family's, merged once (catalogue.py)."""
 
 
 def get_queries() -> dict[str, Query]:
-    if not QUERIES:
-        QUERIES.update(_registry())
     return QUERIES
 
 

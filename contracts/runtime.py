@@ -9,10 +9,13 @@ gets a receipt naming the error; the block goes on.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from contracts import errors
+from contracts import catalogue, errors
+from contracts.call import (  # noqa: F401  (re-exported: the node's view of a block)
+    BlockContext, Call, Event, Op, org_of_key, org_roles,
+)
 from contracts.state import State
 from contracts.tx import Transaction
 
@@ -22,24 +25,6 @@ NONCE_WINDOW = 1024
 """A sender's nonces may arrive out of order within this window (clients submit to
 any node, so two of one sender's transactions can be ordered either way). Each nonce
 is still usable once: the window is a bitmap of the last NONCE_WINDOW nonces."""
-
-
-@dataclass(frozen=True)
-class BlockContext:
-    chain_id: str
-    height: int
-    timestamp_ms: int
-    """Chosen by the primary and agreed by the quorum: the only clock contracts see."""
-
-
-@dataclass(frozen=True)
-class Event:
-    contract: str
-    name: str
-    data: dict[str, Any]
-
-    def to_value(self) -> dict[str, Any]:
-        return {"contract": self.contract, "name": self.name, "data": self.data}
 
 
 @dataclass(frozen=True)
@@ -58,59 +43,9 @@ class Receipt:
                 "message": self.message, "events": [e.to_value() for e in self.events]}
 
 
-@dataclass
-class Call:
-    """What a handler sees: the state, the block, the transaction and its sender's org."""
-
-    state: State
-    ctx: BlockContext
-    tx: Transaction
-    org: str
-    events: list[Event] = field(default_factory=list)
-
-    @property
-    def args(self) -> dict[str, Any]:
-        return self.tx.args
-
-    def emit(self, contract: str, name: str, **data: Any) -> None:
-        self.events.append(Event(contract, name, data))
-
-
-@dataclass(frozen=True)
-class Op:
-    handler: Callable[[Call], None]
-    roles: frozenset[str] | None = None
-    """Roles any one of which the sender's organisation must hold; None = any member org."""
-
-
-def org_of_key(state: State, sender_hex: str) -> str | None:
-    return state.get(f"key/{sender_hex}")
-
-
-def org_roles(state: State, org: str) -> list[str]:
-    record = state.get(f"org/{org}")
-    return [] if record is None else record["roles"]
-
-
-def _registry() -> dict[str, Op]:
-    from contracts import exchange, licensing, membership, pool, registry, securitization, token
-
-    ops: dict[str, Op] = {}
-    for module in (token, membership, registry, licensing, pool, securitization, exchange):
-        for name, op in module.OPS.items():
-            if name in ops:
-                raise RuntimeError(f"op {name} registered twice")
-            ops[name] = op
-    return ops
-
-
-OPS: dict[str, Op] = {}
-
-
 def get_ops() -> dict[str, Op]:
-    if not OPS:
-        OPS.update(_registry())
-    return OPS
+    """Every op by name (contracts/catalogue.py builds the registry in one place)."""
+    return catalogue.get_ops()
 
 
 def check_nonce(state: State, sender_hex: str, nonce: int) -> tuple[int, int]:
@@ -182,18 +117,3 @@ def apply_block(state: State, ctx: BlockContext, txs: Sequence[Transaction], *,
     """Apply `txs` in order to `state` (mutated in place); one receipt per transaction."""
     return [apply_transaction(state, ctx, tx, index, signature_ok)
             for index, tx in enumerate(txs)]
-
-
-def require_args(call: Call, spec: dict[str, type | tuple[type, ...]]) -> dict[str, Any]:
-    """Check the op's arguments by name and type; bools are not ints here."""
-    args = call.args
-    for name, kind in spec.items():
-        if name not in args:
-            raise errors.BadArguments(f"{call.tx.op}: missing argument {name!r}")
-        value = args[name]
-        if isinstance(value, bool) and kind is int:
-            raise errors.BadArguments(f"{call.tx.op}: {name} must be an integer")
-        if not isinstance(value, kind):
-            raise errors.BadArguments(f"{call.tx.op}: {name} has the wrong type")
-    return args
-

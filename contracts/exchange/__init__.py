@@ -13,3 +13,5 @@ from contracts.exchange import loans, ratings, sales
 
 OPS = {**sales.OPS, **loans.OPS}
 QUERIES = {**sales.QUERIES, **loans.QUERIES, **ratings.QUERIES}
+
+__all__ = ["OPS", "QUERIES", "loans", "ratings", "sales"]

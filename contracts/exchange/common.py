@@ -11,13 +11,13 @@ from typing import Any
 
 from contracts import errors
 from contracts.genesis import get_contract_config
-from contracts.registry_core import (  # noqa: F401  (re-exported to sales and loans)
+from contracts.registry.core import (  # noqa: F401  (re-exported to sales and loans)
     FULL_SHARE_BPS, MS_PER_DAY, NotOwner, PatentPledged, get_appraisal, get_block_date,
     get_owners, get_patent, get_pledge, get_status, get_superseded_by, is_active, is_in_force,
     is_owner, parse_date, require_active, require_right_holder,
 )
-from contracts.registry_rights import AlreadyApproved, PledgeHeldForLoan, set_owners  # noqa: F401
-from contracts.runtime import Call
+from contracts.registry.rights import AlreadyApproved, PledgeHeldForLoan, set_owners  # noqa: F401
+from contracts.call import Call
 from contracts.state import State
 
 MAX_AMOUNT = 2**62

@@ -33,10 +33,10 @@ from contracts.exchange.common import (
     get_appraisal, get_block_date, get_exchange_config, get_owners, get_patent, get_pledge,
     is_owner, record_id, require_active, set_owners, take_args,
 )
-from contracts.runtime import Call, Op
+from contracts.call import Call, Op
 from contracts.split import split_by_weights
 from contracts.state import State
-from contracts.token import balance_of, transfer_units
+from contracts.token.ledger import balance_of, transfer_units
 
 OPEN_STATES = frozenset({"requested", "active"})
 

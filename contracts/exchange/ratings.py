@@ -29,7 +29,7 @@ from typing import Any
 from contracts import errors
 from contracts.exchange.common import MS_PER_DAY
 from contracts.genesis import get_contract_config
-from contracts.royalty import get_period_days, parse_period
+from contracts.licensing.royalty import get_period_days, parse_period
 from contracts.state import State
 
 DEFAULT_CREDIT_CONFIG: dict[str, Any] = {

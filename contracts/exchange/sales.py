@@ -32,10 +32,10 @@ from contracts.exchange.common import (
     get_exchange_config, get_owners, get_patent, get_pledge, get_status, is_expired,
     is_in_force, is_owner, record_id, set_owners, take_args,
 )
-from contracts.runtime import Call, Op
+from contracts.call import Call, Op
 from contracts.split import split_by_weights
 from contracts.state import State
-from contracts.token import balance_of, transfer_units
+from contracts.token.ledger import balance_of, transfer_units
 
 
 def get_listing(state: State, listing_id: Any) -> dict[str, Any]:

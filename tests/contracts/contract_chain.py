@@ -25,7 +25,7 @@ from typing import Any
 import nacl.signing
 
 from contracts.genesis import init_state
-from contracts.membership import get_admins
+from contracts.membership.governance import get_admins
 from contracts.runtime import BlockContext, Receipt, apply_block
 from contracts.state import State
 from contracts.tx import Transaction, sign_tx

@@ -9,7 +9,7 @@ from test_licensing_support import (
     offer_args, pledge, pool_in, run_case, set_status,
 )
 
-from contracts.licensing import get_licence, is_licence_active
+from contracts.licensing.offers import get_licence, is_licence_active
 
 # -- licence.offer ----------------------------------------------------------------------
 

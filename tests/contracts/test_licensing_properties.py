@@ -9,7 +9,7 @@
 
 The exclusivity check is a deliberately dumb reference: it expands "*" over the finite
 universe the generator draws from and compares licences pairwise, sharing no code
-with contracts/licence_scope.py.
+with contracts/licensing/scope.py.
 """
 
 from __future__ import annotations

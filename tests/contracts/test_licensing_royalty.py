@@ -13,7 +13,7 @@ from test_licensing_support import (
 )
 
 from contracts import errors
-from contracts.royalty import (
+from contracts.licensing.royalty import (
     compute_earned_royalty, compute_quarter_due, get_patent_last_day, get_period_days,
     parse_period,
 )

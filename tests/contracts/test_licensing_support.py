@@ -24,7 +24,7 @@ from contract_chain import DAY_MS, DEFAULT_ORGS, Chain, new_chain
 
 from contracts.runtime import Receipt
 from contracts.state import State
-from contracts.token import balance_of
+from contracts.token.ledger import balance_of
 
 ORGS = DEFAULT_ORGS + [
     ("poor", ["member"], 50),

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from contracts.membership import compute_approvals_needed, compute_rotation_message
-from contracts.token import balance_of
+from contracts.membership.governance import compute_approvals_needed, compute_rotation_message
+from contracts.token.ledger import balance_of
 
 from contract_chain import CHAIN_ID, DAY_MS, Chain, new_chain, signing_key
 

@@ -9,8 +9,8 @@ from test_licensing_support import (
     pledge, pool_in, run_case, set_status,
 )
 
-from contracts.pool import compute_bpr, compute_distribution, is_pool_licensed
-from contracts.token import balance_of
+from contracts.pool.contract import compute_bpr, compute_distribution, is_pool_licensed
+from contracts.token.ledger import balance_of
 
 # -- pure calculations ------------------------------------------------------------------
 

@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_licensing_support import A, B, C, LAB, advance_to, bpc, clone, new_world
 
-from contracts.pool import compute_bpr, compute_distribution, is_pool_licensed
-from contracts.token import balance_of
+from contracts.pool.contract import compute_bpr, compute_distribution, is_pool_licensed
+from contracts.token.ledger import balance_of
 
 OWNERS = {A: [("acme", 10_000)], B: [("acme", 6000), ("univ", 4000)],
           C: [("univ", 10_000)], LAB: [("lab", 10_000)]}

@@ -10,7 +10,7 @@ import hashlib
 
 import pytest
 
-from contracts import registry
+from contracts import errors, registry
 from contracts.registry import get_effective_status
 
 from contract_chain import DAY_MS, START_MS, Chain
@@ -373,7 +373,7 @@ def test_read_interface_follows_the_lifecycle(chain: Chain):
     now = chain.timestamp_ms
     assert not registry.is_active(chain.state, pid, now)
     assert registry.get_status(chain.state, pid, now) == "LAPSED"
-    with pytest.raises(registry.errors.ContractError) as info:
+    with pytest.raises(errors.ContractError) as info:
         registry.get_patent(chain.state, "CN:404")
     assert info.value.code == "NotFound"
 
@@ -388,7 +388,7 @@ def test_patent_queries(chain):
     assert chain.query("pledges") == {} and chain.query("pledges", pid) is None
     assert chain.query("families", pid)["members"] == [pid]
     assert chain.query("quality", pid) == full["quality"]
-    with pytest.raises(registry.errors.ContractError):
+    with pytest.raises(errors.ContractError):
         chain.query("appraisals", "CN:404")
 
 

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contracts.genesis import DEFAULT_CONTRACT_CONFIG
-from contracts.registry_quality import (
+from contracts.registry.quality import (
     compute_band_points, compute_family_key, compute_quality, is_base_technology,
 )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from contracts.token import mint
+from contracts.token.ledger import mint
 
 
 @pytest.mark.parametrize("op, args", [

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from test_securitization_support import bpc, closed_deal, collect, deal_of, new_deal_chain
 
 from contract_chain import Chain
-from contracts.token import transfer_units
+from contracts.token.ledger import transfer_units
 
 INVESTORS = ["fund", "inv2", "inv3"]
 ASSETS = ["L1", "L2", "L3"]

@@ -18,7 +18,7 @@ from test_securitization_support import (
 )
 
 from contract_chain import Chain
-from contracts.token import transfer_units
+from contracts.token.ledger import transfer_units
 
 # -- deal.distribute ----------------------------------------------------------------------------
 

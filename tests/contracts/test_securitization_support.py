@@ -14,7 +14,7 @@ from typing import Any
 from contract_chain import DEFAULT_ORGS, Chain, new_chain
 
 from contracts.state import State
-from contracts.token import balance_of, transfer_units
+from contracts.token.ledger import balance_of, transfer_units
 
 ORGS = DEFAULT_ORGS + [
     ("inv2", ["investor"], 10_000_000),

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from contracts.split import split_by_weights
-from contracts.waterfall import (
+from contracts.securitization.waterfall import (
     compute_interest_due, compute_principal_due, compute_ratio_bps, compute_tests,
     compute_trigger, compute_waterfall, compute_write_back, compute_write_down,
 )

@@ -1,5 +1,5 @@
-"""Invariants of the pure waterfall (contracts/waterfall.py) and of the holder-position
-helpers (contracts/deal_core.py), each property named after the invariant it states.
+"""Invariants of the pure waterfall (contracts/securitization/waterfall.py) and of the holder-position
+helpers (contracts/securitization/core.py), each property named after the invariant it states.
 
 The same invariants are checked on whole op sequences in
 test_securitization_properties.py.
@@ -12,9 +12,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from contracts.deal_core import increase_balances, reduce_balances, split_to_holders
+from contracts.securitization.core import increase_balances, reduce_balances, split_to_holders
 from contracts.split import split_by_weights
-from contracts.waterfall import (
+from contracts.securitization.waterfall import (
     WaterfallPlan, compute_waterfall, compute_write_back, compute_write_down,
 )
 

@@ -8,7 +8,7 @@ import nacl.signing
 
 from contracts.genesis import init_state
 from contracts.runtime import BlockContext
-from contracts.token import balance_of, mint
+from contracts.token.ledger import balance_of, mint
 from contracts.tx import Transaction, sign_tx
 from node.chain import DUPLICATE, iter_receipts
 

@@ -4,7 +4,7 @@ An admin creates a pool with a fixed BPR price (bpr_ratio = [num, den]: a conver
 of `amount` BPC yields floor(amount * num / den) BPR). An independent evaluator attests
 that a patent is essential; then any of its owners may join it (a non-exclusive grant:
 owners keep their bilateral rights, but no exclusive or sole licence may overlap it,
-see contracts/licence_scope.py). Implementers convert BPC into BPR; holding at least
+see contracts/licensing/scope.py). Implementers convert BPC into BPR; holding at least
 one BPR of a pool, within its term when the pool sets one, licenses every patent in
 that pool. The pool admin distributes the treasury per quarter: an admin fee, and the
 rest to the contributing owners by their count of active, attested patents.
@@ -24,14 +24,15 @@ from __future__ import annotations
 from typing import Any
 
 from contracts import errors, registry
-from contracts.licence_scope import (
+from contracts.errors import PeriodAlreadyDistributed  # noqa: F401  (shared; re-exported)
+from contracts.licensing.scope import (
     ExclusiveConflict, add_days_iso, find_exclusive_from, get_block_iso, pooled_key,
 )
-from contracts.royalty import PeriodNotEnded, format_period, get_period_days, parse_period
-from contracts.runtime import Call, Op, require_args
+from contracts.licensing.royalty import PeriodNotEnded, format_period, get_period_days, parse_period
+from contracts.call import Call, Op, require_args
 from contracts.split import split_by_weights
 from contracts.state import State
-from contracts.token import balance_of, mint, transfer_units
+from contracts.token.ledger import balance_of, mint, transfer_units
 
 FULL_BPS = 10_000
 MAX_RATIO_TERM = 2**32
@@ -70,9 +71,6 @@ class EmptyTreasury(errors.ContractError):
 class NoContributors(errors.ContractError):
     """No active, attested patent is in the pool: there is nobody to pay."""
 
-
-class PeriodAlreadyDistributed(errors.ContractError):
-    """This quarter, or a later one, was already distributed for this pool."""
 
 
 # -- pure calculations ---------------------------------------------------------------

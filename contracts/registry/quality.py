@@ -16,7 +16,7 @@ from typing import Any
 
 from contracts.codec import encode
 from contracts.genesis import get_contract_config
-from contracts.registry_core import get_patent, get_status, get_superseded_by
+from contracts.registry.core import get_patent, get_status, get_superseded_by
 from contracts.state import State
 
 POINTS_PER_DIMENSION = 20

@@ -6,12 +6,12 @@ patent weighing the same), fixed by the offer; fee and royalties are paid to the
 those shares. Royalties keep going to them even if a patent is later assigned: the
 licence is their contract. The licensee accepts and
 pays the lump-sum fee in the same transaction, so a licence is never active unpaid nor
-paid for and inactive. Running royalties are in contracts/royalty.py.
+paid for and inactive. Running royalties are in contracts/licensing/royalty.py.
 
 Rules checked at offer and again at accept (the world may change in between):
 - every patent exists, is alive (pending or granted, in term) and is not pledged (Civil
   Code Art. 444: a pledged right may not be licensed without the pledgee);
-- the exclusivity rule of contracts/licence_scope.py;
+- the exclusivity rule of contracts/licensing/scope.py;
 - at accept, the owners must still be the ones who offered (OfferStale otherwise).
 
 An open licence is a standing declaration for one granted patent: anyone (but an
@@ -23,19 +23,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from contracts import errors, registry, royalty
-from contracts.licence_scope import (
+from contracts import errors, registry
+from contracts.licensing import royalty
+from contracts.licensing.scope import (
     ANY, KINDS, MAX_SCOPE_ITEMS, ExclusiveConflict, LicenceNotFound, add_days_iso,
     check_scope_list, find_exclusive_from, get_block_date, get_block_iso, get_licence,
     get_live_open_offer, licence_index_key, open_offer_key, parse_iso_date,
     require_no_conflict,
 )
-from contracts.membership import is_org_active
-from contracts.royalty import (
+from contracts.membership.governance import is_org_active
+from contracts.licensing.royalty import (
     LicenceNotActive, NotLicensee, check_amount, check_royalty_terms, get_patent_last_day,
     pay_by_shares,
 )
-from contracts.runtime import Call, Op, require_args
+from contracts.call import Call, Op, require_args
 from contracts.split import split_by_weights
 from contracts.state import State
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from contracts import errors
-from contracts.runtime import Call, Op, require_args
+from contracts.call import Call, Op, require_args
 from contracts.state import State
 
 ASSETS = ("BPC", "BPR")

@@ -1,7 +1,7 @@
 """Securitization deals: named errors, the deal record, collateral and holder positions.
 
 Shared by the origination ops (securitization.py) and the servicing ops
-(deal_servicing.py). Record layout, `deal/<id>` (id = the creating tx id's first 16 hex):
+(servicing.py). Record layout, `deal/<id>` (id = the creating tx id's first 16 hex):
 
     id, trustee, originator, state ("open" | "closed"), created_height, timestamp_ms,
     closed_height (once closed),
@@ -28,7 +28,8 @@ from __future__ import annotations
 from typing import Any
 
 from contracts import errors, registry
-from contracts.licensing import get_licence, is_licence_active  # noqa: F401  (interfaces.md)
+from contracts.errors import PeriodAlreadyDistributed, PeriodOutOfOrder  # noqa: F401  (shared)
+from contracts.licensing.offers import get_licence, is_licence_active  # noqa: F401  (interfaces.md)
 from contracts.split import split_by_weights
 from contracts.state import State
 
@@ -68,13 +69,6 @@ class TranchesNotSold(errors.ContractError):
     """A deal closes only once every tranche is fully subscribed."""
 
 
-class PeriodAlreadyDistributed(errors.ContractError):
-    """Each period is distributed once."""
-
-
-class PeriodOutOfOrder(errors.ContractError):
-    """Periods are distributed in sequence 1, 2, 3, ...; the trigger counts consecutive
-    periods, so a skipped period would make 'N consecutive breaches' meaningless."""
 
 
 class AdvanceRateExceeded(errors.ContractError):

@@ -15,12 +15,12 @@ from __future__ import annotations
 from typing import Any
 
 from contracts import errors
-from contracts.registry_core import (
+from contracts.registry.core import (
     FULL_SHARE_BPS, PatentInactive, PatentPledged, check_shares, get_block_date, get_patent,
     get_pledge, get_superseded_by, is_owner, is_pledged, parse_date, require_active,
     require_owner, require_right_holder,
 )
-from contracts.runtime import Call, Op, require_args
+from contracts.call import Call, Op, require_args
 from contracts.state import State
 
 CONSENT_KINDS = ("assign", "pledge", "withdraw")

@@ -4,8 +4,8 @@ A deposit proves that a document with this SHA-256 existed no later than the blo
 that holds it (the event carries the height and timestamp). A record's bibliographic
 data never changes in place: a correction is a new deposit naming what it supersedes,
 and the old version stays readable. Ownership, pledges and appraisals are in
-registry_rights; families and the quality score in registry_quality. Other contract
-families import their reads from here.
+rights.py; families and the quality score in quality.py. Other contract
+families import their reads from the package face (contracts/registry/__init__.py).
 """
 
 from __future__ import annotations
@@ -14,17 +14,17 @@ import re
 from typing import Any
 
 from contracts import errors
-from contracts.registry_core import (  # noqa: F401  (re-exported: the cross-module interface)
+from contracts.registry.core import (  # noqa: F401  (re-exported: the cross-module interface)
     APPLICATION_NO_RE, INACTIVE, KINDS, OFFICE_RE, PENDING, BadStatusTransition, DatesOutOfOrder,
     DuplicateDocument, NotOwner, PatentExists, PatentInactive, PatentPledged, check_shares,
     get_appraisal, get_block_date, get_effective_status, get_owners, get_patent, get_pledge,
     get_status, get_superseded_by, is_active, is_in_force, is_owner, is_pledged, parse_date,
     require_active, require_owner,
 )
-from contracts import registry_quality as quality
-from contracts import registry_rights as rights
-from contracts.registry_queries import QUERIES  # noqa: F401  (the registry's API reads)
-from contracts.runtime import Call, Op, org_roles, require_args
+from contracts.registry import quality
+from contracts.registry import rights
+from contracts.registry.queries import QUERIES  # noqa: F401  (the registry's API reads)
+from contracts.call import Call, Op, org_roles, require_args
 from contracts.state import State
 
 DOC_HASH_RE = re.compile(r"[0-9a-f]{64}")

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from contracts.registry_core import (
+from contracts.registry.core import (
     compute_expiry_date, get_patent, get_pledge, get_status, get_superseded_by, get_term_years,
 )
-from contracts.registry_quality import compute_quality, get_citing, get_family
-from contracts.registry_rights import CONSENT_KINDS, get_consent
+from contracts.registry.quality import compute_quality, get_citing, get_family
+from contracts.registry.rights import CONSENT_KINDS, get_consent
 from contracts.state import State
 
 

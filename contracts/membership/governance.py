@@ -20,10 +20,11 @@ from typing import Any, Callable
 import nacl.exceptions
 import nacl.signing
 
-from contracts import errors, token
+from contracts import errors
+from contracts.token import ledger as token
 from contracts.codec import encode
 from contracts.genesis import ROLES, get_contract_config
-from contracts.runtime import BlockContext, Call, Op, require_args
+from contracts.call import BlockContext, Call, Op, require_args
 from contracts.state import State
 
 ROTATION_DOMAIN = b"ipchain/key-rotation/v1"

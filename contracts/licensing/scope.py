@@ -25,7 +25,7 @@ import datetime
 from typing import Any
 
 from contracts import errors
-from contracts.registry_core import get_block_date, parse_date
+from contracts.registry.core import get_block_date, parse_date
 from contracts.state import State
 
 ANY = "*"

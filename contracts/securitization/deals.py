@@ -7,16 +7,17 @@ subscribe to tranches in BPC, held in escrow in the deal account; closing is a t
 then the trustee distributes each period's collections through the waterfall, records
 defaults and recoveries, and every distribution leaves a disclosure report.
 
-Origination and transfer live here; servicing in deal_servicing.py; the arithmetic in
-waterfall.py; errors, the record layout and collateral reads in deal_core.py.
+Origination and transfer live here; servicing in servicing.py; the arithmetic in
+waterfall.py; errors, the record layout and collateral reads in core.py.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from contracts import deal_servicing, errors
-from contracts.deal_core import (  # noqa: F401  (errors re-exported: one import for clients)
+from contracts import errors
+from contracts.securitization import servicing
+from contracts.securitization.core import (  # noqa: F401  (errors re-exported: one import for clients)
     MAX_AMOUNT, AdvanceRateExceeded, AssetAlreadyAssigned, AssetAlreadyDefaulted,
     AssetNotActive, AssetNotDefaulted, AssetNotInDeal, DealNotClosed, DealNotFound,
     DealNotOpen, LossExceedsPrincipal, NotHolder, NotInvestor, NotTrustee,
@@ -26,11 +27,11 @@ from contracts.deal_core import (  # noqa: F401  (errors re-exported: one import
     put_deal, require_state, require_trustee,
 )
 from contracts.genesis import get_contract_config
-from contracts.membership import is_org_active
-from contracts.runtime import Call, Op, org_roles, require_args
+from contracts.membership.governance import is_org_active
+from contracts.call import Call, Op, org_roles, require_args
 from contracts.state import State
-from contracts.token import balance_of, transfer_units
-from contracts.waterfall import FULL_BPS
+from contracts.token.ledger import balance_of, transfer_units
+from contracts.securitization.waterfall import FULL_BPS
 
 MAX_TRANCHES = 8
 MODES = ("sequential", "pro_rata")
@@ -267,7 +268,7 @@ def query_reports(state: State, now_ms: int, deal_id: str, period: str | None = 
         return [report for _, report in state.items(f"deal_report/{deal_id}/")]
     if not period.isdigit():
         raise errors.BadArguments("period must be a positive integer")
-    report = state.get(deal_servicing.report_key(deal_id, int(period)))
+    report = state.get(servicing.report_key(deal_id, int(period)))
     if report is None:
         raise errors.NotFound(f"deal {deal_id} has no report for period {period}")
     return report
@@ -277,9 +278,9 @@ OPS = {
     "deal.create": Op(on_create, roles=frozenset({"trustee"})),
     "deal.subscribe": Op(on_subscribe, roles=frozenset({"investor"})),
     "deal.close": Op(on_close, roles=frozenset({"trustee"})),
-    "deal.distribute": Op(deal_servicing.on_distribute, roles=frozenset({"trustee"})),
-    "deal.default": Op(deal_servicing.on_default, roles=frozenset({"trustee"})),
-    "deal.recover": Op(deal_servicing.on_recover, roles=frozenset({"trustee"})),
+    "deal.distribute": Op(servicing.on_distribute, roles=frozenset({"trustee"})),
+    "deal.default": Op(servicing.on_default, roles=frozenset({"trustee"})),
+    "deal.recover": Op(servicing.on_recover, roles=frozenset({"trustee"})),
     "deal.transfer": Op(on_transfer),
 }
 

@@ -1,7 +1,7 @@
 """Servicing a closed deal: period distributions, defaults and recoveries.
 
 The trustee's `deal.distribute` reads the period's collections from the deal account,
-runs the tests and the pure waterfall (contracts/waterfall.py), pays fees and holders,
+runs the tests and the pure waterfall (contracts/securitization/waterfall.py), pays fees and holders,
 and writes the disclosure report. `deal.default` writes a loss down equity first;
 `deal.recover` brings cash in and writes principal back senior first.
 """
@@ -11,16 +11,16 @@ from __future__ import annotations
 from typing import Any
 
 from contracts import errors
-from contracts.deal_core import (
+from contracts.securitization.core import (
     MAX_AMOUNT, AssetAlreadyDefaulted, AssetNotDefaulted, AssetNotInDeal, LossExceedsPrincipal,
     PeriodAlreadyDistributed, PeriodOutOfOrder, compute_performing_value, deal_account, get_deal,
     get_outstanding, increase_balances, put_deal, reduce_balances, require_state, require_trustee,
     split_to_holders,
 )
-from contracts.runtime import Call, require_args
+from contracts.call import Call, require_args
 from contracts.state import State
-from contracts.token import balance_of, transfer_units
-from contracts.waterfall import (
+from contracts.token.ledger import balance_of, transfer_units
+from contracts.securitization.waterfall import (
     WaterfallPlan, compute_tests, compute_trigger, compute_waterfall, compute_write_back,
     compute_write_down,
 )

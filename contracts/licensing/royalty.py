@@ -29,12 +29,13 @@ import re
 from typing import Any
 
 from contracts import errors, registry
-from contracts.licence_scope import get_block_date, get_licence, parse_iso_date
-from contracts.registry_core import compute_expiry_date, get_term_years
-from contracts.runtime import Call, Op, require_args
+from contracts.errors import PeriodOutOfOrder  # noqa: F401  (shared; re-exported)
+from contracts.licensing.scope import get_block_date, get_licence, parse_iso_date
+from contracts.registry.core import compute_expiry_date, get_term_years
+from contracts.call import Call, Op, require_args
 from contracts.split import split_by_weights
 from contracts.state import State
-from contracts.token import balance_of, transfer_units
+from contracts.token.ledger import balance_of, transfer_units
 
 FULL_BPS = 10_000
 MAX_AMOUNT = 2**62
@@ -65,9 +66,6 @@ class PeriodAlreadyPaid(errors.ContractError):
 class PeriodNotReported(errors.ContractError):
     """Pay follows report: the amount due is fixed by the report."""
 
-
-class PeriodOutOfOrder(errors.ContractError):
-    """The licence's previous quarter has no report yet (minimums accrue in order)."""
 
 
 class PeriodNotEnded(errors.ContractError):

@@ -1,0 +1,81 @@
+"""What an op handler sees: the block, the call, the op's declaration.
+
+Contract families import this module and never `contracts.runtime`, so the op
+registry (contracts/catalogue.py) can import every family while the runtime imports
+only the registry: no import cycle between the executor and the contracts it runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from contracts import errors
+from contracts.state import State
+from contracts.tx import Transaction
+
+
+@dataclass(frozen=True)
+class BlockContext:
+    chain_id: str
+    height: int
+    timestamp_ms: int
+    """Chosen by the primary and agreed by the quorum: the only clock contracts see."""
+
+
+@dataclass(frozen=True)
+class Event:
+    contract: str
+    name: str
+    data: dict[str, Any]
+
+    def to_value(self) -> dict[str, Any]:
+        return {"contract": self.contract, "name": self.name, "data": self.data}
+
+
+@dataclass
+class Call:
+    """What a handler sees: the state, the block, the transaction and its sender's org."""
+
+    state: State
+    ctx: BlockContext
+    tx: Transaction
+    org: str
+    events: list[Event] = field(default_factory=list)
+
+    @property
+    def args(self) -> dict[str, Any]:
+        return self.tx.args
+
+    def emit(self, contract: str, name: str, **data: Any) -> None:
+        self.events.append(Event(contract, name, data))
+
+
+@dataclass(frozen=True)
+class Op:
+    handler: Callable[[Call], None]
+    roles: frozenset[str] | None = None
+    """Roles any one of which the sender's organisation must hold; None = any member org."""
+
+
+def org_of_key(state: State, sender_hex: str) -> str | None:
+    return state.get(f"key/{sender_hex}")
+
+
+def org_roles(state: State, org: str) -> list[str]:
+    record = state.get(f"org/{org}")
+    return [] if record is None else record["roles"]
+
+
+def require_args(call: Call, spec: dict[str, type | tuple[type, ...]]) -> dict[str, Any]:
+    """Check the op's arguments by name and type; bools are not ints here."""
+    args = call.args
+    for name, kind in spec.items():
+        if name not in args:
+            raise errors.BadArguments(f"{call.tx.op}: missing argument {name!r}")
+        value = args[name]
+        if isinstance(value, bool) and kind is int:
+            raise errors.BadArguments(f"{call.tx.op}: {name} must be an integer")
+        if not isinstance(value, kind):
+            raise errors.BadArguments(f"{call.tx.op}: {name} has the wrong type")
+    return args
