@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from contracts import errors
+from contracts.schema import Args
 from contracts.state import State
 from contracts.tx import Transaction
 
@@ -35,17 +36,15 @@ class Event:
 
 @dataclass
 class Call:
-    """What a handler sees: the state, the block, the transaction and its sender's org."""
+    """What a handler sees: the state, the block, the transaction, its sender's org and
+    the op's arguments decoded into the op's schema (contracts/schema.py)."""
 
     state: State
     ctx: BlockContext
     tx: Transaction
     org: str
+    args: Any = None
     events: list[Event] = field(default_factory=list)
-
-    @property
-    def args(self) -> dict[str, Any]:
-        return self.tx.args
 
     def emit(self, contract: str, name: str, **data: Any) -> None:
         self.events.append(Event(contract, name, data))
@@ -56,6 +55,10 @@ class Op:
     handler: Callable[[Call], None]
     roles: frozenset[str] | None = None
     """Roles any one of which the sender's organisation must hold; None = any member org."""
+    args: type[Args] | None = None
+    """The op's argument schema; the handler receives `call.args` decoded into it."""
+    doc: str = ""
+    """One line for the catalogue: what the op does."""
 
 
 def org_of_key(state: State, sender_hex: str) -> str | None:

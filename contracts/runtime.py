@@ -16,6 +16,7 @@ from contracts import catalogue, errors
 from contracts.call import (  # noqa: F401  (re-exported: the node's view of a block)
     BlockContext, Call, Event, Op, org_of_key, org_roles,
 )
+from contracts.schema import decode_args
 from contracts.state import State
 from contracts.tx import Transaction
 
@@ -46,6 +47,18 @@ class Receipt:
 def get_ops() -> dict[str, Op]:
     """Every op by name (contracts/catalogue.py builds the registry in one place)."""
     return catalogue.get_ops()
+
+
+def check_args(tx: Transaction) -> Any:
+    """The transaction's arguments decoded into its op's schema, or BadArguments naming
+    the field. The node calls this at admission (a typo costs no block); the executor
+    calls it again, so a transaction ordered anyway is refused the same on every node."""
+    op = get_ops().get(tx.op)
+    if op is None:
+        raise errors.UnknownOp(f"unknown op {tx.op!r}")
+    if op.args is None:
+        return tx.args
+    return decode_args(tx.op, op.args, tx.args)
 
 
 def check_nonce(state: State, sender_hex: str, nonce: int) -> tuple[int, int]:
@@ -98,7 +111,7 @@ def apply_transaction(state: State, ctx: BlockContext, tx: Transaction, index: i
     try:
         op, org, nonce_record = check_transaction(state, ctx, tx, signature_ok)
         state.put(f"nonce/{tx.sender_hex}", nonce_record)
-        call = Call(state, ctx, tx, org)
+        call = Call(state, ctx, tx, org, check_args(tx))
         op.handler(call)
     except errors.ContractError as exc:
         state.rollback()

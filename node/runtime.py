@@ -20,7 +20,7 @@ from consensus import messages as wire
 from consensus.crypto import Ed25519Keyring
 from consensus.replica import Replica, ReplicaConfig
 from contracts import errors
-from contracts.runtime import Receipt, check_nonce, get_ops
+from contracts.runtime import Receipt, check_args, check_nonce, get_ops
 from contracts.tx import Transaction
 from node.chain import Executor, Header, digest_batch, read_certificate
 from node.config import NodeConfig
@@ -158,6 +158,7 @@ class Runtime:
             raise errors.UnknownOp(f"unknown op {tx.op!r}")
         if not tx.signature_ok():
             raise errors.BadSignature("signature does not verify")
+        check_args(tx)  # typed op arguments (contracts/schema.py): 400 BadArguments
         check_nonce(self.executor.state, tx.sender_hex, tx.nonce)
 
     def release_waiters(self) -> None:

@@ -25,6 +25,7 @@ from typing import Any
 
 from contracts import errors, registry
 from contracts.licensing import royalty
+from contracts.licensing.schemas import LicenceRef
 from contracts.licensing.scope import (
     ANY, KINDS, MAX_SCOPE_ITEMS, ExclusiveConflict, LicenceNotFound, add_days_iso,
     check_scope_list, find_exclusive_from, get_block_date, get_block_iso, get_licence,
@@ -200,8 +201,7 @@ def on_offer(call: Call) -> None:
 
 
 def on_accept(call: Call) -> None:
-    args = require_args(call, {"licence": str})
-    licence = get_licence(call.state, args["licence"])
+    licence = get_licence(call.state, call.args.licence)
     if licence["state"] != "offered":
         raise LicenceNotOffered(f"licence {licence['id']} is {licence['state']}")
     if licence["licensee"] != call.org:
@@ -220,8 +220,7 @@ def on_accept(call: Call) -> None:
 
 
 def on_withdraw(call: Call) -> None:
-    args = require_args(call, {"licence": str})
-    licence = get_licence(call.state, args["licence"])
+    licence = get_licence(call.state, call.args.licence)
     if all(org != call.org for org, _ in licence["licensors"]):
         raise NotLicensor(f"{call.org} is not a licensor of {licence['id']}")
     if licence["state"] != "offered":
@@ -369,8 +368,10 @@ def query_open_licences(state: State, now_ms: int, pid: str | None = None) -> An
 
 OPS = {
     "licence.offer": Op(on_offer, roles=LICENSING_ROLES),
-    "licence.accept": Op(on_accept, roles=LICENSING_ROLES),
-    "licence.withdraw": Op(on_withdraw, roles=LICENSING_ROLES),
+    "licence.accept": Op(on_accept, roles=LICENSING_ROLES, args=LicenceRef,
+                             doc="Accept a licence offered to you: pays the fee, activates it."),
+    "licence.withdraw": Op(on_withdraw, roles=LICENSING_ROLES, args=LicenceRef,
+                               doc="Withdraw a licence offer you made (still offered)."),
     "licence.open_offer": Op(on_open_offer, roles=LICENSING_ROLES),
     "licence.open_withdraw": Op(on_open_withdraw, roles=LICENSING_ROLES),
     "licence.take_open": Op(on_take_open, roles=LICENSING_ROLES),

@@ -25,6 +25,7 @@ from contracts.registry import quality
 from contracts.registry import rights
 from contracts.registry.queries import QUERIES  # noqa: F401  (the registry's API reads)
 from contracts.call import Call, Op, org_roles, require_args
+from contracts.registry.schemas import PatentRef
 from contracts.state import State
 
 DOC_HASH_RE = re.compile(r"[0-9a-f]{64}")
@@ -275,8 +276,7 @@ def compute_status_date(call: Call, patent: dict[str, Any], new: str) -> str:
 
 def on_withdraw(call: Call) -> None:
     """Withdrawal gives up the application, so every co-owner must ask for it."""
-    args = require_args(call, {"patent": str})
-    state, pid = call.state, args["patent"]
+    state, pid = call.state, call.args.patent
     patent = require_owner(state, pid, call.org)
     status = get_status(state, pid, call.ctx.timestamp_ms)
     if status not in PENDING or get_superseded_by(state, pid) is not None:
@@ -338,7 +338,8 @@ def on_appraise(call: Call) -> None:
 OPS = {
     "patent.deposit": Op(on_deposit, roles=frozenset({"member"})),
     "patent.set_status": Op(on_set_status, roles=frozenset({"office"})),
-    "patent.withdraw": Op(on_withdraw),
+    "patent.withdraw": Op(on_withdraw, args=PatentRef,
+                              doc="Withdraw a pending application (every co-owner asks)."),
     "patent.cite": Op(on_cite),
     "appraisal.post": Op(on_appraise, roles=frozenset({"evaluator"})),
     **rights.OPS,

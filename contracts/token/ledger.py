@@ -9,8 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from contracts import errors
-from contracts.call import Call, Op, require_args
+from contracts.call import Call, Op
 from contracts.state import State
+from contracts.token.schemas import TransferArgs
 
 ASSETS = ("BPC", "BPR")
 
@@ -62,15 +63,15 @@ def _is_account(state: State, account: str) -> bool:
 
 
 def on_transfer(call: Call) -> None:
-    args = require_args(call, {"to": str, "amount": int})
-    if args["amount"] <= 0:
-        raise errors.BadArguments("amount must be positive")
-    target = call.state.get(f"org/{args['to']}")
+    args: TransferArgs = call.args
+    if args.to == call.org:
+        raise errors.BadArguments("token.transfer: `args.to` is the sender's own organisation")
+    target = call.state.get(f"org/{args.to}")
     if target is None or target.get("removed", False):
-        raise errors.UnknownAccount(f"no organisation {args['to']!r}")
-    transfer_units(call.state, "BPC", call.org, args["to"], args["amount"])
-    call.emit("token", "transferred", asset="BPC", source=call.org, target=args["to"],
-              amount=args["amount"])
+        raise errors.UnknownAccount(f"no organisation {args.to!r}")
+    transfer_units(call.state, "BPC", call.org, args.to, args.amount)
+    call.emit("token", "transferred", asset="BPC", source=call.org, target=args.to,
+              amount=args.amount)
 
 
 def query_balance(state: State, account: str) -> dict[str, Any]:
@@ -84,4 +85,5 @@ def query_supply(state: State) -> dict[str, int]:
     return {asset.lower(): state.get(f"supply/{asset}", 0) for asset in ASSETS}
 
 
-OPS = {"token.transfer": Op(on_transfer)}
+OPS = {"token.transfer": Op(on_transfer, args=TransferArgs,
+                            doc="Move BPC to another organisation.")}

@@ -318,13 +318,19 @@ class Cluster:
                 how = f"exited with code {proc.returncode}" if proc else "is not running"
                 raise ClusterError(f"node {i} {how}; last log lines:\n{self.log_tail(i)}")
 
-    def probe_tx(self) -> client.Transaction:
-        """A harmless transaction: the first admin sends 1 BPC to itself (no balance
-        moves, but it must be ordered, executed and committed like any other)."""
+    def probe_parties(self) -> tuple[str, str]:
+        """(sender, receiver) of the readiness probe: the first admin, the next org."""
         org = self.org_ids("admin")[0]
+        return org, next(other for other in self.org_ids() if other != org)
+
+    def probe_tx(self) -> client.Transaction:
+        """A real, tiny transaction: the first admin sends 1 BPC minor unit to another
+        organisation (a transfer to oneself is refused), ordered, executed and committed
+        like any other."""
+        org, target = self.probe_parties()
         key = self.client_key(org)
         nonce = self.nonces.reserve(client.sender_hex(key))
-        return client.sign(key, self.chain_id, nonce, PROBE_OP, {"to": org, "amount": 1})
+        return client.sign(key, self.chain_id, nonce, PROBE_OP, {"to": target, "amount": 1})
 
     async def probe(self, session: Any, deadline: float) -> dict[str, Any]:
         """Submit the probe to node0 (then others if it stalls) until it commits."""

@@ -329,8 +329,8 @@ async def _find_probe_retries(cluster: Cluster, session: Any, chains: dict[int, 
                               known: set[str]) -> set[str]:
     """The cluster's readiness probe may have committed more than once (it resubmits a
     fresh probe after a timeout). A tx nobody in this run sent is the probe if its
-    receipt shows the probe's harmless self-transfer by the first admin organisation."""
-    admin = cluster.org_ids("admin")[0]
+    receipt shows the probe's 1-unit transfer between the probe's two organisations."""
+    admin, target = cluster.probe_parties()
     ours = set(load.submissions) | known
     found: set[str] = set()
     for i in honest:
@@ -343,8 +343,9 @@ async def _find_probe_retries(cluster: Cluster, session: Any, chains: dict[int, 
                 except client.ApiError:
                     continue  # unclassified: the phantom check will name it
                 events = ((answer.get("receipt") or {}).get("events") or [])
-                if any(e.get("data", {}).get("source") == admin ==
-                       e.get("data", {}).get("target") and e.get("data", {}).get("amount") == 1
+                if any(e.get("data", {}).get("source") == admin
+                       and e.get("data", {}).get("target") == target
+                       and e.get("data", {}).get("amount") == 1
                        for e in events if isinstance(e, dict)):
                     found.add(tx_id)
         break  # one honest chain is enough to classify the probe
