@@ -20,12 +20,6 @@ from contracts.registry.rights import AlreadyApproved, PledgeHeldForLoan, set_ow
 from contracts.call import Call
 from contracts.state import State
 
-MAX_AMOUNT = 2**62
-"""Prices, principals and repayments: far above any real amount, and it keeps every
-product (amount x bps x days) exact in integers on any verifier."""
-MAX_RATE_BPS = 10_000
-"""100 % a year: a pledge loan at a higher rate is a typo, not a market."""
-MAX_TERM_DAYS = 36_500
 DAYS_PER_YEAR = 365
 """Actual/365 fixed: a leap year's 29 February accrues a 366th day of interest."""
 ESCROW_ACCOUNT = "market:escrow"
@@ -136,29 +130,7 @@ def get_exchange_config(state: State) -> dict[str, Any]:
     return config
 
 
-# -- arguments ----------------------------------------------------------------------------
-
-
-def take_args(call: Call, required: dict[str, type]) -> dict[str, Any]:
-    """The op's arguments: exactly these names, of these types (a bool is no int)."""
-    args = call.args
-    unknown = sorted(set(args) - set(required))
-    if unknown:
-        raise errors.BadArguments(f"{call.tx.op}: unknown arguments {unknown}")
-    for name, kind in required.items():
-        if name not in args:
-            raise errors.BadArguments(f"{call.tx.op}: missing argument {name!r}")
-        value = args[name]
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise errors.BadArguments(f"{call.tx.op}: {name} must be {kind.__name__}")
-    return args
-
-
-def check_amount(value: int, what: str, *, minimum: int = 1,
-                 maximum: int = MAX_AMOUNT) -> int:
-    if not minimum <= value <= maximum:
-        raise errors.BadArguments(f"{what} must lie in [{minimum}, {maximum}], got {value}")
-    return value
+# -- arguments (types and ranges are in schemas.py; these need the block) -----------------
 
 
 def check_expires(call: Call, value: str) -> str:

@@ -27,12 +27,12 @@ from typing import Any
 
 from contracts import errors
 from contracts.exchange.common import (
-    DAYS_PER_YEAR, FULL_SHARE_BPS, MAX_RATE_BPS, MAX_TERM_DAYS, MS_PER_DAY, LoanNotDue,
-    LoanNotFound, LoanToValueExceeded, NoAppraisal, NotBorrower, NotLender, NotOpen, NotOwner,
-    PatentPledged, RepaymentExceedsDebt, RequestStale, add_owner_signature, check_amount,
-    get_appraisal, get_block_date, get_exchange_config, get_owners, get_patent, get_pledge,
-    is_owner, record_id, require_active, set_owners, take_args,
+    DAYS_PER_YEAR, FULL_SHARE_BPS, MS_PER_DAY, LoanNotDue, LoanNotFound, LoanToValueExceeded,
+    NoAppraisal, NotBorrower, NotLender, NotOpen, NotOwner, PatentPledged, RepaymentExceedsDebt,
+    RequestStale, add_owner_signature, get_appraisal, get_block_date, get_exchange_config,
+    get_owners, get_patent, get_pledge, is_owner, record_id, require_active, set_owners,
 )
+from contracts.exchange.schemas import LoanRef, LoanRequestArgs, RepayArgs
 from contracts.call import Call, Op
 from contracts.split import split_by_weights
 from contracts.state import State
@@ -77,17 +77,13 @@ def get_owed(loan: dict[str, Any], now_ms: int) -> int:
 def on_request(call: Call) -> None:
     """Every owner signs the same terms; the request is open to lenders from the last
     signature. Other terms from an owner replace a request nobody has funded yet."""
-    args = take_args(call, {"patent": str, "principal": int, "rate_bps": int,
-                            "term_days": int})
-    state, pid = call.state, args["patent"]
+    args = call.args
+    state, pid = call.state, args.patent
     patent = get_patent(state, pid)
     if not is_owner(state, pid, call.org):
         raise NotOwner(f"{call.org} does not own {pid}")
-    terms = {"principal": check_amount(args["principal"], "principal"),
-             "rate_bps": check_amount(args["rate_bps"], "rate_bps", minimum=0,
-                                      maximum=MAX_RATE_BPS),
-             "term_days": check_amount(args["term_days"], "term_days", minimum=0,
-                                       maximum=MAX_TERM_DAYS)}
+    terms = {"principal": args.principal, "rate_bps": args.rate_bps,
+             "term_days": args.term_days}
     require_active(state, pid, call.ctx.timestamp_ms)
     if get_pledge(state, pid) is not None:
         raise PatentPledged(f"{pid} is already pledged")
@@ -143,9 +139,8 @@ def check_fundable(call: Call, loan: dict[str, Any]) -> None:
 
 def on_fund(call: Call) -> None:
     """Principal out and pledge in, in one transaction."""
-    args = take_args(call, {"loan": str})
     state, now_ms = call.state, call.ctx.timestamp_ms
-    loan = get_loan(state, args["loan"])
+    loan = get_loan(state, call.args.loan)
     check_fundable(call, loan)
     pid = loan["patent"]
     parts = split_by_weights(loan["principal"], dict(loan["borrowers"]))
@@ -196,10 +191,8 @@ def close_repaid(state: State, loan: dict[str, Any], now_ms: int, closed_by: str
 
 
 def on_repay(call: Call) -> None:
-    args = take_args(call, {"loan": str, "amount": int})
-    state, now_ms = call.state, call.ctx.timestamp_ms
-    loan = get_loan(state, args["loan"])
-    amount = check_amount(args["amount"], "amount")
+    state, now_ms, amount = call.state, call.ctx.timestamp_ms, call.args.amount
+    loan = get_loan(state, call.args.loan)
     if loan["state"] != "active":
         raise NotOpen(f"loan {loan['id']} is {loan['state']}, not active")
     if all(org != call.org for org, _ in loan["borrowers"]):
@@ -233,9 +226,8 @@ def settle_by_sale(state: State, loan_id: str, now_ms: int) -> tuple[dict[str, A
 def on_enforce(call: Call) -> None:
     """After maturity, unpaid: the patent passes whole to the lender, and the unpaid
     interest and principal are recorded as the shortfall."""
-    args = take_args(call, {"loan": str})
     state, now_ms = call.state, call.ctx.timestamp_ms
-    loan = get_loan(state, args["loan"])
+    loan = get_loan(state, call.args.loan)
     if loan["state"] != "active":
         raise NotOpen(f"loan {loan['id']} is {loan['state']}, not active")
     if loan["lender"] != call.org:
@@ -272,10 +264,15 @@ def query_loans(state: State, now_ms: int, loan_id: str | None = None) -> Any:
     return [describe_loan(loan, now_ms) for _, loan in state.items("loan/")]
 
 
+LENDERS = frozenset({"lender"})
 OPS = {
-    "loan.request": Op(on_request),
-    "loan.fund": Op(on_fund, roles=frozenset({"lender"})),
-    "loan.repay": Op(on_repay),
-    "loan.enforce": Op(on_enforce, roles=frozenset({"lender"})),
+    "loan.request": Op(on_request, args=LoanRequestArgs,
+                       doc="Ask for a loan against your patent (every owner signs the terms)."),
+    "loan.fund": Op(on_fund, roles=LENDERS, args=LoanRef,
+                    doc="Fund a loan request: principal out and pledge in, atomically."),
+    "loan.repay": Op(on_repay, args=RepayArgs,
+                     doc="Repay a loan, interest first; full repayment releases the pledge."),
+    "loan.enforce": Op(on_enforce, roles=LENDERS, args=LoanRef,
+                       doc="After maturity, unpaid: take the patent, record the shortfall."),
 }
 QUERIES = {"loans": query_loans}

@@ -28,9 +28,12 @@ from contracts.exchange import loans
 from contracts.exchange.common import (
     ESCROW_ACCOUNT, FULL_SHARE_BPS, BuyerIsOwner, Expired, ListingIncomplete, ListingNotFound,
     ListingStale, NotOfferer, NotOpen, NotOwner, OfferNotFound, PatentNotInForce,
-    PledgeExceedsPrice, PriceMismatch, add_owner_signature, check_amount, check_expires,
-    get_exchange_config, get_owners, get_patent, get_pledge, get_status, is_expired,
-    is_in_force, is_owner, record_id, set_owners, take_args,
+    PledgeExceedsPrice, PriceMismatch, add_owner_signature, check_expires, get_exchange_config,
+    get_owners, get_patent, get_pledge, get_status, is_expired, is_in_force, is_owner,
+    record_id, set_owners,
+)
+from contracts.exchange.schemas import (
+    AcceptArgs, BuyArgs, ListArgs, ListingRef, OfferArgs, OfferRef,
 )
 from contracts.call import Call, Op
 from contracts.split import split_by_weights
@@ -131,13 +134,12 @@ def void_listing(state: State, pid: str) -> None:
 
 def on_list(call: Call) -> None:
     """Every owner signs the same price and expiry; other terms replace the listing."""
-    args = take_args(call, {"patent": str, "price": int, "expires": str})
-    state, pid, now_ms = call.state, args["patent"], call.ctx.timestamp_ms
+    args = call.args
+    state, pid, now_ms = call.state, args.patent, call.ctx.timestamp_ms
     require_in_force(state, pid, now_ms)
     if not is_owner(state, pid, call.org):
         raise NotOwner(f"{call.org} does not own {pid}")
-    terms = {"price": check_amount(args["price"], "price"),
-             "expires": check_expires(call, args["expires"])}
+    terms = {"price": args.price, "expires": check_expires(call, args.expires)}
     check_covers_pledge(state, pid, terms["price"], now_ms)
     listing_id = state.get(f"market_listed/{pid}")
     listing = None if listing_id is None else get_listing(state, listing_id)
@@ -156,8 +158,7 @@ def on_list(call: Call) -> None:
 
 
 def on_delist(call: Call) -> None:
-    args = take_args(call, {"listing": str})
-    listing = get_listing(call.state, args["listing"])
+    listing = get_listing(call.state, call.args.listing)
     if listing["state"] not in ("signing", "open"):
         raise NotOpen(f"listing {listing['id']} is {listing['state']}")
     if not is_owner(call.state, listing["patent"], call.org):
@@ -187,9 +188,8 @@ def check_buyable(call: Call, listing: dict[str, Any], price: int) -> None:
 
 def on_buy(call: Call) -> None:
     """The buyer names the price it agrees to pay: terms cannot change under it."""
-    args = take_args(call, {"listing": str, "price": int})
-    listing = get_listing(call.state, args["listing"])
-    check_buyable(call, listing, args["price"])
+    listing = get_listing(call.state, call.args.listing)
+    check_buyable(call, listing, call.args.price)
     settle(call, listing["patent"], call.org, listing["price"], call.org)
     call.state.put(f"market_listing/{listing['id']}", {**listing, "state": "sold",
                                                        "buyer": call.org})
@@ -199,13 +199,12 @@ def on_buy(call: Call) -> None:
 
 
 def on_offer(call: Call) -> None:
-    args = take_args(call, {"patent": str, "price": int, "expires": str})
-    state, pid, now_ms = call.state, args["patent"], call.ctx.timestamp_ms
+    args = call.args
+    state, pid, now_ms = call.state, args.patent, call.ctx.timestamp_ms
     require_in_force(state, pid, now_ms)
     if is_owner(state, pid, call.org):
         raise BuyerIsOwner(f"{call.org} already owns (a share of) {pid}")
-    price = check_amount(args["price"], "price")
-    expires = check_expires(call, args["expires"])
+    price, expires = args.price, check_expires(call, args.expires)
     transfer_units(state, "BPC", call.org, ESCROW_ACCOUNT, price)
     offer = {"id": record_id(call), "patent": pid, "buyer": call.org, "price": price,
              "expires": expires, "approvals": [], "state": "open",
@@ -217,15 +216,14 @@ def on_offer(call: Call) -> None:
 
 def on_accept(call: Call) -> None:
     """Each owner accepts (naming the price); the last acceptance settles from escrow."""
-    args = take_args(call, {"offer": str, "price": int})
-    state = call.state
-    offer = get_offer(state, args["offer"])
+    state, price = call.state, call.args.price
+    offer = get_offer(state, call.args.offer)
     if offer["state"] != "open":
         raise NotOpen(f"offer {offer['id']} is {offer['state']}")
     if is_expired(offer, call.ctx.timestamp_ms):
         raise Expired(f"offer {offer['id']} expired on {offer['expires']}")
-    if args["price"] != offer["price"]:
-        raise PriceMismatch(f"offer {offer['id']} is for {offer['price']}, not {args['price']}")
+    if price != offer["price"]:
+        raise PriceMismatch(f"offer {offer['id']} is for {offer['price']}, not {price}")
     if not is_owner(state, offer["patent"], call.org):
         raise NotOwner(f"{call.org} does not own {offer['patent']}")
     if is_owner(state, offer["patent"], offer["buyer"]):
@@ -242,8 +240,7 @@ def on_accept(call: Call) -> None:
 
 def on_cancel(call: Call) -> None:
     """The buyer takes its offer back, and its escrow with it (expired or not)."""
-    args = take_args(call, {"offer": str})
-    offer = get_offer(call.state, args["offer"])
+    offer = get_offer(call.state, call.args.offer)
     if offer["buyer"] != call.org:
         raise NotOfferer(f"offer {offer['id']} was made by {offer['buyer']}")
     if offer["state"] != "open":
@@ -285,11 +282,16 @@ def query_market(state: State, now_ms: int) -> dict[str, Any]:
 
 
 OPS = {
-    "market.list": Op(on_list),
-    "market.delist": Op(on_delist),
-    "market.buy": Op(on_buy),
-    "market.offer": Op(on_offer),
-    "market.accept": Op(on_accept),
-    "market.cancel": Op(on_cancel),
+    "market.list": Op(on_list, args=ListArgs,
+                      doc="List your patent for sale (every owner signs price and expiry)."),
+    "market.delist": Op(on_delist, args=ListingRef, doc="Withdraw a listing of your patent."),
+    "market.buy": Op(on_buy, args=BuyArgs,
+                     doc="Buy a listing: fee, pledgee, sellers and ownership in one tx."),
+    "market.offer": Op(on_offer, args=OfferArgs,
+                       doc="Bid for a granted patent; the price is escrowed at once."),
+    "market.accept": Op(on_accept, args=AcceptArgs,
+                        doc="Accept a bid as an owner; the last acceptance settles it."),
+    "market.cancel": Op(on_cancel, args=OfferRef,
+                        doc="Cancel your bid and get its escrow back."),
 }
 QUERIES = {"listings": query_listings, "offers": query_offers, "market": query_market}

@@ -344,3 +344,44 @@ def test_queries_list_listings_and_offers():
     assert [item["id"] for item in chain.query("listings")] == [listing]
     assert [item["id"] for item in chain.query("offers")] == [offer]
     assert chain.query("market")["clearing_account"] == CLEARING
+
+
+# -- typed arguments, refused at admission ----------------------------------------------------
+
+
+def test_every_exchange_op_declares_its_typed_schema():
+    from contracts import exchange
+
+    assert sorted(exchange.OPS) == [
+        "loan.enforce", "loan.fund", "loan.repay", "loan.request", "market.accept",
+        "market.buy", "market.cancel", "market.delist", "market.list", "market.offer"]
+    assert all(op.args is not None and op.doc for op in exchange.OPS.values())
+
+
+@pytest.mark.parametrize("op, args, field", [
+    ("market.list", {"patent": A, "price": 1, "expires": LATER, "note": "x"}, "note"),
+    ("market.list", {"patent": "cn-1", "price": 1, "expires": LATER}, "args.patent"),
+    ("market.offer", {"patent": A, "price": 0, "expires": LATER}, "args.price"),
+    ("market.offer", {"patent": A, "price": 1, "expires": "2024/12/31"}, "args.expires"),
+    ("market.buy", {"listing": "XYZ", "price": 1}, "args.listing"),
+    ("market.accept", {"offer": "0123456789abcdef"}, "price"),
+    ("market.cancel", {"offer": "0123456789abcdef", "price": 1}, "price"),
+    ("market.delist", {"listing": 7}, "args.listing"),
+    ("loan.request", {"patent": A, "principal": 1, "rate_bps": 10_001, "term_days": 1},
+     "args.rate_bps"),
+    ("loan.request", {"patent": A, "principal": 1, "rate_bps": 1, "term_days": -1},
+     "args.term_days"),
+    ("loan.fund", {"loan": "0123456789ABCDEF"}, "args.loan"),
+    ("loan.repay", {"loan": "0123456789abcdef", "amount": True}, "args.amount"),
+    ("loan.enforce", {}, "loan"),
+])
+def test_bad_arguments_are_refused_at_admission_naming_the_field(op, args, field):
+    from contract_chain import CHAIN_ID, signing_key
+
+    from contracts import errors
+    from contracts.runtime import check_args
+    from contracts.tx import sign_tx
+
+    with pytest.raises(errors.BadArguments) as info:
+        check_args(sign_tx(signing_key("acme"), CHAIN_ID, 1, op, args))
+    assert str(info.value).startswith(f"{op}: ") and field in str(info.value)
