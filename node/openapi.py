@@ -58,7 +58,8 @@ PATHS: dict[str, dict[str, Any]] = {
         params=[_path("height", "a height or 'latest'")])},
     "/v1/state/{kind}/{path}": {"get": _op(
         "Contract queries: balances, supply, orgs, patents, families, quality, licences, "
-        "royalties, pools, pool_licensed, deals, deal_reports, ...",
+        "royalties, pools, pool_licensed, deals, deal_reports, listings, offers, market, "
+        "loans, credit, ...",
         {"200": "query result with the height it was read at", "404": "unknown query or record",
          "400": "bad path"}, params=[_path("kind", "query name"), _path("path", "its arguments")])},
     "/v1/proof/tx/{id}": {"get": _op(
