@@ -56,6 +56,33 @@ def validate(genesis: dict[str, Any]) -> None:
                      f"{org['id']}: keys are 32-byte hex")
             _require(key not in seen_keys, f"key {key} listed twice")
             seen_keys.add(key)
+    validate_exchange_settings(genesis.get("contracts", {}), org_ids)
+
+
+EXCHANGE_BPS_SETTINGS = ("clearing_fee_bps", "ltv_max_bps")
+CREDIT_COMPONENTS = ("royalties", "loans", "securitization")
+
+
+def validate_exchange_settings(contracts: dict[str, Any], org_ids: set[str]) -> None:
+    """The IP exchange's settings (contracts/exchange), when a genesis gives them."""
+    for name in EXCHANGE_BPS_SETTINGS:
+        value = contracts.get(name, 0)
+        _require(isinstance(value, int) and not isinstance(value, bool)
+                 and 0 <= value <= 10_000, f"contracts.{name} must be 0 .. 10000 bps")
+    account = contracts.get("clearing_account")
+    _require(account is None or account in org_ids,
+             "contracts.clearing_account must name an organisation of the genesis")
+    weights = contracts.get("credit_weights", {name: 1 for name in CREDIT_COMPONENTS})
+    _require(isinstance(weights, dict) and set(weights) <= set(CREDIT_COMPONENTS) and all(
+        isinstance(w, int) and not isinstance(w, bool) and w >= 0 for w in weights.values()),
+        f"contracts.credit_weights maps {list(CREDIT_COMPONENTS)} to non-negative integers")
+    for name in ("credit_late_points", "credit_no_history_score"):
+        value = contracts.get(name, 0)
+        _require(isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 100,
+                 f"contracts.{name} must be 0 .. 100")
+    grace = contracts.get("royalty_grace_days", 0)
+    _require(isinstance(grace, int) and not isinstance(grace, bool) and 0 <= grace <= 3650,
+             "contracts.royalty_grace_days must be 0 .. 3650")
 
 
 def init_state(genesis: dict[str, Any]) -> State:

@@ -164,3 +164,13 @@ def add_owner_signature(state: State, record: dict[str, Any], org: str) -> bool:
     approvals.add(org)
     record["approvals"] = sorted(approvals)
     return owners <= approvals
+
+
+def void_listing(state: State, pid: str) -> None:
+    """The patent changed hands (a sale or an enforced loan): the listing its old
+    owners signed ends."""
+    listing_id = state.get(f"market_listed/{pid}")
+    if listing_id is not None:
+        listing = state.get(f"market_listing/{listing_id}")
+        state.put(f"market_listing/{listing_id}", {**listing, "state": "closed"})
+        state.delete(f"market_listed/{pid}")

@@ -31,6 +31,7 @@ from contracts.exchange.common import (
     NoAppraisal, NotBorrower, NotLender, NotOpen, NotOwner, PatentPledged, RepaymentExceedsDebt,
     RequestStale, add_owner_signature, get_appraisal, get_block_date, get_exchange_config,
     get_owners, get_patent, get_pledge, is_owner, record_id, require_active, set_owners,
+    void_listing,
 )
 from contracts.exchange.schemas import LoanRef, LoanRequestArgs, RepayArgs
 from contracts.call import Call, Op
@@ -88,7 +89,8 @@ def on_request(call: Call) -> None:
     if get_pledge(state, pid) is not None:
         raise PatentPledged(f"{pid} is already pledged")
     loan = get_pending_request(state, pid)
-    if loan is None or {k: loan[k] for k in terms} != terms:
+    if (loan is None or {k: loan[k] for k in terms} != terms
+            or loan["borrowers"] != patent["owners"]):
         if loan is not None:
             state.put(f"loan/{loan['id']}", {**loan, "state": "replaced"})
         loan = {"id": record_id(call), "patent": pid, **terms, "borrowers": patent["owners"],
@@ -238,6 +240,7 @@ def on_enforce(call: Call) -> None:
     shortfall = loan["interest_due"] + loan["outstanding"]
     state.delete(f"pledge/{loan['patent']}")
     previous = set_owners(state, loan["patent"], [[call.org, FULL_SHARE_BPS]])
+    void_listing(state, loan["patent"])
     loan = {**loan, "state": "enforced", "closed_ms": now_ms, "closed_by": "enforcement",
             "on_time": False, "shortfall": shortfall}
     state.put(f"loan/{loan['id']}", loan)

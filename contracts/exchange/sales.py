@@ -30,7 +30,7 @@ from contracts.exchange.common import (
     ListingStale, NotOfferer, NotOpen, NotOwner, OfferNotFound, PatentNotInForce,
     PledgeExceedsPrice, PriceMismatch, add_owner_signature, check_expires, get_exchange_config,
     get_owners, get_patent, get_pledge, get_status, is_expired, is_in_force, is_owner,
-    record_id, set_owners,
+    record_id, set_owners, void_listing,
 )
 from contracts.exchange.schemas import (
     AcceptArgs, BuyArgs, ListArgs, ListingRef, OfferArgs, OfferRef,
@@ -120,15 +120,6 @@ def settle(call: Call, pid: str, buyer: str, price: int, payer: str) -> dict[str
     return settlement
 
 
-def void_listing(state: State, pid: str) -> None:
-    """The patent changed hands: its current listing (signed by the old owners) ends."""
-    listing_id = state.get(f"market_listed/{pid}")
-    if listing_id is not None:
-        listing = get_listing(state, listing_id)
-        state.put(f"market_listing/{listing_id}", {**listing, "state": "closed"})
-        state.delete(f"market_listed/{pid}")
-
-
 # -- listings -----------------------------------------------------------------------------
 
 
@@ -143,7 +134,8 @@ def on_list(call: Call) -> None:
     check_covers_pledge(state, pid, terms["price"], now_ms)
     listing_id = state.get(f"market_listed/{pid}")
     listing = None if listing_id is None else get_listing(state, listing_id)
-    if listing is None or {k: listing[k] for k in terms} != terms:
+    if (listing is None or {k: listing[k] for k in terms} != terms
+            or listing["sellers"] != get_owners(state, pid)):
         if listing is not None:
             state.put(f"market_listing/{listing['id']}", {**listing, "state": "replaced"})
         listing = {"id": record_id(call), "patent": pid, **terms,

@@ -232,3 +232,25 @@ def test_a_loan_pledge_ends_only_through_the_loan():
     chain.must("univ", "market.buy", listing=list_patent(chain, A, price=600_000),
                price=600_000)
     assert chain.get(f"patent/{A}")["owners"] == [["univ", 10_000]]
+
+
+def test_enforcement_ends_the_old_owners_listing():
+    chain = new_world()
+    loan = fund_loan(chain, term_days=0)
+    listing = list_patent(chain, A, price=900_000)
+    chain.advance(days=1)
+    chain.must("bank", "loan.enforce", loan=loan)
+    assert chain.get(f"market_listing/{listing}")["state"] == "closed"
+    chain.fails("NotOpen", "univ", "market.buy", listing=listing, price=900_000)
+
+
+def test_a_request_signed_before_the_owners_changed_starts_over():
+    chain = new_world()
+    first = chain.must("acme", "loan.request", patent=B, principal=1_000, rate_bps=0,
+                       term_days=1).events[0].data["loan"]
+    chain.must("acme", "patent.assign", patent=B, to=[["acme", 5000], ["bolt", 5000]])
+    chain.must("univ", "patent.approve_assign", patent=B, to=[["acme", 5000], ["bolt", 5000]])
+    second = chain.must("acme", "loan.request", patent=B, principal=1_000, rate_bps=0,
+                        term_days=1).events[0].data["loan"]
+    assert second != first and get_loan(chain.state, first)["state"] == "replaced"
+    assert get_loan(chain.state, second)["borrowers"] == [["acme", 5000], ["bolt", 5000]]

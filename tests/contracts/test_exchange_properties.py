@@ -44,7 +44,7 @@ STEP = st.one_of(
     st.tuples(st.just("advance"), st.sampled_from([1, 7, 31])),
 )
 STEPS = st.lists(STEP, min_size=1, max_size=25)
-PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 _BASE: Chain | None = None
 

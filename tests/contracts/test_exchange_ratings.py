@@ -116,3 +116,17 @@ def test_weights_come_from_genesis():
     credit = compute_credit(chain.state, "acme", chain.timestamp_ms)
     assert credit["score"] == (100 * 1 + 0 * 3) // 4
     assert credit["components"]["loans"]["weight"] == 1
+
+
+@pytest.mark.parametrize("contracts, message", [
+    ({"clearing_fee_bps": 10_001}, "clearing_fee_bps"),
+    ({"ltv_max_bps": -1}, "ltv_max_bps"),
+    ({"clearing_account": "nobody"}, "clearing_account"),
+    ({"credit_weights": {"loans": -1}}, "credit_weights"),
+    ({"credit_weights": {"gossip": 1}}, "credit_weights"),
+    ({"credit_no_history_score": 101}, "credit_no_history_score"),
+    ({"royalty_grace_days": "60"}, "royalty_grace_days"),
+])
+def test_bad_exchange_settings_fail_the_genesis(contracts, message):
+    with pytest.raises(errors.BadArguments, match=message):
+        new_world(contracts)
