@@ -36,8 +36,24 @@ class Args(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True
     """Base of every op's arguments (and of every nested record in them)."""
 
     def to_value(self) -> dict[str, Any]:
-        """The plain map a handler may store (defaults left out, as a client sent it)."""
-        return msgspec.to_builtins(self)
+        """The plain map a handler may store (defaults left out, as a client sent it;
+        tuples back to lists, as the codec decodes them)."""
+        return _as_lists(msgspec.to_builtins(self))
+
+
+def _as_lists(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return [_as_lists(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _as_lists(item) for key, item in value.items()}
+    return value
+
+
+def whole(body: str) -> str:
+    """A pattern matching the whole string. Python's `$` also matches before a final
+    newline ("CN\\n"); the lookahead closes that gap and means nothing to ECMA regexes,
+    so the JSON Schema published from it reads the same to every client."""
+    return f"^{body}(?!\\n)$"
 
 
 def _int(minimum: int, maximum: int, doc: str) -> Any:
@@ -47,17 +63,17 @@ def _int(minimum: int, maximum: int, doc: str) -> Any:
 Amount = Annotated[int, Meta(ge=1, le=AMOUNT_MAX, description="minor units, 1 .. 2^62")]
 AmountOrZero = Annotated[int, Meta(ge=0, le=AMOUNT_MAX, description="minor units, 0 .. 2^62")]
 Bps = Annotated[int, Meta(ge=0, le=BPS_MAX, description="basis points, 0 .. 10 000")]
-OrgId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+OrgId = Annotated[str, Meta(pattern=whole(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"),
                             description="organisation id")]
-PatentId = Annotated[str, Meta(pattern=r"^[A-Z]{2}:[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+PatentId = Annotated[str, Meta(pattern=whole(r"[A-Z]{2}:[A-Za-z0-9][A-Za-z0-9._-]{0,63}"),
                                description="patent id OFFICE:APPLICATION_NO, e.g. CN:2024101")]
-RecordId = Annotated[str, Meta(pattern=r"^[0-9a-f]{16}$",
+RecordId = Annotated[str, Meta(pattern=whole(r"[0-9a-f]{16}"),
                                description="record id: first 16 hex chars of the creating tx id")]
-IsoDate = Annotated[str, Meta(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
+IsoDate = Annotated[str, Meta(pattern=whole(r"[0-9]{4}-[0-9]{2}-[0-9]{2}"),
                               description="calendar date YYYY-MM-DD")]
-Period = Annotated[str, Meta(pattern=r"^[0-9]{4}-Q[1-4]$",
+Period = Annotated[str, Meta(pattern=whole(r"[0-9]{4}-Q[1-4]"),
                              description="calendar quarter YYYY-Qn, e.g. 2026-Q3")]
-Hex32 = Annotated[str, Meta(pattern=r"^[0-9a-f]{64}$", description="32 bytes, lower-case hex")]
+Hex32 = Annotated[str, Meta(pattern=whole(r"[0-9a-f]{64}"), description="32 bytes, lower-case hex")]
 Text = Annotated[str, Meta(max_length=TEXT_MAX, description="free text, at most 512 chars")]
 
 

@@ -25,7 +25,9 @@ from typing import Any
 
 from contracts import errors, registry
 from contracts.licensing import royalty
-from contracts.licensing.schemas import LicenceRef
+from contracts.licensing.schemas import (
+    LicenceRef, OfferArgs, OpenOfferArgs, PatentRef, TakeOpenArgs,
+)
 from contracts.licensing.scope import (
     ANY, KINDS, MAX_SCOPE_ITEMS, ExclusiveConflict, LicenceNotFound, add_days_iso,
     check_scope_list, find_exclusive_from, get_block_date, get_block_iso, get_licence,
@@ -37,7 +39,7 @@ from contracts.licensing.royalty import (
     LicenceNotActive, NotLicensee, check_amount, check_royalty_terms, get_patent_last_day,
     pay_by_shares,
 )
-from contracts.call import Call, Op, require_args
+from contracts.call import Call, Op
 from contracts.split import split_by_weights
 from contracts.state import State
 
@@ -125,6 +127,10 @@ def check_patent_licensable(state: State, pid: str, org: str, timestamp_ms: int)
         raise NotLicensor(f"{org} does not own {pid}")
 
 
+def _list(value: list[str] | None) -> list[str] | None:
+    return None if value is None else list(value)
+
+
 def check_patent_list(value: Any) -> list[str]:
     if (not isinstance(value, list) or not value or len(value) > MAX_SCOPE_ITEMS
             or not all(isinstance(pid, str) for pid in value)):
@@ -139,33 +145,28 @@ def check_patent_list(value: Any) -> list[str]:
 
 def build_offer(call: Call) -> dict[str, Any]:
     """The offered licence record, every argument checked; writes nothing."""
-    args = require_args(call, {"licensee": str, "patents": list, "kind": str,
-                               "start_date": str, "end_date": str})
-    if args["kind"] not in KINDS:
-        raise errors.BadArguments(f"kind must be one of {list(KINDS)}")
-    start = parse_iso_date(args["start_date"], "start_date")
-    end = parse_iso_date(args["end_date"], "end_date")
+    args: OfferArgs = call.args
+    start = parse_iso_date(args.start_date, "start_date")
+    end = parse_iso_date(args.end_date, "end_date")
     today = get_block_iso(call.ctx.timestamp_ms)
     if start > end or end.isoformat() < today:
         raise errors.BadArguments("need start_date <= end_date and end_date not in the past")
-    if not isinstance(args.get("sublicensable", False), bool):
-        raise errors.BadArguments("sublicensable must be true or false")
-    patents = check_patent_list(args["patents"])
+    patents = check_patent_list(list(args.patents))
     for pid in patents:
         check_patent_licensable(call.state, pid, call.org, call.ctx.timestamp_ms)
     licensors = compute_licensors(call.state, patents)
-    if not is_org_active(call.state, args["licensee"]):
-        raise errors.UnknownAccount(f"no organisation {args['licensee']!r}")
-    if any(org == args["licensee"] for org, _ in licensors):
+    if not is_org_active(call.state, args.licensee):
+        raise errors.UnknownAccount(f"no organisation {args.licensee!r}")
+    if any(org == args.licensee for org, _ in licensors):
         raise errors.BadArguments("the licensee owns a licensed patent; an owner needs no licence")
     return {
         "id": call.tx.id[:16], "state": "offered", "offered_by": call.org,
-        "licensors": licensors, "licensee": args["licensee"], "patents": patents,
-        "kind": args["kind"], "fields": check_scope_list(args.get("fields"), "fields"),
-        "territories": check_scope_list(args.get("territories"), "territories"),
+        "licensors": licensors, "licensee": args.licensee, "patents": patents,
+        "kind": args.kind, "fields": check_scope_list(_list(args.fields), "fields"),
+        "territories": check_scope_list(_list(args.territories), "territories"),
         "start_date": start.isoformat(), "end_date": end.isoformat(),
-        "sublicensable": args.get("sublicensable", False),
-        "fee": check_amount(args.get("fee", 0), "fee"), **check_royalty_terms(args),
+        "sublicensable": args.sublicensable, "fee": args.fee,
+        **check_royalty_terms(args.to_value()),
         "open_offer": None, "height": call.ctx.height, "timestamp_ms": call.ctx.timestamp_ms,
         "accepted_height": None, "accepted_timestamp_ms": None,
     }
@@ -246,10 +247,10 @@ def check_open_terms(terms: Any) -> dict[str, Any]:
 
 
 def on_open_offer(call: Call) -> None:
-    args = require_args(call, {"patent": str, "price": int})
-    price = check_amount(args["price"], "price")
-    terms = check_open_terms(args.get("terms"))
-    pid, now_ms = args["patent"], call.ctx.timestamp_ms
+    args: OpenOfferArgs = call.args
+    price = args.price
+    terms = check_open_terms(None if args.terms is None else args.terms.to_value())
+    pid, now_ms = args.patent, call.ctx.timestamp_ms
     check_patent_licensable(call.state, pid, call.org, now_ms)
     if not registry.is_in_force(call.state, pid, now_ms):
         raise PatentNotGranted(f"{pid} is {registry.get_status(call.state, pid, now_ms)}")
@@ -268,16 +269,16 @@ def on_open_offer(call: Call) -> None:
 
 
 def on_open_withdraw(call: Call) -> None:
-    args = require_args(call, {"patent": str})
-    registry.get_patent(call.state, args["patent"])
-    offer = get_live_open_offer(call.state, args["patent"])
+    pid = call.args.patent
+    registry.get_patent(call.state, pid)
+    offer = get_live_open_offer(call.state, pid)
     if offer is None:
-        raise OpenOfferNotFound(f"{args['patent']} has no live open-licence declaration")
-    if not registry.is_owner(call.state, args["patent"], call.org):
-        raise NotLicensor(f"{call.org} does not own {args['patent']}")
-    call.state.put(open_offer_key(args["patent"]),
+        raise OpenOfferNotFound(f"{pid} has no live open-licence declaration")
+    if not registry.is_owner(call.state, pid, call.org):
+        raise NotLicensor(f"{call.org} does not own {pid}")
+    call.state.put(open_offer_key(pid),
                    {**offer, "state": "withdrawn", "withdrawn_height": call.ctx.height})
-    call.emit("licence", "open_withdrawn", patent=args["patent"], offer=offer["id"])
+    call.emit("licence", "open_withdrawn", patent=pid, offer=offer["id"])
 
 
 def find_open_licence(state: State, org: str, offer_id: str, today: str) -> str | None:
@@ -309,14 +310,14 @@ def build_open_licence(call: Call, offer: dict[str, Any]) -> dict[str, Any]:
 
 def on_take_open(call: Call) -> None:
     """Anyone but an owner takes a licence on the published terms by paying the price."""
-    args = require_args(call, {"patent": str})
-    pid, now_ms = args["patent"], call.ctx.timestamp_ms
+    args: TakeOpenArgs = call.args
+    pid, now_ms = args.patent, call.ctx.timestamp_ms
     registry.get_patent(call.state, pid)
     offer = get_live_open_offer(call.state, pid)
     if offer is None:
         raise OpenOfferNotFound(f"{pid} has no live open-licence declaration")
-    if "price" in args and check_amount(args["price"], "price") != offer["price"]:
-        raise PriceChanged(f"the price is {offer['price']}, not {args['price']}")
+    if args.price is not None and args.price != offer["price"]:
+        raise PriceChanged(f"the price is {offer['price']}, not {args.price}")
     if registry.is_owner(call.state, pid, call.org):
         raise errors.BadArguments(f"{call.org} owns {pid}; an owner needs no licence")
     check_patent_usable(call.state, pid, now_ms)
@@ -367,14 +368,18 @@ def query_open_licences(state: State, now_ms: int, pid: str | None = None) -> An
 
 
 OPS = {
-    "licence.offer": Op(on_offer, roles=LICENSING_ROLES),
+    "licence.offer": Op(on_offer, roles=LICENSING_ROLES, args=OfferArgs,
+                        doc="Offer a licence on patents you own to one organisation."),
     "licence.accept": Op(on_accept, roles=LICENSING_ROLES, args=LicenceRef,
-                             doc="Accept a licence offered to you: pays the fee, activates it."),
+                         doc="Accept a licence offered to you: pays the fee, activates it."),
     "licence.withdraw": Op(on_withdraw, roles=LICENSING_ROLES, args=LicenceRef,
-                               doc="Withdraw a licence offer you made (still offered)."),
-    "licence.open_offer": Op(on_open_offer, roles=LICENSING_ROLES),
-    "licence.open_withdraw": Op(on_open_withdraw, roles=LICENSING_ROLES),
-    "licence.take_open": Op(on_take_open, roles=LICENSING_ROLES),
+                           doc="Withdraw a licence offer you made (while still offered)."),
+    "licence.open_offer": Op(on_open_offer, roles=LICENSING_ROLES, args=OpenOfferArgs,
+                             doc="Declare an open licence on a granted patent you own."),
+    "licence.open_withdraw": Op(on_open_withdraw, roles=LICENSING_ROLES, args=PatentRef,
+                                doc="Withdraw your patent's open-licence declaration."),
+    "licence.take_open": Op(on_take_open, roles=LICENSING_ROLES, args=TakeOpenArgs,
+                            doc="Take a licence under an open declaration by paying its price."),
     **royalty.OPS,
 }
 QUERIES = {"licences": query_licences, "open_licences": query_open_licences,

@@ -32,8 +32,9 @@ from contracts import errors, registry
 from contracts.errors import PeriodOutOfOrder  # noqa: F401  (shared; re-exported)
 from contracts.licensing.scope import get_block_date, get_licence, parse_iso_date
 from contracts.registry.core import compute_expiry_date, get_term_years
-from contracts.call import Call, Op, require_args
+from contracts.call import Call, Op
 from contracts.split import split_by_weights
+from contracts.licensing.schemas import PayArgs, ReportArgs
 from contracts.state import State
 from contracts.token.ledger import balance_of, transfer_units
 
@@ -234,11 +235,10 @@ def compute_report(state: State, licence: dict[str, Any], year: int, quarter: in
 
 
 def on_report(call: Call) -> None:
-    args = require_args(call, {"licence": str, "period": str, "net_sales": int, "units": int})
-    net_sales = check_amount(args["net_sales"], "net_sales")
-    units = check_amount(args["units"], "units")
-    year, quarter = parse_period(args["period"])
-    licence = get_licence(call.state, args["licence"])
+    args: ReportArgs = call.args
+    net_sales, units = args.net_sales, args.units
+    year, quarter = parse_period(args.period)
+    licence = get_licence(call.state, args.licence)
     if licence["licensee"] != call.org:
         raise NotLicensee(f"{call.org} is not the licensee of {licence['id']}")
     if licence["state"] != "active":
@@ -279,9 +279,8 @@ def pay_by_shares(state: State, payer: str, amount: int,
 
 
 def on_pay(call: Call) -> None:
-    args = require_args(call, {"licence": str, "period": str})
-    period = format_period(*parse_period(args["period"]))
-    licence = get_licence(call.state, args["licence"])
+    period = format_period(*parse_period(call.args.period))
+    licence = get_licence(call.state, call.args.licence)
     if licence["licensee"] != call.org:
         raise NotLicensee(f"{call.org} is not the licensee of {licence['id']}")
     record = call.state.get(royalty_key(licence["id"], period))
@@ -325,7 +324,9 @@ def query_royalties(state: State, now_ms: int, lid: str, period: str | None = No
 
 
 OPS = {
-    "royalty.report": Op(on_report, roles=frozenset({"member"})),
-    "royalty.pay": Op(on_pay, roles=frozenset({"member"})),
+    "royalty.report": Op(on_report, roles=frozenset({"member"}), args=ReportArgs,
+                         doc="Report a quarter's net sales and units under a licence."),
+    "royalty.pay": Op(on_pay, roles=frozenset({"member"}), args=PayArgs,
+                      doc="Pay a reported quarter's royalty to the licensors (or the deal)."),
 }
 QUERIES = {"royalties": query_royalties}

@@ -24,8 +24,10 @@ from contracts.registry.core import (  # noqa: F401  (re-exported: the cross-mod
 from contracts.registry import quality
 from contracts.registry import rights
 from contracts.registry.queries import QUERIES  # noqa: F401  (the registry's API reads)
-from contracts.call import Call, Op, org_roles, require_args
-from contracts.registry.schemas import PatentRef
+from contracts.call import Call, Op, org_roles
+from contracts.registry.schemas import (
+    AppraiseArgs, CiteArgs, DepositArgs, PatentRef, SetStatusArgs,
+)
 from contracts.state import State
 
 DOC_HASH_RE = re.compile(r"[0-9a-f]{64}")
@@ -116,30 +118,16 @@ def check_dates(record: dict[str, Any], timestamp_ms: int) -> None:
 
 def build_record(call: Call) -> dict[str, Any]:
     """The new record from the deposit's arguments, every field checked."""
-    args = require_args(call, {"office": str, "application_no": str, "doc_hash": str,
-                               "meta": dict})
-    meta = args["meta"]
-    if not OFFICE_RE.fullmatch(args["office"]):
-        raise errors.BadArguments("office must be a two-letter WIPO ST.3 code")
-    if not APPLICATION_NO_RE.fullmatch(args["application_no"]):
-        raise errors.BadArguments("application_no: letters, digits, '.', '_' and '-' only")
-    if not DOC_HASH_RE.fullmatch(args["doc_hash"]):
-        raise errors.BadArguments("doc_hash must be 64 lowercase hex digits (SHA-256)")
-    if not set(meta) <= META_FIELDS or not {"title", "kind", "filing_date"} <= set(meta):
-        raise errors.BadArguments(f"meta needs title, kind, filing_date; may have "
-                                  f"{sorted(META_FIELDS)}")
-    if meta["kind"] not in KINDS:
-        raise errors.BadArguments(f"kind must be one of {list(KINDS)}")
-    parse_date(meta["filing_date"], "filing_date")
+    args: DepositArgs = call.args
+    meta = args.meta.to_value()
+    parse_date(meta["filing_date"], "filing_date")  # a real calendar day, not only its shape
     for name in ("publication_date", "grant_date"):
         if meta.get(name) is not None:
             parse_date(meta[name], name)
-    supersedes = args.get("supersedes")
-    if supersedes is not None and not isinstance(supersedes, str):
-        raise errors.BadArguments("supersedes must be a patent id")
+    supersedes = args.supersedes
     return {
-        "id": f"{args['office']}:{args['application_no']}", "office": args["office"],
-        "application_no": args["application_no"], "doc_hash": args["doc_hash"],
+        "id": f"{args.office}:{args.application_no}", "office": args.office,
+        "application_no": args.application_no, "doc_hash": args.doc_hash,
         "kind": meta["kind"], "title": check_text(meta["title"], "title"),
         "filing_date": meta["filing_date"], "publication_date": meta.get("publication_date"),
         "grant_date": meta.get("grant_date"),
@@ -227,8 +215,7 @@ def store_deposit(state: State, record: dict[str, Any], old: dict[str, Any] | No
 
 def on_set_status(call: Call) -> None:
     """The office moves a patent through FILED -> PUBLISHED -> GRANTED -> LAPSED/INVALIDATED."""
-    args = require_args(call, {"patent": str, "status": str})
-    state, pid, new = call.state, args["patent"], args["status"]
+    state, pid, new = call.state, call.args.patent, call.args.status
     patent = get_patent(state, pid)
     if get_superseded_by(state, pid) is not None:
         raise PatentInactive(f"{pid} was superseded by {get_superseded_by(state, pid)}")
@@ -263,7 +250,7 @@ def compute_status_date(call: Call, patent: dict[str, Any], new: str) -> str:
     deposit declared for it, else the block's day. Licensing stops royalty accrual on
     it, so it may not precede the previous status nor follow the block."""
     today = get_block_date(call.ctx.timestamp_ms).isoformat()
-    given = call.args.get("date")
+    given = call.args.date
     if given is not None:
         date = parse_date(given, "date").isoformat()
     else:
@@ -300,8 +287,7 @@ def on_withdraw(call: Call) -> None:
 
 def on_cite(call: Call) -> None:
     """A forward citation, recorded by an examining office or the citing patent's owner."""
-    args = require_args(call, {"citing": str, "cited": str})
-    state, citing, cited = call.state, args["citing"], args["cited"]
+    state, citing, cited = call.state, call.args.citing, call.args.cited
     citing_record, cited_record = get_patent(state, citing), get_patent(state, cited)
     if citing == cited:
         raise errors.BadArguments("a patent cannot cite itself")
@@ -320,27 +306,29 @@ def on_cite(call: Call) -> None:
 def on_appraise(call: Call) -> None:
     """The latest appraisal replaces the previous one: securitization sizes a deal on
     what the patent is worth now."""
-    args = require_args(call, {"patent": str, "value": int, "basis": str})
-    state, pid = call.state, args["patent"]
+    args: AppraiseArgs = call.args
+    state, pid = call.state, args.patent
     patent = get_patent(state, pid)
-    if args["value"] < 0:
-        raise errors.BadArguments("value must not be negative")
-    check_text(args["basis"], "basis")
+    check_text(args.basis, "basis")
     if any(owner == call.org for owner, _ in patent["owners"]):
         raise ConflictOfInterest(f"{call.org} owns {pid}")
     require_active(state, pid, call.ctx.timestamp_ms)
-    state.put(f"appraisal/{pid}", {"value": args["value"], "basis": args["basis"],
+    state.put(f"appraisal/{pid}", {"value": args.value, "basis": args.basis,
                                    "evaluator": call.org, "height": call.ctx.height,
                                    "timestamp_ms": call.ctx.timestamp_ms})
-    call.emit("registry", "appraised", patent=pid, value=args["value"], evaluator=call.org)
+    call.emit("registry", "appraised", patent=pid, value=args.value, evaluator=call.org)
 
 
 OPS = {
-    "patent.deposit": Op(on_deposit, roles=frozenset({"member"})),
-    "patent.set_status": Op(on_set_status, roles=frozenset({"office"})),
+    "patent.deposit": Op(on_deposit, roles=frozenset({"member"}), args=DepositArgs,
+                         doc="Deposit a patent document: proof it existed at this block."),
+    "patent.set_status": Op(on_set_status, roles=frozenset({"office"}), args=SetStatusArgs,
+                            doc="The office moves a patent to a new status."),
     "patent.withdraw": Op(on_withdraw, args=PatentRef,
                               doc="Withdraw a pending application (every co-owner asks)."),
-    "patent.cite": Op(on_cite),
-    "appraisal.post": Op(on_appraise, roles=frozenset({"evaluator"})),
+    "patent.cite": Op(on_cite, args=CiteArgs,
+                      doc="Record a citation (an office, or an owner of the citing patent)."),
+    "appraisal.post": Op(on_appraise, roles=frozenset({"evaluator"}), args=AppraiseArgs,
+                         doc="Post an appraisal of a patent's value (not one you own)."),
     **rights.OPS,
 }

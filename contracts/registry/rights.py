@@ -20,7 +20,8 @@ from contracts.registry.core import (
     get_pledge, get_superseded_by, is_owner, is_pledged, parse_date, require_active,
     require_owner, require_right_holder,
 )
-from contracts.call import Call, Op, require_args
+from contracts.call import Call, Op
+from contracts.registry.schemas import AssignArgs, PatentRef, PledgeArgs
 from contracts.state import State
 
 CONSENT_KINDS = ("assign", "pledge", "withdraw")
@@ -122,10 +123,9 @@ def check_assignable(state: State, patent: dict[str, Any], to: Any) -> list[list
 def on_assign(call: Call) -> None:
     """An owner proposes (or co-signs) new owners; done when all owners, and the pledgee
     if the patent is pledged, have signed."""
-    args = require_args(call, {"patent": str, "to": list})
-    state, pid = call.state, args["patent"]
+    state, pid = call.state, call.args.patent
     patent = require_owner(state, pid, call.org)
-    shares = check_assignable(state, patent, args["to"])
+    shares = check_assignable(state, patent, call.args.to_value()["to"])
     done = record_consent(state, "assign", pid, {"to": shares}, call.org,
                           compute_assign_signers(state, patent))
     finish_assign(call, pid, shares, done)
@@ -134,13 +134,12 @@ def on_assign(call: Call) -> None:
 def on_approve_assign(call: Call) -> None:
     """A co-owner or the pledgee signs the pending assignment; `to` repeats its terms so
     that nobody approves an assignment that was replaced under them."""
-    args = require_args(call, {"patent": str, "to": list})
-    state, pid = call.state, args["patent"]
+    state, pid = call.state, call.args.patent
     patent = get_patent(state, pid)
     signers = compute_assign_signers(state, patent)
     if call.org not in signers:
         raise errors.Unauthorized(f"{call.org} is neither an owner nor the pledgee of {pid}")
-    shares = check_assignable(state, patent, args["to"])
+    shares = check_assignable(state, patent, call.args.to_value()["to"])
     done = record_consent(state, "assign", pid, {"to": shares}, call.org, signers,
                           may_replace=False)
     finish_assign(call, pid, shares, done)
@@ -173,25 +172,22 @@ def set_owners(state: State, pid: str, shares: list[list[Any]]) -> list[list[Any
 
 
 def check_pledge_terms(call: Call, pid: str) -> dict[str, Any]:
-    args = call.args
+    args: PledgeArgs = call.args
     state = call.state
     require_active(state, pid, call.ctx.timestamp_ms)
     if is_pledged(state, pid):
         raise PatentPledged(f"{pid} is already pledged")
-    require_right_holder(state, args["pledgee"], "pledgee")
-    if is_owner(state, pid, args["pledgee"]):
+    require_right_holder(state, args.pledgee, "pledgee")
+    if is_owner(state, pid, args.pledgee):
         raise errors.BadArguments("an owner cannot be the pledgee of its own patent")
-    if args["amount"] <= 0:
-        raise errors.BadArguments("the secured amount must be positive")
-    if parse_date(args["until"], "until") <= get_block_date(call.ctx.timestamp_ms):
+    if parse_date(args.until, "until") <= get_block_date(call.ctx.timestamp_ms):
         raise errors.BadArguments("until must be after the block's date")
-    return {"pledgee": args["pledgee"], "amount": args["amount"], "until": args["until"]}
+    return {"pledgee": args.pledgee, "amount": args.amount, "until": args.until}
 
 
 def on_pledge(call: Call) -> None:
     """Every owner signs the same terms; the pledge exists from the last signature."""
-    args = require_args(call, {"patent": str, "pledgee": str, "amount": int, "until": str})
-    state, pid = call.state, args["patent"]
+    state, pid = call.state, call.args.patent
     patent = require_owner(state, pid, call.org)
     terms = check_pledge_terms(call, pid)
     owners = {org for org, _ in patent["owners"]}
@@ -204,8 +200,7 @@ def on_pledge(call: Call) -> None:
 
 
 def require_pledgee(call: Call) -> tuple[str, dict[str, Any]]:
-    args = require_args(call, {"patent": str})
-    pid = args["patent"]
+    pid = call.args.patent
     get_patent(call.state, pid)
     pledge = get_pledge(call.state, pid)
     if pledge is None:
@@ -235,9 +230,14 @@ def on_enforce(call: Call) -> None:
 
 
 OPS = {
-    "patent.assign": Op(on_assign),
-    "patent.approve_assign": Op(on_approve_assign),
-    "patent.pledge": Op(on_pledge),
-    "patent.release": Op(on_release),
-    "patent.enforce": Op(on_enforce),
+    "patent.assign": Op(on_assign, args=AssignArgs,
+                        doc="Propose or co-sign new owners (all owners and any pledgee sign)."),
+    "patent.approve_assign": Op(on_approve_assign, args=AssignArgs,
+                                doc="Co-sign the pending assignment, repeating its terms."),
+    "patent.pledge": Op(on_pledge, args=PledgeArgs,
+                        doc="Pledge a patent as collateral (every owner signs the terms)."),
+    "patent.release": Op(on_release, args=PatentRef,
+                         doc="The pledgee releases its pledge."),
+    "patent.enforce": Op(on_enforce, args=PatentRef,
+                         doc="After `until`, the pledgee takes the patent whole."),
 }

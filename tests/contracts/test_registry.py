@@ -192,7 +192,7 @@ STATUS_PATHS = [
     ("invention", ["WITHDRAWN"], "BadStatusTransition"),
     ("invention", ["EXPIRED"], "BadStatusTransition"),
     ("invention", ["FILED"], "BadStatusTransition"),
-    ("invention", ["ALIVE"], "BadStatusTransition"),
+    ("invention", ["ALIVE"], "BadArguments"),  # not a status at all: the schema refuses it
 ]
 
 
