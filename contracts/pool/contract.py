@@ -29,14 +29,15 @@ from contracts.licensing.scope import (
     ExclusiveConflict, add_days_iso, find_exclusive_from, get_block_iso, pooled_key,
 )
 from contracts.licensing.royalty import PeriodNotEnded, format_period, get_period_days, parse_period
-from contracts.call import Call, Op, require_args
+from contracts.call import Call, Op
+from contracts.pool.schemas import (
+    AttestArgs, ConvertArgs, CreatePoolArgs, DistributeArgs, JoinArgs,
+)
 from contracts.split import split_by_weights
 from contracts.state import State
 from contracts.token.ledger import balance_of, mint, transfer_units
 
 FULL_BPS = 10_000
-MAX_RATIO_TERM = 2**32
-"""Keeps amount * num below 2**94 and the ratio readable; real ratios are small."""
 MAX_AMOUNT = 2**62
 
 
@@ -155,27 +156,12 @@ def require_active_patent(state: State, pid: str, timestamp_ms: int) -> None:
         raise registry.PatentInactive(f"{pid} is {registry.get_status(state, pid, timestamp_ms)}")
 
 
-def check_ratio(value: Any) -> list[int]:
-    if (not isinstance(value, list) or len(value) != 2
-            or not all(isinstance(n, int) and not isinstance(n, bool)
-                       and 0 < n <= MAX_RATIO_TERM for n in value)):
-        raise errors.BadArguments(f"bpr_ratio must be [num, den], integers in 1..{MAX_RATIO_TERM}")
-    return list(value)
-
 
 def on_create(call: Call) -> None:
-    args = require_args(call, {"name": str, "admin_fee_bps": int, "bpr_ratio": list})
-    if not 0 < len(args["name"]) <= 128:
-        raise errors.BadArguments("name must be 1..128 characters")
-    if not 0 <= args["admin_fee_bps"] <= FULL_BPS:
-        raise errors.BadArguments("admin_fee_bps must be within 0..10000")
-    term_days = args.get("bpr_term_days")
-    if term_days is not None and (not isinstance(term_days, int) or isinstance(term_days, bool)
-                                  or not 1 <= term_days <= 36_500):
-        raise errors.BadArguments("bpr_term_days must be an integer in 1..36500 (or absent)")
-    pool = {"id": call.tx.id[:16], "name": args["name"], "admin": call.org,
-            "admin_fee_bps": args["admin_fee_bps"], "bpr_ratio": check_ratio(args["bpr_ratio"]),
-            "bpr_term_days": term_days, "last_period": None, "converted_bpc": 0,
+    args: CreatePoolArgs = call.args
+    pool = {"id": call.tx.id[:16], "name": args.name, "admin": call.org,
+            "admin_fee_bps": args.admin_fee_bps, "bpr_ratio": list(args.bpr_ratio),
+            "bpr_term_days": args.bpr_term_days, "last_period": None, "converted_bpc": 0,
             "minted_bpr": 0, "distributed_bpc": 0, "height": call.ctx.height,
             "timestamp_ms": call.ctx.timestamp_ms}
     if f"pool/{pool['id']}" in call.state:
@@ -185,11 +171,9 @@ def on_create(call: Call) -> None:
 
 
 def on_attest(call: Call) -> None:
-    args = require_args(call, {"pool": str, "patent": str})
-    basis = args.get("basis", "")
-    if not isinstance(basis, str) or len(basis) > 256:
-        raise errors.BadArguments("basis must be a string of at most 256 characters")
-    pool, pid = get_pool(call.state, args["pool"]), args["patent"]
+    args: AttestArgs = call.args
+    basis = args.basis
+    pool, pid = get_pool(call.state, args.pool), args.patent
     require_active_patent(call.state, pid, call.ctx.timestamp_ms)
     if registry.is_owner(call.state, pid, call.org):
         raise NotIndependent(f"{call.org} owns {pid}")
@@ -202,8 +186,7 @@ def on_attest(call: Call) -> None:
 
 
 def on_join(call: Call) -> None:
-    args = require_args(call, {"pool": str, "patent": str})
-    pool, pid, now_ms = get_pool(call.state, args["pool"]), args["patent"], call.ctx.timestamp_ms
+    pool, pid, now_ms = get_pool(call.state, call.args.pool), call.args.patent, call.ctx.timestamp_ms
     require_active_patent(call.state, pid, now_ms)
     if not registry.is_owner(call.state, pid, call.org):
         raise registry.NotOwner(f"{call.org} does not own {pid}")
@@ -225,10 +208,7 @@ def on_join(call: Call) -> None:
 
 
 def on_convert(call: Call) -> None:
-    args = require_args(call, {"pool": str, "bpc_amount": int})
-    pool, amount = get_pool(call.state, args["pool"]), args["bpc_amount"]
-    if not 0 < amount <= MAX_AMOUNT:
-        raise errors.BadArguments(f"bpc_amount must be in 1..{MAX_AMOUNT}")
+    pool, amount = get_pool(call.state, call.args.pool), call.args.bpc_amount
     bpr, taken_bpc = compute_bpr(amount, pool["bpr_ratio"])
     if not 0 < bpr <= MAX_AMOUNT:
         raise errors.BadArguments(f"{amount} BPC buys {bpr} BPR at {pool['bpr_ratio']}: "
@@ -250,11 +230,10 @@ def on_convert(call: Call) -> None:
 
 
 def on_distribute(call: Call) -> None:
-    args = require_args(call, {"pool": str, "period": str})
-    pool = get_pool(call.state, args["pool"])
+    pool = get_pool(call.state, call.args.pool)
     if pool["admin"] != call.org:
         raise NotPoolAdmin(f"pool {pool['id']} is run by {pool['admin']}")
-    year, quarter = parse_period(args["period"])
+    year, quarter = parse_period(call.args.period)
     period = format_period(year, quarter)
     if pool["last_period"] is not None and period <= pool["last_period"]:
         raise PeriodAlreadyDistributed(f"pool {pool['id']} distributed {pool['last_period']}")
@@ -316,10 +295,15 @@ def query_pool_licensed(state: State, now_ms: int, holder: str, pid: str) -> dic
 
 
 OPS = {
-    "pool.create": Op(on_create, roles=frozenset({"admin"})),
-    "pool.attest": Op(on_attest, roles=frozenset({"evaluator"})),
-    "pool.join": Op(on_join, roles=frozenset({"member"})),
-    "pool.convert": Op(on_convert, roles=frozenset({"member"})),
-    "pool.distribute": Op(on_distribute, roles=frozenset({"admin"})),
+    "pool.create": Op(on_create, roles=frozenset({"admin"}), args=CreatePoolArgs,
+                      doc="Create a patent pool that you run."),
+    "pool.attest": Op(on_attest, roles=frozenset({"evaluator"}), args=AttestArgs,
+                      doc="Attest that a patent is essential to a pool (not one you own)."),
+    "pool.join": Op(on_join, roles=frozenset({"member"}), args=JoinArgs,
+                    doc="Put an attested patent you own into a pool."),
+    "pool.convert": Op(on_convert, roles=frozenset({"member"}), args=ConvertArgs,
+                       doc="Convert BPC into the pool's BPR access tokens."),
+    "pool.distribute": Op(on_distribute, roles=frozenset({"admin"}), args=DistributeArgs,
+                          doc="Distribute the treasury for an ended quarter to contributors."),
 }
 QUERIES = {"pools": query_pools, "pool_licensed": query_pool_licensed}
