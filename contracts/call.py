@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from contracts import errors
 from contracts.schema import Args
 from contracts.state import State
 from contracts.tx import Transaction
@@ -69,16 +68,3 @@ def org_roles(state: State, org: str) -> list[str]:
     record = state.get(f"org/{org}")
     return [] if record is None else record["roles"]
 
-
-def require_args(call: Call, spec: dict[str, type | tuple[type, ...]]) -> dict[str, Any]:
-    """Check the op's arguments by name and type; bools are not ints here."""
-    args = call.args
-    for name, kind in spec.items():
-        if name not in args:
-            raise errors.BadArguments(f"{call.tx.op}: missing argument {name!r}")
-        value = args[name]
-        if isinstance(value, bool) and kind is int:
-            raise errors.BadArguments(f"{call.tx.op}: {name} must be an integer")
-        if not isinstance(value, kind):
-            raise errors.BadArguments(f"{call.tx.op}: {name} has the wrong type")
-    return args

@@ -25,6 +25,7 @@ from node.chain import Header, read_certificate
 from node.events import install as install_events
 from node.openapi import DOCUMENT
 from node.proofs import build_proof
+from node.typed_api import add_typed_routes
 from node.admin import add_admin_routes
 from node.config import PEER_BODY_BYTES
 from node.runtime import MempoolFull, Runtime, ShuttingDown
@@ -330,6 +331,7 @@ def build_app(runtime: Runtime) -> web.Application:
     app.router.add_post("/p2p/messages", p2p_messages)
     app.router.add_post("/p2p/txs", p2p_txs)
     app.router.add_get("/p2p/blocks", p2p_blocks)
+    add_typed_routes(app, runtime)  # /v1/ops, /v1/accounts (node/typed_api.py)
     add_admin_routes(app, runtime)  # /admin/faults (node/admin.py)
     install_events(app, runtime)  # /v1/events, /metrics, MQTT (node/events.py)
     return app

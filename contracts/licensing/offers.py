@@ -29,7 +29,7 @@ from contracts.licensing.schemas import (
     LicenceRef, OfferArgs, OpenOfferArgs, PatentRef, TakeOpenArgs,
 )
 from contracts.licensing.scope import (
-    ANY, KINDS, MAX_SCOPE_ITEMS, ExclusiveConflict, LicenceNotFound, add_days_iso,
+    ANY, MAX_SCOPE_ITEMS, ExclusiveConflict, LicenceNotFound, add_days_iso,
     check_scope_list, find_exclusive_from, get_block_date, get_block_iso, get_licence,
     get_live_open_offer, licence_index_key, open_offer_key, parse_iso_date,
     require_no_conflict,

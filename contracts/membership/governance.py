@@ -24,7 +24,8 @@ from contracts import errors
 from contracts.token import ledger as token
 from contracts.codec import encode
 from contracts.genesis import ROLES, get_contract_config
-from contracts.call import BlockContext, Call, Op, require_args
+from contracts.call import BlockContext, Call, Op
+from contracts.membership.schemas import ProposeArgs, RotateKeyArgs, VoteArgs
 from contracts.state import State
 
 ROTATION_DOMAIN = b"ipchain/key-rotation/v1"
@@ -276,33 +277,31 @@ def close(call: Call, proposal: dict[str, Any], status: str, reason: str) -> dic
 
 def on_propose(call: Call) -> None:
     """An admin proposes an action and approves it by doing so."""
-    args = require_args(call, {"action": str, "params": dict})
-    if args["action"] not in ACTIONS:
-        raise errors.BadArguments(f"action must be one of {sorted(ACTIONS)}")
-    ACTIONS[args["action"]][0](call.state, args["params"])
+    args: ProposeArgs = call.args
+    ACTIONS[args.action][0](call.state, args.params)
     ttl_ms = get_contract_config(call.state)["proposal_ttl_ms"]
-    proposal = {"id": call.tx.id[:16], "action": args["action"], "params": args["params"],
+    proposal = {"id": call.tx.id[:16], "action": args.action, "params": args.params,
                 "proposer": call.org, "votes": {call.org: True}, "status": "open",
                 "reason": "", "created_height": call.ctx.height,
                 "expires_ms": call.ctx.timestamp_ms + ttl_ms, "closed_height": None}
     if f"proposal/{proposal['id']}" in call.state:
         raise errors.BadArguments("proposal id collision; resubmit with another nonce")
-    call.emit("membership", "proposed", proposal=proposal["id"], action=args["action"],
-              params=args["params"])
+    call.emit("membership", "proposed", proposal=proposal["id"], action=args.action,
+              params=args.params)
     call.state.put(f"proposal/{proposal['id']}", process_tally(call, proposal))
 
 
 def on_vote(call: Call) -> None:
-    args = require_args(call, {"proposal": str, "approve": bool})
-    proposal = get_proposal(call.state, args["proposal"])
+    args: VoteArgs = call.args
+    proposal = get_proposal(call.state, args.proposal)
     status = get_proposal_status(proposal, call.ctx.timestamp_ms)
     if status != "open":
         raise ProposalClosed(f"proposal {proposal['id']} is {status}")
     if call.org in proposal["votes"]:
         raise AlreadyVoted(f"{call.org} already voted on {proposal['id']}")
-    proposal["votes"][call.org] = args["approve"]
+    proposal["votes"][call.org] = args.approve
     call.emit("membership", "voted", proposal=proposal["id"], by=call.org,
-              approve=args["approve"])
+              approve=args.approve)
     call.state.put(f"proposal/{proposal['id']}", process_tally(call, proposal))
 
 
@@ -318,7 +317,7 @@ def compute_rotation_message(chain_id: str, org: str, old: str, new: str) -> byt
 def check_rotation_proof(call: Call, old: str, new: str) -> None:
     """Proof of possession: without it an organisation could register someone else's
     public key and so lock that key out of the alliance."""
-    proof = call.args["proof"]
+    proof = call.args.proof
     try:
         nacl.signing.VerifyKey(bytes.fromhex(new)).verify(
             compute_rotation_message(call.ctx.chain_id, call.org, old, new),
@@ -330,8 +329,7 @@ def check_rotation_proof(call: Call, old: str, new: str) -> None:
 
 def on_rotate_key(call: Call) -> None:
     """An organisation replaces one of its own keys; the old one is retired for good."""
-    args = require_args(call, {"old": str, "new": str, "proof": str})
-    old, new = args["old"], args["new"]
+    old, new = call.args.old, call.args.new
     record = get_org(call.state, call.org)
     if old not in record["keys"]:
         raise errors.Unauthorized(f"{old} is not a key of {call.org}")
@@ -366,8 +364,11 @@ def query_proposals(state: State, now_ms: int, pid: str | None = None) -> Any:
 
 
 OPS = {
-    "member.propose": Op(on_propose, roles=frozenset({"admin"})),
-    "member.vote": Op(on_vote, roles=frozenset({"admin"})),
-    "member.rotate_key": Op(on_rotate_key),
+    "member.propose": Op(on_propose, roles=frozenset({"admin"}), args=ProposeArgs,
+                         doc="Propose a governance action (add/remove org, roles, mint)."),
+    "member.vote": Op(on_vote, roles=frozenset({"admin"}), args=VoteArgs,
+                      doc="Vote on an open proposal; it executes at > 2/3 of admins."),
+    "member.rotate_key": Op(on_rotate_key, args=RotateKeyArgs,
+                            doc="Replace one of your organisation's keys."),
 }
 QUERIES = {"orgs": query_orgs, "proposals": query_proposals}

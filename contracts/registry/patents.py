@@ -10,31 +10,23 @@ families import their reads from the package face (contracts/registry/__init__.p
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from contracts import errors
-from contracts.registry.core import (  # noqa: F401  (re-exported: the cross-module interface)
-    APPLICATION_NO_RE, INACTIVE, KINDS, OFFICE_RE, PENDING, BadStatusTransition, DatesOutOfOrder,
-    DuplicateDocument, NotOwner, PatentExists, PatentInactive, PatentPledged, check_shares,
-    get_appraisal, get_block_date, get_effective_status, get_owners, get_patent, get_pledge,
-    get_status, get_superseded_by, is_active, is_in_force, is_owner, is_pledged, parse_date,
-    require_active, require_owner,
-)
-from contracts.registry import quality
-from contracts.registry import rights
-from contracts.registry.queries import QUERIES  # noqa: F401  (the registry's API reads)
 from contracts.call import Call, Op, org_roles
+from contracts.registry import quality, rights
+from contracts.registry.core import (
+    OFFICE_RE, PENDING, BadStatusTransition, DatesOutOfOrder, DuplicateDocument, NotOwner,
+    PatentExists, PatentInactive, PatentPledged, check_shares, get_block_date, get_patent,
+    get_status, get_superseded_by, is_pledged, parse_date, require_active, require_owner,
+)
 from contracts.registry.schemas import (
     AppraiseArgs, CiteArgs, DepositArgs, PatentRef, SetStatusArgs,
 )
 from contracts.state import State
 
-DOC_HASH_RE = re.compile(r"[0-9a-f]{64}")
 MAX_TEXT = 512
 MAX_LIST = 64
-META_FIELDS = {"title", "kind", "filing_date", "publication_date", "grant_date", "priorities",
-               "ipc", "applicants", "inventors", "owners"}
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     "FILED": frozenset({"PUBLISHED", "GRANTED", "REJECTED"}),

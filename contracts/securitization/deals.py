@@ -28,7 +28,11 @@ from contracts.securitization.core import (  # noqa: F401  (errors re-exported: 
 )
 from contracts.genesis import get_contract_config
 from contracts.membership.governance import is_org_active
-from contracts.call import Call, Op, org_roles, require_args
+from contracts.call import Call, Op, org_roles
+from contracts.securitization.schemas import (
+    CreateDealArgs, DealRef, DealTransferArgs, DefaultArgs, DistributeDealArgs, RecoverArgs,
+    SubscribeArgs,
+)
 from contracts.state import State
 from contracts.token.ledger import balance_of, transfer_units
 from contracts.securitization.waterfall import FULL_BPS
@@ -129,17 +133,18 @@ def check_assets(state: State, value: Any, originator: str, timestamp_ms: int,
 
 def on_create(call: Call) -> None:
     """A trustee sets up a deal; the advance rate caps what the collateral may raise."""
-    args = require_args(call, {"originator": str, "assets": list, "tranches": list})
-    if not is_org_active(call.state, args["originator"]):
-        raise errors.UnknownAccount(f"no organisation {args['originator']!r}")
-    tranches = check_tranches(args["tranches"])
+    args: CreateDealArgs = call.args
+    given = args.to_value()
+    if not is_org_active(call.state, args.originator):
+        raise errors.UnknownAccount(f"no organisation {args.originator!r}")
+    tranches = check_tranches(given["tranches"])
     names = [t["name"] for t in tranches]
-    tests = check_tests(args.get("tests", {}), names)
+    tests = check_tests(given.get("tests", {}), names)
     config = get_contract_config(call.state)
-    trigger = check_trigger(args.get("trigger", {}), config["breach_periods"])
-    terms = check_terms(args)
+    trigger = check_trigger(given.get("trigger", {}), config["breach_periods"])
+    terms = check_terms(given)
     ts = call.ctx.timestamp_ms
-    assets = check_assets(call.state, args["assets"], args["originator"], ts)
+    assets = check_assets(call.state, given["assets"], args.originator, ts)
     collateral = compute_patent_value(
         call.state, [pid for lid in assets for pid in assets[lid]["patents"]], ts)
     principal = sum(t["principal"] for t in tranches)
@@ -151,12 +156,12 @@ def on_create(call: Call) -> None:
     if f"deal/{deal_id}" in call.state:
         raise errors.BadArguments(f"deal {deal_id} exists")
     put_deal(call.state, {
-        "id": deal_id, "trustee": call.org, "originator": args["originator"], "state": "open",
+        "id": deal_id, "trustee": call.org, "originator": args.originator, "state": "open",
         "created_height": call.ctx.height, "timestamp_ms": ts, "assets": assets,
         "collateral_value": collateral, "tranches": tranches, **terms, "fees_unpaid": 0,
         "tests": tests, "trigger": trigger, "escrow": 0, "reserve": 0, "collected": 0,
         "paid": 0, "losses": 0, "recoveries": 0, "last_period": 0})
-    call.emit("deal", "created", deal=deal_id, trustee=call.org, originator=args["originator"],
+    call.emit("deal", "created", deal=deal_id, trustee=call.org, originator=args.originator,
               principal=principal, collateral_value=collateral)
 
 
@@ -164,31 +169,28 @@ def on_create(call: Call) -> None:
 
 
 def on_subscribe(call: Call) -> None:
-    args = require_args(call, {"deal": str, "tranche": str, "amount": int})
-    if not _is_int(args["amount"], 1):
-        raise errors.BadArguments("amount must be positive")
-    deal = get_deal(call.state, args["deal"])
+    amount = call.args.amount
+    deal = get_deal(call.state, call.args.deal)
     require_state(deal, "open")
-    tranche = get_tranche(deal, args["tranche"])
+    tranche = get_tranche(deal, call.args.tranche)
     room = tranche["principal"] - tranche["sold"]
-    if args["amount"] > room:
+    if amount > room:
         raise TrancheFull(f"tranche {tranche['name']} has {room} left")
-    transfer_units(call.state, "BPC", call.org, deal_account(deal["id"]), args["amount"])
+    transfer_units(call.state, "BPC", call.org, deal_account(deal["id"]), amount)
     position = tranche["holders"].setdefault(call.org, {"units": 0, "balance": 0})
-    position["units"] += args["amount"]
-    position["balance"] += args["amount"]
-    tranche["sold"] += args["amount"]
-    tranche["balance"] += args["amount"]
-    deal["escrow"] += args["amount"]
+    position["units"] += amount
+    position["balance"] += amount
+    tranche["sold"] += amount
+    tranche["balance"] += amount
+    deal["escrow"] += amount
     put_deal(call.state, deal)
     call.emit("deal", "subscribed", deal=deal["id"], tranche=tranche["name"], investor=call.org,
-              amount=args["amount"])
+              amount=amount)
 
 
 def on_close(call: Call) -> None:
     """True sale: proceeds to the originator, royalties to the deal from now on."""
-    args = require_args(call, {"deal": str})
-    deal = get_deal(call.state, args["deal"])
+    deal = get_deal(call.state, call.args.deal)
     require_trustee(deal, call.org)
     require_state(deal, "open")
     unsold = [t["name"] for t in deal["tranches"] if t["sold"] != t["principal"]]
@@ -212,22 +214,20 @@ def on_close(call: Call) -> None:
 def on_transfer(call: Call) -> None:
     """Move `amount` face units of a position; its outstanding balance moves pro rata
     (rounded down, all of it when the whole position moves)."""
-    args = require_args(call, {"deal": str, "tranche": str, "to": str, "amount": int})
-    if not _is_int(args["amount"], 1):
-        raise errors.BadArguments("amount must be positive")
-    deal = get_deal(call.state, args["deal"])
-    tranche = get_tranche(deal, args["tranche"])
+    args: DealTransferArgs = call.args
+    deal = get_deal(call.state, args.deal)
+    tranche = get_tranche(deal, args.tranche)
     position = tranche["holders"].get(call.org)
-    if position is None or position["units"] < args["amount"]:
-        raise NotHolder(f"{call.org} holds fewer than {args['amount']} units of {args['tranche']}")
-    target = args["to"]
+    if position is None or position["units"] < args.amount:
+        raise NotHolder(f"{call.org} holds fewer than {args.amount} units of {args.tranche}")
+    target = args.to
     if target == call.org:
         raise errors.BadArguments("a position cannot move to its own holder")
     if not is_org_active(call.state, target):
         raise errors.UnknownAccount(f"no organisation {target!r}")
     if "investor" not in org_roles(call.state, target):
         raise NotInvestor(f"{target} lacks the investor role")
-    units = args["amount"]
+    units = args.amount
     balance = position["balance"] * units // position["units"]
     receiver = tranche["holders"].setdefault(target, {"units": 0, "balance": 0})
     receiver["units"] += units
@@ -275,13 +275,21 @@ def query_reports(state: State, now_ms: int, deal_id: str, period: str | None = 
 
 
 OPS = {
-    "deal.create": Op(on_create, roles=frozenset({"trustee"})),
-    "deal.subscribe": Op(on_subscribe, roles=frozenset({"investor"})),
-    "deal.close": Op(on_close, roles=frozenset({"trustee"})),
-    "deal.distribute": Op(servicing.on_distribute, roles=frozenset({"trustee"})),
-    "deal.default": Op(servicing.on_default, roles=frozenset({"trustee"})),
-    "deal.recover": Op(servicing.on_recover, roles=frozenset({"trustee"})),
-    "deal.transfer": Op(on_transfer),
+    "deal.create": Op(on_create, roles=frozenset({"trustee"}), args=CreateDealArgs,
+                      doc="Set up a deal: licences as collateral, tranches to sell."),
+    "deal.subscribe": Op(on_subscribe, roles=frozenset({"investor"}), args=SubscribeArgs,
+                         doc="Buy units of a tranche of an open deal."),
+    "deal.close": Op(on_close, roles=frozenset({"trustee"}), args=DealRef,
+                     doc="Close a fully sold deal: proceeds to the originator (true sale)."),
+    "deal.distribute": Op(servicing.on_distribute, roles=frozenset({"trustee"}),
+                          args=DistributeDealArgs,
+                          doc="Run the waterfall for the next period; publishes its report."),
+    "deal.default": Op(servicing.on_default, roles=frozenset({"trustee"}), args=DefaultArgs,
+                       doc="Mark an asset defaulted; its loss is written down equity first."),
+    "deal.recover": Op(servicing.on_recover, roles=frozenset({"trustee"}), args=RecoverArgs,
+                       doc="Pay recovered cash on a defaulted asset into the deal."),
+    "deal.transfer": Op(on_transfer, args=DealTransferArgs,
+                        doc="Move units of your tranche position to another investor."),
 }
 
 QUERIES = {"deals": query_deals, "deal_reports": query_reports}

@@ -12,12 +12,13 @@ from typing import Any
 
 from contracts import errors
 from contracts.securitization.core import (
-    MAX_AMOUNT, AssetAlreadyDefaulted, AssetNotDefaulted, AssetNotInDeal, LossExceedsPrincipal,
+    AssetAlreadyDefaulted, AssetNotDefaulted, AssetNotInDeal, LossExceedsPrincipal,
     PeriodAlreadyDistributed, PeriodOutOfOrder, compute_performing_value, deal_account, get_deal,
     get_outstanding, increase_balances, put_deal, reduce_balances, require_state, require_trustee,
     split_to_holders,
 )
-from contracts.call import Call, require_args
+from contracts.call import Call
+from contracts.securitization.schemas import DefaultArgs, RecoverArgs
 from contracts.state import State
 from contracts.token.ledger import balance_of, transfer_units
 from contracts.securitization.waterfall import (
@@ -111,18 +112,18 @@ def build_report(deal: dict[str, Any], call: Call, period: int, collections: int
 
 
 def on_distribute(call: Call) -> None:
-    args = require_args(call, {"deal": str, "period": int})
-    deal = get_deal(call.state, args["deal"])
+    period = call.args.period
+    deal = get_deal(call.state, call.args.deal)
     require_trustee(deal, call.org)
     require_state(deal, "closed")
-    require_next_period(deal, args["period"])
+    require_next_period(deal, period)
     collections = get_collections(call.state, deal)
     opening = get_waterfall_inputs(deal)
     performing = compute_performing_value(call.state, deal, call.ctx.timestamp_ms)
     tests = compute_tests(performing, collections, opening, deal["tests"]["oc_min_bps"],
                           deal["tests"]["coverage_min_bps"])
     tests["performing_value"] = performing
-    deal["trigger"] = compute_trigger(deal["trigger"], tests["all_pass"], args["period"])
+    deal["trigger"] = compute_trigger(deal["trigger"], tests["all_pass"], period)
     triggered = deal["trigger"]["triggered"]
     pro_rata = deal["mode"] == "pro_rata" and tests["all_pass"] and not triggered
     plan = compute_waterfall(
@@ -132,14 +133,14 @@ def on_distribute(call: Call) -> None:
         triggered=triggered, reserve_target=deal["reserve_target"])
     payments = apply_plan(deal, plan)
     paid = pay_out(call.state, deal, plan.steps[0].paid, payments)
-    deal.update(fees_unpaid=plan.fees_unpaid, reserve=plan.reserve, last_period=args["period"],
+    deal.update(fees_unpaid=plan.fees_unpaid, reserve=plan.reserve, last_period=period,
                 collected=deal["collected"] + collections, paid=deal["paid"] + paid)
     mode = "triggered" if triggered else ("pro_rata" if pro_rata else "sequential")
-    report = build_report(deal, call, args["period"], collections, opening, plan, tests, mode,
+    report = build_report(deal, call, period, collections, opening, plan, tests, mode,
                           payments)
-    call.state.put(report_key(deal["id"], args["period"]), report)
+    call.state.put(report_key(deal["id"], period), report)
     put_deal(call.state, deal)
-    call.emit("deal", "distributed", deal=deal["id"], period=args["period"],
+    call.emit("deal", "distributed", deal=deal["id"], period=period,
               collections=collections, paid=paid, reserve=plan.reserve, mode=mode,
               triggered=triggered)
 
@@ -150,57 +151,50 @@ def get_defaultable_asset(deal: dict[str, Any], lid: Any) -> dict[str, Any]:
     return deal["assets"][lid]
 
 
-def require_amount(value: int, what: str, *, positive: bool) -> None:
-    if value < (1 if positive else 0) or value > MAX_AMOUNT:
-        raise errors.BadArguments(f"{what} must be {'positive' if positive else '>= 0'} "
-                                  f"and at most {MAX_AMOUNT}")
-
-
-def require_serviced_asset(call: Call, amount_name: str, *, positive: bool,
-                           ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """The checks deal.default and deal.recover share, in one order: (args, deal, asset)."""
-    args = require_args(call, {"deal": str, "asset": str, amount_name: int})
-    require_amount(args[amount_name], amount_name, positive=positive)
-    deal = get_deal(call.state, args["deal"])
+def require_serviced_asset(call: Call) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The checks deal.default and deal.recover share, in one order: (deal, asset)."""
+    deal = get_deal(call.state, call.args.deal)
     require_trustee(deal, call.org)
     require_state(deal, "closed")
-    return args, deal, get_defaultable_asset(deal, args["asset"])
+    return deal, get_defaultable_asset(deal, call.args.asset)
 
 
 def on_default(call: Call) -> None:
     """The asset stops performing; the loss is written down equity first."""
-    args, deal, asset = require_serviced_asset(call, "loss", positive=False)
+    args: DefaultArgs = call.args
+    deal, asset = require_serviced_asset(call)
     if asset["defaulted"]:
-        raise AssetAlreadyDefaulted(f"{args['asset']} already defaulted")
+        raise AssetAlreadyDefaulted(f"{args.asset} already defaulted")
     outstanding = get_outstanding(deal)
-    if args["loss"] > outstanding:
-        raise LossExceedsPrincipal(f"loss {args['loss']} exceeds outstanding {outstanding}")
+    if args.loss > outstanding:
+        raise LossExceedsPrincipal(f"loss {args.loss} exceeds outstanding {outstanding}")
     written = compute_write_down([(t["name"], t["balance"]) for t in deal["tranches"]],
-                                 args["loss"])
+                                 args.loss)
     for tranche in deal["tranches"]:
         reduce_balances(tranche, written[tranche["name"]])
         tranche["written_down"] += written[tranche["name"]]
-    asset.update(defaulted=True, loss=args["loss"])
-    deal["losses"] += args["loss"]
+    asset.update(defaulted=True, loss=args.loss)
+    deal["losses"] += args.loss
     put_deal(call.state, deal)
-    call.emit("deal", "defaulted", deal=deal["id"], asset=args["asset"], loss=args["loss"],
+    call.emit("deal", "defaulted", deal=deal["id"], asset=args.asset, loss=args.loss,
               written_down=written)
 
 
 def on_recover(call: Call) -> None:
     """The trustee pays recovered cash in (it is collections of the next distribution);
     up to the asset's loss, written-down principal is reinstated senior first."""
-    args, deal, asset = require_serviced_asset(call, "amount", positive=True)
+    args: RecoverArgs = call.args
+    deal, asset = require_serviced_asset(call)
     if not asset["defaulted"]:
-        raise AssetNotDefaulted(f"{args['asset']} has not defaulted")
-    transfer_units(call.state, "BPC", call.org, deal_account(deal["id"]), args["amount"])
+        raise AssetNotDefaulted(f"{args.asset} has not defaulted")
+    transfer_units(call.state, "BPC", call.org, deal_account(deal["id"]), args.amount)
     owed = [(t["name"], t["written_down"] - t["written_back"]) for t in deal["tranches"]]
-    back = compute_write_back(owed, min(args["amount"], asset["loss"] - asset["recovered"]))
+    back = compute_write_back(owed, min(args.amount, asset["loss"] - asset["recovered"]))
     for tranche in deal["tranches"]:
         increase_balances(tranche, back[tranche["name"]])
         tranche["written_back"] += back[tranche["name"]]
     asset["recovered"] += sum(back.values())
-    deal["recoveries"] += args["amount"]
+    deal["recoveries"] += args.amount
     put_deal(call.state, deal)
-    call.emit("deal", "recovered", deal=deal["id"], asset=args["asset"],
-              amount=args["amount"], written_back=back)
+    call.emit("deal", "recovered", deal=deal["id"], asset=args.asset,
+              amount=args.amount, written_back=back)

@@ -70,3 +70,7 @@ def test_a_misspelt_argument_ordered_anyway_is_rejected_in_the_block(chain):
 def test_other_ops_refuse_bad_arguments_by_name(op, args, field):
     assert field in refusal(op, **args)
 
+
+def test_every_op_declares_a_schema():
+    missing = sorted(name for name, op in OPS.items() if op.args is None)
+    assert missing == [], f"ops without an argument schema: {missing}"

@@ -40,20 +40,20 @@ def tranches_with(**changes: Any) -> list[dict[str, Any]]:
 CREATE_REFUSALS: list[tuple[str, Prepare, str, dict[str, Any], str]] = [
     ("sender-lacks-trustee-role", None, "fund", {}, "Unauthorized"),
     ("unknown-originator", None, "trust", {"originator": "nobody"}, "UnknownAccount"),
-    ("missing-licence", None, "trust", {"assets": ["L1", "L9"]}, "LicenceNotFound"),
-    ("licence-only-offered", lambda c: put_licence(c.state, "L4", ["CN:1"], status="offered"),
-     "trust", {"assets": ["L1", "L4"]}, "AssetNotActive"),
+    ("missing-licence", None, "trust", {"assets": ["a000000000000001", "a000000000000009"]}, "LicenceNotFound"),
+    ("licence-only-offered", lambda c: put_licence(c.state, "a000000000000004", ["CN:1"], status="offered"),
+     "trust", {"assets": ["a000000000000001", "a000000000000004"]}, "AssetNotActive"),
     ("licence-patent-lapsed", lapse("CN:3"), "trust", {}, "AssetNotActive"),
-    ("co-licensed-stream", lambda c: put_licence(c.state, "L4", ["CN:1"],
+    ("co-licensed-stream", lambda c: put_licence(c.state, "a000000000000004", ["CN:1"],
                                                  licensors=[["acme", 5000], ["bolt", 5000]]),
-     "trust", {"assets": ["L1", "L4"]}, "OriginatorNotLicensor"),
+     "trust", {"assets": ["a000000000000001", "a000000000000004"]}, "OriginatorNotLicensor"),
     ("originator-is-not-the-licensor", None, "trust", {"originator": "bolt"},
      "OriginatorNotLicensor"),
-    ("licence-already-assigned", lambda c: c.state.put("royalty_assignment/L2", "deal:x"),
+    ("licence-already-assigned", lambda c: c.state.put("royalty_assignment/a000000000000002", "deal:x"),
      "trust", {}, "AssetAlreadyAssigned"),
-    ("assets-repeated", None, "trust", {"assets": ["L1", "L1"]}, "BadArguments"),
+    ("assets-repeated", None, "trust", {"assets": ["a000000000000001", "a000000000000001"]}, "BadArguments"),
     ("assets-empty", None, "trust", {"assets": []}, "BadArguments"),
-    ("assets-not-ids", None, "trust", {"assets": [["L1"]]}, "BadArguments"),
+    ("assets-not-ids", None, "trust", {"assets": [["a000000000000001"]]}, "BadArguments"),
     ("assets-missing", None, "trust", {"assets": ...}, "BadArguments"),
     ("tranches-empty", None, "trust", {"tranches": []}, "BadArguments"),
     ("tranche-names-repeated", None, "trust",
@@ -98,11 +98,11 @@ def test_create_records_an_open_deal_sized_on_collateral() -> None:
     assert deal["collateral_value"] == 1_000_000
     assert [(t["name"], t["principal"], t["sold"], t["balance"]) for t in deal["tranches"]] == [
         ("senior", 500_000, 0, 0), ("mezz", 200_000, 0, 0), ("equity", 100_000, 0, 0)]
-    assert sorted(deal["assets"]) == ["L1", "L2", "L3"]
+    assert sorted(deal["assets"]) == ["a000000000000001", "a000000000000002", "a000000000000003"]
     assert deal["trigger"] == {"breach_periods": 3, "breach_count": 0, "triggered": False,
                                "fired_period": None}
     assert (deal["escrow"], deal["reserve"], deal["last_period"]) == (0, 0, 0)
-    assert chain.get("royalty_assignment/L1") is None  # assigned only at close
+    assert chain.get("royalty_assignment/a000000000000001") is None  # assigned only at close
 
 
 @pytest.mark.parametrize("contracts, overrides, code", [
@@ -126,13 +126,13 @@ def test_create_reads_config(contracts: dict[str, Any], overrides: dict[str, Any
 def test_collateral_counts_each_patent_once_and_only_live_ones() -> None:
     chain = new_deal_chain()
     put_patent(chain.state, "CN:4", "acme", 900_000, status="LAPSED")
-    put_licence(chain.state, "L4", ["CN:1", "CN:4"])  # CN:1 again, and a dead patent
+    put_licence(chain.state, "a000000000000004", ["CN:1", "CN:4"])  # CN:1 again, and a dead patent
     one_tranche = [{"name": "a", "principal": 320_000, "coupon_bps": 100}]
-    deal = deal_of(chain, create_deal(chain, assets=["L1", "L4"], tranches=one_tranche,
+    deal = deal_of(chain, create_deal(chain, assets=["a000000000000001", "a000000000000004"], tranches=one_tranche,
                                       tests={}))
     assert deal["collateral_value"] == 400_000
     chain.fails("AdvanceRateExceeded", "trust", "deal.create",
-                **create_args(assets=["L1", "L4"], tests={},
+                **create_args(assets=["a000000000000001", "a000000000000004"], tests={},
                               tranches=[{**one_tranche[0], "principal": 320_001}]))
 
 
@@ -192,7 +192,7 @@ def partly_sold(chain: Chain) -> str:
 
 def assigned_meanwhile(chain: Chain) -> str:
     deal_id = sold_out(chain)
-    chain.state.put("royalty_assignment/L3", "deal:other")
+    chain.state.put("royalty_assignment/a000000000000003", "deal:other")
     return deal_id
 
 
@@ -229,7 +229,7 @@ def test_close_is_a_true_sale_and_assigns_the_royalties() -> None:
     assert bpc(chain, f"deal:{deal_id}") == 0
     deal = deal_of(chain, deal_id)
     assert (deal["state"], deal["escrow"]) == ("closed", 0)
-    for lid in ("L1", "L2", "L3"):
+    for lid in ("a000000000000001", "a000000000000002", "a000000000000003"):
         assert chain.get(f"royalty_assignment/{lid}") == f"deal:{deal_id}"
 
 

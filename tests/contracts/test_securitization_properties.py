@@ -21,7 +21,7 @@ from contract_chain import Chain
 from contracts.token.ledger import transfer_units
 
 INVESTORS = ["fund", "inv2", "inv3"]
-ASSETS = ["L1", "L2", "L3"]
+ASSETS = ["a000000000000001", "a000000000000002", "a000000000000003"]
 
 terms = st.fixed_dictionaries({
     "mode": st.sampled_from(["sequential", "pro_rata"]),

@@ -139,7 +139,7 @@ def test_breach_for_n_periods_fires_a_latched_trigger() -> None:
     deal_id = closed_deal(chain, trigger={"breach_periods": 2})
     for period, cash in ((1, 17_000), (2, 20_000)):  # coverage fails, then OC fails
         if period == 2:
-            chain.must("trust", "deal.default", deal=deal_id, asset="L1", loss=0)
+            chain.must("trust", "deal.default", deal=deal_id, asset="a000000000000001", loss=0)
         collect(chain, deal_id, cash)
         chain.must("trust", "deal.distribute", deal=deal_id, period=period)
     second = report_of(chain, deal_id, 2)
@@ -182,18 +182,18 @@ def test_everything_repaid_sends_the_residual_to_equity() -> None:
 
 def defaulted_l1(chain: Chain) -> str:
     deal_id = closed_deal(chain)
-    chain.must("trust", "deal.default", deal=deal_id, asset="L1", loss=5)
+    chain.must("trust", "deal.default", deal=deal_id, asset="a000000000000001", loss=5)
     return deal_id
 
 
 DEFAULT_REFUSALS: list[tuple[str, Callable[[Chain], str], str, dict[str, Any], str]] = [
-    ("deal-still-open", open_deal, "trust", {"asset": "L1", "loss": 1}, "DealNotClosed"),
-    ("another-trustee", closed_deal, "trust2", {"asset": "L1", "loss": 1}, "NotTrustee"),
-    ("not-an-asset", closed_deal, "trust", {"asset": "L9", "loss": 1}, "AssetNotInDeal"),
-    ("twice", defaulted_l1, "trust", {"asset": "L1", "loss": 1}, "AssetAlreadyDefaulted"),
-    ("loss-over-principal", closed_deal, "trust", {"asset": "L1", "loss": 800_001},
+    ("deal-still-open", open_deal, "trust", {"asset": "a000000000000001", "loss": 1}, "DealNotClosed"),
+    ("another-trustee", closed_deal, "trust2", {"asset": "a000000000000001", "loss": 1}, "NotTrustee"),
+    ("not-an-asset", closed_deal, "trust", {"asset": "a000000000000009", "loss": 1}, "AssetNotInDeal"),
+    ("twice", defaulted_l1, "trust", {"asset": "a000000000000001", "loss": 1}, "AssetAlreadyDefaulted"),
+    ("loss-over-principal", closed_deal, "trust", {"asset": "a000000000000001", "loss": 800_001},
      "LossExceedsPrincipal"),
-    ("loss-negative", closed_deal, "trust", {"asset": "L1", "loss": -1}, "BadArguments"),
+    ("loss-negative", closed_deal, "trust", {"asset": "a000000000000001", "loss": -1}, "BadArguments"),
 ]
 
 
@@ -215,12 +215,12 @@ def test_default_writes_down_equity_first(loss: int, balances: list[int],
                                           mezz_holders: dict[str, int]) -> None:
     chain = new_deal_chain()
     deal_id = closed_deal(chain)
-    chain.must("trust", "deal.default", deal=deal_id, asset="L1", loss=loss)
+    chain.must("trust", "deal.default", deal=deal_id, asset="a000000000000001", loss=loss)
     deal = deal_of(chain, deal_id)
     assert [t["balance"] for t in deal["tranches"]] == balances
     assert sum(t["written_down"] for t in deal["tranches"]) == deal["losses"] == loss
     assert {o: p["balance"] for o, p in deal["tranches"][1]["holders"].items()} == mezz_holders
-    assert deal["assets"]["L1"] == {"patents": ["CN:1"], "defaulted": True, "loss": loss,
+    assert deal["assets"]["a000000000000001"] == {"patents": ["CN:1"], "defaulted": True, "loss": loss,
                                     "recovered": 0}
     assert chain.query("deals", deal_id)["performing_value"] == 600_000
 
@@ -228,7 +228,7 @@ def test_default_writes_down_equity_first(loss: int, balances: list[int],
 def test_defaulted_asset_fails_the_oc_test() -> None:
     chain = new_deal_chain()
     deal_id = closed_deal(chain)
-    chain.must("trust", "deal.default", deal=deal_id, asset="L1", loss=0)
+    chain.must("trust", "deal.default", deal=deal_id, asset="a000000000000001", loss=0)
     collect(chain, deal_id, 20_000)
     chain.must("trust", "deal.distribute", deal=deal_id, period=1)
     tests = report_of(chain, deal_id, 1)["tests"]
@@ -241,19 +241,19 @@ def test_defaulted_asset_fails_the_oc_test() -> None:
 
 def defaulted(chain: Chain) -> str:
     deal_id = closed_deal(chain)
-    chain.must("trust", "deal.default", deal=deal_id, asset="L1", loss=750_000)
+    chain.must("trust", "deal.default", deal=deal_id, asset="a000000000000001", loss=750_000)
     transfer_units(chain.state, "BPC", "lic", "trust", 2_000_000)
     return deal_id
 
 
 RECOVER_REFUSALS: list[tuple[str, Callable[[Chain], str], str, dict[str, Any], str]] = [
-    ("asset-performing", defaulted, "trust", {"asset": "L2", "amount": 1}, "AssetNotDefaulted"),
-    ("not-an-asset", defaulted, "trust", {"asset": "LX", "amount": 1}, "AssetNotInDeal"),
-    ("another-trustee", defaulted, "trust2", {"asset": "L1", "amount": 1}, "NotTrustee"),
-    ("trustee-cannot-pay", defaulted, "trust", {"asset": "L1", "amount": 2_000_001},
+    ("asset-performing", defaulted, "trust", {"asset": "a000000000000002", "amount": 1}, "AssetNotDefaulted"),
+    ("not-an-asset", defaulted, "trust", {"asset": "a0000000000000ff", "amount": 1}, "AssetNotInDeal"),
+    ("another-trustee", defaulted, "trust2", {"asset": "a000000000000001", "amount": 1}, "NotTrustee"),
+    ("trustee-cannot-pay", defaulted, "trust", {"asset": "a000000000000001", "amount": 2_000_001},
      "InsufficientFunds"),
-    ("amount-zero", defaulted, "trust", {"asset": "L1", "amount": 0}, "BadArguments"),
-    ("deal-still-open", open_deal, "trust", {"asset": "L1", "amount": 1}, "DealNotClosed"),
+    ("amount-zero", defaulted, "trust", {"asset": "a000000000000001", "amount": 0}, "BadArguments"),
+    ("deal-still-open", open_deal, "trust", {"asset": "a000000000000001", "amount": 1}, "DealNotClosed"),
 ]
 
 
@@ -270,15 +270,15 @@ def test_recoveries_write_back_senior_first_and_arrive_as_collections() -> None:
     chain = new_deal_chain()
     deal_id = defaulted(chain)  # equity 100 000, mezz 200 000, senior 450 000 written down
     assert [t["balance"] for t in deal_of(chain, deal_id)["tranches"]] == [50_000, 0, 0]
-    chain.must("trust", "deal.recover", deal=deal_id, asset="L1", amount=500_000)
+    chain.must("trust", "deal.recover", deal=deal_id, asset="a000000000000001", amount=500_000)
     deal = deal_of(chain, deal_id)
     assert [t["balance"] for t in deal["tranches"]] == [500_000, 50_000, 0]
     assert [t["written_back"] for t in deal["tranches"]] == [450_000, 50_000, 0]
     assert deal["tranches"][1]["holders"] == {"inv2": {"units": 150_000, "balance": 37_500},
                                               "inv3": {"units": 50_000, "balance": 12_500}}
-    chain.must("trust", "deal.recover", deal=deal_id, asset="L1", amount=300_000)
+    chain.must("trust", "deal.recover", deal=deal_id, asset="a000000000000001", amount=300_000)
     deal = deal_of(chain, deal_id)  # only 250 000 of loss is left to write back
     assert [t["balance"] for t in deal["tranches"]] == [500_000, 200_000, 100_000]
-    assert deal["assets"]["L1"]["recovered"] == 750_000 and deal["recoveries"] == 800_000
+    assert deal["assets"]["a000000000000001"]["recovered"] == 750_000 and deal["recoveries"] == 800_000
     chain.must("trust", "deal.distribute", deal=deal_id, period=1)
     assert report_of(chain, deal_id, 1)["collections"] == 800_000

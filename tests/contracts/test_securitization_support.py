@@ -69,17 +69,17 @@ def put_licence(state: State, lid: str, patents: list[str], *, licensor: str = "
 
 def new_deal_chain(contracts: dict[str, Any] | None = None, *,
                    values: tuple[int, ...] = (400_000, 350_000, 250_000)) -> Chain:
-    """A chain with licences L1..Ln of acme's patents CN:1..CN:n (appraised `values`)."""
+    """A chain with licences a000...01 .. a000...0n (16 hex, like real ids) of acme's patents CN:1..CN:n (appraised `values`)."""
     chain = new_chain(ORGS, contracts)
     for index, value in enumerate(values, start=1):
         put_patent(chain.state, f"CN:{index}", "acme", value)
-        put_licence(chain.state, f"L{index}", [f"CN:{index}"])
+        put_licence(chain.state, f"a{index:015x}", [f"CN:{index}"])
     return chain
 
 
 def create_args(**overrides: Any) -> dict[str, Any]:
     args: dict[str, Any] = {
-        "originator": "acme", "assets": ["L1", "L2", "L3"],
+        "originator": "acme", "assets": ["a000000000000001", "a000000000000002", "a000000000000003"],
         "tranches": [dict(t) for t in TRANCHES], "fees_per_period": 1_000,
         "mode": "sequential",
         "tests": {"oc_min_bps": {"senior": 15_000, "mezz": 11_000}, "coverage_min_bps": 10_000},
