@@ -1,96 +1,241 @@
 """The OpenAPI 3.1 description served at GET /openapi.json.
 
-Written as data next to the handlers it describes; tests check that every route the
-application registers is described here, so the two cannot drift apart silently.
+Request and response schemas for every route and method. The transaction body is a
+`oneOf` over the ops, each naming its `op` and the op's argument schema, generated
+from the same msgspec structs the nodes decode with (contracts.catalogue), so the
+document cannot drift from what admission accepts. Tests check that every route the
+application registers is described here and that the document validates.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from contracts.catalogue import describe_ops
+
 ERROR = {"$ref": "#/components/schemas/Error"}
+HEX32 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
+OBJECT: dict[str, Any] = {"type": "object"}
 
 
-def _op(summary: str, responses: dict[str, str], *, body: str | None = None,
+def ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], text: str) -> dict[str, Any]:
+    return {"description": text, "content": {"application/json": {"schema": schema}}}
+
+
+def _op(summary: str, responses: dict[str, Any], *, body: dict[str, Any] | None = None,
         params: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """An operation; a response given as text is an error (its body is Error)."""
     op: dict[str, Any] = {"summary": summary, "responses": {
-        code: {"description": text, "content": {"application/json": {"schema": ERROR}}}
-        if code.startswith(("4", "5")) else {"description": text}
-        for code, text in responses.items()}}
-    if body:
-        op["requestBody"] = {"required": True, "description": body, "content": {
-            "application/json": {"schema": {"type": "object"}},
-            "application/msgpack": {"schema": {"type": "string", "format": "binary"}}}}
+        code: _json(ERROR, answer) if isinstance(answer, str) else answer
+        for code, answer in responses.items()}}
+    if body is not None:
+        op["requestBody"] = {"required": True, **body}
     if params:
         op["parameters"] = params
     return op
 
 
-def _path(name: str, text: str) -> dict[str, Any]:
+def _path(name: str, text: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "description": text,
-            "schema": {"type": "string"}}
+            "schema": schema or {"type": "string"}}
 
 
-def _query(name: str, text: str) -> dict[str, Any]:
+def _query(name: str, text: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"name": name, "in": "query", "required": False, "description": text,
-            "schema": {"type": "string"}}
+            "schema": schema or {"type": "string"}}
 
 
-PATHS: dict[str, dict[str, Any]] = {
-    "/v1/tx": {"post": _op(
-        "Submit one signed transaction", {"202": "accepted: {id, status: pending}",
-                                          "200": "with wait=commit: {id, status, receipt}",
-                                          "400": "invalid transaction (code names why)",
-                                          "413": "body over the limit",
-                                          "503": "mempool full", "504": "not committed in time"},
-        body="the transaction: JSON form (sender, sig as hex) or canonical msgpack",
-        params=[_query("wait", "commit: answer with the receipt"),
-                _query("timeout_ms", "how long to wait for the commit")])},
-    "/v1/txs": {"post": _op(
-        "Submit a batch", {"202": "{accepted: [ids], rejected: [{index, id, error}]}",
-                           "400": "malformed batch"},
-        body='JSON {"txs": [...]} or a msgpack array of encoded transactions')},
-    "/v1/tx/{id}": {"get": _op("Status and receipt of a transaction", {
-        "200": "{id, status: pending|committed|rejected|unknown, receipt}",
-        "400": "not a 64-hex id"}, params=[_path("id", "transaction id (hex)")])},
-    "/v1/blocks/{height}": {"get": _op("A block header, its tx ids and commit certificate", {
-        "200": "block", "404": "no such block"},
-        params=[_path("height", "a height or 'latest'")])},
-    "/v1/state/{kind}/{path}": {"get": _op(
-        "Contract queries: balances, supply, orgs, patents, families, quality, licences, "
-        "royalties, pools, pool_licensed, deals, deal_reports, listings, offers, market, "
-        "loans, credit, ...",
-        {"200": "query result with the height it was read at", "404": "unknown query or record",
-         "400": "bad path"}, params=[_path("kind", "query name"), _path("path", "its arguments")])},
-    "/v1/proof/tx/{id}": {"get": _op(
-        "Portable proof: tx, Merkle path, header, 2f+1 commit signatures; verify offline with "
-        "node.proofs.verify_proof and the genesis file", {"200": "proof", "404": "not committed"},
-        params=[_path("id", "transaction id (hex)")])},
-    "/v1/status": {"get": _op("Node id, view, primary, heights, peers, mempool", {"200": "status"})},
-    "/v1/evidence": {"get": _op("Conflicting signed messages caught from one replica",
-                                {"200": "{count, evidence}"})},
-    "/v1/events": {"get": _op("Server-sent events: committed blocks and contract events; "
-                              "resume with Last-Event-ID", {"200": "text/event-stream"})},
-    "/metrics": {"get": _op("Prometheus text format", {"200": "metrics"})},
-    "/openapi.json": {"get": _op("This document", {"200": "OpenAPI 3.1"})},
-    "/p2p/messages": {"post": _op("Peer endpoint: a msgpack array of signed replica messages",
-                                  {"202": "queued"}, body="msgpack array of wire messages")},
-    "/p2p/txs": {"post": _op("Peer endpoint: relayed transactions", {"202": "queued"},
-                             body="msgpack array of encoded transactions")},
-    "/p2p/blocks": {"get": _op("Peer endpoint for state transfer: blocks with certificates "
-                               "and the stable checkpoint proof", {"200": "msgpack"},
-                               params=[_query("from", "first height"), _query("to", "last")])},
-    "/admin/faults": {"get": _op("Fault-injection rules (admin token required)",
-                                 {"200": "rules", "401": "missing or wrong token"})},
-}
+TX_BODY = {"description": "the signed transaction: JSON form (sender, sig as hex) or its "
+                          "canonical msgpack bytes",
+           "content": {"application/json": {"schema": ref("Transaction")},
+                       "application/msgpack": {"schema": {"type": "string",
+                                                          "format": "binary"}}}}
+MSGPACK_BODY = {"description": "a msgpack array", "content": {
+    "application/msgpack": {"schema": {"type": "string", "format": "binary"}}}}
+ADMIN_ERRORS = {"401": "missing or wrong admin token", "403": "not from loopback"}
 
-DOCUMENT: dict[str, Any] = {
-    "openapi": "3.1.0",
-    "info": {"title": "ipchain node API", "version": "1",
-             "description": "Each validator node's HTTP API. Errors are "
-                            '{"error": {"code", "message"}} with a 4xx or 5xx status.'},
-    "paths": PATHS,
-    "components": {"schemas": {"Error": {"type": "object", "required": ["error"], "properties": {
-        "error": {"type": "object", "required": ["code", "message"], "properties": {
-            "code": {"type": "string"}, "message": {"type": "string"}}}}}}},
-}
+
+def _client_paths() -> dict[str, dict[str, Any]]:
+    return {
+        "/v1/tx": {"post": _op("Submit one signed transaction", {
+            "200": _json(ref("TxAnswer"), "with wait=commit (or already committed): receipt"),
+            "202": _json(ref("TxAnswer"), "admitted: {id, status: pending}"),
+            "400": "refused at admission (code names why: BadArguments names the field)",
+            "411": "no Content-Length", "413": "body over the limit",
+            "503": "mempool full or shutting down", "504": "not committed in time"},
+            body=TX_BODY,
+            params=[_query("wait", "commit: answer with the receipt", {"enum": ["commit"]}),
+                    _query("timeout_ms", "how long to wait for the commit",
+                           {"type": "string", "pattern": "^[0-9]+$"})])},
+        "/v1/txs": {"post": _op("Submit a batch", {
+            "202": _json(ref("BatchAnswer"), "each transaction accepted or refused"),
+            "400": "malformed batch", "411": "no Content-Length", "413": "body over the limit",
+            "503": "mempool full or shutting down"},
+            body={"description": 'JSON {"txs": [...]} or a msgpack array of encoded txs',
+                  "content": {"application/json": {"schema": {
+                      "type": "object", "required": ["txs"],
+                      "properties": {"txs": {"type": "array", "items": ref("Transaction")}}}},
+                      "application/msgpack": {"schema": {"type": "string",
+                                                         "format": "binary"}}}})},
+        "/v1/tx/{id}": {"get": _op("Status and receipt of a transaction", {
+            "200": _json(ref("TxAnswer"), "{id, status, receipt}"),
+            "400": "not a 64-hex id"}, params=[_path("id", "transaction id (hex)")])},
+        "/v1/blocks/{height}": {"get": _op("A block header, its tx ids and commit certificate", {
+            "200": _json(ref("Block"), "the block"), "400": "not a height",
+            "404": "no such block"}, params=[_path("height", "a height or 'latest'")])},
+        "/v1/state/{kind}/{path}": {"get": _op(
+            "Contract queries: balances, supply, orgs, proposals, patents, families, quality, "
+            "licences, open_licences, royalties, pools, pool_licensed, deals, deal_reports, "
+            "listings, offers, market, loans, credit",
+            {"200": _json(ref("StateAnswer"), "the result, with the height it was read at"),
+             "400": "bad path", "404": "unknown query or record"},
+            params=[_path("kind", "query name"), _path("path", "its key parts, '/'-separated")])},
+        "/v1/proof/tx/{id}": {"get": _op(
+            "Portable proof: tx, Merkle path, header, 2f+1 commit signatures; verify offline "
+            "with node.proofs.verify_proof and the genesis file", {
+                "200": _json(ref("Proof"), "the proof"), "400": "not a 64-hex id",
+                "404": "not committed"}, params=[_path("id", "transaction id (hex)")])},
+        "/v1/ops": {"get": _op("The op catalogue: roles, argument schemas, errors", {
+            "200": _json(ref("OpsCatalogue"), "every op")})},
+        "/v1/ops/{name}": {"get": _op("One op of the catalogue", {
+            "200": _json(ref("OpDescription"), "the op"), "404": "no such op"},
+            params=[_path("name", "op name, e.g. token.transfer")])},
+        "/v1/accounts/{key}": {"get": _op("A sender key's organisation and next nonce", {
+            "200": _json(ref("Account"), "the account"), "400": "not a 64-hex key"},
+            params=[_path("key", "sender public key (hex)")])},
+        "/v1/status": {"get": _op("Node id, view, primary, heights, peers, mempool", {
+            "200": _json(ref("Status"), "status")})},
+        "/v1/evidence": {"get": _op("Conflicting signed messages caught from one replica", {
+            "200": _json({"type": "object", "required": ["count", "evidence"], "properties": {
+                "count": {"type": "integer"}, "evidence": {"type": "array"}}}, "evidence")})},
+        "/v1/events": {"get": _op(
+            "Server-sent events: committed blocks and contract events; resume with "
+            "Last-Event-ID", {"200": {"description": "text/event-stream", "content": {
+                "text/event-stream": {"schema": {"type": "string"}}}},
+                "400": "bad Last-Event-ID or from_height"},
+            params=[_query("from_height", "replay from this height")])},
+        "/metrics": {"get": _op("Prometheus text format", {"200": {
+            "description": "metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}})},
+        "/openapi.json": {"get": _op("This document", {
+            "200": _json(OBJECT, "OpenAPI 3.1")})},
+    }
+
+
+def _peer_and_admin_paths() -> dict[str, dict[str, Any]]:
+    faults = _json(ref("Faults"), "the fault rules")
+    return {
+        "/p2p/messages": {"post": _op("Peer endpoint: signed replica messages", {
+            "202": {"description": "queued"}, "400": "not a msgpack array of bytes",
+            "411": "no Content-Length", "413": "body over the limit"}, body=MSGPACK_BODY)},
+        "/p2p/txs": {"post": _op("Peer endpoint: relayed transactions", {
+            "202": {"description": "queued"}, "400": "not a msgpack array of bytes",
+            "411": "no Content-Length", "413": "body over the limit"}, body=MSGPACK_BODY)},
+        "/p2p/blocks": {"get": _op(
+            "Peer endpoint for state transfer: blocks with certificates and the stable "
+            "checkpoint proof", {"200": {"description": "msgpack", "content": {
+                "application/msgpack": {"schema": {"type": "string", "format": "binary"}}}},
+                "400": "bad range"},
+            params=[_query("from", "first height"), _query("to", "last height")])},
+        "/admin/faults": {
+            "get": _op("Fault-injection rules (admin token)", {"200": faults, **ADMIN_ERRORS}),
+            "post": _op("Install fault-injection rules (admin token)", {
+                "200": _json(OBJECT, "{installed, faults}"), "400": "bad rule", **ADMIN_ERRORS},
+                body={"description": "rules", "content": {"application/json": {
+                    "schema": OBJECT}}}),
+            "delete": _op("Clear every rule (admin token)", {
+                "200": _json(OBJECT, "{cleared, faults}"), **ADMIN_ERRORS})},
+        "/admin/faults/{rule_id}": {"delete": _op("Clear one rule (admin token)", {
+            "200": _json(OBJECT, "{cleared, faults}"), "400": "not a rule id",
+            "404": "no such rule", **ADMIN_ERRORS}, params=[_path("rule_id", "rule id")])},
+    }
+
+
+def _transaction_schema(ops: dict[str, Any]) -> dict[str, Any]:
+    """`oneOf` over the ops: the envelope with `op` fixed and `args` the op's schema."""
+    envelope = {"chain": {"type": "string"}, "sender": HEX32,
+                "nonce": {"type": "integer", "minimum": 0, "maximum": 2**64 - 1},
+                "sig": {"type": "string", "pattern": "^[0-9a-f]{128}$"}}
+    variants = [{"type": "object", "required": ["chain", "sender", "nonce", "op", "args", "sig"],
+                 "properties": {**envelope, "op": {"const": name}, "args": op["args"]}}
+                for name, op in ops.items()]
+    return {"description": "a signed transaction; `op` selects the argument schema",
+            "oneOf": variants}
+
+
+def _component_schemas(catalogue: dict[str, Any]) -> dict[str, Any]:
+    receipt = {"type": "object",
+               "required": ["tx_id", "height", "index", "status", "code", "message", "events"],
+               "properties": {"tx_id": HEX32, "height": {"type": "integer"},
+                              "index": {"type": "integer"},
+                              "status": {"enum": ["committed", "rejected"]},
+                              "code": {"type": "string"}, "message": {"type": "string"},
+                              "events": {"type": "array", "items": ref("Event")}}}
+    op_description = {"type": "object", "required": ["doc", "roles", "args", "errors"],
+                      "properties": {"name": {"type": "string"}, "doc": {"type": "string"},
+                                     "roles": {"type": ["array", "null"],
+                                               "items": {"type": "string"}},
+                                     "args": OBJECT, "errors": {"type": "array",
+                                                                "items": {"type": "string"}}}}
+    return {
+        "Error": {"type": "object", "required": ["error"], "properties": {"error": {
+            "type": "object", "required": ["code", "message"], "properties": {
+                "code": {"type": "string"}, "message": {"type": "string"}}}}},
+        "Transaction": _transaction_schema(catalogue["ops"]),
+        "Event": {"type": "object", "required": ["contract", "name", "data"], "properties": {
+            "contract": {"type": "string"}, "name": {"type": "string"}, "data": OBJECT}},
+        "Receipt": receipt,
+        "TxAnswer": {"type": "object", "required": ["id", "status"], "properties": {
+            "id": HEX32, "status": {"enum": ["pending", "committed", "rejected", "unknown"]},
+            "receipt": {"oneOf": [ref("Receipt"), {"type": "null"}]}}},
+        "BatchAnswer": {"type": "object", "required": ["accepted", "rejected"], "properties": {
+            "accepted": {"type": "array", "items": HEX32},
+            "rejected": {"type": "array", "items": {
+                "type": "object", "required": ["index", "error"], "properties": {
+                    "index": {"type": "integer"}, "id": {"type": ["string", "null"]},
+                    "error": {"type": "object"}}}}}},
+        "Block": {"type": "object", "required": ["height", "hash", "tx_ids"], "properties": {
+            "height": {"type": "integer"}, "hash": HEX32,
+            "tx_ids": {"type": "array", "items": HEX32},
+            "certificate": {"type": ["object", "null"]}}},
+        "StateAnswer": {"type": "object", "required": ["read_height"], "properties": {
+            "read_height": {"type": "integer"}}},
+        "Proof": {"type": "object", "required": ["tx", "tx_id"], "properties": {
+            "tx": {"type": "string"}, "tx_id": HEX32}},
+        "Status": {"type": "object", "required": ["node_id", "chain_id", "view", "height",
+                                                  "state_root"], "properties": {
+            "node_id": {"type": "string"}, "chain_id": {"type": "string"},
+            "view": {"type": "integer"}, "height": {"type": "integer"},
+            "state_root": HEX32, "peers": {"type": "array", "items": {"type": "string"}},
+            "mempool": {"type": "integer"}}},
+        "Account": {"type": "object", "required": ["key", "org", "next_nonce", "read_height"],
+                    "properties": {"key": HEX32, "org": {"type": ["string", "null"]},
+                                   "highest_nonce": {"type": "integer"},
+                                   "next_nonce": {"type": "integer"},
+                                   "nonce_window": {"type": "integer"},
+                                   "read_height": {"type": "integer"}}},
+        "OpDescription": op_description,
+        "OpsCatalogue": {"type": "object", "required": ["ops", "schemas"], "properties": {
+            "ops": {"type": "object", "additionalProperties": op_description},
+            "schemas": OBJECT, "admission_errors": {"type": "array"}, "limits": OBJECT}},
+        "Faults": OBJECT,
+        **catalogue["schemas"],
+    }
+
+
+def build_document() -> dict[str, Any]:
+    catalogue = describe_ops()
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "ipchain node API", "version": "1",
+                 "description": "Each validator node's HTTP API (docs/api.md). Errors are "
+                                '{"error": {"code", "message"}} with a 4xx or 5xx status.'},
+        "paths": {**_client_paths(), **_peer_and_admin_paths()},
+        "components": {"schemas": _component_schemas(catalogue)},
+    }
+
+
+DOCUMENT: dict[str, Any] = build_document()

@@ -13,7 +13,10 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from scripts import proof, watch
+from contracts import errors
+from contracts.runtime import get_ops
+from contracts.schema import decode_args
+from scripts import ops, proof, watch
 from ipchain.cluster import broker
 from ipchain.sdk import client
 from ipchain.cluster import layout
@@ -38,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ipchain", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_cluster_commands, _add_submit, _add_demo_and_bench, watch.add_parser,
-                proof.add_parsers):
+                proof.add_parsers, ops.add_parser):
         add(sub)
     sub.add_parser("faults", help="fault-injection experiments: faults list | faults run "
                    "SCENARIO (see ipchain faults --help)", add_help=False)
@@ -226,6 +229,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
+    validate_op_args(args.op, args.op_args)  # a typo never reaches a node
     cluster = Cluster.load(args.data_dir) if Cluster.exists(args.data_dir) else None
     url = args.node or (cluster.urls[0] if cluster else
                         layout.node_url(args.base_port or layout.DEFAULT_BASE_PORT, 0))
@@ -241,6 +245,17 @@ def _submit_key(args: argparse.Namespace, cluster: Cluster | None) -> Any:
     if cluster is None:
         raise ClusterError(f"no cluster in {args.data_dir}: pass --key FILE to sign")
     return cluster.client_key(args.org or cluster.org_ids("admin")[0])
+
+
+def validate_op_args(op: str, op_args: dict[str, Any]) -> None:
+    """Check the arguments against the op's schema (the nodes run the same check)."""
+    described = get_ops().get(op)
+    if described is None:
+        raise ValueError(f"unknown op {op!r}; `ipchain ops` lists them")
+    try:
+        decode_args(op, described.args, op_args)
+    except errors.BadArguments as exc:
+        raise ValueError(f"BadArguments: {exc}") from None
 
 
 def choose_nonce(explicit: int | None, sender: str, store: client.NonceStore | None) -> int:
@@ -282,7 +297,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "submit": cmd_submit,
             "demo": cmd_demo, "bench": cmd_bench, "watch": watch.run,
-            "proof": proof.cmd_proof, "verify-proof": proof.cmd_verify_proof}
+            "proof": proof.cmd_proof, "verify-proof": proof.cmd_verify_proof, "ops": ops.cmd_ops}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -29,15 +29,6 @@ RECORD_ID_HEX = 16
 """Listings, offers and loans are named by their creating transaction's id (first 16
 hex characters), like licences, pools and deals."""
 
-DEFAULT_EXCHANGE_CONFIG: dict[str, Any] = {
-    "clearing_fee_bps": 25,
-    "clearing_account": None,
-    "ltv_max_bps": 5_000,
-}
-"""`clearing_account` None = the first admin organisation by id (the secretariat in a
-one-admin alliance); a genesis names it when there are several."""
-
-
 # -- errors ---------------------------------------------------------------------------
 
 
@@ -122,7 +113,9 @@ class RequestStale(errors.ContractError):
 
 
 def get_exchange_config(state: State) -> dict[str, Any]:
-    config = {**DEFAULT_EXCHANGE_CONFIG, **get_contract_config(state)}
+    """The genesis settings (contracts/genesis.py ContractConfig) with the clearing
+    account resolved: null there means the first admin organisation by id."""
+    config = get_contract_config(state)
     if config["clearing_account"] is None:
         admins = [record["id"] for _, record in state.items("org/")
                   if "admin" in record["roles"] and not record.get("removed", False)]

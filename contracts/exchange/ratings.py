@@ -16,9 +16,10 @@ history:
 - securitization: every tranche of a closed deal it originated. A tranche with principal
   written down (net of write-backs) defaulted and counts nothing; the others count in full.
 
-The score is the weighted mean (`credit_weights`, genesis) of the components that have
-any history, rounded down; an organisation with no history at all gets
-`credit_no_history_score`. Bands: A >= 80, B >= 60, C >= 40, D >= 20, else E.
+The settings are genesis's (contracts/genesis.py ContractConfig). The score is the
+weighted mean (`credit_weights`) of the components that have any history, rounded
+down; an organisation with no history at all gets `credit_no_history_score`.
+Bands: A >= 80, B >= 60, C >= 40, D >= 20, else E.
 """
 
 from __future__ import annotations
@@ -32,19 +33,9 @@ from contracts.genesis import get_contract_config
 from contracts.licensing.royalty import get_period_days, parse_period
 from contracts.state import State
 
-DEFAULT_CREDIT_CONFIG: dict[str, Any] = {
-    "credit_weights": {"royalties": 4_000, "loans": 4_000, "securitization": 2_000},
-    "credit_late_points": 50,
-    "credit_no_history_score": 50,
-    "royalty_grace_days": 60,
-}
 BANDS = ((80, "A"), (60, "B"), (40, "C"), (20, "D"), (0, "E"))
 FULL_POINTS = 100
 EPOCH = datetime.date(1970, 1, 1)
-
-
-def get_credit_config(state: State) -> dict[str, Any]:
-    return {**DEFAULT_CREDIT_CONFIG, **get_contract_config(state)}
 
 
 def compute_band(score: int) -> str:
@@ -107,7 +98,7 @@ def count_tranches(state: State, org: str) -> tuple[int, ...]:
 def compute_credit(state: State, org: str, now_ms: int) -> dict[str, Any]:
     if state.get(f"org/{org}") is None:
         raise errors.NotFound(f"no organisation {org!r}")
-    config = get_credit_config(state)
+    config = get_contract_config(state)
     late_points, weights = config["credit_late_points"], config["credit_weights"]
     counts = {"royalties": count_royalties(state, org, now_ms, config["royalty_grace_days"]),
               "loans": count_loans(state, org, now_ms),

@@ -124,6 +124,7 @@ def test_weights_come_from_genesis():
     ({"clearing_account": "nobody"}, "clearing_account"),
     ({"credit_weights": {"loans": -1}}, "credit_weights"),
     ({"credit_weights": {"gossip": 1}}, "credit_weights"),
+    ({"credit_late_points": -1}, "credit_late_points"),
     ({"credit_no_history_score": 101}, "credit_no_history_score"),
     ({"royalty_grace_days": "60"}, "royalty_grace_days"),
 ])

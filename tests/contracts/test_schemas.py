@@ -74,3 +74,25 @@ def test_other_ops_refuse_bad_arguments_by_name(op, args, field):
 def test_every_op_declares_a_schema():
     missing = sorted(name for name, op in OPS.items() if op.args is None)
     assert missing == [], f"ops without an argument schema: {missing}"
+
+
+def test_a_proposals_params_are_typed_per_action():
+    message = refusal("member.propose", action="mint", params={"too": "bolt", "amount": 1})
+    assert "params of mint" in message and "too" in message
+    assert check_args(tx_with("member.propose", action="mint",
+                              params={"to": "bolt", "amount": 1})).params == {"to": "bolt",
+                                                                              "amount": 1}
+
+
+def test_genesis_contract_settings_have_a_schema_and_their_defaults_live_there():
+    from contracts.genesis import DEFAULT_CONTRACT_CONFIG, ContractConfig, check_contract_config
+
+    assert DEFAULT_CONTRACT_CONFIG["advance_rate_bps"] == ContractConfig().advance_rate_bps
+    assert check_contract_config({"breach_periods": 5}) == {"breach_periods": 5}
+    for bad, field in [({"advance_rate": 9000}, "advance_rate"),
+                       ({"advance_rate_bps": 10_001}, "contracts.advance_rate_bps"),
+                       ({"citation_bands": [[0, 0, 1]]}, "contracts.citation_bands"),
+                       ({"patent_term_years": {"invention": "20"}}, "contracts.patent_term_years")]:
+        with pytest.raises(errors.BadArguments) as info:
+            check_contract_config(bad)
+        assert field in str(info.value)
