@@ -11,11 +11,12 @@ from types import CodeType, FunctionType, ModuleType
 from typing import Any, Callable
 
 from contracts import (
-    errors, genesis, licensing, membership, pool, registry, schema, securitization, token,
+    errors, exchange, genesis, licensing, membership, pool, registry, schema, securitization,
+    token,
 )
 from contracts.call import Op
 
-FAMILIES = (token, membership, registry, licensing, pool, securitization)
+FAMILIES = (token, membership, registry, licensing, pool, securitization, exchange)
 """In catalogue order: what `GET /v1/ops` and docs/ops.md list first."""
 
 

@@ -13,10 +13,12 @@ import msgspec
 from msgspec import Meta
 
 from contracts import errors
-from contracts.schema import AMOUNT_MAX, Args, Bps, describe, whole
+from contracts.schema import AMOUNT_MAX, Args, Bps, OrgId, describe, whole
 from contracts.state import State
 
-ROLES = frozenset({"admin", "office", "member", "evaluator", "investor", "trustee", "regulator"})
+ROLES = frozenset({"admin", "office", "member", "evaluator", "investor", "trustee", "regulator",
+                   "lender"})
+"""`lender`: funds pledge-backed loans on the exchange (a bank or a guarantee fund)."""
 
 BandTerm = Annotated[int, Meta(ge=-(2**32), le=2**32)]
 Band = tuple[BandTerm, BandTerm]
@@ -54,6 +56,24 @@ class ContractConfig(Args, frozen=True, omit_defaults=False):
                                                "design": 15})
     proposal_ttl_ms: Annotated[int, Meta(ge=1, le=AMOUNT_MAX, description=(
         "how long a governance proposal stays open"))] = 7 * 86_400_000
+    clearing_fee_bps: Annotated[Bps, Meta(description=(
+        "the exchange's clearing fee, a share of each sale's price"))] = 25
+    clearing_account: Annotated[OrgId | None, Meta(description=(
+        "who receives the clearing fee; null = the first admin organisation by id"))] = None
+    ltv_max_bps: Annotated[Bps, Meta(description=(
+        "a pledge loan's principal may be at most this share of the latest appraisal"))] = 5000
+    credit_weights: Annotated[
+        dict[Literal["royalties", "loans", "securitization"],
+             Annotated[int, Meta(ge=0, le=10_000)]],
+        Meta(description="weight of each credit-rating component")
+    ] = msgspec.field(default_factory=lambda: {"royalties": 4000, "loans": 4000,
+                                               "securitization": 2000})
+    credit_late_points: Annotated[int, Meta(ge=0, le=100, description=(
+        "points (of 100) a royalty period or loan paid late earns in its component"))] = 50
+    credit_no_history_score: Annotated[int, Meta(ge=0, le=100, description=(
+        "the credit score of an organisation with no payment history"))] = 50
+    royalty_grace_days: Annotated[int, Meta(ge=0, le=3650, description=(
+        "days after a quarter ends within which its royalty is paid on time"))] = 60
 
 
 DEFAULT_CONTRACT_CONFIG: dict[str, Any] = ContractConfig().to_value()
@@ -96,7 +116,15 @@ def validate(genesis: dict[str, Any]) -> None:
                      f"{org['id']}: keys are 32-byte hex")
             _require(key not in seen_keys, f"key {key} listed twice")
             seen_keys.add(key)
+    check_clearing_account(genesis.get("contracts", {}), org_ids)
 
+
+
+def check_clearing_account(contracts: dict[str, Any], org_ids: set[str]) -> None:
+    """The schema checks the setting's form; only the genesis knows its organisations."""
+    account = contracts.get("clearing_account")
+    _require(account is None or account in org_ids,
+             f"contracts.clearing_account {account!r} names no organisation of the genesis")
 
 def init_state(genesis: dict[str, Any]) -> State:
     validate(genesis)

@@ -89,7 +89,8 @@ def _client_paths() -> dict[str, dict[str, Any]]:
             "404": "no such block"}, params=[_path("height", "a height or 'latest'")])},
         "/v1/state/{kind}/{path}": {"get": _op(
             "Contract queries: balances, supply, orgs, proposals, patents, families, quality, "
-            "licences, open_licences, royalties, pools, pool_licensed, deals, deal_reports",
+            "licences, open_licences, royalties, pools, pool_licensed, deals, deal_reports, "
+            "listings, offers, market, loans, credit",
             {"200": _json(ref("StateAnswer"), "the result, with the height it was read at"),
              "400": "bad path", "404": "unknown query or record"},
             params=[_path("kind", "query name"), _path("path", "its key parts, '/'-separated")])},

@@ -295,7 +295,8 @@ def on_pay(call: Call) -> None:
         parts = pay_by_shares(call.state, call.org, record["due"], licence["licensors"])
     to = assignee if assignee is not None else "licensors"
     call.state.put(royalty_key(licence["id"], period), {
-        **record, "paid": True, "paid_to": to, "paid_height": call.ctx.height})
+        **record, "paid": True, "paid_to": to, "paid_height": call.ctx.height,
+        "paid_timestamp_ms": call.ctx.timestamp_ms})
     call.emit("royalty", "paid", licence=licence["id"], period=period, amount=record["due"],
               to=to, parts=parts)
 

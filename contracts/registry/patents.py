@@ -212,10 +212,9 @@ def on_set_status(call: Call) -> None:
     if get_superseded_by(state, pid) is not None:
         raise PatentInactive(f"{pid} was superseded by {get_superseded_by(state, pid)}")
     current = get_status(state, pid, call.ctx.timestamp_ms)
-    if new not in TRANSITIONS.get(current, frozenset()) or (
-            current == "FILED" and new == "GRANTED"
-            and patent["kind"] not in GRANT_WITHOUT_PUBLICATION):
-        raise BadStatusTransition(f"{pid}: {current} -> {new} is not allowed")
+    if new not in compute_next_statuses(current, patent["kind"]):
+        raise BadStatusTransition(f"{pid}: {current} -> {new} is not allowed for a "
+                                  f"{patent['kind']}")
     date = compute_status_date(call, patent, new)
     if new in DATED_FIELDS:
         patent[DATED_FIELDS[new]] = date
@@ -225,6 +224,17 @@ def on_set_status(call: Call) -> None:
     if new not in PENDING:
         state.delete(f"consent/withdraw/{pid}")
     call.emit("registry", "status_changed", patent=pid, previous=current, status=new, date=date)
+
+
+def compute_next_statuses(current: str, kind: str) -> frozenset[str]:
+    """Inventions are published before they are granted; utility models and designs
+    have no publication stage and go FILED -> GRANTED (Art. 40)."""
+    allowed = TRANSITIONS.get(current, frozenset())
+    if current != "FILED":
+        return allowed
+    if kind in GRANT_WITHOUT_PUBLICATION:
+        return allowed - {"PUBLISHED"}
+    return allowed - {"GRANTED"}
 
 
 def compute_status_date(call: Call, patent: dict[str, Any], new: str) -> str:

@@ -51,6 +51,11 @@ class PledgeNotDue(errors.ContractError):
     """A pledge can be enforced only after its `until` date has passed."""
 
 
+class PledgeHeldForLoan(errors.ContractError):
+    """The pledge secures an exchange loan: it ends through loan.repay, loan.enforce or a
+    sale on the exchange, which settle the loan with it."""
+
+
 # -- consents ------------------------------------------------------------------------------
 
 
@@ -105,6 +110,10 @@ def check_assignable(state: State, patent: dict[str, Any], to: Any) -> list[list
     successor = get_superseded_by(state, patent["id"])
     if successor is not None:
         raise PatentInactive(f"{patent['id']} was superseded by {successor}")
+    pledge = get_pledge(state, patent["id"])
+    if pledge is not None and pledge.get("loan") is not None:
+        raise PledgeHeldForLoan(f"{patent['id']} secures loan {pledge['loan']}; sell it on "
+                                f"the exchange or repay the loan first")
     shares = check_shares(state, to, "to")
     if shares == patent["owners"]:
         raise errors.BadArguments("the assignment does not change the owners")
@@ -198,6 +207,8 @@ def require_pledgee(call: Call) -> tuple[str, dict[str, Any]]:
         raise NotPledged(f"{pid} is not pledged")
     if pledge["pledgee"] != call.org:
         raise NotPledgee(f"{pid} is pledged to {pledge['pledgee']}, not {call.org}")
+    if pledge.get("loan") is not None:
+        raise PledgeHeldForLoan(f"{pid} secures loan {pledge['loan']}: use loan.enforce")
     return pid, pledge
 
 

@@ -57,7 +57,14 @@ ALLIANCE_ORGS: tuple[OrgSpec, ...] = (
     OrgSpec("summit-ventures", "Summit Ventures (investor)", ("investor",), 500_000_000),
     OrgSpec("trust-and-custody", "Trust & Custody Co. (trustee)", ("trustee",), 10_000_000),
     OrgSpec("ip-regulator", "IP Market Regulator (regulator)", ("regulator",), 0),
+    OrgSpec("east-commercial-bank", "East Commercial Bank (lender)", ("lender",), 500_000_000),
+    OrgSpec("minim-devices", "Minim Devices Ltd. (small enterprise)", ("member",), 1_000_000),
 )
+
+
+EXCHANGE_SETTINGS = {"clearing_account": "alliance-secretariat"}
+"""The exchange's clearing fee goes to the secretariat (the default would be the first
+admin by id)."""
 
 
 def client_org_id(i: int) -> str:
@@ -97,7 +104,7 @@ def compute_genesis(chain_id: str, genesis_time_ms: int, node_seeds: list[str],
                      for org in orgs]
     return {"chain_id": chain_id, "genesis_time_ms": genesis_time_ms,
             "validators": validators, "organisations": organisations,
-            "contracts": dict(contracts or {})}
+            "contracts": {**EXCHANGE_SETTINGS, **(contracts or {})}}
 
 
 def compute_node_config(data_dir: Path, index: int, n: int, base_port: int,

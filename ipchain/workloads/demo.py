@@ -5,8 +5,9 @@ It shows what a user should see from a consortium chain: each transaction commit
 back through the state API, what the story did: a BPR holder licensed for every pooled
 patent, the licences (one bought on open terms), the royalties reported and paid, the
 pool's distribution, the three-tranche deal, each distribution's disclosure report and
-the final one after the default in full; the balances that follow; and every node
-holding the same latest block and state root.
+the final one after the default in full; the market chapter (a sale through the
+exchange, a loan repaid in part and one enforced, credit ratings before and after); the
+balances that follow; and every node holding the same latest block and state root.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, Awaitable, Callable
 
 from ipchain.sdk import client
 from ipchain.cluster import layout
+from ipchain.workloads import market
 from ipchain.workloads import story as workload
 from ipchain.cluster.manager import Cluster, ClusterError, start_and_wait
 from ipchain.render import print_table, say
@@ -125,9 +127,11 @@ async def get_pool_licences(get: Getter, pool: dict[str, Any]) -> list[dict[str,
     return answers
 
 
-async def get_story_views(get: Getter, refs: dict[str, str]) -> dict[str, Any]:
+async def get_story_views(get: Getter, refs: dict[str, str],
+                          ratings_before: dict[str, Any] | None = None) -> dict[str, Any]:
     """What the story's tables show, read back from the chain; a record whose creating
-    step did not commit is simply absent."""
+    step did not commit is simply absent. `ratings_before`: the credit ratings read
+    before the market chapter ran."""
     views: dict[str, Any] = {"licences": {}, "royalties": {}, "pool": None,
                              "pool_licensed": [], "deal": None, "reports": []}
     for name in workload.LICENCES:
@@ -143,6 +147,8 @@ async def get_story_views(get: Getter, refs: dict[str, str]) -> dict[str, Any]:
         # the list keeps each report's own height (a single report's is the node's)
         listed = await get("deal_reports", refs["deal"])
         views["reports"] = listed["result"] if listed else []
+    views["market"] = {**await market.get_market_views(get, refs),
+                       "before": ratings_before or {}, "after": await market.get_ratings(get)}
     return views
 
 
@@ -316,10 +322,15 @@ async def get_agreed_heads(session: Any, urls: list[str],
 async def run_demo(cluster: Cluster, phases: list[workload.Phase]) -> tuple[Any, ...]:
     async with client.open_session() as session:
         refs: dict[str, str] = {}
-        rows = await run_story(session, cluster, phases, refs)
+        before, chapter = market.split_chapter(phases)
+        rows = await run_story(session, cluster, before, refs)
+        await get_agreed_heads(session, cluster.urls)
+        ratings_before = await market.get_ratings(make_getter(session, cluster.urls[0]))
+        rows += await run_story(session, cluster, chapter, refs)
         # first every node at the last step's height, so node0 answers for all of it
         heads = await get_agreed_heads(session, cluster.urls)
-        views = await get_story_views(make_getter(session, cluster.urls[0]), refs)
+        views = await get_story_views(make_getter(session, cluster.urls[0]), refs,
+                                      ratings_before)
         balances = await get_balances(session, cluster, refs)
     return rows, views, balances, heads
 
@@ -391,6 +402,7 @@ def report(rows: list[list[Any]], views: dict[str, Any], balances: list[list[Any
     print_table("transactions", ["tx", "phase", "op", "what", "node", "height", "status"], rows)
     report_licensing(views)
     report_deal(views)
+    market_checks = report_market(views.get("market"))
     print_table("balances on node0", ["account", "roles", "genesis BPC", "BPC", "change",
                                       "BPR"], balances)
     checks = compute_story_checks(views)
@@ -407,7 +419,35 @@ def report(rows: list[list[Any]], views: dict[str, Any], balances: list[list[Any
     committed = sum(1 for row in rows if row[-1] == "committed")
     say(f"{committed} of {len(rows)} transactions committed")
     return (agreed and committed == len(rows)
-            and (not complete or all(holds == "yes" for _, holds in checks)))
+            and (not complete or all(holds == "yes" for _, holds in checks + market_checks)))
+
+
+def report_market(chapter: dict[str, Any] | None) -> list[list[Any]]:
+    """The market chapter's tables; its checks (empty when the chapter did not run)."""
+    if not chapter or chapter.get("patent") is None:
+        return []
+    patent = chapter["patent"]
+    say(f"exchange: {patent['id']} owned by {market.format_owners(patent['owners'])}; "
+        f"escrow {(chapter['market'] or {}).get('escrow')} BPC, clearing fee "
+        f"{(chapter['market'] or {}).get('clearing_fee_bps')} bps to "
+        f"{(chapter['market'] or {}).get('clearing_account')}")
+    print_table("exchange: listing and bid (GET /v1/state/listings|offers/<id>)",
+                ["kind", "id", "from", "price", "state", "buyer"],
+                market.compute_sale_rows(chapter))
+    print_table(f"licences on {patent['id']} after the sale",
+                ["licence", "licensors", "licensee", "state"],
+                [[lic["id"], format_shares(lic["licensors"]), lic["licensee"], lic["state"]]
+                 for lic in chapter["licences_on_patent"]])
+    print_table("pledge loans (GET /v1/state/loans/<id>)",
+                ["loan", "id", "patent", "lender", "principal", "rate bps", "term days",
+                 "state", "principal paid", "interest paid", "outstanding", "shortfall"],
+                market.compute_loan_rows(chapter))
+    print_table("credit ratings (GET /v1/state/credit/<org>)",
+                ["organisation", "before", "after", "components good/late/bad"],
+                market.compute_rating_rows(chapter["before"], chapter["after"]))
+    checks = market.compute_market_checks(chapter, chapter["before"], chapter["after"])
+    print_table("the market chapter, checked on chain", ["claim", "holds"], checks)
+    return checks
 
 
 def run(args: argparse.Namespace) -> int:

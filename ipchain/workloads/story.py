@@ -15,7 +15,10 @@ distributes its treasury; a trustee securitizes licences A and C in a senior /
 mezzanine / equity deal, investors subscribe, the deal closes (true sale), the
 licensees' royalties now flow into the deal and two periods distribute; then C's
 licensee stops paying, the trustee writes C off, recovers part of it, and a third
-distribution shows the write-down, the tests and the trigger.
+distribution shows the write-down, the tests and the trigger; finally the market chapter
+(market.py): the university sells the licensed, pooled patent to Acme through the
+exchange, and a small company borrows against two utility models, repays one loan in
+part and has the other enforced.
 
 Records created on chain are named by the creating tx's id (licence, pool, deal: its
 first 16 hex chars), so a step can `bind` a name to its tx and later steps refer to
@@ -386,8 +389,10 @@ def securitization_phases(today: datetime.date) -> list[Phase]:
 
 
 def full_story(today: datetime.date) -> list[Phase]:
+    from ipchain.workloads.market import market_phases  # it builds on this module's types
+
     return [funding_phase(), *registry_phases(), *licensing_phases(today),
-            *pool_phases(today), *securitization_phases(today)]
+            *pool_phases(today), *securitization_phases(today), *market_phases(today)]
 
 
 def story(available_ops: set[str], today: datetime.date | None = None) -> list[Phase]:

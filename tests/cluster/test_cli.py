@@ -114,4 +114,9 @@ def test_demo_runs_the_story_and_stops(data_dir: Path) -> None:
     done = re.search(r"^(\d+) of (\d+) transactions committed$", demo.stdout, re.M)
     assert done and done.group(1) == done.group(2)
     assert int(done.group(1)) >= 8  # at least the funding transfers
+    # the market chapter ran on the live cluster and each of its claims holds (exit 0
+    # also requires that); the ratings table reads GET /v1/state/credit/<org>
+    for title in ("the market chapter, checked on chain", "credit ratings", "pledge loans"):
+        assert title in demo.stdout, title
+    assert re.search(r"^the borrower's rating fell\s+yes$", demo.stdout, re.M)
     assert pids_under(data_dir) == []

@@ -127,8 +127,10 @@ class Chain:
         return pid
 
     def grant(self, pid: str, office_org: str = "cnipa") -> str:
-        """FILED -> PUBLISHED -> GRANTED through the office, as a real patent goes."""
-        self.must(office_org, "patent.set_status", patent=pid, status="PUBLISHED")
+        """FILED -> PUBLISHED -> GRANTED through the office, as a real patent goes;
+        utility models and designs have no publication stage (FILED -> GRANTED)."""
+        if self.get(f"patent/{pid}")["kind"] == "invention":
+            self.must(office_org, "patent.set_status", patent=pid, status="PUBLISHED")
         self.must(office_org, "patent.set_status", patent=pid, status="GRANTED")
         return pid
 

@@ -75,12 +75,15 @@ def test_story_stops_at_the_first_phase_whose_ops_are_missing() -> None:
     assert [p.name for p in workload.story({"token.transfer"}, TODAY)] == ["funding"]
     everything = all_story_ops()
     names = [p.name for p in workload.story(everything, TODAY)]
-    assert names[:2] == ["funding", "deposits"] and names[-1] == "waterfall period 3"
+    assert names[:2] == ["funding", "deposits"]
+    assert names[-1] == "market: repayment and enforcement"
     assert names == [p.name for p in workload.full_story(TODAY)]
     cut = [p.name for p in workload.story(everything - {"pool.join"}, TODAY)]
     assert cut[-1] == "essentiality" and "deal creation" not in cut
     cut = [p.name for p in workload.story(everything - {"deal.default"}, TODAY)]
     assert cut[-1] == "waterfall period 2"
+    cut = [p.name for p in workload.story(everything - {"loan.enforce"}, TODAY)]
+    assert cut[-1] == "market: funding"
 
 
 @pytest.mark.parametrize("today, period, first_day", [
@@ -130,7 +133,9 @@ def test_sign_story_binds_records_only_after_their_phase() -> None:
     assert [tx.nonce for block in blocks for tx in block] == [0, 1]
 
 
-NEW_STORY_OPS = {"licence.open_offer", "licence.take_open", "deal.default", "deal.recover"}
+NEW_STORY_OPS = {"licence.open_offer", "licence.take_open", "deal.default", "deal.recover",
+                 "market.list", "market.offer", "market.buy", "market.cancel", "loan.request",
+                 "loan.fund", "loan.repay", "loan.enforce"}
 """Ops the full story uses beyond offers, royalties, the pool and one distribution."""
 
 
@@ -153,6 +158,7 @@ def test_the_story_commits_against_the_current_contracts(tmp_path: Path, today) 
     committed = [tx.op for block in replay.blocks for tx in block]
     assert NEW_STORY_OPS <= set(committed)
     assert committed.count("deal.distribute") == 3 and committed.count("royalty.pay") == 5
-    assert set(replay.refs) == {*workload.LICENCES, "pool", "deal"}
+    assert set(replay.refs) == {*workload.LICENCES, "pool", "deal", "listing", "bid", "loan_1",
+                                "loan_2"}
     genesis_bpc = sum(org["bpc"] for org in cluster.genesis["organisations"])
     assert replay.state.get("supply/BPC") == genesis_bpc  # moves BPC, never creates it

@@ -17,7 +17,7 @@ import pytest
 
 from contracts import errors
 from contracts.queries import run_query
-from ipchain.workloads import demo
+from ipchain.workloads import demo, market
 from ipchain.workloads import story as workload
 from ipchain.cluster.manager import Cluster
 
@@ -43,17 +43,32 @@ def make_local_getter(replay: workload.Replay) -> demo.Getter:
 
 
 @pytest.fixture(scope="module")
-def replay(tmp_path_factory: pytest.TempPathFactory) -> workload.Replay:
-    cluster = Cluster.create(tmp_path_factory.mktemp("story") / "d", 1, 31700)
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Cluster:
+    return Cluster.create(tmp_path_factory.mktemp("story") / "d", 1, 31700)
+
+
+@pytest.fixture(scope="module")
+def replay(cluster: Cluster) -> workload.Replay:
     replay = workload.replay_story(cluster.genesis, cluster.client_key,
                                    workload.full_story(TODAY), NOON_MS)
-    assert all(r.ok for receipts in replay.receipts for r in receipts)
+    failed = [(r.code, r.message) for receipts in replay.receipts for r in receipts if not r.ok]
+    assert failed == []
     return replay
 
 
 @pytest.fixture(scope="module")
-def views(replay: workload.Replay) -> dict[str, Any]:
-    return asyncio.run(demo.get_story_views(make_local_getter(replay), replay.refs))
+def ratings_before(cluster: Cluster) -> dict[str, Any]:
+    """The ratings as the demo reads them: after the story, before the market chapter."""
+    before, chapter = market.split_chapter(workload.full_story(TODAY))
+    assert chapter and all(p.name.startswith("market:") for p in chapter)
+    replay = workload.replay_story(cluster.genesis, cluster.client_key, before, NOON_MS)
+    return asyncio.run(market.get_ratings(make_local_getter(replay)))
+
+
+@pytest.fixture(scope="module")
+def views(replay: workload.Replay, ratings_before: dict[str, Any]) -> dict[str, Any]:
+    return asyncio.run(demo.get_story_views(make_local_getter(replay), replay.refs,
+                                            ratings_before))
 
 
 def test_every_claim_of_the_issue_holds_on_the_story(views) -> None:
@@ -190,6 +205,8 @@ def test_report_prints_every_table_and_fails_on_disagreement(views, capsys) -> N
                   "payments to holders", "final disclosure report, period 3",
                   "period 3 waterfall", "period 3 balances", "period 3 tests",
                   "trigger: FIRED in period 3", "the story, checked on chain",
+                  "exchange: listing and bid", "pledge loans", "credit ratings",
+                  "the market chapter, checked on chain",
                   "all 4 nodes agree at height 29"):
         assert title in out, title
     assert demo.report(rows, views, [], [head] * 3 + [{**head, "state_root": "ee" * 32}]) is False
@@ -197,3 +214,90 @@ def test_report_prints_every_table_and_fails_on_disagreement(views, capsys) -> N
     no_default(broken)
     assert demo.report(rows, broken, [], [head] * 4) is False
     assert demo.report(rows, broken, [], [head] * 4, complete=False) is True
+
+
+# -- the market chapter ----------------------------------------------------------------------
+
+
+def test_every_claim_of_the_market_chapter_holds(views) -> None:
+    chapter = views["market"]
+    checks = market.compute_market_checks(chapter, chapter["before"], chapter["after"])
+    assert len(checks) == 6 and all(holds == "yes" for _, holds in checks), checks
+
+
+def test_the_sale_settles_fee_then_seller_in_one_transaction(replay) -> None:
+    """6 000 003 at 25 bps: fee floor(15 000.0075) = 15 000 to the secretariat; no pledge;
+    the university, sole owner, gets 5 985 003; Acme becomes the owner."""
+    settled = [e.data for receipts in replay.receipts for r in receipts for e in r.events
+               if (e.contract, e.name) == ("market", "settled")]
+    assert len(settled) == 1
+    sale = settled[0]
+    assert (sale["buyer"], sale["price"], sale["clearing_fee"], sale["clearing_account"],
+            sale["secured_paid"], sale["parts"]) == (
+        market.BUYER, market.PRICE, 15_000, "alliance-secretariat", 0,
+        {market.SELLER: 5_985_003})
+
+
+def test_licences_on_the_sold_patent_survive_and_the_pool_keeps_it(views) -> None:
+    chapter = views["market"]
+    licensees = sorted(lic["licensee"] for lic in chapter["licences_on_patent"])
+    assert licensees == ["acme-electronics", "openledger-community"]
+    assert {lic["state"] for lic in chapter["licences_on_patent"]} == {"active"}
+    members = {m["patent"]: m for m in views["pool"]["members"]}
+    assert members[market.SOLD_PATENT_ID]["owners"] == [[market.BUYER, 10_000]]
+
+
+def test_loan_rows_show_the_instalment_and_the_enforced_shortfall(views) -> None:
+    rows = {row[0]: row for row in market.compute_loan_rows(views["market"])}
+    assert rows["loan_1"][3:] == [market.LENDER, 400_000, 600, 180, "active", 100_000, 0,
+                                  300_000, 0]
+    assert rows["loan_2"][3:] == [market.LENDER, 250_000, 900, 0, "enforced", 0, 0,
+                                  250_000, 250_000]
+
+
+def test_credit_ratings_before_and_after_the_chapter(views) -> None:
+    """acme: royalties Q2 late, Q3 on time (due 60 days after the quarter) -> 75 B;
+    the university originated the deal whose mezzanine and equity were written down ->
+    33 D; OpenLedger: one on time, two late, C's Q3 not yet due -> 66 B; Minim Devices:
+    no history (50 C) until its second loan is enforced -> 0 E."""
+    rows = {row[0]: row[1:3] for row in market.compute_rating_rows(
+        views["market"]["before"], views["market"]["after"])}
+    assert rows == {"acme-electronics": ["75 B", "75 B"], "north-university": ["33 D", "33 D"],
+                    "openledger-community": ["66 B", "66 B"],
+                    "minim-devices": ["50 C", "0 E"]}
+
+
+def unsell(chapter: dict[str, Any]) -> None:
+    chapter["patent"]["owners"] = [[market.SELLER, 10_000]]
+
+
+def drop_licences(chapter: dict[str, Any]) -> None:
+    chapter["licences_on_patent"] = []
+
+
+def keep_escrow(chapter: dict[str, Any]) -> None:
+    chapter["market"]["escrow"] = market.BID
+
+
+def repay_nothing(chapter: dict[str, Any]) -> None:
+    chapter["loans"]["loan_1"]["principal_paid"] = 0
+
+
+def not_enforced(chapter: dict[str, Any]) -> None:
+    chapter["loans"]["loan_2"]["state"] = "active"
+
+
+def no_rating_change(chapter: dict[str, Any]) -> None:
+    chapter["after"][market.BORROWER] = chapter["before"][market.BORROWER]
+
+
+@pytest.mark.parametrize("mutate, failing", [
+    (unsell, 0), (drop_licences, 1), (keep_escrow, 2), (repay_nothing, 3), (not_enforced, 4),
+    (no_rating_change, 5),
+])
+def test_market_checks_name_the_missing_element(views, mutate, failing) -> None:
+    chapter = copy.deepcopy(views["market"])
+    mutate(chapter)
+    holds = [holds for _, holds in market.compute_market_checks(
+        chapter, chapter["before"], chapter["after"])]
+    assert holds == ["no" if i == failing else "yes" for i in range(6)]
