@@ -129,8 +129,11 @@ class NormalCase:
             self.stats["rejected_preprepare_clock"] += 1
             return False
         if self.digest_batch(pp.timestamp_ms, pp.txs) != pp.digest:
-            self.stats["rejected_preprepare_digest"] += 1
-            self.suspect_primary("wrong digest")
+            # The signature covers the header, not the transactions: anyone can replay a
+            # real PRE-PREPARE with other transactions, so a mismatch proves nothing
+            # about the primary. Drop it: the genuine one follows, and a slot still open
+            # after a few resend periods fetches the committed block (`on_resend_timer`).
+            self.stats["dropped_preprepare_txs_mismatch"] += 1
             return False
         return True
 
