@@ -102,7 +102,10 @@ class NormalCase:
             return  # a retransmission of something already settled here
         slot = self.slot(pp.seq)
         if slot.preprepare is not None and slot.preprepare.body.view == pp.view:
-            if slot.preprepare.body.digest != pp.digest:
+            if (slot.preprepare.body.digest == pp.digest and self.lacks_batch(slot.preprepare.body)
+                    and not self.lacks_batch(pp) and self.is_valid_batch(pp)):
+                self.fill_batch(slot, msg)  # a NEW-VIEW header's batch, now in full
+            elif slot.preprepare.body.digest != pp.digest:
                 # Two pre-prepares signed by the primary prove its fault to anyone:
                 # relay both so every honest replica can check it and vote it out.
                 self.record_evidence("conflicting-preprepare", slot.preprepare, msg)
@@ -136,6 +139,13 @@ class NormalCase:
             self.stats["dropped_preprepare_txs_mismatch"] += 1
             return False
         return True
+
+    def fill_batch(self: "Replica", slot: "Slot", msg: Signed) -> None:
+        slot.preprepare = msg
+        if slot.prepared_proof is not None:
+            slot.prepared_proof = PreparedProof(msg, slot.prepared_proof.prepares)
+        self.accept_preprepare(msg)
+        self.check_committed(slot)
 
     def accept_preprepare(self: "Replica", msg: Signed) -> None:
         pp: PrePrepare = msg.body
@@ -243,7 +253,7 @@ class NormalCase:
             pp = slot.preprepare.body if slot.preprepare is not None else None
             # 2f+1 commits over exactly our pre-prepare prove the block committed (the
             # same proof a fetched block carries), even if we missed some prepares.
-            if pp is not None and (pp.view, pp.digest) == (view, digest):
+            if pp is not None and (pp.view, pp.digest) == (view, digest) and not self.lacks_batch(pp):
                 slot.certificate = tuple(voters[i] for i in sorted(voters))
                 slot.certified_preprepare = slot.preprepare
                 self.deliver_ready()
