@@ -119,6 +119,7 @@ class NormalCase:
         if not self.is_valid_batch(pp):
             return
         self.accept_preprepare(msg)
+        self.note_view_progress()
         if not self.is_primary:
             self.send_vote(Prepare(pp.view, pp.seq, pp.digest), slot.prepares)
         self.check_prepared(slot)
@@ -274,6 +275,9 @@ class NormalCase:
             self.next_seq = max(self.next_seq, pp.seq + 1)
             self.failed_views = 0
             self.stats["delivered"] += 1
+            if not slot.fetched:
+                self.measure_commit(slot.opened_ms)
+                self.note_view_progress()
             if slot.fetched:  # proven by its certificate; nothing of ours to keep for views
                 del self.slots[pp.seq]
         self.on_progress()

@@ -8,9 +8,11 @@ prepared one it re-proposes the batch prepared in the highest view, or a null ba
 Backups recompute that choice from the same VIEW-CHANGEs and accept NEW-VIEW only if
 it matches, so a new primary cannot rewrite what may have committed.
 
-Liveness: timeouts double on consecutive failed views; a replica joins a higher view
-only on f+1 VIEW-CHANGEs (so one liar cannot drag the view up); a replica left behind
-in an old view is sent the NEW-VIEW that installed the current one.
+Liveness: timeouts double on consecutive failed views; a request timeout starts a view
+change only through 2f+1 SUSPECTs (pacemaker.py), so no replica leaves a working view
+alone; a replica joins a higher view only on f+1 VIEW-CHANGEs (so one liar cannot drag
+the view up); a replica left behind in an old view is sent the NEW-VIEW that installed
+the current one.
 """
 
 from __future__ import annotations
@@ -56,22 +58,20 @@ class ViewChanges:
         if not self.in_view_change:
             self.set_timer("view", self.view_timeout_ms())
 
-    def view_timeout_ms(self: "Replica") -> int:
-        return self.cfg.request_timeout_ms * 2 ** min(self.failed_views, 6)
-
     def on_view_timer(self: "Replica") -> None:
         """Request timeout: start a view change. View-change timeout: escalate, but only
         once 2f+1 replicas are in this view change (§4.5.2) — a lone replica re-sends its
         VIEW-CHANGE instead of racing through views the others will never join."""
         self.stats["view_timeouts"] += 1
         if not self.in_view_change:
-            self.start_view_change(self.view + 1)
+            self.suspect_view()  # a VIEW-CHANGE only once 2f+1 suspect (pacemaker.py)
             return
         joined = sum(1 for m in self.view_changes.values() if m.body.new_view >= self.view)
         if joined >= self.quorum and not self.is_view_installed_elsewhere():
             self.start_view_change(self.view + 1)
             return
         self.emit(ev.Broadcast(self.view_changes[self.cfg.index]))
+        self.resend_suspect_proof()
         self.set_timer("view", self.view_timeout_ms())
 
     def is_view_installed_elsewhere(self: "Replica") -> bool:
@@ -88,6 +88,7 @@ class ViewChanges:
         if new_view <= self.view:
             return
         self.view, self.in_view_change = new_view, True
+        self.forget_suspects()
         self.failed_views += 1
         self.batch_due = False
         self.cancel_timer("batch")
@@ -238,6 +239,8 @@ class ViewChanges:
         nv: NewView = new_view_msg.body
         self.view, self.in_view_change, self.last_new_view = nv.view, False, new_view_msg
         self.new_view_sent_ms.clear()
+        self.forget_suspects()
+        self.note_view_progress()
         self.working_in = {v: w for v, w in self.working_in.items() if v > nv.view}
         self.cancel_timer("view")
         self.stats["views_installed"] += 1

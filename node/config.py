@@ -19,6 +19,7 @@ CONSENSUS_DEFAULTS: dict[str, int] = {
     "window_blocks": 8,
     "checkpoint_interval_blocks": 64,
     "request_timeout_ms": 5000,
+    "min_view_timeout_ms": 800,
 }
 
 

@@ -293,7 +293,7 @@ def prepare_then_lose_the_primary(net: Network, items: list[bytes]) -> None:
     net.drop = lambda src, dst, msg: type(msg.body).__name__ == "Commit"
     submit_all(net, items, [0, 1, 2, 3])
     net.run(for_ms=TIMEOUT_MS // 2)
-    net.heal()
+    net.drop = lambda src, dst, msg: type(msg.body).__name__ == "Commit" and msg.body.view == 0
     net.down.add(0)
 
 
