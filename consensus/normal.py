@@ -96,7 +96,7 @@ class NormalCase:
             self.stats["ignored_preprepare_not_primary"] += 1
             return
         if not self.in_watermarks(pp.seq):
-            self.note_future(pp.seq)
+            self.note_claim(msg.sender, pp.seq)
             return
         if pp.seq <= self.last_delivered:
             return  # a retransmission of something already settled here
@@ -188,7 +188,7 @@ class NormalCase:
             return False
         if view < self.view:
             self.stats["ignored_old_view"] += 1
-            self.note_future(msg.body.seq)  # the cluster went on without us: catch up
+            self.note_claim(msg.sender, msg.body.seq)
             return False
         return True
 
@@ -210,7 +210,7 @@ class NormalCase:
         if not self.is_current_view(msg):
             return None
         if not self.in_watermarks(body.seq):
-            self.note_future(body.seq)
+            self.note_claim(msg.sender, body.seq)
             return None
         if body.seq <= self.last_delivered:
             return None

@@ -161,6 +161,7 @@ class Replica(NormalCase, Checkpoints, CatchUp, ViewChanges, Pacemaker):
         """
         self.resume(executed_height)
         self.restore_checkpoint(stable_proof)
+        self.probe_for_blocks()
         latest_vc: Signed | None = None
         for msg in wal:
             body = msg.body

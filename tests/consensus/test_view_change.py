@@ -331,3 +331,33 @@ def test_4_4_replica_without_a_reproposed_batch_fetches_the_committed_block():
     net.assert_agreement(height=1, replicas=[1, 2, 3])
     assert net.replicas[3].stats["fetch_requests"] >= 1
     assert net.delivered[3][0].txs == tuple(payloads("x", 3))
+
+
+def test_5_3_restarted_replica_behind_catches_up_without_any_traffic():
+    """Issue 17: a restarted node stayed at its old height until traffic arrived. Now it
+    asks for the blocks after its own at once, and keeps going while chunks come back."""
+    net = Network.build(4, batch_delay_ms=1, max_batch_txs=1, request_timeout_ms=60_000,
+                        window_blocks=32, fetch_chunk_blocks=16)
+    net.down.add(3)
+    submit_all(net, payloads("q", 100), [0, 1, 2])
+    net.run(max_steps=500_000, for_ms=1_000_000)
+    assert net.heights()[:3] == [100] * 3 and net.heights()[3] == 0
+    restart(net, 3)  # no new requests: nothing else would name a later block
+    net.run(max_steps=500_000, for_ms=10_000)
+    assert net.heights()[3] == 100
+    net.assert_agreement()
+
+
+def test_fetch_beyond_the_watermarks_only_on_f_plus_1_claims():
+    """Issue 16 item 5: one replica naming a far sequence number (one signed message)
+    does not make us fetch; the same claim from f+1 distinct replicas does."""
+    net = Network.build(4, **FAST)
+    far = 1 + net.replicas[3].cfg.log_window_blocks + 50
+    out = net.inject(3, net.sign_as(1, Prepare(0, far, digest_batch(1, (b"z",)))))
+    net.run(for_ms=5 * TIMEOUT_MS)
+    assert not net.emitted(ev.FetchBlocks, by=3)
+    assert net.replicas[3].stats["fetch_deferred_single_claim"] == 1
+    net.inject(3, net.sign_as(2, Prepare(0, far, digest_batch(1, (b"z",)))))
+    net.run(for_ms=TIMEOUT_MS)
+    assert net.emitted(ev.FetchBlocks, by=3)
+    assert out == [] or not any(isinstance(a, ev.FetchBlocks) for a in out)
