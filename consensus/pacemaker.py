@@ -3,7 +3,7 @@
 Timeouts follow what the cluster measures, like a HotStuff pacemaker: the request
 timer is a multiple of the recent commit latency (time from first hearing of a slot
 to delivering it), never below a floor nor above `request_timeout_ms`, and doubles
-per failed view. On loopback that turns a 5 s view change into about a second; on a
+per failed view after the first. On loopback that turns a 5 s view change into about a second; on a
 slow or lossy network the latency, and with it the timeout, grows by itself.
 
 A request timeout does not start a view change: it broadcasts SUSPECT(v), which
@@ -47,7 +47,10 @@ class Pacemaker:
 
     # -- timeouts ---------------------------------------------------------------------------
     def view_timeout_ms(self: "Replica") -> int:
-        return self.base_timeout_ms() * 2 ** min(self.failed_views, MAX_BACKOFF_DOUBLINGS)
+        """The first view change gets one base timeout to finish, each later failed view
+        twice the one before (the view change itself is now small and quick)."""
+        doublings = min(max(self.failed_views - 1, 0), MAX_BACKOFF_DOUBLINGS)
+        return self.base_timeout_ms() * 2 ** doublings
 
     def base_timeout_ms(self: "Replica") -> int:
         if self.commit_latency_ms is None or self.latency_samples < LATENCY_SAMPLES:
