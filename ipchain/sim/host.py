@@ -25,7 +25,7 @@ from contracts.runtime import BlockContext, Receipt
 from contracts.state import State
 from contracts.tx import Transaction
 from node.chain import DUPLICATE, ZERO_HASH, Header, digest_batch, iter_receipts, next_header
-from ipchain.sim.byzantine import HONEST, Behaviour
+from node.byzantine import HONEST, Behaviour
 from ipchain.sim.clock import US_PER_MS, EventQueue
 from ipchain.sim.network import Network
 from ipchain.sim.workload import ClientTx

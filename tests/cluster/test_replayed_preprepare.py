@@ -14,13 +14,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-import tomllib
 
 import aiohttp
 import msgpack
 
 from consensus import messages as wire
 from ipchain.sdk import client
+from node.config import read_admin_token
 from tests.cluster.test_primary_crash import statuses
 
 DEADLINE_S = 60.0
@@ -34,7 +34,7 @@ async def until(predicate, what: str) -> None:
 
 
 async def scenario(cluster) -> None:
-    token = tomllib.loads(cluster.config_path(0).read_text())["admin_token"]
+    token = read_admin_token(cluster.config_path(0))
     async with client.open_session() as session:
         async with session.post(f"{cluster.urls[0]}/admin/faults",
                                 headers={"Authorization": f"Bearer {token}"},
