@@ -26,8 +26,8 @@ CONSENSUS_DEFAULTS: dict[str, int] = {
 
 
 PEER_BODY_BYTES = 128 * 1024 * 1024
-"""A NEW-VIEW carries 2f+1 VIEW-CHANGEs, each with up to a window of prepared batches:
-peers' messages may be far larger than any client request."""
+"""A coalesced POST of PRE-PREPAREs (each up to max_batch_bytes) may be large; VIEW-CHANGE
+and NEW-VIEW carry headers only (docs/viewchange.md), so they stay far below this."""
 
 
 log = logging.getLogger("ipchain.config")
