@@ -280,6 +280,7 @@ class NormalCase:
                 self.note_view_progress()
             if slot.fetched:  # proven by its certificate; nothing of ours to keep for views
                 del self.slots[pp.seq]
+            self.note_deliveries_done()
         self.on_progress()
         if self.is_primary and self.pending:
             self.propose(force=False)

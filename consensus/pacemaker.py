@@ -43,6 +43,8 @@ class Pacemaker:
         self.suspect_proof: tuple[Signed, ...] = ()
         """The 2f+1 SUSPECTs that made us leave the last view: re-sent while stuck."""
         self.last_progress_ms = 0
+        self.busy_since_delivery_ms: int | None = None
+        """When the last delivery left more work outstanding (None: it left none)."""
         """When this view last moved for us: a block delivered or the primary proposed."""
 
     # -- timeouts ---------------------------------------------------------------------------
@@ -59,8 +61,15 @@ class Pacemaker:
         return max(self.cfg.min_view_timeout_ms, min(self.cfg.request_timeout_ms, adaptive))
 
     def measure_commit(self: "Replica", opened_ms: int) -> None:
+        """One block delivered: its latency, and the gap since the previous delivery
+        (under saturation blocks come seldom even if each is quick), feed the estimate.
+        It rises at once and decays slowly (like TCP's RTO), so a load ramp never
+        outruns it and causes a view change nobody needed."""
         sample = max(0, self.now_ms - opened_ms)
-        if self.commit_latency_ms is None:
+        if self.busy_since_delivery_ms is not None:  # work was waiting all along
+            sample = max(sample, min(self.now_ms - self.busy_since_delivery_ms,
+                                     self.cfg.request_timeout_ms))
+        if self.commit_latency_ms is None or sample > self.commit_latency_ms:
             self.commit_latency_ms = sample
         else:  # integer EWMA, weight 1/LATENCY_SAMPLES
             self.commit_latency_ms += (sample - self.commit_latency_ms) // LATENCY_SAMPLES
@@ -101,6 +110,10 @@ class Pacemaker:
             self.suspect_proof = tuple(votes[i] for i in sorted(votes))
             self.stats["suspect_quorums"] += 1
             self.start_view_change(view + 1)
+
+    def note_deliveries_done(self: "Replica") -> None:
+        busy = bool(self.pending) or self.has_undelivered()
+        self.busy_since_delivery_ms = self.now_ms if busy else None
 
     def note_view_progress(self: "Replica") -> None:
         self.last_progress_ms = self.now_ms
