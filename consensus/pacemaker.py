@@ -62,14 +62,13 @@ class Pacemaker:
 
     def measure_commit(self: "Replica", opened_ms: int) -> None:
         """One block delivered: its latency, and the gap since the previous delivery
-        (under saturation blocks come seldom even if each is quick), feed the estimate.
-        It rises at once and decays slowly (like TCP's RTO), so a load ramp never
-        outruns it and causes a view change nobody needed."""
+        while work waited (under saturation blocks come seldom even if each is quick)
+        feed the estimate, so a slow, busy cluster gets a longer timeout."""
         sample = max(0, self.now_ms - opened_ms)
         if self.busy_since_delivery_ms is not None:  # work was waiting all along
             sample = max(sample, min(self.now_ms - self.busy_since_delivery_ms,
                                      self.cfg.request_timeout_ms))
-        if self.commit_latency_ms is None or sample > self.commit_latency_ms:
+        if self.commit_latency_ms is None:
             self.commit_latency_ms = sample
         else:  # integer EWMA, weight 1/LATENCY_SAMPLES
             self.commit_latency_ms += (sample - self.commit_latency_ms) // LATENCY_SAMPLES
