@@ -48,9 +48,16 @@ async def scenario(cluster) -> None:
         answer = await client.submit(session, cluster.urls[1], tx, wait=True, timeout_ms=20_000)
         assert answer["status"] == "committed"
         height = answer.get("height") or answer["receipt"]["height"]
-        async with session.get(f"{cluster.urls[0]}/p2p/blocks",
-                               params={"from": height, "to": height}) as resp:
-            pp_bytes, _ = msgpack.unpackb(await resp.read(), raw=False)["blocks"][0]
+        served: list = []
+
+        async def block_served() -> bool:  # node1 answered the receipt, so it has the block
+            async with session.get(f"{cluster.urls[1]}/p2p/blocks",
+                                   params={"from": height, "to": height}) as resp:
+                if resp.status == 200:
+                    served[:] = msgpack.unpackb(await resp.read(), raw=False)["blocks"]
+            return bool(served)
+        await until(block_served, "GET /p2p/blocks serving the committed block")
+        pp_bytes, _ = served[0]
         real = wire.decode(pp_bytes)
         forged = wire.Signed(dataclasses.replace(real.body, txs=(b"pay mallory",)),
                              real.sender, real.sig)
