@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from consensus.replica import Replica
 
 MAX_FETCH_ATTEMPTS = 20
+PROBE_ATTEMPTS = 3
+"""A restarted replica asks for the blocks after its own this many times without answer
+before it concludes it is not behind and waits for traffic."""
 
 
 class CatchUp:
@@ -26,6 +29,32 @@ class CatchUp:
         """Highest sequence number some peer is known to have reached."""
         self.fetch_attempts = 0
         self.fetch_last = 0
+        self.claims: dict[int, int] = {}
+        """Per sender, the highest sequence number beyond our watermarks it named."""
+        self.probing = False
+
+    def note_claim(self: "Replica", sender: int, seq: int) -> None:
+        """A peer's message names `seq`. Within the watermarks that is ordinary traffic
+        (fetch if it stays open); beyond them one replica could make us fetch for
+        nothing, so we fetch only as far as f+1 distinct replicas show we are behind."""
+        high = self.low_mark + self.cfg.log_window_blocks
+        if seq <= high:
+            self.note_future(seq)
+            return
+        self.claims[sender] = max(self.claims.get(sender, 0), seq)
+        ahead = sorted((s for s in self.claims.values() if s > high), reverse=True)
+        if len(ahead) >= self.weak_quorum:
+            self.note_future(ahead[self.weak_quorum - 1])
+        else:
+            self.stats["fetch_deferred_single_claim"] += 1
+
+    def probe_for_blocks(self: "Replica") -> None:
+        """After a restart nothing tells us how far the others got until traffic names a
+        later block (issue 17: a restarted node sat at height 0). Ask for the next chunk
+        at once, and keep going while chunks come back full."""
+        self.probing = True
+        self.target_seq = max(self.target_seq, self.last_delivered + self.cfg.fetch_chunk_blocks)
+        self.request_chunk()
 
     def note_future(self: "Replica", seq: int) -> None:
         if seq > self.last_delivered:
@@ -35,6 +64,10 @@ class CatchUp:
     def on_fetch_timer(self: "Replica") -> None:
         if self.target_seq <= self.last_delivered:
             self.fetch_attempts = 0
+            return
+        if self.probing and self.fetch_attempts >= PROBE_ATTEMPTS:
+            self.probing = False  # nobody has more: we were not behind after all
+            self.target_seq, self.fetch_attempts = self.last_delivered, 0
             return
         self.fetch_attempts += 1
         if self.fetch_attempts > MAX_FETCH_ATTEMPTS:
@@ -70,6 +103,8 @@ class CatchUp:
         self.deliver_ready()
         if self.last_delivered > before:
             self.fetch_attempts = 0
+        if self.probing and self.last_delivered >= self.target_seq:
+            self.target_seq = self.last_delivered + self.cfg.fetch_chunk_blocks  # more, maybe
         if self.last_delivered >= self.fetch_last and self.target_seq > self.last_delivered:
             self.cancel_timer("fetch")  # this chunk is in: ask for the next one at once
             self.request_chunk()

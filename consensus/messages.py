@@ -61,6 +61,17 @@ class Checkpoint:
 
 
 @dataclass(frozen=True)
+class Suspect:
+    """"My requests made no progress in `view`": a vote to leave it that promises
+    nothing. A replica starts VIEW-CHANGE (which promises to stop working in `view`)
+    only on 2f+1 of these, so one replica cut off alone never leaves the quorum's
+    view (the PreVote of Raft, the timeout certificate of HotStuff)."""
+
+    KIND: ClassVar[str] = "S"
+    view: int
+
+
+@dataclass(frozen=True)
 class PreparedProof:
     """A pre-prepare and 2f matching prepares: the batch may have committed somewhere."""
 
@@ -86,9 +97,9 @@ class NewView:
     preprepares: tuple["Signed", ...]
 
 
-Body = Union[PrePrepare, Prepare, Commit, Checkpoint, ViewChange, NewView]
+Body = Union[PrePrepare, Prepare, Commit, Checkpoint, ViewChange, NewView, Suspect]
 KINDS: dict[str, type] = {cls.KIND: cls for cls in
-                          (PrePrepare, Prepare, Commit, Checkpoint, ViewChange, NewView)}
+                          (PrePrepare, Prepare, Commit, Checkpoint, ViewChange, NewView, Suspect)}
 
 
 @dataclass(frozen=True)
@@ -194,6 +205,9 @@ def _body(value: Any, kinds: Collection[str] = KINDS) -> Body:
     if kind in ("P", "C"):
         _expect(len(rest) == 3, f"{kind} has 3 fields")
         return KINDS[kind](_int(rest[0]), _int(rest[1]), _bytes(rest[2], 32))
+    if kind == "S":
+        _expect(len(rest) == 1, "SUSPECT has 1 field")
+        return Suspect(_int(rest[0]))
     if kind == "CP":
         _expect(len(rest) == 2, "CHECKPOINT has 2 fields")
         return Checkpoint(_int(rest[0]), _bytes(rest[1], 32))

@@ -96,13 +96,16 @@ class NormalCase:
             self.stats["ignored_preprepare_not_primary"] += 1
             return
         if not self.in_watermarks(pp.seq):
-            self.note_future(pp.seq)
+            self.note_claim(msg.sender, pp.seq)
             return
         if pp.seq <= self.last_delivered:
             return  # a retransmission of something already settled here
         slot = self.slot(pp.seq)
         if slot.preprepare is not None and slot.preprepare.body.view == pp.view:
-            if slot.preprepare.body.digest != pp.digest:
+            if (slot.preprepare.body.digest == pp.digest and self.lacks_batch(slot.preprepare.body)
+                    and not self.lacks_batch(pp) and self.is_valid_batch(pp)):
+                self.fill_batch(slot, msg)  # a NEW-VIEW header's batch, now in full
+            elif slot.preprepare.body.digest != pp.digest:
                 # Two pre-prepares signed by the primary prove its fault to anyone:
                 # relay both so every honest replica can check it and vote it out.
                 self.record_evidence("conflicting-preprepare", slot.preprepare, msg)
@@ -116,6 +119,7 @@ class NormalCase:
         if not self.is_valid_batch(pp):
             return
         self.accept_preprepare(msg)
+        self.note_view_progress()
         if not self.is_primary:
             self.send_vote(Prepare(pp.view, pp.seq, pp.digest), slot.prepares)
         self.check_prepared(slot)
@@ -129,10 +133,20 @@ class NormalCase:
             self.stats["rejected_preprepare_clock"] += 1
             return False
         if self.digest_batch(pp.timestamp_ms, pp.txs) != pp.digest:
-            self.stats["rejected_preprepare_digest"] += 1
-            self.suspect_primary("wrong digest")
+            # The signature covers the header, not the transactions: anyone can replay a
+            # real PRE-PREPARE with other transactions, so a mismatch proves nothing
+            # about the primary. Drop it: the genuine one follows, and a slot still open
+            # after a few resend periods fetches the committed block (`on_resend_timer`).
+            self.stats["dropped_preprepare_txs_mismatch"] += 1
             return False
         return True
+
+    def fill_batch(self: "Replica", slot: "Slot", msg: Signed) -> None:
+        slot.preprepare = msg
+        if slot.prepared_proof is not None:
+            slot.prepared_proof = PreparedProof(msg, slot.prepared_proof.prepares)
+        self.accept_preprepare(msg)
+        self.check_committed(slot)
 
     def accept_preprepare(self: "Replica", msg: Signed) -> None:
         pp: PrePrepare = msg.body
@@ -174,7 +188,7 @@ class NormalCase:
             return False
         if view < self.view:
             self.stats["ignored_old_view"] += 1
-            self.note_future(msg.body.seq)  # the cluster went on without us: catch up
+            self.note_claim(msg.sender, msg.body.seq)
             return False
         return True
 
@@ -196,7 +210,7 @@ class NormalCase:
         if not self.is_current_view(msg):
             return None
         if not self.in_watermarks(body.seq):
-            self.note_future(body.seq)
+            self.note_claim(msg.sender, body.seq)
             return None
         if body.seq <= self.last_delivered:
             return None
@@ -240,7 +254,7 @@ class NormalCase:
             pp = slot.preprepare.body if slot.preprepare is not None else None
             # 2f+1 commits over exactly our pre-prepare prove the block committed (the
             # same proof a fetched block carries), even if we missed some prepares.
-            if pp is not None and (pp.view, pp.digest) == (view, digest):
+            if pp is not None and (pp.view, pp.digest) == (view, digest) and not self.lacks_batch(pp):
                 slot.certificate = tuple(voters[i] for i in sorted(voters))
                 slot.certified_preprepare = slot.preprepare
                 self.deliver_ready()
@@ -261,8 +275,12 @@ class NormalCase:
             self.next_seq = max(self.next_seq, pp.seq + 1)
             self.failed_views = 0
             self.stats["delivered"] += 1
+            if not slot.fetched:
+                self.measure_commit(slot.opened_ms)
+                self.note_view_progress()
             if slot.fetched:  # proven by its certificate; nothing of ours to keep for views
                 del self.slots[pp.seq]
+            self.note_deliveries_done()
         self.on_progress()
         if self.is_primary and self.pending:
             self.propose(force=False)

@@ -17,8 +17,9 @@ from consensus.catchup import CatchUp
 from consensus.checkpoints import Checkpoints
 from consensus.crypto import Keyring
 from consensus.messages import (Checkpoint, Commit, NewView, PreparedProof, PrePrepare, Prepare,
-                                Signed, ViewChange)
+                                Signed, Suspect, ViewChange)
 from consensus.normal import NormalCase
+from consensus.pacemaker import Pacemaker
 from consensus.quorum import max_faulty, quorum, weak_quorum
 from consensus.viewchange import ViewChanges
 
@@ -37,6 +38,10 @@ class ReplicaConfig:
     log_window_blocks: int = 256
     """High watermark = stable checkpoint + this; at least twice the checkpoint interval."""
     request_timeout_ms: int = 5000
+    """The longest a request waits for progress before this replica suspects the view;
+    the pacemaker uses less once it has measured commit latency."""
+    min_view_timeout_ms: int = 800
+    """The floor of the adaptive request timeout (pacemaker.py)."""
     resend_timeout_ms: int = 400
     """A replica re-sends what it signed for a slot still open this long: PBFT assumes
     messages may be lost, and without this a lossy link only heals by view change."""
@@ -81,7 +86,7 @@ DigestFn = Callable[[int, tuple[bytes, ...]], bytes]
 """(timestamp_ms, txs) -> 32-byte batch digest; the host's Merkle tree over tx ids."""
 
 
-class Replica(NormalCase, Checkpoints, CatchUp, ViewChanges):
+class Replica(NormalCase, Checkpoints, CatchUp, ViewChanges, Pacemaker):
     def __init__(self, config: ReplicaConfig, keys: Keyring, digest_batch: DigestFn) -> None:
         if keys.index != config.index:
             raise ValueError("keyring belongs to another replica")
@@ -100,12 +105,13 @@ class Replica(NormalCase, Checkpoints, CatchUp, ViewChanges):
         self._handlers = {
             PrePrepare: self.on_preprepare, Prepare: self.on_prepare, Commit: self.on_commit,
             Checkpoint: self.on_checkpoint, ViewChange: self.on_view_change,
-            NewView: self.on_new_view,
+            NewView: self.on_new_view, Suspect: self.on_suspect,
         }
         NormalCase.__init__(self)
         Checkpoints.__init__(self)
         CatchUp.__init__(self)
         ViewChanges.__init__(self)
+        Pacemaker.__init__(self)
 
     # -- the interface ------------------------------------------------------------------
     def step(self, event: ev.Event, now_ms: int) -> list[ev.Action]:
@@ -155,6 +161,7 @@ class Replica(NormalCase, Checkpoints, CatchUp, ViewChanges):
         """
         self.resume(executed_height)
         self.restore_checkpoint(stable_proof)
+        self.probe_for_blocks()
         latest_vc: Signed | None = None
         for msg in wal:
             body = msg.body

@@ -8,14 +8,17 @@ prepared one it re-proposes the batch prepared in the highest view, or a null ba
 Backups recompute that choice from the same VIEW-CHANGEs and accept NEW-VIEW only if
 it matches, so a new primary cannot rewrite what may have committed.
 
-Liveness: timeouts double on consecutive failed views; a replica joins a higher view
-only on f+1 VIEW-CHANGEs (so one liar cannot drag the view up); a replica left behind
-in an old view is sent the NEW-VIEW that installed the current one.
+Liveness: timeouts double on consecutive failed views; a request timeout starts a view
+change only through 2f+1 SUSPECTs (pacemaker.py), so no replica leaves a working view
+alone; a replica joins a higher view only on f+1 VIEW-CHANGEs (so one liar cannot drag
+the view up); a replica left behind in an old view is sent the NEW-VIEW that installed
+the current one.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from consensus import events as ev
@@ -27,6 +30,11 @@ if TYPE_CHECKING:
 
 MAX_FUTURE_MESSAGES = 20_000
 NO_ROOT = bytes(32)
+
+
+def header_only(pp_msg: Signed) -> Signed:
+    """A pre-prepare without its transactions; its signature still verifies."""
+    return Signed(replace(pp_msg.body, txs=()), pp_msg.sender, pp_msg.sig)
 
 
 class ViewChanges:
@@ -50,22 +58,20 @@ class ViewChanges:
         if not self.in_view_change:
             self.set_timer("view", self.view_timeout_ms())
 
-    def view_timeout_ms(self: "Replica") -> int:
-        return self.cfg.request_timeout_ms * 2 ** min(self.failed_views, 6)
-
     def on_view_timer(self: "Replica") -> None:
         """Request timeout: start a view change. View-change timeout: escalate, but only
         once 2f+1 replicas are in this view change (§4.5.2) — a lone replica re-sends its
         VIEW-CHANGE instead of racing through views the others will never join."""
         self.stats["view_timeouts"] += 1
         if not self.in_view_change:
-            self.start_view_change(self.view + 1)
+            self.suspect_view()  # a VIEW-CHANGE only once 2f+1 suspect (pacemaker.py)
             return
         joined = sum(1 for m in self.view_changes.values() if m.body.new_view >= self.view)
         if joined >= self.quorum and not self.is_view_installed_elsewhere():
             self.start_view_change(self.view + 1)
             return
         self.emit(ev.Broadcast(self.view_changes[self.cfg.index]))
+        self.resend_suspect_proof()
         self.set_timer("view", self.view_timeout_ms())
 
     def is_view_installed_elsewhere(self: "Replica") -> bool:
@@ -82,10 +88,13 @@ class ViewChanges:
         if new_view <= self.view:
             return
         self.view, self.in_view_change = new_view, True
+        self.forget_suspects()
         self.failed_views += 1
         self.batch_due = False
         self.cancel_timer("batch")
-        prepared = tuple(s.prepared_proof for _, s in sorted(self.slots.items())
+        prepared = tuple(PreparedProof(header_only(s.prepared_proof.preprepare),
+                                       s.prepared_proof.prepares)
+                         for _, s in sorted(self.slots.items())
                          if s.prepared_proof is not None and s.seq > self.low_mark)
         signed = self.sign(ViewChange(new_view, self.low_mark, self.stable_root or NO_ROOT,
                                       self.stable_proof, prepared))
@@ -152,7 +161,7 @@ class ViewChanges:
             return False
         if proof.preprepare.sender != primary or not self.is_authentic(proof.preprepare):
             return False
-        if self.digest_batch(pp.timestamp_ms, pp.txs) != pp.digest:
+        if pp.txs:  # headers only: the batch is bound by the digest its prepares sign
             return False
         voters = {m.sender for m in proof.prepares if isinstance(m.body, Prepare)
                   and (m.body.view, m.body.seq, m.body.digest) == (pp.view, pp.seq, pp.digest)
@@ -169,8 +178,8 @@ class ViewChanges:
             return
         chosen = chosen[:self.quorum]
         batches = self.compute_new_view_batches(view, [m.body for m in chosen])
-        preprepares = tuple(self.sign(PrePrepare(view, seq, self.digest_batch(ts, txs), ts, txs))
-                            for seq, ts, txs in batches)
+        preprepares = tuple(self.sign(PrePrepare(view, seq, digest, ts))
+                            for seq, ts, digest in batches)
         signed = self.sign(NewView(view, tuple(chosen), preprepares))
         self.emit(ev.Persist(signed))
         self.emit(ev.Broadcast(signed))
@@ -178,8 +187,12 @@ class ViewChanges:
         self.enter_view(signed)
 
     def compute_new_view_batches(self: "Replica", view: int, vcs: list[ViewChange]
-                                 ) -> list[tuple[int, int, tuple[bytes, ...]]]:
-        """(seq, timestamp_ms, txs) for every sequence number the new view must settle."""
+                                 ) -> list[tuple[int, int, bytes]]:
+        """(seq, timestamp_ms, digest) for every sequence number the new view must settle.
+
+        Digests, not batches: VIEW-CHANGE and NEW-VIEW carry headers only, so their size
+        is bounded by the log window and n, never by what clients put in transactions
+        (issue 17 B1). A replica that lacks a chosen batch fetches the committed block."""
         low = max(vc.stable_seq for vc in vcs)
         best: dict[int, PrePrepare] = {}
         for vc in vcs:
@@ -189,7 +202,8 @@ class ViewChanges:
                 if pp.seq > low and (held is None or (pp.view, pp.digest) > (held.view, held.digest)):
                     best[pp.seq] = pp
         high = max(best, default=low)
-        return [(seq, best[seq].timestamp_ms, best[seq].txs) if seq in best else (seq, 0, ())
+        null = self.digest_batch(0, ())
+        return [(seq, best[seq].timestamp_ms, best[seq].digest) if seq in best else (seq, 0, null)
                 for seq in range(low + 1, high + 1)]
 
     def on_new_view(self: "Replica", msg: Signed) -> None:
@@ -212,11 +226,11 @@ class ViewChanges:
         expected = self.compute_new_view_batches(nv.view, [m.body for m in nv.view_changes])
         if len(expected) != len(nv.preprepares):
             return False
-        for (seq, ts, txs), pp in zip(expected, nv.preprepares):
+        for (seq, ts, digest), pp in zip(expected, nv.preprepares):
             body = pp.body
             if (not isinstance(body, PrePrepare) or pp.sender != msg.sender
-                    or (body.view, body.seq, body.timestamp_ms, body.txs) != (nv.view, seq, ts, txs)
-                    or body.digest != self.digest_batch(ts, txs) or not self.is_authentic(pp)):
+                    or (body.view, body.seq, body.timestamp_ms, body.digest, body.txs)
+                    != (nv.view, seq, ts, digest, ()) or not self.is_authentic(pp)):
                 return False
         return True
 
@@ -225,6 +239,8 @@ class ViewChanges:
         nv: NewView = new_view_msg.body
         self.view, self.in_view_change, self.last_new_view = nv.view, False, new_view_msg
         self.new_view_sent_ms.clear()
+        self.forget_suspects()
+        self.note_view_progress()
         self.working_in = {v: w for v, w in self.working_in.items() if v > nv.view}
         self.cancel_timer("view")
         self.stats["views_installed"] += 1
@@ -257,11 +273,30 @@ class ViewChanges:
             return
         # Committed here already: keep that proof for delivery, and still vote in the new
         # view so peers that missed the old commits can finish the batch in this one.
+        pp_msg = self.with_known_batch(pp_msg, slot)
         slot.preprepare, slot.prepared, slot.commit_sent = pp_msg, False, False
         self.accept_preprepare(pp_msg)
         if pp_msg.sender != self.cfg.index:
             self.send_vote(Prepare(pp.view, pp.seq, pp.digest), slot.prepares)
         self.check_prepared(slot)
+
+    def with_known_batch(self: "Replica", pp_msg: Signed, slot) -> Signed:
+        """The NEW-VIEW's header with the transactions we already hold for its digest.
+
+        The signature does not cover the transactions, so the filled-in pre-prepare is
+        as authentic as the header. Without them the slot still prepares and commits
+        (the digest was prepared by a quorum that checked the batch) and the block is
+        fetched with its certificate once committed (`check_committed`)."""
+        pp: PrePrepare = pp_msg.body
+        for known in (slot.certified_preprepare, slot.preprepare,
+                      slot.prepared_proof.preprepare if slot.prepared_proof else None):
+            if known is not None and known.body.digest == pp.digest and not self.lacks_batch(known.body):
+                return Signed(replace(pp, txs=known.body.txs), pp_msg.sender, pp_msg.sig)
+        return pp_msg
+
+    def lacks_batch(self: "Replica", pp: PrePrepare) -> bool:
+        """A header without its transactions (a null batch is complete as it is)."""
+        return not pp.txs and pp.digest != self.digest_batch(pp.timestamp_ms, ())
 
     def requeue_unsettled(self: "Replica", view: int) -> None:
         """Requests in old-view batches that may not survive go back to pending."""

@@ -22,12 +22,13 @@ CONSENSUS_DEFAULTS: dict[str, int] = {
     "window_blocks": 8,
     "checkpoint_interval_blocks": 64,
     "request_timeout_ms": 5000,
+    "min_view_timeout_ms": 800,
 }
 
 
 PEER_BODY_BYTES = 128 * 1024 * 1024
-"""A NEW-VIEW carries 2f+1 VIEW-CHANGEs, each with up to a window of prepared batches:
-peers' messages may be far larger than any client request."""
+"""A coalesced POST of PRE-PREPAREs (each up to max_batch_bytes) may be large; VIEW-CHANGE
+and NEW-VIEW carry headers only (docs/viewchange.md), so they stay far below this."""
 
 
 log = logging.getLogger("ipchain.config")

@@ -79,6 +79,12 @@ class PeerLink:
         while queue and len(batch) < MAX_POST_ITEMS and size + len(queue[0]) <= MAX_POST_BYTES:
             size += len(queue[0])
             batch.append(queue.popleft())
+        await self._post(batch, path)
+
+    async def _post(self, batch: list[bytes], path: str) -> None:
+        """POST `batch`, retrying what may pass later. A refusal (4xx) is final for that
+        body, so a refused batch is split until the one message the peer will not take
+        stands alone — and that one is an alarm, never a silent loss (issue 17 B1)."""
         body = msgpack.packb(batch, use_bin_type=True)
         delay_ms = BACKOFF_MS[0]
         for attempt in range(6):
@@ -93,9 +99,7 @@ class PeerLink:
                         self.counters[f"sent:{self.peer.id}"] += len(batch)
                         return
                     if resp.status < 500:  # the peer refuses this body: retrying won't help
-                        self.counters[f"dropped_refused_{resp.status}:{self.peer.id}"] += len(batch)
-                        log.warning("event=peer_refused peer=%s status=%d bytes=%d",
-                                    self.peer.id, resp.status, len(body))
+                        await self._refused(batch, path, resp.status, len(body))
                         return
             except (aiohttp.ClientSSLError, ssl.SSLError) as exc:
                 self._tls_refused(exc)
@@ -109,6 +113,21 @@ class PeerLink:
             await asyncio.sleep(delay_ms / 1000 * (0.5 + random.random()))
             delay_ms = min(delay_ms * 2, BACKOFF_MS[1])
         self.counters[f"dropped_unreachable:{self.peer.id}"] += len(batch)
+
+    async def _refused(self, batch: list[bytes], path: str, status: int, size: int) -> None:
+        if len(batch) > 1:
+            self.counters[f"refused_batch_split:{self.peer.id}"] += 1
+            half = len(batch) // 2
+            await self._post(batch[:half], path)
+            await self._post(batch[half:], path)
+            return
+        self.counters[f"dropped_refused_{status}:{self.peer.id}"] += 1
+        if path == "/p2p/messages":
+            self.counters[f"consensus_message_refused:{status}"] += 1
+            log.error("event=consensus_message_refused alarm=1 peer=%s status=%d bytes=%d",
+                      self.peer.id, status, size)
+        else:
+            log.warning("event=peer_refused peer=%s status=%d bytes=%d", self.peer.id, status, size)
 
     def _note_reachable(self, reachable: bool) -> None:
         if reachable != self.reachable:

@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--liveness-bound-ms", type=positive, default=DEFAULTS.liveness_bound_ms)
     parser.add_argument("--request-timeout-ms", type=positive,
                         default=DEFAULTS.request_timeout_ms)
+    parser.add_argument("--rewrite-rate", type=float, default=0.0, metavar="P",
+                        help="share of packets a keyless adversary forges by rewriting their "
+                             "unsigned parts (must change nothing; default 0)")
     parser.add_argument("--jobs", type=positive, default=1,
                         help="worker processes: 1 runs in this process, more start an embedded "
                         "Dask cluster of that many single-threaded workers (default 1)")
@@ -89,7 +92,8 @@ def config_from(args: argparse.Namespace) -> SimConfig:
     return replace(DEFAULTS, nodes=args.nodes, blocks=args.blocks,
                    txs_per_block=args.txs_per_block, mix=mix, ed25519=args.ed25519,
                    liveness_bound_ms=args.liveness_bound_ms,
-                   request_timeout_ms=args.request_timeout_ms, cli_flags=replay_flags(args, mix.name))
+                   request_timeout_ms=args.request_timeout_ms, rewrite_rate=args.rewrite_rate,
+                   cli_flags=replay_flags(args, mix.name))
 
 
 def replay_flags(args: argparse.Namespace, mix_name: str) -> str:
@@ -108,6 +112,8 @@ def replay_flags(args: argparse.Namespace, mix_name: str) -> str:
         flags.append(f"--liveness-bound-ms {args.liveness_bound_ms}")
     if args.request_timeout_ms != DEFAULTS.request_timeout_ms:
         flags.append(f"--request-timeout-ms {args.request_timeout_ms}")
+    if args.rewrite_rate:
+        flags.append(f"--rewrite-rate {args.rewrite_rate}")
     return " ".join(flags)
 
 

@@ -56,6 +56,9 @@ class Network:
                           for _ in range(n)]
         self.conditions: dict[str, LinkCondition] = {}
         self.stats = {"sent": 0, "dropped_partition": 0, "dropped_loss": 0, "duplicated": 0}
+        self.rewriter: Callable[[int, int, tuple[Any, ...]], tuple[Any, ...] | None] | None = None
+        """A keyless adversary (`ipchain.sim.rewrite`): forges copies of some packets."""
+        self.rewrite_rate = 0.0
         self._recompute()
 
     # -- faults ----------------------------------------------------------------------------
@@ -108,7 +111,13 @@ class Network:
             if dup and rng.random() < dup:
                 self.stats["duplicated"] += 1
                 self.queue.after(self._delay_us(src, dst), self.deliver, dst, src, packet)
-        self.queue.after(self._delay_us(src, dst), self.deliver, dst, src, packet)
+        delay_us = self._delay_us(src, dst)
+        if self.rewriter is not None and rng.random() < self.rewrite_rate:
+            forged = self.rewriter(src, dst, packet)
+            if forged is not None:  # the forgery overtakes the genuine packet
+                self.stats["forged"] = self.stats.get("forged", 0) + 1
+                self.queue.after(delay_us // 2, self.deliver, dst, src, forged)
+        self.queue.after(delay_us, self.deliver, dst, src, packet)
 
     def send_many(self, src: int, dsts: Iterable[int], packet: tuple[Any, ...]) -> None:
         for dst in dsts:

@@ -38,6 +38,7 @@ from ipchain.sim.faults import (MIXES, FaultMix, FaultPlan, end_episode, generat
 from ipchain.sim.host import FailStop, Host
 from ipchain.sim.record import history_of
 from ipchain.sim.network import LatencyModel, LinkCondition, Network
+from ipchain.sim.rewrite import UnsignedRewriter
 from ipchain.sim.workload import (FAST_TX_SIGNATURES, GENESIS_TIME_MS, Client, ClientTx,
                                build_genesis, make_bursts, trusted_signatures, validator_seed)
 
@@ -65,6 +66,9 @@ class SimConfig:
     max_clock_offset_ms: int = 50
     latency: LatencyModel = LatencyModel()
     max_events: int | None = None
+    rewrite_rate: float = 0.0
+    """Share of packets a keyless adversary also delivers, ahead of the genuine one, with
+    their unsigned parts rewritten (`ipchain.sim.rewrite`); it must change nothing."""
     chain_id: str = "ipchain-sim"
     cli_flags: str = ""
     """The `ipchain sim` flags this config came from, so a failure prints its replay line."""
@@ -147,6 +151,9 @@ class Simulation:
         offsets = [clock_rng.randint(0, cfg.max_clock_offset_ms) for _ in range(self.n)]
         self.clock = SimClock(self.queue, GENESIS_TIME_MS + 1_000, offsets)
         self.network = Network(self.n, self._rng("network"), self.queue, self._deliver, cfg.latency)
+        if cfg.rewrite_rate:
+            self.network.rewriter = UnsignedRewriter(self._rng("rewrite"), self.n)
+            self.network.rewrite_rate = cfg.rewrite_rate
         self.bursts = make_bursts(self._rng("workload"), cfg.chain_id, cfg.clients,
                                   cfg.blocks + cfg.liveness_blocks, cfg.txs_per_block)
         self.client = Client(self._rng("client"), self.n, cfg.retry_ms, self._client_send,
@@ -300,6 +307,8 @@ class Simulation:
             "max_view": max(views, default=0), "sim_ms": self.clock.sim_ms(),
             "events": self.queue.events_run, "wall_s": round(wall_s, 3),
             "evidence": sum(len(h.evidence) for h in honest),
+            "view_changes": sum(h.replica.stats["view_changes_started"] for h in honest
+                                if h.replica is not None),
             **{f"net_{k}": v for k, v in sorted(self.network.stats.items())},
         }
         keys = sorted({key for h in self.hosts for key in h.stats})

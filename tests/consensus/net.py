@@ -21,8 +21,8 @@ import nacl.signing
 
 from consensus import events as ev
 from consensus.crypto import Ed25519Keyring, FastKeyring
-from consensus.messages import (Body, Commit, PrePrepare, Prepare, Signed, compute_digest,
-                                decode, encode)
+from consensus.messages import (Body, Commit, NewView, PrePrepare, Prepare, Signed,
+                                compute_digest, decode, encode)
 from consensus.replica import Replica, ReplicaConfig
 
 CHAIN_ID = "test"
@@ -250,6 +250,8 @@ def check_persist_before_send(actions: list, signer: int, wal: set[bytes]) -> No
     for action in actions:
         if isinstance(action, ev.Persist):
             wal.add(action.msg.sig)
+            if isinstance(action.msg.body, NewView):  # its pre-prepares are in the WAL with it
+                wal.update(pp.sig for pp in action.msg.body.preprepares)
         elif isinstance(action, (ev.Broadcast, ev.Send)):
             if action.msg.sender == signer and isinstance(action.msg.body,
                                                           (PrePrepare, Prepare, Commit)):

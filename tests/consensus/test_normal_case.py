@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from consensus import events as ev
-from consensus.messages import Checkpoint, Commit, PrePrepare, Prepare, Signed
+from consensus.messages import Checkpoint, Commit, PrePrepare, Prepare, Signed, ViewChange
 from consensus.quorum import max_faulty
 from tests.consensus.net import Network, digest_batch, is_kind
 
@@ -286,7 +286,7 @@ def byzantine_preprepares(net: Network) -> dict[str, Signed]:
 
 
 REJECTIONS = [
-    ("wrong digest", "rejected_preprepare_digest"),
+    ("wrong digest", "dropped_preprepare_txs_mismatch"),
     ("from a non-primary", "ignored_preprepare_not_primary"),
     ("above the high watermark", None),
     ("at the low watermark", None),
@@ -324,7 +324,23 @@ def test_4_2_tampered_transactions_keep_the_signature_but_fail_the_digest():
     tampered = Signed(dataclasses.replace(pp.body, txs=(b"pay mallory",)), 0, pp.sig)
     assert net.replicas[1].is_authentic(tampered)
     assert not bodies(net.inject(1, tampered), Prepare)
-    assert net.replicas[1].stats["rejected_preprepare_digest"] == 1
+    assert net.replicas[1].stats["dropped_preprepare_txs_mismatch"] == 1
+
+
+def test_4_2_tampered_transactions_are_no_evidence_against_the_primary():
+    """Issue 17 B2: the signature leaves out the transactions, so anyone can replay a
+    real PRE-PREPARE with others. That proves nothing about the primary: the backup
+    drops it, starts no view change, keeps no evidence, and still prepares the
+    genuine pre-prepare when it arrives after the forgery."""
+    net = Network.build(4)
+    pp = make_preprepare(net, 1, (b"pay alice",))
+    for swapped in [(b"pay mallory",), (), (b"pay alice", b"pay mallory")]:
+        tampered = Signed(dataclasses.replace(pp.body, txs=swapped), 0, pp.sig)
+        out = net.inject(1, tampered)
+        assert not bodies(out, ViewChange) and not bodies(out, Prepare)
+    replica = net.replicas[1]
+    assert replica.view == 0 and not replica.in_view_change and not replica.evidence
+    assert bodies(net.inject(1, pp), Prepare)
 
 
 def test_4_2_conflicting_preprepare_is_kept_as_evidence():

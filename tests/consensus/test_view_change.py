@@ -8,7 +8,8 @@ progress (requests submitted to correct replicas commit once faults stop).
 from __future__ import annotations
 
 from consensus import events as ev
-from consensus.messages import NewView, PrePrepare, Prepare, ViewChange
+from consensus.messages import NewView, PreparedProof, PrePrepare, Prepare, ViewChange, encode
+from consensus.viewchange import header_only
 from consensus.replica import Replica
 from net import Network, digest_batch, is_kind
 
@@ -131,9 +132,12 @@ def test_4_4_new_view_that_drops_a_prepared_batch_is_rejected():
     net.drop = lambda src, dst, msg: type(msg.body).__name__ == "Commit"
     net.run(for_ms=TIMEOUT_MS // 2)
     assert all(r.slots[1].prepared for r in net.replicas)
-    vcs = tuple(net.replicas[i].sign(ViewChange(1, 0, bytes(32), (), (net.replicas[i].slots[1]
-                                                                        .prepared_proof,)))
-                for i in (1, 2, 3))
+    def headers(proof: PreparedProof) -> PreparedProof:
+        return PreparedProof(header_only(proof.preprepare), proof.prepares)
+
+    vcs = tuple(net.replicas[i].sign(ViewChange(1, 0, bytes(32), (), (headers(
+        net.replicas[i].slots[1].prepared_proof),))) for i in (1, 2, 3))
+    assert all(net.replicas[2].is_valid_view_change(vc) for vc in vcs)  # only NEW-VIEW lies
     null = net.sign_as(1, PrePrepare(1, 1, digest_batch(0, ()), 0, ()))
     forged = net.sign_as(1, NewView(1, vcs, (null,)))
     net.replicas[2].start_view_change(1)
@@ -281,3 +285,79 @@ def test_4_4_one_sender_cannot_fill_the_future_message_buffer():
     assert waiting.stats["dropped_future_message"] == 49
     net.inject(3, net.sign_as(0, Prepare(5, 1, bytes(32))))  # (replica 1 leads view 5)
     assert waiting.future[-1].sender == 0
+
+
+def prepare_then_lose_the_primary(net: Network, items: list[bytes]) -> None:
+    """Every batch prepares, no COMMIT arrives, then the primary dies: only the view
+    change can settle them, and the prepared batches must survive it."""
+    net.drop = lambda src, dst, msg: type(msg.body).__name__ == "Commit"
+    submit_all(net, items, [0, 1, 2, 3])
+    net.run(for_ms=TIMEOUT_MS // 2)
+    net.drop = lambda src, dst, msg: type(msg.body).__name__ == "Commit" and msg.body.view == 0
+    net.down.add(0)
+
+
+def test_4_4_view_change_carries_digests_so_its_size_does_not_grow_with_the_batches():
+    """Issue 17 B1: 60 KB transactions made VIEW-CHANGE carry 36 MB and NEW-VIEW 144 MB.
+    Both carry headers and signed votes only: their size is bounded by n and the log
+    window, whatever the clients put into transactions; the batches still commit."""
+    net = Network.build(4, **FAST)
+    big = [bytes([i]) * 60_000 + f"-{i}".encode() for i in range(30)]
+    prepare_then_lose_the_primary(net, big)
+    assert sum(1 for s in net.replicas[1].slots.values() if s.prepared) == 3
+    net.run(for_ms=10 * TIMEOUT_MS)
+    net.assert_agreement(height=3, replicas=[1, 2, 3])
+    assert sorted(t for d in net.delivered[1] for t in d.txs) == sorted(big)
+    vc_sizes = [len(encode(m)) for m in net.broadcasts(ViewChange)]
+    nv_sizes = [len(encode(m)) for m in net.broadcasts(NewView)]
+    assert vc_sizes and nv_sizes
+    assert max(vc_sizes) < 4_000 and max(nv_sizes) < 12_000, (vc_sizes, nv_sizes)
+
+
+def test_4_4_replica_without_a_reproposed_batch_fetches_the_committed_block():
+    """A backup that never saw a prepared batch still votes for its digest in the new
+    view (a quorum checked the batch when it prepared) and fetches the block, with its
+    certificate, once it commits."""
+    net = Network.build(4, **FAST)
+    net.drop = lambda src, dst, msg: dst == 3 and isinstance(msg.body, PrePrepare)
+    submit_all(net, payloads("x", 3), [0, 1, 2])
+    net.drop = lambda src, dst, msg: (type(msg.body).__name__ == "Commit"
+                                      or (dst == 3 and isinstance(msg.body, PrePrepare)))
+    net.run(for_ms=TIMEOUT_MS // 2)
+    assert net.replicas[3].slots.get(1) is None or net.replicas[3].slots[1].preprepare is None
+    net.heal()
+    net.down.add(0)
+    net.run(for_ms=10 * TIMEOUT_MS)
+    net.assert_agreement(height=1, replicas=[1, 2, 3])
+    assert net.replicas[3].stats["fetch_requests"] >= 1
+    assert net.delivered[3][0].txs == tuple(payloads("x", 3))
+
+
+def test_5_3_restarted_replica_behind_catches_up_without_any_traffic():
+    """Issue 17: a restarted node stayed at its old height until traffic arrived. Now it
+    asks for the blocks after its own at once, and keeps going while chunks come back."""
+    net = Network.build(4, batch_delay_ms=1, max_batch_txs=1, request_timeout_ms=60_000,
+                        window_blocks=32, fetch_chunk_blocks=16)
+    net.down.add(3)
+    submit_all(net, payloads("q", 100), [0, 1, 2])
+    net.run(max_steps=500_000, for_ms=1_000_000)
+    assert net.heights()[:3] == [100] * 3 and net.heights()[3] == 0
+    restart(net, 3)  # no new requests: nothing else would name a later block
+    net.run(max_steps=500_000, for_ms=10_000)
+    assert net.heights()[3] == 100
+    net.assert_agreement()
+
+
+def test_fetch_beyond_the_watermarks_only_on_f_plus_1_claims():
+    """Issue 16 item 5: one replica naming a far sequence number (one signed message)
+    does not make us fetch; the same claim from f+1 distinct replicas does."""
+    net = Network.build(4, **FAST)
+    far = 1 + net.replicas[3].cfg.log_window_blocks + 50
+    out = net.inject(3, net.sign_as(1, Prepare(0, far, digest_batch(1, (b"z",)))))
+    net.run(for_ms=5 * TIMEOUT_MS)
+    assert not net.emitted(ev.FetchBlocks, by=3)
+    assert net.replicas[3].stats["fetch_deferred_single_claim"] == 1
+    net.inject(3, net.sign_as(2, Prepare(0, far, digest_batch(1, (b"z",)))))
+    net.run(for_ms=TIMEOUT_MS)
+    assert net.emitted(ev.FetchBlocks, by=3)
+    assert out == [] or not any(isinstance(a, ev.FetchBlocks) for a in out)
