@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import signal
 import sys
@@ -31,6 +32,20 @@ from ipchain.sdk import client
 POLL_S = 0.01
 
 
+def large_deposit(org: str, serial: int, size_bytes: int) -> dict[str, Any]:
+    """A real deposit of about `size_bytes`: its IPC, applicant and inventor lists filled
+    to the schema's limits (64 items of up to 512 characters). Large transactions that
+    every node admits and executes are what fill a batch; unknown arguments are refused."""
+    item = 480
+    count = max(1, min(64, size_bytes // (3 * item) + 1))
+    names = [f"{org}-{serial}-{k}-".ljust(item, "x") for k in range(count)]
+    return {"office": "CN", "application_no": f"VC{org[-3:]}.{serial}",
+            "doc_hash": hashlib.sha256(f"{org}/{serial}".encode()).hexdigest(),
+            "meta": {"title": f"view-change load {org} {serial}", "kind": "invention",
+                     "filing_date": "2024-01-02", "ipc": names, "applicants": names,
+                     "inventors": names, "owners": [[org, 10_000]]}}
+
+
 class Load:
     def __init__(self, cluster: Cluster, session: Any, arg_bytes: int) -> None:
         self.cluster, self.session, self.arg_bytes = cluster, session, arg_bytes
@@ -41,12 +56,14 @@ class Load:
 
     async def client(self, org: str) -> None:
         key = self.cluster.client_key(org)
-        args: dict[str, Any] = {"to": "north-university", "amount": 1}
-        if self.arg_bytes:
-            args["memo"] = "m" * self.arg_bytes
+        sent = 0
         while self.running:
             nonce = self.cluster.nonces.reserve(client.sender_hex(key))
-            tx = client.sign(key, self.cluster.chain_id, nonce, "token.transfer", args)
+            op, args = (("patent.deposit", large_deposit(org, sent, self.arg_bytes))
+                        if self.arg_bytes else
+                        ("token.transfer", {"to": "north-university", "amount": 1}))
+            sent += 1
+            tx = client.sign(key, self.cluster.chain_id, nonce, op, args)
             self.turn += 1
             url = self.cluster.urls[sorted(self.live)[self.turn % len(self.live)]]
             try:
