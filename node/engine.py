@@ -229,12 +229,15 @@ class Engine:
         is durable before anything that follows is sent."""
         if self.failure is not None:
             return
-        records = [wal_record(a.msg) for a in actions if type(a) is ev.Persist]
-        if records:
-            self.storage.append_wal(records)
-        handlers = self._handlers
-        for action in actions:
-            handlers[type(action)](action)
+        try:
+            records = [wal_record(a.msg) for a in actions if type(a) is ev.Persist]
+            if records:
+                self.storage.append_wal(records)
+            handlers = self._handlers
+            for action in actions:
+                handlers[type(action)](action)
+        except Exception as exc:  # e.g. the WAL write failed: nothing after it may go out
+            self.fail(f"carrying out actions failed: {describe_exception(exc)}", exc)
 
     def _on_stable(self, action: ev.CheckpointStable) -> None:
         self.storage.prune_wal(wal_settled(action.seq, self.replica.view))
