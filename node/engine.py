@@ -36,6 +36,8 @@ from node.chain import BlockRun, Executor, Header, wire_certificate
 log = logging.getLogger("ipchain.engine")
 
 VOTE_KINDS = frozenset({"PP", "P", "C"})
+REVOTE_BLOCKS = 8
+"""After a restart, our last blocks without an execution certificate are voted on again."""
 VIEW_KINDS = frozenset({"VC", "NV"})
 
 
@@ -182,6 +184,18 @@ class Engine:
         actions = self._decide(lambda: self.replica.restore(wal, self.executor.height,
                                                             self.stable_proof()), "restore")
         self.carry_out(actions or [])
+        self._revote_uncertified()
+
+    def _revote_uncertified(self) -> None:
+        """Vote again on our last blocks that have no execution certificate here: the
+        votes died with the old process, and peers that certified them answer a late
+        vote with theirs, so these blocks get certificates (and proofs) without waiting
+        for new traffic."""
+        top = self.executor.height
+        for height in range(max(1, top - REVOTE_BLOCKS + 1), top + 1):
+            if self.storage.exec_cert(height) is None:
+                header = Header.decode(self.storage.block(height)[1])
+                self.step(ev.BlockExecuted(height, header.state_root, header.hash))
 
     def stable_proof(self) -> tuple[wire.Signed, ...]:
         stored = self.storage.get_meta("stable_checkpoint")
