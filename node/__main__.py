@@ -10,6 +10,7 @@ import sys
 
 from aiohttp import web
 
+from node import limits
 from node.api import build_app
 from node.config import ConfigError, load_config
 from node.logs import configure
@@ -18,15 +19,17 @@ from node.runtime import Runtime
 log = logging.getLogger("ipchain.node")
 
 
-async def serve(config_path: str, log_level: str | None) -> int:
+async def serve(config_path: str, log_level: str | None, log_file: str | None = None) -> int:
     cfg = load_config(config_path)
-    configure(log_level or cfg.log_level, cfg.node_id)
+    configure(log_level or cfg.log_level, cfg.node_id, log_file)
+    limits.throttle_accept_errors(asyncio.get_running_loop())
     runtime = Runtime(cfg)
     await runtime.start()
-    runner = web.AppRunner(build_app(runtime), access_log=None, handle_signals=False)
+    app = build_app(runtime)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                           keepalive_timeout=limits.IDLE_TIMEOUT_S)
     await runner.setup()
-    site = web.TCPSite(runner, cfg.host, cfg.port, reuse_address=True)
-    await site.start()
+    listener = await limits.serve(runner, cfg.host, cfg.port, app[limits.CONNECTIONS])
     log.warning("event=started port=%d height=%d view=%d", cfg.port, runtime.executor.height,
                 runtime.replica.view)
     stop = asyncio.Event()
@@ -39,6 +42,8 @@ async def serve(config_path: str, log_level: str | None) -> int:
     fatal.cancel()
     log.warning("event=stopping height=%d fatal=%s", runtime.executor.height, runtime.fatal.is_set())
     runtime.release_waiters()
+    listener.close()
+    await app[limits.CONNECTIONS].stop()
     await runner.cleanup()
     await runtime.stop()
     return 1 if runtime.fatal.is_set() else 0
@@ -48,9 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m node", description=__doc__)
     parser.add_argument("--config", required=True, help="path to the node's config.toml")
     parser.add_argument("--log-level", default=None, help="debug, info, warning (default), error")
+    parser.add_argument("--log-file", default=None,
+                        help="write logs here, rotated by size (default: stderr)")
     args = parser.parse_args(argv)
     try:
-        return asyncio.run(serve(args.config, args.log_level))
+        return asyncio.run(serve(args.config, args.log_level, args.log_file))
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2

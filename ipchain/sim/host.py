@@ -28,10 +28,10 @@ from consensus.quorum import quorum
 from consensus.replica import Replica
 from contracts.runtime import Receipt
 from contracts.tx import Transaction
+from node.byzantine import HONEST, Behaviour
 from node.chain import DUPLICATE, Header, digest_batch, read_certificate
 from node.engine import Engine, Storage
 from node.memory_storage import MemoryStorage
-from ipchain.sim.byzantine import HONEST, Behaviour
 from ipchain.sim.clock import US_PER_MS, EventQueue
 from ipchain.sim.network import Network
 from ipchain.sim.witness import ChainRecord, Witness, WitnessedStorage
@@ -154,6 +154,8 @@ class Host:
         random value, as a non-deterministic contract would."""
         self.block_hashes: dict[int, bytes] = {}
         """Header hash of each block this replica executed (what its execution vote signs)."""
+        self.headers: dict[int, Header] = {}
+        """The headers themselves, for the checkers' records (ipchain/sim/record.py)."""
         self._start_engine()
         self._start_ticking()
 
@@ -396,6 +398,7 @@ class Host:
             self.bad_certificates.append(f"replica {self.index} delivered seq {block.seq} {problem}")
         self.chain.record(block, self.engine.executor.state.root(), receipts)
         self.block_hashes[header.height] = header.hash
+        self.headers[header.height] = header
 
     def _carry_out_torn(self, actions: list[ev.Action]) -> None:
         """Die part-way: the engine writes the WAL (first, one transaction), then only
