@@ -38,8 +38,9 @@ DEFAULT_WAIT_MS = 10_000
 CERTIFICATE_WAIT_S = 5.0
 """How long a proof request waits for a fresh block's execution certificate."""
 CERTIFICATE_POLL_S = 0.05
-REFUSED_WHEN_DIVERGED = ("/v1/tx", "/v1/state", "/v1/proof", "/v1/blocks", "/p2p/blocks")
-"""What a node whose results a quorum refuted (or whose disk is damaged) no longer serves."""
+REFUSED_WHEN_DIVERGED = ("/v1/tx", "/v1/state", "/v1/proof", "/p2p/blocks")
+"""What a node whose results a quorum refuted (or whose disk is damaged) no longer serves.
+Its /v1/blocks stay readable: they are the evidence of what it executed."""
 MAX_WAIT_MS = 600_000
 ADMIT_SLICE_TXS = 50
 MAX_FETCH_BYTES = 32 * 1024 * 1024

@@ -19,7 +19,7 @@ import nacl.exceptions
 import nacl.signing
 
 from consensus import messages as wire
-from consensus.messages import Executed, signing_bytes
+from consensus.messages import Commit, Executed, signing_bytes
 from consensus.quorum import quorum
 from contracts import codec
 from contracts.merkle import EMPTY_ROOT, merkle_path, path_sides, verify_path
@@ -169,6 +169,31 @@ def _check_anchor(proof: dict[str, Any], header: Header, genesis: dict[str, Any]
     needed = quorum(len(genesis["validators"]))
     _check(len(signers) >= needed, f"{len(signers)} validator signatures; {needed} needed")
     return signers
+
+
+def valid_commit_signers(genesis: dict[str, Any], view: int, seq: int, digest: bytes,
+                         signatures: list[dict[str, Any]]) -> set[int]:
+    """Distinct genesis validators whose COMMIT(view, seq, digest) signature verifies.
+
+    Not part of a proof any more (COMMITs certify order, not results); the fault
+    runner uses it to check the ordering certificate a block is served with."""
+    keys = {v["index"]: nacl.signing.VerifyKey(bytes.fromhex(v["public_key"]))
+            for v in genesis["validators"]}
+    message = signing_bytes(Commit(view, seq, digest), genesis["chain_id"])
+    signers: set[int] = set()
+    for item in signatures:
+        key = keys.get(item.get("replica"))
+        if key is None:
+            continue
+        try:
+            key.verify(message, bytes.fromhex(item["sig"]))
+        except (nacl.exceptions.BadSignatureError, ValueError, TypeError, KeyError):
+            continue
+        signers.add(item["replica"])
+    return signers
+
+
+_valid_signers = valid_commit_signers  # the name ipchain/faultrun/runner.py imports
 
 
 def _check_tx(proof: dict[str, Any], header: Header) -> dict[str, Any]:
