@@ -95,10 +95,20 @@ def _client_paths() -> dict[str, dict[str, Any]]:
              "400": "bad path", "404": "unknown query or record"},
             params=[_path("kind", "query name"), _path("path", "its key parts, '/'-separated")])},
         "/v1/proof/tx/{id}": {"get": _op(
-            "Portable proof: tx, Merkle path, header, 2f+1 commit signatures; verify offline "
-            "with node.proofs.verify_proof and the genesis file", {
+            "Portable proof: the tx and its receipt (committed, or rejected with its code) with "
+            "Merkle paths, the header and its execution certificate (docs/protocol.md §8); "
+            "verify offline with `ipchain verify-proof` and the genesis file", {
                 "200": _json(ref("Proof"), "the proof"), "400": "not a 64-hex id",
-                "404": "not committed"}, params=[_path("id", "transaction id (hex)")])},
+                "404": "not committed", "503": "not certified yet"},
+            params=[_path("id", "transaction id (hex)")])},
+        "/v1/proof/state/{kind}/{key}": {"get": _op(
+            "Portable state proof: one state key's value or absence with a Merkle path to a "
+            "certified state root (docs/protocol.md §9), at this node's latest height", {
+                "200": _json(ref("Proof"), "the proof"), "404": "height not kept",
+                "503": "not certified yet"},
+            params=[_path("kind", "first segment of the state key (patent, bal, deal, ...)"),
+                    _path("key", "the rest of the state key"),
+                    _query("height", "must be the latest height (past states are not kept)")])},
         "/v1/ops": {"get": _op("The op catalogue: roles, argument schemas, errors", {
             "200": _json(ref("OpsCatalogue"), "every op")})},
         "/v1/ops/{name}": {"get": _op("One op of the catalogue", {
