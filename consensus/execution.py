@@ -27,6 +27,12 @@ RESEND_AFTER_BLOCKS = 8
 """Our vote for a block still uncertified this many blocks later is sent again (a lost
 vote would otherwise leave the block without a certificate)."""
 MAX_RESENDS_PER_BLOCK = 4
+REANSWER_AFTER_MS = 1_000
+MAX_TIMED_REANSWERS = 3
+"""A settled replica answers the same peer's vote again after this long even without new
+blocks (a restarted peer re-votes blocks whose certificates died with it, on an idle
+chain), but only this many times per block and peer: two settled replicas answering
+each other's answers must stop."""
 
 
 class Execution:
@@ -38,11 +44,13 @@ class Execution:
         self.exec_settled: dict[int, Signed] = {}
         """Certified heights, with our own vote: a replica that votes late (it was down,
         or catching up) is sent ours, so it can certify the block and judge its result."""
-        self.exec_answered: dict[tuple[int, int], int] = {}
-        """(height, replica) -> our executed height when we last sent it our vote."""
+        self.exec_answered: dict[tuple[int, int], tuple[int, int, int]] = {}
+        """(height, replica) -> (our executed height, now_ms, timed answers) when we last
+        sent it our vote."""
 
         self.exec_floor = 0
         """Votes at or below this height are old news and ignored (bounds memory)."""
+        self.exec_timer_rounds = 0
         self.diverged: tuple[int, bytes, bytes] | None = None
         """(height, our hash, the quorum's hash) once we disagreed with a quorum."""
 
@@ -55,6 +63,23 @@ class Execution:
         if self.diverged is None:
             self.resend_exec_votes(seq)
             self.prune_execution(seq)
+            self.exec_timer_rounds = 0
+            if self.own_exec:
+                self.set_timer("exec_resend", REANSWER_AFTER_MS)
+
+    def on_exec_resend_timer(self: "Replica") -> None:
+        """Votes still uncertified a while later go out again, without waiting for new
+        blocks: a restarted replica re-votes on an idle chain, and a peer that answered
+        its first re-vote too recently answers this one."""
+        pending = sorted(self.own_exec)[-MAX_RESENDS_PER_BLOCK:]
+        if not pending or self.diverged is not None:
+            return
+        for height in pending:
+            self.stats["execution_vote_resent"] += 1
+            self.emit(ev.Broadcast(self.own_exec[height]))
+        self.exec_timer_rounds += 1
+        if self.exec_timer_rounds < MAX_TIMED_REANSWERS:
+            self.set_timer("exec_resend", REANSWER_AFTER_MS)
 
     def on_executed_vote(self: "Replica", msg: Signed) -> None:
         height = msg.body.height
@@ -64,9 +89,7 @@ class Execution:
         if settled is not None:
             # Answered again after a few blocks (a lost answer must not leave it without
             # a certificate for good), not at once: two settled replicas would ping-pong.
-            last = self.exec_answered.get((height, msg.sender))
-            if last is None or self.last_executed - last >= RESEND_AFTER_BLOCKS:
-                self.exec_answered[(height, msg.sender)] = self.last_executed
+            if self.should_answer(height, msg.sender):
                 self.emit(ev.Send(msg.sender, settled))
             return
         if height > max(self.last_delivered, self.last_executed) + self.cfg.log_window_blocks:
@@ -74,6 +97,18 @@ class Execution:
             return
         if self.add_exec_vote(msg):
             self.check_execution(height)
+
+    def should_answer(self: "Replica", height: int, sender: int) -> bool:
+        last = self.exec_answered.get((height, sender))
+        timed = 0
+        if last is not None:
+            blocks_later = self.last_executed - last[0] >= RESEND_AFTER_BLOCKS
+            timed = last[2] + (not blocks_later)
+            if not blocks_later and (self.now_ms - last[1] < REANSWER_AFTER_MS
+                                     or timed > MAX_TIMED_REANSWERS):
+                return False
+        self.exec_answered[(height, sender)] = (self.last_executed, self.now_ms, timed)
+        return True
 
     def add_exec_vote(self: "Replica", msg: Signed) -> bool:
         vote: Executed = msg.body

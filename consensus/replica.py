@@ -158,6 +158,8 @@ class Replica(NormalCase, Checkpoints, CatchUp, ViewChanges, Pacemaker, Executio
             self.on_view_timer()
         elif name == "resend":
             self.on_resend_timer()
+        elif name == "exec_resend":
+            self.on_exec_resend_timer()
 
     def restore(self, wal: list[Signed], executed_height: int,
                 stable_proof: tuple[Signed, ...] = ()) -> list[ev.Action]:
