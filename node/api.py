@@ -23,6 +23,7 @@ from contracts.queries import run_query
 from contracts.tx import Transaction, from_bytes, from_json
 from node.chain import Header, read_certificate
 from node.events import install as install_events
+from node.explorer import add_explorer_routes
 from node.openapi import DOCUMENT
 from node.proofs import build_proof
 from node.admin import add_admin_routes
@@ -332,4 +333,5 @@ def build_app(runtime: Runtime) -> web.Application:
     app.router.add_get("/p2p/blocks", p2p_blocks)
     add_admin_routes(app, runtime)  # /admin/faults (node/admin.py)
     install_events(app, runtime)  # /v1/events, /metrics, MQTT (node/events.py)
+    add_explorer_routes(app, runtime.cfg)  # GET /, /v1/peers, /v1/genesis, CORS (node/explorer.py)
     return app

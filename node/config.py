@@ -54,6 +54,8 @@ class NodeConfig:
     max_body_bytes: int = 8 * 1024 * 1024
     max_mempool_txs: int = 50_000
     consensus: dict[str, int] = field(default_factory=dict)
+    cors_allowed_origins: tuple[str, ...] = ("*",)
+    """Origins whose pages may read the public API (GETs only; never /admin or /p2p)."""
 
     @property
     def chain_id(self) -> str:
@@ -103,4 +105,13 @@ def load_config(path: str | Path) -> NodeConfig:
         admin_token=_get(raw, "admin_token", str, where), peers=peers,
         log_level=raw.get("log_level", "warning"), mqtt_url=raw.get("mqtt_url", ""),
         max_body_bytes=raw.get("max_body_bytes", 8 * 1024 * 1024),
-        max_mempool_txs=raw.get("max_mempool_txs", 50_000), consensus=consensus)
+        max_mempool_txs=raw.get("max_mempool_txs", 50_000), consensus=consensus,
+        cors_allowed_origins=_origins(raw, where))
+
+
+def _origins(raw: dict[str, Any], where: str) -> tuple[str, ...]:
+    value = raw.get("cors_allowed_origins", ["*"])
+    if not isinstance(value, list) or not all(isinstance(o, str) and o for o in value):
+        raise ConfigError(f"{where}: cors_allowed_origins must be a list of origins "
+                          '(e.g. ["https://explorer.example"], ["*"], or [] for none)')
+    return tuple(o.rstrip("/") for o in value)
