@@ -1,7 +1,7 @@
 // Patents, licensing, the pool and securitization: each page is a few GET /v1/state reads.
 
-import { get, listOf, maybe, maybeState, state } from "./api.js";
-import { badge, bars, bps, h, json, kv, link, num, section, table, time, waterfall } from "./ui.js";
+import { get, listOf, maybe, state } from "./api.js";
+import { badge, bars, bps, h, json, kv, legend, link, num, section, table, time, waterfall } from "./ui.js";
 import { verifyInto } from "./pages-chain.js";
 
 const QUALITY_PARTS = ["authorization", "citations", "technology", "family", "international"];
@@ -49,8 +49,17 @@ async function poolsHolding(pid) {
   return full.filter((pool) => pool.members.some((m) => m.patent === pid));
 }
 
+async function servesStateProofs() {
+  const doc = await get("/openapi.json").catch(() => ({ paths: {} }));
+  return Object.keys(doc.paths || {}).some((path) => path.startsWith("/v1/proof/state"));
+}
+
 async function stateProofBox(pid) {
   const box = h("div", { id: "state-proof" });
+  if (!(await servesStateProofs())) {
+    box.append(h("p", { class: "muted" }, "this node serves no state proofs (its /openapi.json lists no /v1/proof/state)"));
+    return box;
+  }
   const verdict = h("div");
   const path = `/v1/proof/state/patent/${encodeURIComponent(pid)}`;
   const button = h("button", { id: "fetch-state-proof", onclick: async () => {
@@ -66,8 +75,9 @@ async function stateProofBox(pid) {
 
 export async function patentPage(view, pid) {
   const p = await state("patents", pid);
-  const [licences, pools, open] = await Promise.all([
-    state("licences", "patent", pid).then(listOf), poolsHolding(pid), maybeState("open_licences", pid)]);
+  // lists filtered here rather than per-patent reads that 404 (a browser logs every 404)
+  const [licences, pools, open] = await Promise.all([state("licences", "patent", pid).then(listOf),
+    poolsHolding(pid), state("open_licences").then(listOf).then((all) => all.find((o) => o.patent === pid))]);
   const q = p.quality;
   view.replaceChildren(
     section(`${p.id} — ${p.title}`, kv([["status", badge(p.effective_status, p.effective_status === "GRANTED" ? "good" : "warn")],
@@ -77,14 +87,14 @@ export async function patentPage(view, pid) {
     section("Status history", statusHistory(p)),
     section("Owners and shares", table(["owner", "share"], p.owners.map(([org, share]) => [org, bps(share)]))),
     section(`Quality score ${q.score} / ${POINTS_PER_DIMENSION * QUALITY_PARTS.length}`,
-      h("div", { id: "quality-chart" }, bars(QUALITY_PARTS.map((k) => [k, q[k], POINTS_PER_DIMENSION])))),
+      h("div", { id: "quality-chart" }, bars(QUALITY_PARTS.map((k) => [k, q[k], POINTS_PER_DIMENSION, "", undefined, `${q[k]} / ${POINTS_PER_DIMENSION} points`])))),
     section("Family and citations", kv([["family", (p.family.members || []).map((m) => [patentLink(m), " "])],
       ["offices", (p.family.offices || []).join(", ")], ["cites", (p.citations || p.cites || []).map((c) => [patentLink(c), " "])],
       ["cited by", (p.cited_by || []).map((c) => [patentLink(c), " "])]])),
     section("Pledge and appraisal", kv([["pledge", p.pledge ? JSON.stringify(p.pledge) : "none"],
       ["appraisal", p.appraisal ? `${num(p.appraisal.value)} BPC by ${p.appraisal.evaluator} (${p.appraisal.basis}), height ${p.appraisal.height}` : "none"]])),
     section("Licences and pools", licenceTable(licences),
-      h("p", {}, "open licence: ", open ? `${open.state || "offered"}, fee ${num(open.fee)}, royalty ${bps(open.royalty_bps)}` : "none"),
+      h("p", {}, "open licence: ", open ? `${open.state}, price ${num(open.price)} BPC, royalty ${bps(open.royalty_bps)}, ${open.granted} taken, declared by ${open.declared_by}` : "none"),
       h("p", {}, "pools: ", pools.length ? pools.map((pool) => [link(`#/pool/${pool.id}`, pool.name), " "]) : "none")),
     section("State proof", await stateProofBox(pid)));
 }
@@ -105,7 +115,8 @@ export async function licensingPage(view) {
   view.replaceChildren(
     section(`Licences (${licences.length})`, licenceTable(licences)),
     section("Royalties reported and paid", table(["licence", "period", "net sales", "units", "earned", "due", "status", "paid to"], rows)),
-    section("Open licences", table(["patent", "terms"], open.map((o) => [patentLink(o.patent || o.pid || ""), h("code", {}, JSON.stringify(o))]))),
+    section("Open licences", table(["patent", "declared by", "price BPC", "royalty", "term days", "taken", "state"], open.map((o) =>
+      [patentLink(o.patent), o.declared_by, num(o.price), bps(o.royalty_bps), o.term_days ?? "unlimited", o.granted, o.state]))),
     section("Patent pools", table(["pool", "admin", "fee", "BPR minted", "distributed BPC"], pools.map((p) =>
       [link(`#/pool/${p.id}`, p.name), p.admin, bps(p.admin_fee_bps), num(p.minted_bpr), num(p.distributed_bpc)]), { id: "pools" })));
 }
@@ -145,8 +156,10 @@ function trancheRows(deal) {
 function coverage(tests) {
   const rows = [["coverage (IC)", tests.coverage.value_bps, tests.coverage.min_bps, tests.coverage.pass]];
   for (const [name, t] of Object.entries(tests.oc || {})) rows.push([`OC ${name}`, t.value_bps, t.min_bps, t.pass]);
-  const scale = Math.max(...rows.map((r) => Math.max(r[1], r[2]))) * 1.1;
-  return h("div", { class: "coverage" }, bars(rows.map(([label, value, , pass]) => [label, value, Math.round(scale), pass ? "pass" : "fail"]), { labelWidth: 130 }),
+  const scale = Math.round(Math.max(...rows.map((r) => Math.max(r[1], r[2]))) * 1.1);
+  return h("div", { class: "coverage" },
+    bars(rows.map(([label, value, min, pass]) => [label, value, scale, pass ? "pass" : "fail", min, `${bps(value)} (min ${bps(min)})`]), { labelWidth: 130 }),
+    h("p", { class: "muted" }, "the black line on each bar is the test's threshold"),
     table(["test", "value", "threshold", "result"], rows.map(([label, value, min, pass]) => [label, bps(value), bps(min), badge(pass ? "pass" : "fail", pass ? "good" : "bad")])));
 }
 
@@ -159,7 +172,8 @@ function reportSection(r) {
     h("h3", {}, `Period ${r.period} — ${r.mode}, height ${r.height}, ${time(r.timestamp_ms)}`),
     kv([["collections", num(r.collections)], ["cash", num(r.cash)], ["paid", num(r.total_paid)], ["reserve in / out", `${num(r.reserve_in)} / ${num(r.reserve_out)}`],
       ["trigger", r.trigger.triggered ? badge(`triggered (period ${r.trigger.fired_period})`, "bad") : badge("not triggered", "good")]]),
-    h("p", {}, "where the period's cash went:"), waterfall(r.steps, r.cash), steps,
+    h("p", {}, `where the period's cash (${num(r.cash)}) went, left to right in waterfall order:`), waterfall(r.steps, r.cash),
+    legend([["wf-fees", "fees"], ["wf-interest", "interest"], ["wf-principal", "principal"], ["wf-reserve", "reserve"], ["wf-residual", "residual"], ["wf-rest", "not paid out"]]), steps,
     h("h4", {}, "coverage against thresholds"), coverage(r.tests),
     h("details", {}, h("summary", {}, "disclosure report (JSON)"), json(r)));
 }

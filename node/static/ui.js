@@ -59,20 +59,26 @@ export function sparkline(values, { width = 320, height = 48, label = "" } = {})
     s("text", { x: width - 2, y: 11, "text-anchor": "end", class: "spark-label" }, `max ${max}`));
 }
 
-// Horizontal bars: rows of [label, value, max, title]; the value is printed beside its bar.
-export function bars(rows, { width = 420, barHeight = 18, labelWidth = 120 } = {}) {
+// Horizontal bars: rows of [label, value, max, class, marker, text]; a marker (a threshold)
+// is drawn as a line across the bar; text (default "value / max") is printed beside it.
+export function bars(rows, { width = 480, barHeight = 18, labelWidth = 120, valueWidth = 130 } = {}) {
   const height = rows.length * (barHeight + 6) + 4;
-  const inner = width - labelWidth - 70;
+  const inner = width - labelWidth - valueWidth;
+  const at = (v, max) => (max > 0 ? Math.max(0, Math.min(1, v / max)) * inner : 0);
   return s("svg", { class: "bars", width, height, viewBox: `0 0 ${width} ${height}`, role: "img" },
-    rows.map(([label, value, max, cls], i) => {
+    rows.map(([label, value, max, cls, marker, text], i) => {
       const y = 2 + i * (barHeight + 6);
-      const w = max > 0 ? Math.max(0, Math.min(1, value / max)) * inner : 0;
       return s("g", { class: cls || "" },
         s("text", { x: 0, y: y + barHeight - 5, class: "bar-label" }, label),
         s("rect", { x: labelWidth, y, width: inner, height: barHeight, class: "bar-track" }),
-        s("rect", { x: labelWidth, y, width: w.toFixed(1), height: barHeight, class: "bar-fill" }),
-        s("text", { x: labelWidth + inner + 6, y: y + barHeight - 5, class: "bar-value" }, `${num(value)} / ${num(max)}`));
+        s("rect", { x: labelWidth, y, width: at(value, max).toFixed(1), height: barHeight, class: "bar-fill" }),
+        marker === undefined ? null : s("line", { x1: labelWidth + at(marker, max), x2: labelWidth + at(marker, max), y1: y - 2, y2: y + barHeight + 2, class: "bar-marker" }),
+        s("text", { x: labelWidth + inner + 6, y: y + barHeight - 5, class: "bar-value" }, text ?? `${num(value)} / ${num(max)}`));
     }));
+}
+
+export function legend(items) {
+  return h("p", { class: "legend" }, items.map(([cls, text]) => h("span", { class: cls }, h("i"), text)));
 }
 
 // One stacked column per waterfall: where each unit of collections went, step by step.
