@@ -21,6 +21,8 @@ from typing import Any
 
 from aiohttp import web
 
+from node.openapi import PATHS, _op
+
 STATIC_DIR = Path(__file__).with_name("static")
 STATIC_PREFIX = "/explorer/"
 READ_METHODS = ("GET", "HEAD")
@@ -82,6 +84,17 @@ class ExplorerInfo:
 
 
 EXPLORER = web.AppKey("explorer", ExplorerInfo)
+
+# described here, beside their handlers, so /openapi.json lists them wherever they are mounted
+PATHS.update({
+    "/": {"get": _op("The block explorer (a single page; its files are under /explorer/)",
+                     {"200": "text/html"})},
+    "/v1/peers": {"get": _op("Every node of the cluster with its API URL (this one included)",
+                             {"200": "{chain_id, nodes: [{id, index, url, self}]}"})},
+    "/v1/genesis": {"get": _op("The genesis this node runs: chain id, validators' public keys, "
+                               "organisations (compare it with your own copy before trusting it)",
+                               {"200": "genesis JSON"})},
+})
 
 
 async def get_index(request: web.Request) -> web.FileResponse:

@@ -29,9 +29,17 @@ export const state = (...parts) => get(`/v1/state/${parts.map(encodeURIComponent
 export const maybeState = (...parts) => maybe(`/v1/state/${parts.map(encodeURIComponent).join("/")}`);
 export const listOf = (answer) => (Array.isArray(answer) ? answer : answer ? answer.result || [] : []);
 
+// The genesis as this node serves it, with the SHA-256 of the exact bytes received, so a
+// reader can compare it with a copy they trust (or load that copy instead).
 let genesisPromise = null;
 export function genesis() {
-  if (!genesisPromise) genesisPromise = get("/v1/genesis");
+  if (!genesisPromise) {
+    genesisPromise = fetch("/v1/genesis").then(async (response) => {
+      if (!response.ok) throw new ApiError(response.status, "NoGenesis", "this node serves no genesis");
+      const bytes = new Uint8Array(await response.arrayBuffer());
+      return { value: JSON.parse(new TextDecoder().decode(bytes)), bytes };
+    });
+  }
   return genesisPromise;
 }
 

@@ -102,23 +102,18 @@ export async function blockPage(view, height) {
 
 // -- transactions and their proofs --------------------------------------------------------
 async function genesisLine(box) {
-  const g = await genesis();
-  const digest = toHex(sha256(new TextEncoder().encode(JSON.stringify(sortKeys(g)))));
-  box.replaceChildren(`Checked against genesis ${g.chain_id}: ${g.validators.length} validators, `,
-    `canonical sha256 ${short(digest, 16)} (fetched from this node — compare with your own genesis.json, or load it: `,
+  const { value: g, bytes } = await genesis();
+  const digest = toHex(sha256(bytes));
+  box.replaceChildren(`Checked against genesis ${g.chain_id}: ${g.validators.length} validators; `,
+    `sha256 of the genesis this node serves ${short(digest, 16)} — compare it with a copy you trust, or check against that copy: `,
     h("input", { type: "file", accept: ".json,application/json", id: "genesis-file", onchange: loadGenesisFile }), ")");
-}
-
-function sortKeys(v) {
-  if (Array.isArray(v)) return v.map(sortKeys);
-  if (v && typeof v === "object") return Object.fromEntries(Object.keys(v).sort().map((k) => [k, sortKeys(v[k])]));
-  return v;
 }
 
 let ownGenesis = null;
 async function loadGenesisFile(event) {
   const file = event.target.files[0];
   if (file) ownGenesis = JSON.parse(await file.text());
+  event.target.after(` using ${file ? file.name : "the node's genesis"}`);
 }
 
 export function showVerdict(box, result) {
@@ -128,7 +123,7 @@ export function showVerdict(box, result) {
 }
 
 export async function verifyInto(box, proof) {
-  const result = verifyProof(proof, ownGenesis || (await genesis()));
+  const result = verifyProof(proof, ownGenesis || (await genesis()).value);
   showVerdict(box, result);
   return result;
 }
