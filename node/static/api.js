@@ -50,8 +50,27 @@ export const live = {
   perSecond: new Map(), // unix second -> committed txs that arrived in it
   listeners: new Set(),
   connected: false,
+  backfilled: false,
   source: null,
 };
+
+// Committed transactions per second of block time, over the last minute: filled from the
+// stream, and at start from the latest blocks so the chart does not begin empty.
+function count(second, txs) {
+  live.perSecond.set(second, (live.perSecond.get(second) || 0) + txs);
+}
+
+export async function backfill() {
+  if (live.backfilled) return;
+  live.backfilled = true;
+  let block = await get("/v1/blocks/latest");
+  const since = Date.now() - WINDOW_S * 1000;
+  for (let n = 0; n < WINDOW_S && block.height > 0 && block.timestamp_ms >= since; n++) {
+    if (!live.blocks.some((b) => b.height === block.height)) count(Math.floor(block.timestamp_ms / 1000), block.tx_ids.length);
+    block = await get(`/v1/blocks/${block.height - 1}`);
+  }
+  notify();
+}
 
 export function txRate() {
   const now = Math.floor(Date.now() / 1000);
@@ -64,9 +83,9 @@ function notify() { for (const fn of live.listeners) fn(); }
 
 async function onBlock(event) {
   const record = JSON.parse(event.data);
-  const second = Math.floor(Date.now() / 1000);
-  live.perSecond.set(second, (live.perSecond.get(second) || 0) + record.tx_count);
-  for (const t of live.perSecond.keys()) if (t < second - WINDOW_S) live.perSecond.delete(t);
+  const second = Math.floor(record.timestamp_ms / 1000);
+  count(second, record.tx_count);
+  for (const t of live.perSecond.keys()) if (t < Math.floor(Date.now() / 1000) - WINDOW_S) live.perSecond.delete(t);
   const entry = { ...record, tx_ids: null, seen_ms: Date.now() };
   live.blocks.unshift(entry);
   live.blocks.length = Math.min(live.blocks.length, 30);

@@ -41,6 +41,12 @@ CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first
                   "--disable-sync"]
 PAGE_TIMEOUT_MS = 15_000
 LIVE_DEADLINE_S = 2.0
+PAGE_WEIGHT_JS = """() => {
+  const code = performance.getEntries().filter((e) => e.entryType === "navigation"
+    || (e.entryType === "resource" && new URL(e.name).pathname.startsWith("/explorer/")));
+  return {files: code.length, bytes: code.reduce((n, e) => n + e.encodedBodySize, 0),
+          each: Object.fromEntries(code.map((e) => [new URL(e.name).pathname, e.encodedBodySize]))};
+}"""
 
 
 def http_json(url: str, body: dict[str, Any] | None = None) -> Any:
@@ -145,8 +151,14 @@ def test_every_page_renders_without_console_errors(tab: Page, story_cluster: dic
     for name, route in pages.items():
         texts[name] = tab.open(route)
         tab.shot(name)
+        if name == "cluster":  # first load, empty cache: what a reader downloads
+            shipped = tab.page.evaluate(PAGE_WEIGHT_JS)
+    (shots_dir / "page-weight.json").write_text(json.dumps(shipped, indent=1) + "\n")
     with capsys.disabled():
-        print(f"\nexplorer screenshots: {shots_dir}")
+        print(f"\nexplorer screenshots: {shots_dir}\nexplorer page weight: "
+              f"{shipped['bytes']} bytes in {shipped['files']} files (code and style, "
+              f"uncompressed; API answers not counted)")
+    assert shipped["files"] >= 10 and shipped["bytes"] > 0
     assert tab.errors == []
     assert all(f"node{i}" in texts["cluster"] for i in range(4))
     assert "diverged" not in texts["cluster"] and "unreachable" not in texts["cluster"]
