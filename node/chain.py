@@ -1,9 +1,10 @@
-"""Blocks: the header derived from a committed batch, and the executor that applies it.
+"""Blocks: the header sealed after executing a committed batch, and the executor.
 
 Consensus agrees on (view, seq, digest) where digest binds the primary's timestamp and
-the Merkle root of the transaction ids. Everything else in the header (previous hash,
-state root after the previous block) follows deterministically on every honest node,
-so the header needs no second round of agreement — the checkpoints compare roots.
+the Merkle root of the transaction ids. The header adds what execution produced — the
+state root after the block and the receipts root — and every replica signs its hash in
+an execution vote (consensus/execution.py), so 2f+1 signatures cover every header field
+a proof shows. The bytes are specified in docs/protocol.md.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from consensus.messages import compute_digest
 from contracts import codec
 from contracts.errors import ContractError
 from contracts.genesis import init_state
-from contracts.merkle import merkle_root
+from contracts.merkle import EMPTY_ROOT, merkle_root
 from contracts.runtime import BlockContext, Receipt, apply_transaction
 from contracts.state import State
 from contracts.tx import Transaction, from_bytes
@@ -39,6 +40,9 @@ def digest_batch(timestamp_ms: int, txs: tuple[bytes, ...]) -> bytes:
     return compute_digest(timestamp_ms, tx_root(txs))
 
 
+BLOCK_DOMAIN = b"ipchain/block/v2"
+
+
 @dataclass(frozen=True)
 class Header:
     """No view here: the quorum agrees on the batch, not on the view it committed in
@@ -49,23 +53,29 @@ class Header:
     prev_hash: bytes
     tx_root: bytes
     state_root: bytes
-    """State root after the previous block (CometBFT's app_hash convention)."""
+    """State root AFTER this block: the header is sealed once the block is executed, so
+    one certified header proves both the block and the state it left."""
     timestamp_ms: int
     """The agreed time: max(primary's timestamp, previous block's), never decreasing."""
     proposal_timestamp_ms: int
+    receipts_root: bytes = EMPTY_ROOT
+    state_leaves: int = 0
+    """Number of state entries: fixes the tree shape, so an absence proof can show that
+    two leaves are neighbours."""
 
     def to_value(self) -> dict[str, Any]:
         return {"height": self.height, "prev_hash": self.prev_hash,
                 "tx_root": self.tx_root, "state_root": self.state_root,
                 "timestamp_ms": self.timestamp_ms,
-                "proposal_timestamp_ms": self.proposal_timestamp_ms}
+                "proposal_timestamp_ms": self.proposal_timestamp_ms,
+                "receipts_root": self.receipts_root, "state_leaves": self.state_leaves}
 
     def encode(self) -> bytes:
         return codec.encode(self.to_value())
 
     @property
     def hash(self) -> bytes:
-        return hashlib.sha256(self.encode()).digest()
+        return hashlib.sha256(BLOCK_DOMAIN + self.encode()).digest()
 
     @classmethod
     def decode(cls, data: bytes) -> "Header":
@@ -79,8 +89,7 @@ class Executor:
         self.storage = storage
         self.chain_id = genesis["chain_id"]
         genesis_state = init_state(genesis)
-        self.genesis = Header(0, ZERO_HASH, merkle_root([]), genesis_state.root(),
-                              genesis["genesis_time_ms"], genesis["genesis_time_ms"])
+        self.genesis = genesis_header(genesis_state, genesis["genesis_time_ms"])
         storage.init_state(genesis_state.raw_items())
         self.state = State(storage.state_items())
         self.state.take_dirty()
@@ -89,13 +98,14 @@ class Executor:
                      else Header.decode(storage.block(self.height)[1]))
         self.lock = asyncio.Lock()
         """Held while a block is applied, so queries never see half a block."""
+        self.planted_fault = False
+        """Test hook (node/runtime.py PLANTED_FAULT_ENV): execute differently from peers."""
 
     async def execute(self, block: ev.Deliver, known: Callable[[bytes], Transaction | None],
                       verified: Callable[[Transaction], bool]) -> tuple[Header, list[Receipt]]:
         if block.seq != self.height + 1:
             raise RuntimeError(f"block {block.seq} delivered after {self.height}")
-        header = next_header(self.head, block, self.state.root())
-        ctx = BlockContext(self.chain_id, block.seq, header.timestamp_ms)
+        ctx = BlockContext(self.chain_id, block.seq, block_time_ms(self.head, block))
         ids = [hashlib.sha256(raw).digest() for raw in block.txs]
         async with self.lock:
             receipts: list[Receipt] = []
@@ -104,7 +114,10 @@ class Executor:
                 receipts.append(receipt)
                 if len(receipts) % EXECUTE_CHUNK_TXS == 0:
                     await asyncio.sleep(0)  # let the API and transport breathe mid-block
+            if self.planted_fault:
+                self.state.put("zz-planted-fault", block.seq)
             changes = self.state.take_dirty()
+            header = seal_header(self.head, block, self.state, receipts)
             self.storage.save_block(
                 block.seq, header.hash, header.encode(), self.state.root(),
                 wire.encode(block.preprepare), wire_certificate(block.certificate),
@@ -118,10 +131,35 @@ class Executor:
 DUPLICATE = "DuplicateTransaction"
 
 
-def next_header(prev: Header, block: ev.Deliver, state_root: bytes) -> Header:
-    """The header of the block after `prev`, from the agreed batch and the state root."""
-    return Header(block.seq, prev.hash, tx_root(block.txs), state_root,
-                  max(block.timestamp_ms, prev.timestamp_ms), block.timestamp_ms)
+def genesis_header(state: State, genesis_time_ms: int) -> Header:
+    return Header(0, ZERO_HASH, EMPTY_ROOT, state.root(), genesis_time_ms, genesis_time_ms,
+                  EMPTY_ROOT, len(state))
+
+
+def block_time_ms(prev: Header, block: ev.Deliver) -> int:
+    """The agreed block time: the primary's, but never before the previous block's."""
+    return max(block.timestamp_ms, prev.timestamp_ms)
+
+
+def receipt_leaf(receipt: Receipt) -> bytes:
+    """What a receipt contributes to the receipts root (docs/protocol.md §3.1): no
+    height (the header has it) and no human message (wording is not a result)."""
+    value = receipt.to_value()
+    return codec.encode({key: value[key] for key in RECEIPT_LEAF_FIELDS})
+
+
+RECEIPT_LEAF_FIELDS = ("code", "events", "index", "status", "tx_id")
+
+
+def receipts_root(receipts: list[Receipt]) -> bytes:
+    return merkle_root([receipt_leaf(r) for r in receipts if r.code != DUPLICATE])
+
+
+def seal_header(prev: Header, block: ev.Deliver, state: State, receipts: list[Receipt]) -> Header:
+    """The header of the block after `prev`, once the block has been executed on `state`."""
+    return Header(block.seq, prev.hash, tx_root(block.txs), state.root(),
+                  block_time_ms(prev, block), block.timestamp_ms, receipts_root(receipts),
+                  len(state))
 
 
 def iter_receipts(state: State, ctx: BlockContext, txs: tuple[bytes, ...], ids: list[bytes],

@@ -130,7 +130,10 @@ class _NodeCollector:
                 ("ipchain_pending_requests", "Requests the replica has not yet ordered.",
                  status["pending"]),
                 ("ipchain_evidence_held", "Conflicting-message evidence held in memory.",
-                 status["evidence"])):
+                 status["evidence"]),
+                ("ipchain_diverged", "1 once this node's results differ from a quorum's "
+                 "(or its data at rest is damaged): it has stopped.",
+                 int(runtime.diverged is not None))):
             yield GaugeMetricFamily(name, help_text, value=value)
 
     def _totals(self) -> Iterator[Metric]:

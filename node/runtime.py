@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import os
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -22,13 +23,16 @@ from consensus.replica import Replica, ReplicaConfig
 from contracts import errors
 from contracts.runtime import Receipt, check_nonce, get_ops
 from contracts.tx import Transaction
-from node.chain import Executor, Header, digest_batch, read_certificate
+from node.chain import Executor, Header, digest_batch, read_certificate, wire_certificate
 from node.config import NodeConfig
 from node.storage import Storage
 from node.transport import Transport
 
 log = logging.getLogger("ipchain.runtime")
 MAX_EVENTS_PER_STEP = 1000
+PLANTED_FAULT_ENV = "IPCHAIN_PLANTED_EXECUTION_FAULT"
+"""Test hook: set to 1 and this node's contract execution differs from every other's
+(one extra state write per block), so the divergence fail-stop can be shown live."""
 
 
 class ShuttingDown(Exception):
@@ -55,6 +59,11 @@ class Runtime:
         self.counters: collections.Counter[str] = collections.Counter()
         self.storage = Storage(cfg.data_dir / "db.sqlite")
         self.executor = Executor(self.storage, cfg.genesis)
+        self.executor.planted_fault = os.environ.get(PLANTED_FAULT_ENV) == "1"
+        self.diverged: dict[str, Any] | None = check_at_rest(self.storage, self.executor)
+        """Set once this node's results cannot be trusted (a quorum certified another
+        block hash, or its data at rest is damaged): it then votes, executes and serves
+        state no more, and says why in /v1/status."""
         keys = Ed25519Keyring(cfg.index, cfg.signing_key, cfg.validator_keys)
         self.replica = Replica(ReplicaConfig(n=len(cfg.validator_keys), index=cfg.index,
                                              chain_id=cfg.chain_id, **cfg.consensus),
@@ -77,7 +86,8 @@ class Runtime:
             ev.Deliver: self.blocks.put_nowait,
             ev.SetTimer: lambda a: self._set_timer(a.name, a.delay_ms),
             ev.CancelTimer: self._on_cancel_timer, ev.FetchBlocks: self._on_fetch,
-            ev.CheckpointStable: self._on_stable, ev.Evidence: self._on_evidence}
+            ev.CheckpointStable: self._on_stable, ev.Evidence: self._on_evidence,
+            ev.ExecutionCertified: self._on_certified, ev.Diverged: self._on_diverged}
         """Persist is handled first, for the whole batch, in _carry_out."""
         self._background: set[asyncio.Task] = set()
         self.fatal = asyncio.Event()
@@ -106,6 +116,10 @@ class Runtime:
     # -- lifecycle ----------------------------------------------------------------------
     async def start(self) -> None:
         await self.transport.start()
+        if self.diverged is not None:
+            log.critical("event=refusing_to_run reason=%s height=%s", self.diverged["reason"],
+                         self.diverged["height"])
+            return  # neither vote nor execute: our state is not the chain's
         self._carry_out(self._restored)
         self._tasks = [asyncio.create_task(self._replica_loop(), name="replica"),
                        asyncio.create_task(self._executor_loop(), name="executor")]
@@ -250,6 +264,22 @@ class Runtime:
         self.storage.add_evidence(action.kind, action.first.sender,
                                   wire.encode(action.first), wire.encode(action.second))
 
+    def _on_certified(self, action: ev.ExecutionCertified) -> None:
+        self.storage.save_exec_cert(action.height, action.block_hash,
+                                    wire_certificate(action.votes))
+        self.counters["blocks_certified"] += 1
+
+    def _on_diverged(self, action: ev.Diverged) -> None:
+        self.diverged = {"height": action.height, "mine": action.mine.hex(),
+                         "quorum": action.quorum.hex(), "reason": "execution"}
+        self.counters["execution_diverged"] += 1
+        other = next(v for v in action.votes if v.sender != self.cfg.index)
+        self.storage.add_evidence("execution-diverged", self.cfg.index,
+                                  wire.encode(action.own), wire.encode(other))
+        log.critical("event=execution_diverged height=%d mine=%s quorum=%s signers=%s",
+                     action.height, action.mine.hex(), action.quorum.hex(),
+                     [v.sender for v in action.votes])
+
     def _set_timer(self, name: str, delay_ms: int) -> None:
         old = self._timers.pop(name, None)
         if old:
@@ -278,6 +308,8 @@ class Runtime:
             block = await self.blocks.get()
             if block.seq <= self.executor.height:
                 continue
+            if self.diverged is not None:
+                return  # fail-stop: later blocks would be built on refuted state
             try:
                 header, receipts = await self.executor.execute(block, self.mempool.get,
                                                                self._is_verified)
@@ -288,7 +320,7 @@ class Runtime:
                 self.fatal.set()
                 return
             # Consensus hears first (checkpoints wait on it); then clients and observers.
-            self.events.put_nowait(ev.BlockExecuted(block.seq, self.executor.state.root()))
+            self.events.put_nowait(ev.BlockExecuted(block.seq, header.state_root, header.hash))
             self._after_block(header, receipts)
 
     def _is_verified(self, tx: Transaction) -> bool:
@@ -318,5 +350,31 @@ class Runtime:
                 "peers": [p.id for p in self.cfg.peers], "mempool": len(self.mempool),
                 "pending": replica["pending"], "stable_checkpoint": replica["stable_checkpoint"],
                 "in_view_change": replica["in_view_change"], "evidence": replica["evidence"],
+                "diverged": self.diverged,
+                "certified_height": self.storage.last_certified(),
                 "consensus": dict(sorted(self.replica.stats.items())),
                 "transport": dict(sorted(self.counters.items()))}
+
+
+def check_at_rest(storage: Storage, executor: Executor) -> dict[str, Any] | None:
+    """Why this node's stored chain cannot be trusted, or None when it checks out.
+
+    SQLite's quick_check finds a damaged file, but not a flipped bit inside a stored
+    value or a WAL cut short after kill -9: those leave a readable database whose state
+    no longer matches its last header. So the state root is recomputed and compared
+    with that header's (which, once certified, 2f+1 validators signed), and the header
+    with its certificate.
+    """
+    height = executor.height
+    verdict = storage.quick_check()
+    if verdict != "ok":
+        return {"height": height, "mine": "", "quorum": "", "reason": f"sqlite: {verdict}"}
+    mine = executor.state.root()
+    if mine != executor.head.state_root:
+        return {"height": height, "mine": mine.hex(), "quorum": executor.head.state_root.hex(),
+                "reason": "state at rest does not match the last block's state root"}
+    cert = storage.exec_cert(height)
+    if cert is not None and cert[0] != executor.head.hash:
+        return {"height": height, "mine": executor.head.hash.hex(), "quorum": cert[0].hex(),
+                "reason": "last block does not match its execution certificate"}
+    return None

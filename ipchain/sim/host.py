@@ -20,11 +20,11 @@ from consensus import messages as wire
 from consensus.messages import Commit, PrePrepare, Prepare
 from consensus.quorum import quorum
 from consensus.replica import Replica
-from contracts.merkle import merkle_root
 from contracts.runtime import BlockContext, Receipt
 from contracts.state import State
 from contracts.tx import Transaction
-from node.chain import DUPLICATE, ZERO_HASH, Header, digest_batch, iter_receipts, next_header
+from node.chain import (DUPLICATE, block_time_ms, digest_batch, genesis_header,
+                        iter_receipts, seal_header)
 from ipchain.sim.byzantine import HONEST, Behaviour
 from ipchain.sim.clock import US_PER_MS, EventQueue
 from ipchain.sim.network import Network
@@ -45,9 +45,14 @@ class SimChain:
                  tx_cache: dict[bytes, Transaction]) -> None:
         self.chain_id = chain_id
         self.state = State(genesis_state.raw_items())
-        self.head = Header(0, ZERO_HASH, merkle_root([]), genesis_state.root(),
-                           genesis_time_ms, genesis_time_ms)
+        self.head = genesis_header(genesis_state, genesis_time_ms)
         self.height = 0
+        self.nondeterminism: random.Random | None = None
+        """Set (a simulator fault): this replica's execution writes a random value each
+        block, as a non-deterministic contract would; its results must be caught."""
+        self.hashes: list[bytes] = [self.head.hash]
+        """hashes[h]: the header hash of block h, what the execution vote signs."""
+        self.certificates: dict[int, tuple[wire.Signed, ...]] = {}
         self.signature_ok = signature_ok
         self.tx_cache = tx_cache
         """Decoded transactions shared by all hosts (they are immutable): the mempool's role."""
@@ -61,8 +66,7 @@ class SimChain:
     def execute(self, block: ev.Deliver) -> list[Receipt]:
         if block.seq != self.height + 1:
             raise RuntimeError(f"block {block.seq} delivered after {self.height}")
-        header = next_header(self.head, block, self.state.root())
-        ctx = BlockContext(self.chain_id, block.seq, header.timestamp_ms)
+        ctx = BlockContext(self.chain_id, block.seq, block_time_ms(self.head, block))
         ids = [hashlib.sha256(raw).digest() for raw in block.txs]
         committed = {i for i in ids if i.hex() in self.tx_index}
         receipts = list(iter_receipts(self.state, ctx, block.txs, ids, committed,
@@ -70,12 +74,20 @@ class SimChain:
         for receipt in receipts:
             if receipt.code != DUPLICATE:
                 self.tx_index[receipt.tx_id] = (block.seq, receipt.ok, receipt.code)
+        if self.nondeterminism is not None:
+            self.state.put("zz-nondeterminism", self.nondeterminism.getrandbits(32))
+        header = seal_header(self.head, block, self.state, receipts)
+        self.hashes.append(header.hash)
         self.state.take_dirty()
         self.height, self.head = block.seq, header
         self.blocks.append(block)
         self.roots.append(self.state.root())
         self.receipts.append(receipts)
         return receipts
+
+    def certified_votes(self, first: int, last: int) -> tuple[wire.Signed, ...]:
+        return tuple(vote for h in range(max(first, 1), min(last, self.height) + 1)
+                     for vote in self.certificates.get(h, ()))
 
     def serve(self, first: int, last: int) -> tuple[tuple[wire.Signed, tuple[wire.Signed, ...]], ...]:
         blocks = self.blocks[max(first, 1):min(last, self.height) + 1]
@@ -160,6 +172,8 @@ class Host:
         self.anomalies: list[str] = []
         """Deliveries out of order or contradicting an earlier one (never, if correct)."""
         self.bad_certificates: list[str] = []
+        self.diverged: tuple[int, bytes, bytes] | None = None
+        """Set when the replica fail-stopped: (height, our hash, the quorum's hash)."""
         self.stats = {"crashes": 0, "restarts": 0, "restored_from_wal": 0, "fetches": 0,
                       "redelivered": 0, "torn_crashes": 0, "torn_actions_lost": 0}
         self.torn_crash_pending = 0
@@ -213,9 +227,15 @@ class Host:
                 blocks = self.behaviour.serve(self, self.chain.serve(packet[1], packet[2]))
                 if blocks:
                     self.env.network.send(self.index, src, ("blocks", blocks))
+                    votes = self.chain.certified_votes(packet[1], packet[2])
+                    if votes:  # as the node's /p2p/blocks: the range's execution certificates
+                        self.env.network.send(self.index, src, ("votes", votes))
         elif kind == "blocks":
             for preprepare, certificate in packet[1]:
                 self.step(ev.BlockFetched(preprepare, certificate))
+        elif kind == "votes":
+            for vote in packet[1]:
+                self.step(ev.MessageArrived(vote))
 
     def admit(self, txs: tuple[ClientTx, ...] | list[ClientTx], relay: bool) -> None:
         """A client's (relay=True) or a peer's (relay=False) transactions arrive."""
@@ -248,7 +268,7 @@ class Host:
         for r in receipts:
             if r.code != DUPLICATE:
                 self.env.on_receipt(self.index, r.tx_id, r.height, r.ok, r.code)
-        self.step(ev.BlockExecuted(seq, root))
+        self.step(ev.BlockExecuted(seq, root, self.chain.hashes[seq]))
 
     # -- carrying out actions, in order ----------------------------------------------------------
     def carry_out(self, actions: list[ev.Action]) -> None:
@@ -278,6 +298,15 @@ class Host:
                                       ("fetch", action.first, action.last))
             elif kind is ev.Evidence:
                 self.evidence.append((action.kind, action.first.sender))
+            elif kind is ev.ExecutionCertified:
+                if self.chain.hashes[action.height] != action.block_hash:
+                    self.anomalies.append(f"replica {self.index} certified block {action.height}"
+                                          " with a hash it did not compute")
+                self.chain.certificates[action.height] = action.votes
+                self.stats["blocks_certified"] = self.stats.get("blocks_certified", 0) + 1
+            elif kind is ev.Diverged:
+                self.diverged = (action.height, action.mine, action.quorum)
+                self.stats["diverged"] = self.stats.get("diverged", 0) + 1
             elif kind is ev.CheckpointStable:
                 self._prune_wal(action.seq)
                 self.stable_proof = action.proof  # kept on "disk", as the node's meta

@@ -63,6 +63,9 @@ class SimConfig:
     latency: LatencyModel = LatencyModel()
     max_events: int | None = None
     chain_id: str = "ipchain-sim"
+    nondeterministic_replica: int = -1
+    """A replica whose contract execution is non-deterministic (a simulator fault the
+    execution certificates must catch), or -1 for none."""
     cli_flags: str = ""
     """The `ipchain sim` flags this config came from, so a failure prints its replay line."""
 
@@ -170,6 +173,8 @@ class Simulation:
                          if i in self.plan.byzantine else HONEST)
             chain = SimChain(cfg.chain_id, genesis_state, genesis["genesis_time_ms"],
                              signature_ok, tx_cache)
+            if i == cfg.nondeterministic_replica:
+                chain.nondeterminism = self._rng(f"nondeterminism/{i}")
             make = functools.partial(Replica, rcfg, keyring(i), digest_batch)
             hosts.append(Host(i, self, make, chain, behaviour, self._rng(f"host/{i}")))
         return hosts
@@ -238,7 +243,7 @@ class Simulation:
     def _is_done(self) -> bool:
         if self.phase != "liveness" or self.bursts_unsent or self.client.unacked():
             return False
-        live = [h for h in self.hosts if h.honest and h.up]
+        live = [h for h in self.hosts if h.honest and h.up and h.diverged is None]
         top = max((a.height for a in self.client.acked.values()), default=0)
         return all(h.chain.height >= top for h in live) and len({h.chain.height for h in live}) <= 1
 
