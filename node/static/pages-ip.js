@@ -3,6 +3,8 @@
 import { get, listOf, maybe, state } from "./api.js";
 import { badge, bars, bps, h, json, kv, legend, link, num, section, table, time, waterfall } from "./ui.js";
 import { verifyInto } from "./pages-chain.js";
+import { Bytes } from "./msgpack.js";
+import { toHex } from "./verify.js";
 
 const QUALITY_PARTS = ["authorization", "citations", "technology", "family", "international"];
 const POINTS_PER_DIMENSION = 20;
@@ -49,6 +51,14 @@ async function poolsHolding(pid) {
   return full.filter((pool) => pool.members.some((m) => m.patent === pid));
 }
 
+// decoded msgpack -> JSON for display: byte strings as hex
+function plain(value) {
+  if (value instanceof Bytes) return toHex(value.u8);
+  if (Array.isArray(value)) return value.map(plain);
+  if (value && typeof value === "object") return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, plain(v)]));
+  return typeof value === "bigint" ? value.toString() : value;
+}
+
 async function servesStateProofs() {
   const doc = await get("/openapi.json").catch(() => ({ paths: {} }));
   return Object.keys(doc.paths || {}).some((path) => path.startsWith("/v1/proof/state"));
@@ -66,8 +76,10 @@ async function stateProofBox(pid) {
     const proof = await maybe(path).catch((e) => ({ error: e.message }));
     if (!proof || proof.error) return verdict.replaceChildren(h("p", { class: "muted" }, `this node serves no state proof here (${proof ? proof.error : "404"})`));
     const blob = URL.createObjectURL(new Blob([JSON.stringify(proof, null, 1)], { type: "application/json" }));
-    verdict.replaceChildren(h("a", { href: blob, download: `state-proof-${pid}.json` }, "save the state proof"), h("div"));
-    await verifyInto(verdict.lastChild, proof);
+    const result = h("div");
+    verdict.replaceChildren(h("a", { href: blob, download: `state-proof-${pid}.json` }, "save the state proof"), result);
+    const checked = await verifyInto(result, proof);
+    if (checked.valid && checked.value !== undefined) verdict.append(h("p", {}, "the certified value:"), json(plain(checked.value)));
   } }, "Fetch and verify the state proof");
   box.append(h("p", {}, button, " ", h("a", { href: path, download: `state-proof-${pid}.json` }, "download")), verdict);
   return box;

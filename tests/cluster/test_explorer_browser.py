@@ -199,7 +199,12 @@ def test_verify_accepts_a_real_proof_and_refuses_tampered_ones(tab: Page,
     for item in signatures:  # every signer's signature broken: no quorum can remain
         item["sig"] = ("0" if item["sig"][0] != "0" else "1") + item["sig"][1:]
     tab.page.click("details summary")
-    for name, tampered in {"header": moved_in_time, "signatures": forged_signature}.items():
+    tampered_cases = {"header": moved_in_time, "signatures": forged_signature}
+    if "receipt_path" in proof:  # format 2 certifies the receipt: claiming another outcome fails
+        claims_rejected = copy.deepcopy(proof)
+        claims_rejected["receipt"].update(status="rejected", code="InsufficientFunds")
+        tampered_cases["receipt"] = claims_rejected
+    for name, tampered in tampered_cases.items():
         tab.page.fill("#proof-json", json.dumps(tampered))
         tab.page.click("#verify-pasted")
         tab.page.wait_for_selector("[data-verdict=invalid]", timeout=PAGE_TIMEOUT_MS)
@@ -250,4 +255,33 @@ def test_the_deal_page_shows_the_state_apis_numbers(tab: Page,
             for field in ("due", "paid", "unpaid"):
                 cell = rows.nth(i).locator(f"td[data-field='{field}']")
                 assert int(cell.inner_text().replace(",", "")) == step[field], (report["period"], i)
+    assert tab.errors == []
+
+
+def test_a_patents_state_proof_verifies_in_the_browser(tab: Page,
+                                                      story_cluster: dict[str, Any]) -> None:
+    url, patent = story_cluster["url"], workload.POOLED[0].id
+    tab.open(f"#/patent/{patent}")
+    tab.page.click("#fetch-state-proof")
+    verdict = tab.page.wait_for_selector("#state-proof [data-verdict]", timeout=PAGE_TIMEOUT_MS)
+    assert verdict.get_attribute("data-verdict") == "valid", verdict.inner_text()
+    assert f"key patent/{patent} holds" in verdict.inner_text()
+    assert patent in tab.page.inner_text("#state-proof pre")  # the certified record itself
+    tab.shot("patent-state-proof")
+
+    proof = http_json(f"{url}/v1/proof/state/patent/{patent}")
+    other_value = copy.deepcopy(proof)
+    other_value["leaf"]["value"] = http_json(
+        f"{url}/v1/proof/state/patent/{workload.POOLED[1].id}")["leaf"]["value"]
+    absent = http_json(f"{url}/v1/proof/state/patent/XX:0000")
+    tab.open(f"#/tx/{first_tx_of(url, 3)}")
+    tab.page.click("details summary")
+    tab.page.fill("#proof-json", json.dumps(other_value))
+    tab.page.click("#verify-pasted")
+    verdict = tab.page.wait_for_selector("[data-verdict=invalid]", timeout=PAGE_TIMEOUT_MS)
+    assert "does not reach state_root" in verdict.inner_text()
+    tab.page.fill("#proof-json", json.dumps(absent))
+    tab.page.click("#verify-pasted")
+    verdict = tab.page.wait_for_selector("[data-verdict=valid]", timeout=PAGE_TIMEOUT_MS)
+    assert "key patent/XX:0000 does not exist" in verdict.inner_text()
     assert tab.errors == []
