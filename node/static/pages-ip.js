@@ -88,8 +88,10 @@ async function stateProofBox(pid) {
 export async function patentPage(view, pid) {
   const p = await state("patents", pid);
   // lists filtered here rather than per-patent reads that 404 (a browser logs every 404)
-  const [licences, pools, open] = await Promise.all([state("licences", "patent", pid).then(listOf),
-    poolsHolding(pid), state("open_licences").then(listOf).then((all) => all.find((o) => o.patent === pid))]);
+  const [licences, pools, open, everyPatent] = await Promise.all([state("licences", "patent", pid).then(listOf),
+    poolsHolding(pid), state("open_licences").then(listOf).then((all) => all.find((o) => o.patent === pid)), allPatents()]);
+  // the chain indexes forward citations only; what this patent cites is their mirror image
+  const cites = everyPatent.filter((other) => (other.cited_by || []).includes(pid)).map((other) => other.id);
   const q = p.quality;
   view.replaceChildren(
     section(`${p.id} — ${p.title}`, kv([["status", badge(p.effective_status, p.effective_status === "GRANTED" ? "good" : "warn")],
@@ -101,7 +103,7 @@ export async function patentPage(view, pid) {
     section(`Quality score ${q.score} / ${POINTS_PER_DIMENSION * QUALITY_PARTS.length}`,
       h("div", { id: "quality-chart" }, bars(QUALITY_PARTS.map((k) => [k, q[k], POINTS_PER_DIMENSION, "", undefined, `${q[k]} / ${POINTS_PER_DIMENSION} points`])))),
     section("Family and citations", kv([["family", (p.family.members || []).map((m) => [patentLink(m), " "])],
-      ["offices", (p.family.offices || []).join(", ")], ["cites", (p.citations || p.cites || []).map((c) => [patentLink(c), " "])],
+      ["offices", (p.family.offices || []).join(", ")], ["cites", cites.map((c) => [patentLink(c), " "])],
       ["cited by", (p.cited_by || []).map((c) => [patentLink(c), " "])]])),
     section("Pledge and appraisal", kv([["pledge", p.pledge ? JSON.stringify(p.pledge) : "none"],
       ["appraisal", p.appraisal ? `${num(p.appraisal.value)} BPC by ${p.appraisal.evaluator} (${p.appraisal.basis}), height ${p.appraisal.height}` : "none"]])),
