@@ -31,8 +31,8 @@ def table(headers: list[str], rows: Iterable[list[Any]], raw_columns: tuple[int,
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{c if i in raw_columns else esc(c)}</td>"
                                     for i, c in enumerate(row)) + "</tr>" for row in rows)
-    return (f"<table><thead><tr>{head}</tr></thead><tbody>"
-            f"{body or f'<tr><td colspan={len(headers)} class=muted>none</td></tr>'}</tbody></table>")
+    empty = f'<tr><td colspan="{len(headers)}" class="muted">none</td></tr>'
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body or empty}</tbody></table>"
 
 
 def card(title: str, *parts: str) -> str:

@@ -2,7 +2,11 @@
 // event stream, so the page works against any node of any cluster.
 
 export class ApiError extends Error {
-  constructor(status, code, message) { super(message); this.status = status; this.code = code; }
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
 }
 
 export async function get(path, base = "") {
@@ -22,7 +26,12 @@ export async function get(path, base = "") {
 
 // GET that answers null for a 404 (a record that does not exist is not an error here)
 export async function maybe(path, base = "") {
-  try { return await get(path, base); } catch (e) { if (e.status === 404) return null; throw e; }
+  try {
+    return await get(path, base);
+  } catch (e) {
+    if (e.status === 404) return null;
+    throw e;
+  }
 }
 
 export const state = (...parts) => get(`/v1/state/${parts.map(encodeURIComponent).join("/")}`);
@@ -46,7 +55,7 @@ export function genesis() {
 // -- the live feed: one EventSource for the whole page --------------------------------------
 const WINDOW_S = 60;
 export const live = {
-  blocks: [],          // newest first: {height, hash, tx_count, timestamp_ms, tx_ids, seen_ms}
+  blocks: [], // newest first: {height, hash, tx_count, timestamp_ms, tx_ids, seen_ms}
   perSecond: new Map(), // unix second -> committed txs that arrived in it
   listeners: new Set(),
   connected: false,
@@ -66,7 +75,8 @@ export async function backfill() {
   let block = await get("/v1/blocks/latest");
   const since = Date.now() - WINDOW_S * 1000;
   for (let n = 0; n < WINDOW_S && block.height > 0 && block.timestamp_ms >= since; n++) {
-    if (!live.blocks.some((b) => b.height === block.height)) count(Math.floor(block.timestamp_ms / 1000), block.tx_ids.length);
+    if (!live.blocks.some((b) => b.height === block.height))
+      count(Math.floor(block.timestamp_ms / 1000), block.tx_ids.length);
     block = await get(`/v1/blocks/${block.height - 1}`);
   }
   notify();
@@ -79,19 +89,26 @@ export function txRate() {
   return values;
 }
 
-function notify() { for (const fn of live.listeners) fn(); }
+function notify() {
+  for (const fn of live.listeners) fn();
+}
 
 async function onBlock(event) {
   const record = JSON.parse(event.data);
   const second = Math.floor(record.timestamp_ms / 1000);
   count(second, record.tx_count);
-  for (const t of live.perSecond.keys()) if (t < Math.floor(Date.now() / 1000) - WINDOW_S) live.perSecond.delete(t);
+  for (const t of live.perSecond.keys())
+    if (t < Math.floor(Date.now() / 1000) - WINDOW_S) live.perSecond.delete(t);
   const entry = { ...record, tx_ids: null, seen_ms: Date.now() };
   live.blocks.unshift(entry);
   live.blocks.length = Math.min(live.blocks.length, 30);
   notify();
   if (record.tx_count > 0) {
-    try { entry.tx_ids = (await get(`/v1/blocks/${record.height}`)).tx_ids; } catch { entry.tx_ids = []; }
+    try {
+      entry.tx_ids = (await get(`/v1/blocks/${record.height}`)).tx_ids;
+    } catch {
+      entry.tx_ids = [];
+    }
     notify();
   }
 }
@@ -100,7 +117,13 @@ export function startLive() {
   if (live.source) return;
   const source = new EventSource("/v1/events");
   live.source = source;
-  source.addEventListener("open", () => { live.connected = true; notify(); });
-  source.addEventListener("error", () => { live.connected = false; notify(); });
+  source.addEventListener("open", () => {
+    live.connected = true;
+    notify();
+  });
+  source.addEventListener("error", () => {
+    live.connected = false;
+    notify();
+  });
   source.addEventListener("block", onBlock);
 }

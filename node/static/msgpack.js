@@ -5,7 +5,9 @@
 // is written here rather than vendored: a general msgpack library would not sort keys.
 
 export class Bytes {
-  constructor(u8) { this.u8 = u8; }
+  constructor(u8) {
+    this.u8 = u8;
+  }
 }
 export const bin = (u8) => new Bytes(u8);
 const utf8 = new TextEncoder();
@@ -28,7 +30,10 @@ export function encode(value) {
 function be(out, value, size) {
   let v = BigInt(value);
   const bytes = [];
-  for (let i = 0; i < size; i++) { bytes.push(Number(v & 0xffn)); v >>= 8n; }
+  for (let i = 0; i < size; i++) {
+    bytes.push(Number(v & 0xffn));
+    v >>= 8n;
+  }
   out.push(...bytes.reverse());
 }
 
@@ -36,27 +41,50 @@ function writeInt(out, n) {
   const v = BigInt(n);
   if (v >= 0n) {
     if (v < 128n) out.push(Number(v));
-    else if (v < 256n) { out.push(0xcc); be(out, v, 1); }
-    else if (v < 65536n) { out.push(0xcd); be(out, v, 2); }
-    else if (v < 4294967296n) { out.push(0xce); be(out, v, 4); }
-    else if (v < 18446744073709551616n) { out.push(0xcf); be(out, v, 8); }
-    else throw new CodecError("integer out of 64-bit range");
+    else if (v < 256n) {
+      out.push(0xcc);
+      be(out, v, 1);
+    } else if (v < 65536n) {
+      out.push(0xcd);
+      be(out, v, 2);
+    } else if (v < 4294967296n) {
+      out.push(0xce);
+      be(out, v, 4);
+    } else if (v < 18446744073709551616n) {
+      out.push(0xcf);
+      be(out, v, 8);
+    } else throw new CodecError("integer out of 64-bit range");
   } else {
     const twos = (size) => (1n << BigInt(8 * size)) + v;
     if (v >= -32n) out.push(Number(twos(1)));
-    else if (v >= -128n) { out.push(0xd0); be(out, twos(1), 1); }
-    else if (v >= -32768n) { out.push(0xd1); be(out, twos(2), 2); }
-    else if (v >= -2147483648n) { out.push(0xd2); be(out, twos(4), 4); }
-    else if (v >= -9223372036854775808n) { out.push(0xd3); be(out, twos(8), 8); }
-    else throw new CodecError("integer out of 64-bit range");
+    else if (v >= -128n) {
+      out.push(0xd0);
+      be(out, twos(1), 1);
+    } else if (v >= -32768n) {
+      out.push(0xd1);
+      be(out, twos(2), 2);
+    } else if (v >= -2147483648n) {
+      out.push(0xd2);
+      be(out, twos(4), 4);
+    } else if (v >= -9223372036854775808n) {
+      out.push(0xd3);
+      be(out, twos(8), 8);
+    } else throw new CodecError("integer out of 64-bit range");
   }
 }
 
 function writeLength(out, n, fix, fixMax, codes) {
   if (fix !== null && n <= fixMax) out.push(fix | n);
-  else if (codes[0] !== null && n < 256) { out.push(codes[0]); be(out, n, 1); }
-  else if (n < 65536) { out.push(codes[1]); be(out, n, 2); }
-  else { out.push(codes[2]); be(out, n, 4); }
+  else if (codes[0] !== null && n < 256) {
+    out.push(codes[0]);
+    be(out, n, 1);
+  } else if (n < 65536) {
+    out.push(codes[1]);
+    be(out, n, 2);
+  } else {
+    out.push(codes[2]);
+    be(out, n, 4);
+  }
 }
 
 function write(out, value, depth) {
@@ -82,7 +110,10 @@ function write(out, value, depth) {
     const keys = Object.keys(value).map((k) => [utf8.encode(k), k]);
     keys.sort((a, b) => compareBytes(a[0], b[0]));
     writeLength(out, keys.length, 0x80, 15, [null, 0xde, 0xdf]);
-    for (const [, key] of keys) { write(out, key, depth + 1); write(out, value[key], depth + 1); }
+    for (const [, key] of keys) {
+      write(out, key, depth + 1);
+      write(out, value[key], depth + 1);
+    }
   } else throw new CodecError(`cannot encode ${typeof value}`);
 }
 
@@ -107,8 +138,13 @@ function uint(r, n) {
   return v;
 }
 
-function small(v) { return v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= BigInt(Number.MIN_SAFE_INTEGER) ? Number(v) : v; }
-function signed(v, n) { const top = 1n << BigInt(8 * n - 1); return v >= top ? v - (top << 1n) : v; }
+function small(v) {
+  return v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= BigInt(Number.MIN_SAFE_INTEGER) ? Number(v) : v;
+}
+function signed(v, n) {
+  const top = 1n << BigInt(8 * n - 1);
+  return v >= top ? v - (top << 1n) : v;
+}
 
 function read(r, depth) {
   if (depth > 32) throw new CodecError("value nested too deeply");
@@ -119,20 +155,40 @@ function read(r, depth) {
   if ((c & 0xf0) === 0x90) return readArray(r, c & 0x0f, depth);
   if ((c & 0xe0) === 0xa0) return utf8Decoder.decode(take(r, c & 0x1f));
   switch (c) {
-    case 0xc0: return null;
-    case 0xc2: return false;
-    case 0xc3: return true;
-    case 0xc4: case 0xc5: case 0xc6: return bin(take(r, Number(uint(r, 1 << (c - 0xc4)))));
-    case 0xcc: case 0xcd: case 0xce: case 0xcf: return small(uint(r, 1 << (c - 0xcc)));
-    case 0xd0: case 0xd1: case 0xd2: case 0xd3: {
+    case 0xc0:
+      return null;
+    case 0xc2:
+      return false;
+    case 0xc3:
+      return true;
+    case 0xc4:
+    case 0xc5:
+    case 0xc6:
+      return bin(take(r, Number(uint(r, 1 << (c - 0xc4)))));
+    case 0xcc:
+    case 0xcd:
+    case 0xce:
+    case 0xcf:
+      return small(uint(r, 1 << (c - 0xcc)));
+    case 0xd0:
+    case 0xd1:
+    case 0xd2:
+    case 0xd3: {
       const n = 1 << (c - 0xd0);
       return small(signed(uint(r, n), n));
     }
-    case 0xd9: case 0xda: case 0xdb:
+    case 0xd9:
+    case 0xda:
+    case 0xdb:
       return utf8Decoder.decode(take(r, Number(uint(r, 1 << (c - 0xd9)))));
-    case 0xdc: case 0xdd: return readArray(r, Number(uint(r, c === 0xdc ? 2 : 4)), depth);
-    case 0xde: case 0xdf: return readMap(r, Number(uint(r, c === 0xde ? 2 : 4)), depth);
-    default: throw new CodecError(`msgpack type 0x${c.toString(16)} is not canonical ipchain data`);
+    case 0xdc:
+    case 0xdd:
+      return readArray(r, Number(uint(r, c === 0xdc ? 2 : 4)), depth);
+    case 0xde:
+    case 0xdf:
+      return readMap(r, Number(uint(r, c === 0xde ? 2 : 4)), depth);
+    default:
+      throw new CodecError(`msgpack type 0x${c.toString(16)} is not canonical ipchain data`);
   }
 }
 

@@ -19,10 +19,15 @@ const BLOCK_DOMAIN = "ipchain/block/v2";
 
 export class ProofInvalid extends Error {}
 
-function check(condition, message) { if (!condition) throw new ProofInvalid(message); }
+function check(condition, message) {
+  if (!condition) throw new ProofInvalid(message);
+}
 
 export function fromHex(text) {
-  check(typeof text === "string" && /^([0-9a-f]{2})*$/.test(text), `not lowercase hex: ${String(text).slice(0, 20)}`);
+  check(
+    typeof text === "string" && /^([0-9a-f]{2})*$/.test(text),
+    `not lowercase hex: ${String(text).slice(0, 20)}`,
+  );
   const out = new Uint8Array(text.length / 2);
   for (let i = 0; i < out.length; i++) out[i] = parseInt(text.substr(2 * i, 2), 16);
   return out;
@@ -33,7 +38,10 @@ function concat(...parts) {
   const chunks = parts.map((p) => (typeof p === "string" ? utf8.encode(p) : p));
   const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
   let at = 0;
-  for (const c of chunks) { out.set(c, at); at += c.length; }
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
   return out;
 }
 const H = (...parts) => sha256(concat(...parts));
@@ -42,10 +50,15 @@ const equal = (a, b) => a.length === b.length && compareBytes(a, b) === 0;
 function u64be(n) {
   const out = new Uint8Array(8);
   let v = BigInt(n);
-  for (let i = 7; i >= 0; i--) { out[i] = Number(v & 0xffn); v >>= 8n; }
+  for (let i = 7; i >= 0; i--) {
+    out[i] = Number(v & 0xffn);
+    v >>= 8n;
+  }
   return out;
 }
-function u32be(n) { return u64be(n).subarray(4); }
+function u32be(n) {
+  return u64be(n).subarray(4);
+}
 
 // -- Merkle (section 3) -------------------------------------------------------------------
 export function walkPath(leaf, path) {
@@ -60,18 +73,26 @@ export function walkPath(leaf, path) {
 }
 
 export function pathSides(index, count) {
-  check(Number.isInteger(index) && Number.isInteger(count) && index >= 0 && index < count, "leaf index out of range");
+  check(
+    Number.isInteger(index) && Number.isInteger(count) && index >= 0 && index < count,
+    "leaf index out of range",
+  );
   const sides = [];
-  let i = index, w = count;
+  let i = index,
+    w = count;
   while (w > 1) {
     const s = i ^ 1;
     if (s < w) sides.push(s < i ? "L" : "R");
-    i = Math.floor(i / 2); w = Math.floor((w + 1) / 2);
+    i = Math.floor(i / 2);
+    w = Math.floor((w + 1) / 2);
   }
   return sides;
 }
 
-export function quorum(n) { const f = Math.floor((n - 1) / 3); return Math.floor((n + f) / 2) + 1; }
+export function quorum(n) {
+  const f = Math.floor((n - 1) / 3);
+  return Math.floor((n + f) / 2) + 1;
+}
 
 // -- headers and signatures ---------------------------------------------------------------
 function headerValue(header) {
@@ -93,7 +114,11 @@ function validatorKeys(genesis) {
 }
 
 function verifySig(key, message, sigHex) {
-  try { return ed.verify(fromHex(sigHex), message, key); } catch { return false; }
+  try {
+    return ed.verify(fromHex(sigHex), message, key);
+  } catch {
+    return false;
+  }
 }
 
 // -- version 2: execution certificate (sections 6-8) --------------------------------------
@@ -110,7 +135,10 @@ function checkCertificate(proof, genesis) {
   for (const item of cert.signatures || []) {
     check(!seen.has(item.replica), `validator ${item.replica} signed twice`);
     check(keys.has(item.replica), `validator ${item.replica} is not in genesis`);
-    check(verifySig(keys.get(item.replica), message, item.sig), `validator ${item.replica}'s signature does not verify`);
+    check(
+      verifySig(keys.get(item.replica), message, item.sig),
+      `validator ${item.replica}'s signature does not verify`,
+    );
     seen.add(item.replica);
   }
   const needed = quorum(keys.size);
@@ -123,22 +151,45 @@ function verifyTxV2(proof, genesis) {
   const tx = fromHex(proof.tx);
   check(toHex(H(tx)) === proof.tx_id, "tx bytes do not hash to tx_id");
   let decoded;
-  try { decoded = decode(tx); } catch (e) { throw new ProofInvalid(`tx is not canonical msgpack: ${e.message}`); }
+  try {
+    decoded = decode(tx);
+  } catch (e) {
+    throw new ProofInvalid(`tx is not canonical msgpack: ${e.message}`);
+  }
   check(decoded && decoded.chain === genesis.chain_id, "tx is not a transaction of this chain");
-  check(toHex(walkPath(fromHex(proof.tx_id), proof.tx_path)) === proof.header.tx_root, "tx_path does not reach tx_root");
+  check(
+    toHex(walkPath(fromHex(proof.tx_id), proof.tx_path)) === proof.header.tx_root,
+    "tx_path does not reach tx_root",
+  );
   const receipt = proof.receipt;
-  check(receipt && receipt.tx_id === proof.tx_id && receipt.index === proof.index, "receipt is for another transaction");
-  check(toHex(walkPath(encode(receipt), proof.receipt_path)) === proof.header.receipts_root, "receipt_path does not reach receipts_root");
+  check(
+    receipt && receipt.tx_id === proof.tx_id && receipt.index === proof.index,
+    "receipt is for another transaction",
+  );
+  check(
+    toHex(walkPath(encode(receipt), proof.receipt_path)) === proof.header.receipts_root,
+    "receipt_path does not reach receipts_root",
+  );
   const signers = checkCertificate(proof, genesis);
-  return { height: proof.header.height, timestamp_ms: proof.header.timestamp_ms, signers, op: decoded.op,
-           outcome: receipt.status === "committed" ? "committed" : `rejected with code ${receipt.code}`,
-           what: `transaction ${proof.tx_id.slice(0, 16)}… (${decoded.op}) was ${receipt.status === "committed" ? "committed" : "rejected with code " + receipt.code} at height ${proof.header.height}, block time ${new Date(proof.header.timestamp_ms).toISOString()}; its receipt and the block header are signed after execution by validators ${signers.join(", ")}` };
+  return {
+    height: proof.header.height,
+    timestamp_ms: proof.header.timestamp_ms,
+    signers,
+    op: decoded.op,
+    outcome: receipt.status === "committed" ? "committed" : `rejected with code ${receipt.code}`,
+    what: `transaction ${proof.tx_id.slice(0, 16)}… (${decoded.op}) was ${receipt.status === "committed" ? "committed" : "rejected with code " + receipt.code} at height ${proof.header.height}, block time ${new Date(proof.header.timestamp_ms).toISOString()}; its receipt and the block header are signed after execution by validators ${signers.join(", ")}`,
+  };
 }
 
 function verifyStateLeaf(leaf, n, root) {
   check(leaf && typeof leaf.key === "string", "leaf missing its key");
   const sides = pathSides(leaf.index, n);
-  check(Array.isArray(leaf.path) && leaf.path.length === sides.length && leaf.path.every((s, i) => s[0] === sides[i]), "path has the wrong shape for its index");
+  check(
+    Array.isArray(leaf.path) &&
+      leaf.path.length === sides.length &&
+      leaf.path.every((s, i) => s[0] === sides[i]),
+    "path has the wrong shape for its index",
+  );
   const key = utf8.encode(leaf.key);
   const entry = H(new Uint8Array([0]), u32be(key.length), key, fromHex(leaf.value));
   check(toHex(walkPath(entry, leaf.path)) === root, `state path of ${leaf.key} does not reach state_root`);
@@ -148,23 +199,37 @@ function verifyStateLeaf(leaf, n, root) {
 function verifyStateV2(proof, genesis) {
   check(proof.chain_id === genesis.chain_id, "proof is for another chain");
   const signers = checkCertificate(proof, genesis);
-  const n = proof.header.state_leaves, root = proof.header.state_root;
+  const n = proof.header.state_leaves,
+    root = proof.header.state_root;
   const at = `at height ${proof.header.height}`;
   if (proof.present) {
     check(proof.leaf.key === proof.key, "leaf is for another key");
     verifyStateLeaf(proof.leaf, n, root);
     const value = decode(fromHex(proof.leaf.value));
-    return { height: proof.header.height, signers, value, what: `${at}, key ${proof.key} holds the value shown (signed by validators ${signers.join(", ")})` };
+    return {
+      height: proof.header.height,
+      signers,
+      value,
+      what: `${at}, key ${proof.key} holds the value shown (signed by validators ${signers.join(", ")})`,
+    };
   }
   const key = utf8.encode(proof.key);
   const { left, right } = proof;
   if (n === 0) check(!left && !right && root === toHex(H()), "empty state with neighbours");
-  if (left) check(compareBytes(verifyStateLeaf(left, n, root), key) < 0, "left neighbour is not below the key");
-  if (right) check(compareBytes(key, verifyStateLeaf(right, n, root)) < 0, "right neighbour is not above the key");
-  if (n > 0 && !left) check(right && right.index === 0, "no left neighbour, but the right one is not the first leaf");
-  if (n > 0 && !right) check(left && left.index === n - 1, "no right neighbour, but the left one is not the last leaf");
+  if (left)
+    check(compareBytes(verifyStateLeaf(left, n, root), key) < 0, "left neighbour is not below the key");
+  if (right)
+    check(compareBytes(key, verifyStateLeaf(right, n, root)) < 0, "right neighbour is not above the key");
+  if (n > 0 && !left)
+    check(right && right.index === 0, "no left neighbour, but the right one is not the first leaf");
+  if (n > 0 && !right)
+    check(left && left.index === n - 1, "no right neighbour, but the left one is not the last leaf");
   if (left && right) check(right.index === left.index + 1, "neighbours are not adjacent");
-  return { height: proof.header.height, signers, what: `${at}, key ${proof.key} does not exist (signed by validators ${signers.join(", ")})` };
+  return {
+    height: proof.header.height,
+    signers,
+    what: `${at}, key ${proof.key} does not exist (signed by validators ${signers.join(", ")})`,
+  };
 }
 
 // -- the original format (no version): COMMITs over the batch digest -----------------------
@@ -172,7 +237,10 @@ function verifyTxV1(proof, genesis) {
   check(proof.chain_id === genesis.chain_id, "proof is for another chain");
   check(toHex(H(fromHex(proof.tx))) === proof.tx_id, "tx bytes do not hash to tx_id");
   const header = headerValue(proof.header);
-  check(toHex(walkPath(fromHex(proof.tx_id), proof.merkle_path)) === proof.header.tx_root, "Merkle path does not reach tx_root");
+  check(
+    toHex(walkPath(fromHex(proof.tx_id), proof.merkle_path)) === proof.header.tx_root,
+    "Merkle path does not reach tx_root",
+  );
   check(toHex(sha256(encode(header))) === proof.block_hash, "header does not hash to block_hash");
   const commit = proof.commit;
   check(commit && commit.seq === proof.header.height && commit.seq === proof.height, "heights disagree");
@@ -182,15 +250,21 @@ function verifyTxV1(proof, genesis) {
   const message = signingBytes(genesis.chain_id, ["C", commit.view, commit.seq, bin(digest)]);
   const signers = new Set();
   for (const item of commit.signatures || []) {
-    if (keys.has(item.replica) && verifySig(keys.get(item.replica), message, item.sig)) signers.add(item.replica);
+    if (keys.has(item.replica) && verifySig(keys.get(item.replica), message, item.sig))
+      signers.add(item.replica);
   }
   const needed = quorum(keys.size);
   check(signers.size >= needed, `${signers.size} valid commit signatures; ${needed} needed`);
   const list = [...signers].sort((a, b) => a - b);
   const op = decode(fromHex(proof.tx)).op;
-  return { height: proof.height, timestamp_ms: proof.header.timestamp_ms, signers: list, op,
-           outcome: proof.receipt ? proof.receipt.status : "ordered",
-           what: `transaction ${proof.tx_id.slice(0, 16)}… (${op}) was ordered at height ${proof.height} by a quorum (COMMITs from validators ${list.join(", ")}); this format certifies order, not the receipt` };
+  return {
+    height: proof.height,
+    timestamp_ms: proof.header.timestamp_ms,
+    signers: list,
+    op,
+    outcome: proof.receipt ? proof.receipt.status : "ordered",
+    what: `transaction ${proof.tx_id.slice(0, 16)}… (${op}) was ordered at height ${proof.height} by a quorum (COMMITs from validators ${list.join(", ")}); this format certifies order, not the receipt`,
+  };
 }
 
 // Returns {valid: true, ...facts, what} or {valid: false, reason}; never throws.

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
+from playwright.sync_api import sync_playwright
 
 from ipchain.cluster.manager import Cluster, start_and_wait
 from ipchain.cluster.procs import find_free_base_port, pids_under
@@ -69,7 +70,8 @@ def story_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
         today = datetime.datetime.now(datetime.timezone.utc).date()
         phases = workload.story(workload.get_available_ops(), today)
         rows, views, _, heads = asyncio.run(demo.run_demo(cluster, phases))
-        assert all(row[-1] == "committed" for row in rows), [r for r in rows if r[-1] != "committed"]
+        refused = [row for row in rows if row[-1] != "committed"]
+        assert refused == [], refused
         yield {"cluster": cluster, "views": views, "height": heads[0]["height"],
                "url": cluster.urls[0]}
     finally:
@@ -88,10 +90,8 @@ def shots_dir() -> Path:
 
 @pytest.fixture(scope="module")
 def browser(story_cluster: dict[str, Any]) -> Iterator[Any]:
-    sync_api = pytest.importorskip("playwright.sync_api",
-                                   reason="the playwright package is not installed")
     profile = tempfile.mkdtemp(prefix="ipchain-chromium-")
-    with sync_api.sync_playwright() as pw:
+    with sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(
             profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS,
             viewport={"width": 1280, "height": 900})
