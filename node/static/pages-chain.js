@@ -159,6 +159,12 @@ function signersOf(cert) {
   return (cert.commits || cert.signatures || []).map((c) => c.replica);
 }
 
+function certificateSection(title, cert) {
+  if (!cert) return section(title, h("p", { class: "muted" }, "none (genesis, or not gathered yet)"));
+  const signers = signersOf(cert).map((r) => badge(`node${r}`, "good"));
+  return section(title, h("p", {}, "signed by validators: ", signers), json(cert));
+}
+
 export async function blockPage(view, height) {
   const b = await get(`/v1/blocks/${encodeURIComponent(height)}`);
   const header = Object.entries(b).filter(([k, v]) => typeof v !== "object" && k !== "hash");
@@ -177,20 +183,13 @@ export async function blockPage(view, height) {
         link(`#/block/${b.height + 1}`, "next →"),
       ),
     ),
-    section(
-      "Certificate",
-      b.certificate
-        ? [
-            h(
-              "p",
-              {},
-              `signed by validators: `,
-              signersOf(b.certificate).map((r) => badge(`node${r}`, "good")),
-            ),
-            json(b.certificate),
-          ]
-        : h("p", { class: "muted" }, "genesis has no certificate"),
-    ),
+    certificateSection("Commit certificate: 2f+1 COMMITs, which order this batch", b.certificate),
+    b.execution_certificate === undefined
+      ? null
+      : certificateSection(
+          "Execution certificate: 2f+1 signatures over this header, after execution",
+          b.execution_certificate,
+        ),
     section(
       `Transactions (${b.tx_ids.length})`,
       table(
