@@ -287,3 +287,17 @@ def test_a_patents_state_proof_verifies_in_the_browser(tab: Page,
     verdict = tab.page.wait_for_selector("[data-verdict=valid]", timeout=PAGE_TIMEOUT_MS)
     assert "key patent/XX:0000 does not exist" in verdict.inner_text()
     assert tab.errors == []
+
+
+def test_a_stopped_node_shows_as_unreachable_and_the_rest_as_ok(tab: Page,
+                                                                story_cluster: dict[str, Any]
+                                                                ) -> None:
+    """Last in the module: it stops a node. The page's own requests to it fail (and the
+    browser logs that), which is the point here, so console errors are not checked."""
+    cluster: Cluster = story_cluster["cluster"]
+    cluster.kill(3)
+    tab.open("#/cluster")
+    rows = tab.page.locator("#nodes tbody tr")
+    assert "unreachable" in rows.nth(3).inner_text()
+    assert all("ok" in rows.nth(i).locator("td").nth(2).inner_text() for i in range(3))
+    tab.shot("cluster-node3-down")
