@@ -72,7 +72,7 @@ function coverage(tests) {
         min,
         `${bps(value)} (min ${bps(min)})`,
       ]),
-      { labelWidth: 130 },
+      { labelWidth: 130, width: 620, valueWidth: 190 },
     ),
     h("p", { class: "muted" }, "the black line on each bar is the test's threshold"),
     table(
