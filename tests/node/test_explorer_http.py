@@ -28,8 +28,16 @@ async def ok(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
+async def stream(request: web.Request) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await response.prepare(request)  # headers leave here, before any handler could add more
+    await response.write(b"data: {}\n\n")
+    return response
+
+
 async def client_for(origins: tuple[str, ...]) -> TestClient:
     app = web.Application()
+    app.router.add_get("/v1/events", stream)
     for path in ("/v1/status", "/admin/faults", "/p2p/blocks"):
         app.router.add_get(path, ok)
     app.router.add_post("/v1/tx", ok)
@@ -44,6 +52,7 @@ async def test_the_page_and_its_files_are_served() -> None:
     try:
         page = await client.get("/")
         assert page.status == 200 and "/explorer/app.js" in await page.text()
+        assert "script-src 'self'" in page.headers["Content-Security-Policy"]
         for name in ("app.js", "verify.js", "vendor/noble-ed25519/index.js",
                      "vendor/noble-hashes/sha2.js", "vendor/noble-ed25519/LICENSE"):
             assert (await client.get(f"/explorer/{name}")).status == 200, name
@@ -72,7 +81,7 @@ async def test_every_module_the_page_imports_is_shipped() -> None:
 async def test_reads_carry_cors_for_allowed_origins(origins, origin, expected) -> None:
     client = await client_for(origins)
     try:
-        for path in ("/v1/status", "/v1/peers"):
+        for path in ("/v1/status", "/v1/peers", "/v1/events"):
             resp = await client.get(path, headers={"Origin": origin})
             assert resp.headers.get("Access-Control-Allow-Origin") == expected, path
         pre = await client.options("/v1/status", headers={
