@@ -117,7 +117,8 @@ def format_summary(report: dict[str, Any]) -> str:
         if e["error"]:
             lines.append(f"  event {e['index']} ({e['label']}) failed: {e['error']}")
     lines += [f"timeline: {report['timeline_svg']}", f"report:   "
-              f"{Path(report['timeline_svg']).with_name('report.json')}"]
+              f"{Path(report['timeline_svg']).with_name('report.json')}",
+              f"page:     {Path(report['timeline_svg']).with_name('report.html')}"]
     return "\n".join(lines) + "\n"
 
 
