@@ -1,7 +1,7 @@
 // Patents: search by id, owner or IPC class; one patent with everything derived about it.
 
 import { get, listOf, maybe, state } from "./api.js";
-import { badge, bars, bps, h, json, kv, link, num, section, table } from "./ui.js";
+import { badge, bars, bps, h, json, kv, link, num, section, short, table, time } from "./ui.js";
 import { verifyInto } from "./pages-chain.js";
 import { Bytes } from "./msgpack.js";
 import { toHex } from "./verify.js";
@@ -82,6 +82,56 @@ function statusHistory(p) {
     ["event", "date"],
     rows.sort((a, b) => String(a[1]).localeCompare(String(b[1]))),
   );
+}
+
+// Every contract event that names this patent, read back from the event stream replayed
+// from height 1 (the chain keeps no per-patent index, so this reads every block's events:
+// a button, not an automatic load).
+function chainHistory(pid) {
+  const box = h("div", { id: "chain-history" });
+  const needle = JSON.stringify(pid);
+  const load = async () => {
+    const head = (await get("/v1/blocks/latest")).height;
+    const rows = [];
+    const status = h("p", { class: "muted" }, `replaying blocks 1–${head}…`);
+    box.replaceChildren(status);
+    await new Promise((resolve) => {
+      const source = new EventSource("/v1/events?from_height=1");
+      let left = null; // events still due from block `head`, once its header has arrived
+      const stop = () => {
+        source.close();
+        resolve();
+      };
+      source.addEventListener("event", (e) => {
+        const r = JSON.parse(e.data);
+        if (JSON.stringify(r.data).includes(needle)) rows.push(r);
+        if (r.height === head && --left === 0) stop();
+      });
+      source.addEventListener("block", (e) => {
+        const b = JSON.parse(e.data);
+        if (b.height === head) left = b.event_count;
+        if (b.height > head || (b.height === head && left === 0)) stop();
+      });
+      source.addEventListener("error", stop);
+      if (head === 0) stop();
+    });
+    box.replaceChildren(
+      h("p", {}, `${rows.length} events name ${pid} in blocks 1–${head}:`),
+      table(
+        ["height", "time", "event", "transaction", "data"],
+        rows.map((r) => [
+          link(`#/block/${r.height}`, String(r.height)),
+          time(r.timestamp_ms),
+          `${r.contract}.${r.name}`,
+          link(`#/tx/${r.tx_id}`, short(r.tx_id, 10)),
+          h("code", {}, JSON.stringify(r.data)),
+        ]),
+        { id: "history-events" },
+      ),
+    );
+  };
+  box.append(h("button", { id: "load-history", onclick: load }, "Load every on-chain event for this patent"));
+  return box;
 }
 
 async function poolsHolding(pid) {
@@ -183,7 +233,7 @@ export async function patentPage(view, pid) {
         ["recorded at height", p.height],
       ]),
     ),
-    section("Status history", statusHistory(p)),
+    section("Status history", statusHistory(p), chainHistory(pid)),
     section(
       "Owners and shares",
       table(

@@ -270,6 +270,13 @@ def test_a_patents_state_proof_verifies_in_the_browser(tab: Page,
     assert f"key patent/{patent} holds" in verdict.inner_text()
     assert patent in tab.page.inner_text("#state-proof pre")  # the certified record itself
     tab.shot("patent-state-proof")
+    tab.page.click("#load-history")
+    history = tab.page.wait_for_selector("#history-events", timeout=PAGE_TIMEOUT_MS).inner_text()
+    for name in ("registry.deposited", "registry.status_changed", "registry.cited",
+                 "pool.joined"):  # its whole life in the story, from the chain's own events
+        assert name in history, name
+    assert history.index("registry.deposited") < history.index("registry.status_changed")
+    tab.shot("patent-history")
 
     proof = http_json(f"{url}/v1/proof/state/patent/{patent}")
     other_value = copy.deepcopy(proof)
