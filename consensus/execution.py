@@ -35,7 +35,12 @@ class Execution:
         self.own_exec: dict[int, Signed] = {}
         """Our vote per executed height that is not yet certified."""
         self.exec_resent_at: dict[int, int] = {}
-        self.exec_settled: set[int] = set()
+        self.exec_settled: dict[int, Signed] = {}
+        """Certified heights, with our own vote: a replica that votes late (it was down,
+        or catching up) is sent ours, so it can certify the block and judge its result."""
+        self.exec_answered: dict[tuple[int, int], int] = {}
+        """(height, replica) -> our executed height when we last sent it our vote."""
+
         self.exec_floor = 0
         """Votes at or below this height are old news and ignored (bounds memory)."""
         self.diverged: tuple[int, bytes, bytes] | None = None
@@ -53,7 +58,16 @@ class Execution:
 
     def on_executed_vote(self: "Replica", msg: Signed) -> None:
         height = msg.body.height
-        if height <= self.exec_floor or height in self.exec_settled:
+        if height <= self.exec_floor:
+            return
+        settled = self.exec_settled.get(height)
+        if settled is not None:
+            # Answered again after a few blocks (a lost answer must not leave it without
+            # a certificate for good), not at once: two settled replicas would ping-pong.
+            last = self.exec_answered.get((height, msg.sender))
+            if last is None or self.last_executed - last >= RESEND_AFTER_BLOCKS:
+                self.exec_answered[(height, msg.sender)] = self.last_executed
+                self.emit(ev.Send(msg.sender, settled))
             return
         if height > max(self.last_delivered, self.last_executed) + self.cfg.log_window_blocks:
             self.stats["ignored_execution_vote_far"] += 1
@@ -88,7 +102,7 @@ class Execution:
                 return
             self.stats["execution_certified"] += 1
             self.emit(ev.ExecutionCertified(height, block_hash, votes))
-            self.exec_settled.add(height)
+            self.exec_settled[height] = mine
             for table in (self.exec_votes, self.own_exec, self.exec_resent_at):
                 table.pop(height, None)
             return
@@ -117,4 +131,5 @@ class Execution:
         for table in (self.exec_votes, self.own_exec, self.exec_resent_at):
             for old in [h for h in table if h <= floor]:
                 del table[old]
-        self.exec_settled = {h for h in self.exec_settled if h > floor}
+        self.exec_settled = {h: v for h, v in self.exec_settled.items() if h > floor}
+        self.exec_answered = {k: v for k, v in self.exec_answered.items() if k[0] > floor}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import logging
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
@@ -25,7 +26,6 @@ from contracts.merkle import EMPTY_ROOT, merkle_root
 from contracts.runtime import BlockContext, Receipt, apply_transaction
 from contracts.state import State
 from contracts.tx import Transaction, from_bytes
-from node.storage import Storage
 
 log = logging.getLogger("ipchain.chain")
 EXECUTE_CHUNK_TXS = 200
@@ -83,9 +83,13 @@ class Header:
 
 
 class Executor:
-    """Applies delivered blocks in order and persists each with its state changes."""
+    """Applies delivered blocks in order and stores each with its state changes.
 
-    def __init__(self, storage: Storage, genesis: dict[str, Any]) -> None:
+    The one block executor (node and simulator): header, receipts, tx index and
+    duplicates. Synchronous and chunked (`begin`, `BlockRun.advance`, `commit`) so an
+    asyncio adapter can yield mid-block and a simulator can model execution time."""
+
+    def __init__(self, storage: Any, genesis: dict[str, Any]) -> None:
         self.storage = storage
         self.chain_id = genesis["chain_id"]
         genesis_state = init_state(genesis)
@@ -97,34 +101,53 @@ class Executor:
         self.head = (self.genesis if self.height == 0
                      else Header.decode(storage.block(self.height)[1]))
         self.lock = asyncio.Lock()
-        """Held while a block is applied, so queries never see half a block."""
-        self.planted_fault = False
-        """Test hook (node/runtime.py PLANTED_FAULT_ENV): execute differently from peers."""
+        """Held by the asyncio adapter while a block is applied, so queries never see
+        half a block (the synchronous simulator never interleaves, so never takes it)."""
+        self.planted_fault: Callable[[], Any] | None = None
+        """Test hook (a planted fault): when set, each block also writes the value it
+        returns, so this replica's results differ from everyone else's."""
 
-    async def execute(self, block: ev.Deliver, known: Callable[[bytes], Transaction | None],
-                      verified: Callable[[Transaction], bool]) -> tuple[Header, list[Receipt]]:
+    def begin(self, block: ev.Deliver, known: Callable[[bytes], Transaction | None],
+              verified: Callable[[Transaction], bool]) -> "BlockRun":
         if block.seq != self.height + 1:
             raise RuntimeError(f"block {block.seq} delivered after {self.height}")
-        ctx = BlockContext(self.chain_id, block.seq, block_time_ms(self.head, block))
-        ids = [hashlib.sha256(raw).digest() for raw in block.txs]
-        async with self.lock:
-            receipts: list[Receipt] = []
-            for receipt in iter_receipts(self.state, ctx, block.txs, ids,
-                                         self.storage.known_tx_ids(ids), known, verified):
-                receipts.append(receipt)
-                if len(receipts) % EXECUTE_CHUNK_TXS == 0:
-                    await asyncio.sleep(0)  # let the API and transport breathe mid-block
-            if self.planted_fault:
-                self.state.put("zz-planted-fault", block.seq)
-            changes = self.state.take_dirty()
-            header = seal_header(self.head, block, self.state, receipts)
-            self.storage.save_block(
-                block.seq, header.hash, header.encode(), self.state.root(),
-                wire.encode(block.preprepare), wire_certificate(block.certificate),
-                ((bytes.fromhex(r.tx_id), r.index, codec.encode(r.to_value()))
-                 for r in receipts if r.code != DUPLICATE), changes)
-            self.height, self.head = block.seq, header
+        return BlockRun(self, block, known, verified)
+
+    def commit(self, run: "BlockRun") -> tuple[Header, list[Receipt]]:
+        """Store the block, its receipts and state changes in one transaction."""
+        block, receipts = run.block, run.receipts
+        if self.planted_fault is not None:
+            self.state.put("zz-planted-fault", self.planted_fault())
+        header = seal_header(self.head, block, self.state, receipts)
+        changes = self.state.take_dirty()
+        self.storage.save_block(
+            block.seq, header.hash, header.encode(), self.state.root(),
+            wire.encode(block.preprepare), wire_certificate(block.certificate),
+            [(bytes.fromhex(r.tx_id), r.index, codec.encode(r.to_value()))
+             for r in receipts if r.code != DUPLICATE], changes)
+        self.height, self.head = block.seq, header
         return header, receipts
+
+
+class BlockRun:
+    """One block being applied: its receipts come chunk by chunk; its header is sealed
+    by `Executor.commit` once all are in (it carries the state and receipts roots)."""
+
+    def __init__(self, executor: Executor, block: ev.Deliver,
+                 known: Callable[[bytes], Transaction | None],
+                 verified: Callable[[Transaction], bool]) -> None:
+        self.block = block
+        ctx = BlockContext(executor.chain_id, block.seq, block_time_ms(executor.head, block))
+        ids = [hashlib.sha256(raw).digest() for raw in block.txs]
+        self._pending = iter_receipts(executor.state, ctx, block.txs, ids,
+                                      executor.storage.known_tx_ids(ids), known, verified)
+        self.receipts: list[Receipt] = []
+
+    def advance(self, max_txs: int | None = None) -> bool:
+        """Apply up to `max_txs` more transactions (all if None); True once all are."""
+        before = len(self.receipts)
+        self.receipts.extend(itertools.islice(self._pending, max_txs))
+        return max_txs is None or len(self.receipts) - before < max_txs
 
 
 # -- the block recipe shared by the node's executor and the simulator's -------------------
@@ -141,14 +164,14 @@ def block_time_ms(prev: Header, block: ev.Deliver) -> int:
     return max(block.timestamp_ms, prev.timestamp_ms)
 
 
+RECEIPT_LEAF_FIELDS = ("code", "events", "index", "status", "tx_id")
+
+
 def receipt_leaf(receipt: Receipt) -> bytes:
     """What a receipt contributes to the receipts root (docs/protocol.md §3.1): no
     height (the header has it) and no human message (wording is not a result)."""
     value = receipt.to_value()
     return codec.encode({key: value[key] for key in RECEIPT_LEAF_FIELDS})
-
-
-RECEIPT_LEAF_FIELDS = ("code", "events", "index", "status", "tx_id")
 
 
 def receipts_root(receipts: list[Receipt]) -> bytes:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import msgpack
 
@@ -34,6 +34,8 @@ CREATE TABLE IF NOT EXISTS exec_certs (
 
 
 class Storage:
+    """The node's store; `node.memory_storage.MemoryStorage` is the simulator's twin."""
+
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
@@ -143,12 +145,12 @@ class Storage:
     def wal(self) -> list[bytes]:
         return [r[0] for r in self.db.execute("SELECT msg FROM wal ORDER BY id")]
 
-    def prune_wal(self, stable_seq: int, view: int) -> None:
-        """Votes at or below a stable checkpoint, and view changes of past views, are settled."""
+    def prune_wal(self, settled: Callable[[int, int, str], bool]) -> None:
+        """Drop every record `settled(view, seq, kind)` calls settled: the rule is the
+        engine's (`node.engine.wal_settled`), shared with the in-memory store."""
+        self.db.create_function("wal_settled", 3, settled, deterministic=True)
         with self.db:
-            self.db.execute("DELETE FROM wal WHERE seq <= ? AND kind IN ('PP', 'P', 'C')",
-                            (stable_seq,))
-            self.db.execute("DELETE FROM wal WHERE view < ? AND kind IN ('VC', 'NV')", (view,))
+            self.db.execute("DELETE FROM wal WHERE wal_settled(view, seq, kind)")
 
     def add_evidence(self, kind: str, sender: int, first: bytes, second: bytes) -> None:
         with self.db:

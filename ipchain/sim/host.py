@@ -1,33 +1,40 @@
-"""One simulated validator: a real `Replica`, its contract state, a WAL, and nothing else.
+"""One simulated validator: the node's own engine over a simulated bus, clock and store.
 
-The host does for one replica what `node.runtime.Runtime` does for a real one, in the
-same order (persist, then send, then execute), but synchronously and on simulated time:
-messages go into the simulated network, timers into the event queue, and a delivered
-block is applied at once with the real contracts (`apply_transaction`), its
-`BlockExecuted` coming back after a modelled execution time. What survives a crash is
-what a real node keeps on disk: the chain (blocks, receipts, state) and the WAL of
-persisted messages. Everything else — the replica, its timers, the mempool — is lost.
+The host is the simulator's adapter over `node.engine.Engine`, exactly as
+`node.runtime.Runtime` is the node's: the engine (not the host) carries out the
+replica's actions, writes and prunes the WAL, restores after a restart, executes
+blocks with the real contracts and applies the fail-stop error policy. The host only
+supplies the outside: messages go into the simulated network (through the replica's
+Byzantine behaviour, if any), timers into the event queue, storage is a
+`MemoryStorage` with the SQLite store's semantics, and an executed block's
+`BlockExecuted` comes back after a modelled execution time. What survives a crash is
+the store (chain, state, WAL, stable checkpoint proof); the engine, replica, timers and
+queued blocks are lost, and a restart builds a new engine over the same store.
+
+The host also watches the engine's effects (`ipchain.sim.witness`), with no copy of
+its logic: an honest replica's vote sent before it is durable, two different votes for
+one slot, or a WAL that lost an unsettled vote are anomalies (the agreement checker).
 """
 
 from __future__ import annotations
 
-import hashlib
 import random
 from typing import Any, Callable, Protocol
 
 from consensus import events as ev
 from consensus import messages as wire
-from consensus.messages import Commit, PrePrepare, Prepare
+from consensus.messages import Commit
 from consensus.quorum import quorum
 from consensus.replica import Replica
-from contracts.runtime import BlockContext, Receipt
-from contracts.state import State
+from contracts.runtime import Receipt
 from contracts.tx import Transaction
-from node.chain import (DUPLICATE, block_time_ms, digest_batch, genesis_header,
-                        iter_receipts, seal_header)
+from node.chain import DUPLICATE, Header, digest_batch, read_certificate
+from node.engine import Engine, Storage
+from node.memory_storage import MemoryStorage
 from ipchain.sim.byzantine import HONEST, Behaviour
 from ipchain.sim.clock import US_PER_MS, EventQueue
 from ipchain.sim.network import Network
+from ipchain.sim.witness import ChainRecord, Witness, WitnessedStorage
 from ipchain.sim.workload import ClientTx
 
 EXEC_BASE_US = 300
@@ -37,61 +44,16 @@ TORN_WAIT_MS = 100
 """How long a torn crash waits for a step that writes the WAL before crashing cleanly."""
 
 
-class SimChain:
-    """The executor and its durable store: `node.chain.Executor` without SQLite or asyncio."""
+class FailStop(Exception):
+    """A host's engine stopped on a replica or executor exception: a finding."""
 
-    def __init__(self, chain_id: str, genesis_state: State, genesis_time_ms: int,
-                 signature_ok: Callable[[Transaction], bool],
-                 tx_cache: dict[bytes, Transaction]) -> None:
-        self.chain_id = chain_id
-        self.state = State(genesis_state.raw_items())
-        self.head = genesis_header(genesis_state, genesis_time_ms)
-        self.height = 0
-        self.nondeterminism: random.Random | None = None
-        """Set (a simulator fault): this replica's execution writes a random value each
-        block, as a non-deterministic contract would; its results must be caught."""
-        self.hashes: list[bytes] = [self.head.hash]
-        """hashes[h]: the header hash of block h, what the execution vote signs."""
-        self.certificates: dict[int, tuple[wire.Signed, ...]] = {}
-        self.signature_ok = signature_ok
-        self.tx_cache = tx_cache
-        """Decoded transactions shared by all hosts (they are immutable): the mempool's role."""
-        self.blocks: list[ev.Deliver | None] = [None]
-        self.roots: list[bytes] = [self.state.root()]
-        """roots[h]: the state root after executing block h (roots[0]: genesis)."""
-        self.receipts: list[list[Receipt]] = [[]]
-        self.tx_index: dict[str, tuple[int, bool, str]] = {}
-        """tx id (hex) -> (height, ok, code) of its one effective execution."""
+    def __init__(self, index: int, reason: str) -> None:
+        super().__init__(f"replica {index} fail-stopped: {reason}")
+        self.reason = reason
 
-    def execute(self, block: ev.Deliver) -> list[Receipt]:
-        if block.seq != self.height + 1:
-            raise RuntimeError(f"block {block.seq} delivered after {self.height}")
-        ctx = BlockContext(self.chain_id, block.seq, block_time_ms(self.head, block))
-        ids = [hashlib.sha256(raw).digest() for raw in block.txs]
-        committed = {i for i in ids if i.hex() in self.tx_index}
-        receipts = list(iter_receipts(self.state, ctx, block.txs, ids, committed,
-                                      self.tx_cache.get, self.signature_ok))
-        for receipt in receipts:
-            if receipt.code != DUPLICATE:
-                self.tx_index[receipt.tx_id] = (block.seq, receipt.ok, receipt.code)
-        if self.nondeterminism is not None:
-            self.state.put("zz-nondeterminism", self.nondeterminism.getrandbits(32))
-        header = seal_header(self.head, block, self.state, receipts)
-        self.hashes.append(header.hash)
-        self.state.take_dirty()
-        self.height, self.head = block.seq, header
-        self.blocks.append(block)
-        self.roots.append(self.state.root())
-        self.receipts.append(receipts)
-        return receipts
 
-    def certified_votes(self, first: int, last: int) -> tuple[wire.Signed, ...]:
-        return tuple(vote for h in range(max(first, 1), min(last, self.height) + 1)
-                     for vote in self.certificates.get(h, ()))
-
-    def serve(self, first: int, last: int) -> tuple[tuple[wire.Signed, tuple[wire.Signed, ...]], ...]:
-        blocks = self.blocks[max(first, 1):min(last, self.height) + 1]
-        return tuple((b.preprepare, b.certificate) for b in blocks if b is not None)
+class _TornCut(Exception):
+    """The process dies here, part-way through carrying out a step's actions."""
 
 
 class SharedSigned(wire.Signed):
@@ -145,22 +107,32 @@ class HostEnv(Protocol):
     def on_receipt(self, host: int, tx_id: str, height: int, ok: bool, code: str) -> None: ...
 
 
+EFFECT_ACTIONS = (ev.Send, ev.Broadcast, ev.SetTimer, ev.CancelTimer, ev.FetchBlocks)
+
+
 class Host:
     def __init__(self, index: int, env: HostEnv, make_replica: Callable[[], Replica],
-                 chain: SimChain, behaviour: Behaviour = HONEST,
-                 rng: random.Random | None = None) -> None:
+                 genesis: dict[str, Any], signature_ok: Callable[[Transaction], bool],
+                 tx_cache: dict[bytes, Transaction], behaviour: Behaviour = HONEST,
+                 rng: random.Random | None = None, storage: Storage | None = None) -> None:
         self.index = index
         self.n = env.n
         self.env = env
         self.make_replica = make_replica
-        self.chain = chain
+        self.genesis = genesis
+        self.signature_ok = signature_ok
+        self.tx_cache = tx_cache
+        """Decoded transactions shared by all hosts (they are immutable): the mempool's role."""
         self.behaviour = behaviour
         self.rng = rng or random.Random(index)
-        self.wal: list[wire.Signed] = []
-        """Every message the replica asked to persist, across incarnations (durable)."""
-        self.stable_proof: tuple[wire.Signed, ...] = ()
-        """The last stable checkpoint's proof, durable like the node's (restored with the WAL)."""
-        self.replica: Replica | None = make_replica()
+        self.anomalies: list[str] = []
+        """Deliveries or votes that contradict what this replica did before, and votes
+        sent before they were durable (never, if the engine is correct)."""
+        self.storage = WitnessedStorage(storage if storage is not None else MemoryStorage())
+        """The durable store: survives crashes, as the node's SQLite file does."""
+        self.witness = Witness(index, self.storage, self.anomalies)
+        self.engine: Engine | None = None
+        self.chain: ChainRecord | None = None
         self.epoch = 0
         """Bumped by each crash; callbacks scheduled by an earlier incarnation are void."""
         self.down_count = self.pause_count = 0
@@ -168,20 +140,35 @@ class Host:
         self.timers: dict[str, int] = {}
         self._timer_serial = 0
         self.exec_free_us = 0
-        self.evidence: list[tuple[str, int]] = []
-        self.anomalies: list[str] = []
-        """Deliveries out of order or contradicting an earlier one (never, if correct)."""
         self.bad_certificates: list[str] = []
-        self.diverged: tuple[int, bytes, bytes] | None = None
-        """Set when the replica fail-stopped: (height, our hash, the quorum's hash)."""
-        self.stats = {"crashes": 0, "restarts": 0, "restored_from_wal": 0, "fetches": 0,
-                      "redelivered": 0, "torn_crashes": 0, "torn_actions_lost": 0}
+        self._stats = {"crashes": 0, "restarts": 0, "restored_from_wal": 0, "fetches": 0,
+                       "redelivered": 0, "torn_crashes": 0, "torn_actions_lost": 0}
+        self._effects_left: int | None = None
         self.torn_crash_pending = 0
         self.peers = [i for i in range(self.n) if i != index]
         self.quorum = quorum(self.n)
+        self.nondeterminism: random.Random | None = None
+        """Set by `plant_nondeterminism` (a simulator fault): each block also writes a
+        random value, as a non-deterministic contract would."""
+        self.block_hashes: dict[int, bytes] = {}
+        """Header hash of each block this replica executed (what its execution vote signs)."""
+        self._start_engine()
         self._start_ticking()
 
-    # -- what Byzantine behaviours may use ----------------------------------------------------
+    def _start_engine(self) -> None:
+        self.engine = Engine(self.storage, self.genesis, self.make_replica(), self, self, self,
+                             decoded=self.tx_cache.get, verified=self.signature_ok)
+        if self.chain is None:
+            self.chain = ChainRecord(self.engine.executor.state.root())
+        self.chain.state = self.engine.executor.state
+        self.engine.observers.append(self._on_executed)
+        if self.nondeterminism is not None:
+            rng = self.nondeterminism
+            self.engine.executor.planted_fault = lambda: rng.getrandbits(32)
+        self.engine.restore()
+        self._after_engine()
+
+    # -- what Byzantine behaviours and the simulation read ------------------------------------
     def sign(self, body) -> wire.Signed:
         return self.replica.sign(body)
 
@@ -192,12 +179,53 @@ class Host:
         return self.replica.view
 
     @property
+    def replica(self) -> Replica | None:
+        return self.engine.replica if self.engine is not None else None
+
+    def plant_nondeterminism(self, rng: random.Random) -> None:
+        self.nondeterminism = rng
+        if self.engine is not None:
+            self.engine.executor.planted_fault = lambda: rng.getrandbits(32)
+
+    @property
+    def diverged(self) -> dict[str, Any] | None:
+        """{height, mine, quorum, reason} once the replica fail-stopped on its results."""
+        return (self.engine.diverged if self.engine is not None
+                else self.storage.get_meta("diverged"))
+
+    def certified_heights(self) -> list[int]:
+        return [h for h in range(1, self.chain.height + 1) if self.storage.exec_cert(h)]
+
+    @property
     def up(self) -> bool:
         return self.down_count == 0
 
     @property
     def honest(self) -> bool:
         return self.behaviour is HONEST
+
+    @property
+    def wal(self) -> list[wire.Signed]:
+        """The persisted messages the store holds now (what a restart restores from)."""
+        return [wire.decode(raw) for raw in self.storage.wal()]
+
+    @property
+    def stable_proof(self) -> tuple[wire.Signed, ...]:
+        stored = self.storage.get_meta("stable_checkpoint")
+        return tuple(wire.decode(raw) for raw in stored[1]) if stored else ()
+
+    @property
+    def evidence(self) -> list[tuple[str, int]]:
+        return [(kind, sender) for kind, sender, _, _ in self.storage.evidence(1 << 30)]
+
+    @property
+    def stats(self) -> dict[str, int]:
+        stats = dict(self._stats)
+        if self.engine is not None:
+            for key, value in self.engine.stats.items():
+                if key != "restored_from_wal":
+                    stats[key] = stats.get(key, 0) + value
+        return stats
 
     # -- entry points -----------------------------------------------------------------------------
     def _runs_now(self, fn: Callable[..., None], *args: Any) -> bool:
@@ -212,7 +240,20 @@ class Host:
     def step(self, event: ev.Event) -> None:
         if self.down_count:  # a torn crash earlier in this same callback
             return
-        self.carry_out(self.replica.step(event, self.env.now_ms(self.index)))
+        actions = self.engine.decide(event)
+        if actions is None:
+            self._after_engine()
+        self.carry_out(actions)
+
+    def carry_out(self, actions: list[ev.Action]) -> None:
+        """The engine carries them out; the host may only tear the process mid-way."""
+        if self.torn_crash_pending and any(type(a) is ev.Persist for a in actions):
+            self._carry_out_torn(actions)
+            return
+        self.engine.carry_out(actions)
+        if self.honest:
+            self.witness.check_wal(after_restart=False)
+        self._after_engine()
 
     def on_packet(self, src: int, packet: tuple[Any, ...]) -> None:
         if not self._runs_now(self.on_packet, src, packet):
@@ -224,10 +265,14 @@ class Host:
             self.admit(packet[1], relay=False)
         elif kind == "fetch":
             if self.behaviour.speaks:
-                blocks = self.behaviour.serve(self, self.chain.serve(packet[1], packet[2]))
+                chain = self.chain
+                served = chain.blocks[max(packet[1], 1):min(packet[2], chain.height) + 1]
+                blocks = self.behaviour.serve(self, tuple(
+                    (b.preprepare, b.certificate) for b in served if b is not None))
                 if blocks:
                     self.env.network.send(self.index, src, ("blocks", blocks))
-                    votes = self.chain.certified_votes(packet[1], packet[2])
+                    votes = tuple(vote for raw in self.storage.exec_certs(packet[1], packet[2])
+                                  for vote in read_certificate(raw))
                     if votes:  # as the node's /p2p/blocks: the range's execution certificates
                         self.env.network.send(self.index, src, ("votes", votes))
         elif kind == "blocks":
@@ -262,73 +307,54 @@ class Host:
         del self.timers[name]
         self.step(ev.TimerFired(name))
 
-    def _on_block_done(self, seq: int, root: bytes, receipts: list[Receipt], epoch: int) -> None:
-        if epoch != self.epoch or not self._runs_now(self._on_block_done, seq, root, receipts, epoch):
+    def _on_block_done(self, event: ev.BlockExecuted, receipts: list[Receipt], epoch: int) -> None:
+        if epoch != self.epoch or not self._runs_now(self._on_block_done, event, receipts, epoch):
             return
         for r in receipts:
             if r.code != DUPLICATE:
                 self.env.on_receipt(self.index, r.tx_id, r.height, r.ok, r.code)
-        self.step(ev.BlockExecuted(seq, root, self.chain.hashes[seq]))
+        self.step(event)
 
-    # -- carrying out actions, in order ----------------------------------------------------------
-    def carry_out(self, actions: list[ev.Action]) -> None:
-        if self.torn_crash_pending and any(type(a) is ev.Persist for a in actions):
-            self._carry_out_torn(actions)
-            return
-        for action in actions:
-            kind = type(action)
-            if kind is ev.Persist:
-                self.wal.append(action.msg)  # durable before the sends that follow
-            elif kind is ev.Broadcast:
-                self._send(action.msg, self.peers)
-            elif kind is ev.Send:
-                self._send(action.msg, [action.to])
-            elif kind is ev.Deliver:
-                self._execute(action)
-            elif kind is ev.SetTimer:
-                self._timer_serial += 1
-                self.timers[action.name] = self._timer_serial
-                self.env.queue.after(action.delay_ms * US_PER_MS, self._on_timer, action.name,
-                                     self._timer_serial, self.epoch)
-            elif kind is ev.CancelTimer:
-                self.timers.pop(action.name, None)
-            elif kind is ev.FetchBlocks:
-                self.stats["fetches"] += 1
-                self.env.network.send(self.index, self.rng.choice(self.peers),
-                                      ("fetch", action.first, action.last))
-            elif kind is ev.Evidence:
-                self.evidence.append((action.kind, action.first.sender))
-            elif kind is ev.ExecutionCertified:
-                if self.chain.hashes[action.height] != action.block_hash:
-                    self.anomalies.append(f"replica {self.index} certified block {action.height}"
-                                          " with a hash it did not compute")
-                self.chain.certificates[action.height] = action.votes
-                self.stats["blocks_certified"] = self.stats.get("blocks_certified", 0) + 1
-            elif kind is ev.Diverged:
-                self.diverged = (action.height, action.mine, action.quorum)
-                self.stats["diverged"] = self.stats.get("diverged", 0) + 1
-            elif kind is ev.CheckpointStable:
-                self._prune_wal(action.seq)
-                self.stable_proof = action.proof  # kept on "disk", as the node's meta
-            else:  # a new action type: the host needs teaching; show it in the outcome
-                name = f"unhandled_{kind.__name__}"
-                self.stats[name] = self.stats.get(name, 0) + 1
+    # -- what the engine calls: Bus, Timers, Clock ----------------------------------------------
+    def send(self, to: int, msg: wire.Signed) -> None:
+        self._effect()
+        self._send(msg, [to])
 
-    def _prune_wal(self, stable_seq: int) -> None:
-        """What `node.storage.Storage.prune_wal` drops: settled votes, past views' changes."""
-        view = self.replica.view
+    def broadcast(self, msg: wire.Signed) -> None:
+        self._effect()
+        self._send(msg, self.peers)
 
-        def is_settled(body) -> bool:
-            if isinstance(body, (PrePrepare, Prepare, Commit)):
-                return body.seq <= stable_seq
-            return wire.view_of(body) < view
+    def fetch(self, first: int, last: int) -> None:
+        self._effect()
+        self._stats["fetches"] += 1
+        self.env.network.send(self.index, self.rng.choice(self.peers), ("fetch", first, last))
 
-        self.wal = [m for m in self.wal if not is_settled(m.body)]
+    def set_timer(self, name: str, delay_ms: int) -> None:
+        self._effect()
+        self._timer_serial += 1
+        self.timers[name] = self._timer_serial
+        self.env.queue.after(delay_ms * US_PER_MS, self._on_timer, name,
+                             self._timer_serial, self.epoch)
+
+    def cancel_timer(self, name: str) -> None:
+        self._effect()
+        self.timers.pop(name, None)
+
+    def now_ms(self) -> int:
+        return self.env.now_ms(self.index)
+
+    def _effect(self) -> None:
+        """One effect leaves the process; during a torn crash, the cut may fall here."""
+        if self._effects_left is not None:
+            if self._effects_left == 0:
+                raise _TornCut()
+            self._effects_left -= 1
 
     def _send(self, msg: wire.Signed, dsts: list[int]) -> None:
         """Through the behaviour, then the wire codec (once per distinct message)."""
         network = self.env.network
         if self.behaviour is HONEST:
+            self.witness.on_send(msg)
             network.send_many(self.index, dsts, ("msg", over_the_wire(msg)))
         else:
             self._send_each(self.behaviour.outbound(self, msg, dsts))
@@ -345,38 +371,44 @@ class Host:
                 packet = encoded[id(out)] = ("msg", over_the_wire(out))
             self.env.network.send(self.index, dst, packet)
 
-    def _execute(self, block: ev.Deliver) -> None:
-        chain = self.chain
-        if block.seq <= chain.height:
-            self.stats["redelivered"] += 1
-            if chain.blocks[block.seq].digest != block.digest:
-                self.anomalies.append(f"replica {self.index} delivered seq {block.seq} twice "
-                                      f"with different digests")
-            return
-        if block.seq != chain.height + 1:
-            self.anomalies.append(f"replica {self.index} delivered seq {block.seq} "
-                                  f"after {chain.height} (gap)")
-            return
+    # -- execution --------------------------------------------------------------------------------
+    def _after_engine(self) -> None:
+        """Execute what was delivered, at once; the replica hears after modelled time."""
+        engine = self.engine
+        while engine.has_blocks:
+            done = engine.execute()
+            if done is None:
+                continue
+            now_us = self.env.queue.now_us
+            self.exec_free_us = (max(now_us, self.exec_free_us) + EXEC_BASE_US
+                                 + EXEC_PER_TX_US * len(done.receipts))
+            self.env.queue.at(self.exec_free_us, self._on_block_done, done.event,
+                              done.receipts, self.epoch)
+        if engine.failure is not None:
+            raise FailStop(self.index, engine.failure)
+
+    def _on_executed(self, block: ev.Deliver, header: Header, receipts: list[Receipt]) -> None:
         problem = certificate_problem(block, self.quorum)
         if problem:
             self.bad_certificates.append(f"replica {self.index} delivered seq {block.seq} {problem}")
-        receipts = chain.execute(block)
-        now_us = self.env.queue.now_us
-        self.exec_free_us = (max(now_us, self.exec_free_us) + EXEC_BASE_US
-                             + EXEC_PER_TX_US * len(block.txs))
-        self.env.queue.at(self.exec_free_us, self._on_block_done, block.seq,
-                          chain.roots[block.seq], receipts, self.epoch)
+        self.chain.record(block, self.engine.executor.state.root(), receipts)
+        self.block_hashes[header.height] = header.hash
 
     def _carry_out_torn(self, actions: list[ev.Action]) -> None:
-        """Die part-way: the WAL write (one transaction, first, as in `node.runtime`)
-        happened, then only the first k of the other actions, then nothing."""
+        """Die part-way: the engine writes the WAL (first, one transaction), then only
+        the first k of the effects that leave the process happen, then nothing."""
         self.torn_crash_pending -= 1
-        self.wal.extend(a.msg for a in actions if type(a) is ev.Persist)
-        rest = [a for a in actions if type(a) is not ev.Persist]
-        cut = self.rng.randint(0, len(rest))
-        self.stats["torn_crashes"] += 1
-        self.stats["torn_actions_lost"] += len(rest) - cut
-        self.carry_out(rest[:cut])
+        effects = sum(1 for a in actions if isinstance(a, EFFECT_ACTIONS))
+        cut = self.rng.randint(0, effects)
+        self._stats["torn_crashes"] += 1
+        self._stats["torn_actions_lost"] += effects - cut
+        self._effects_left = cut
+        try:
+            self.engine.carry_out(actions)
+        except _TornCut:
+            pass
+        finally:
+            self._effects_left = None
         self._crash_now()
 
     # -- faults -----------------------------------------------------------------------------------
@@ -397,9 +429,12 @@ class Host:
     def _crash_now(self) -> None:
         self.down_count += 1
         if self.down_count == 1:
-            self.stats["crashes"] += 1
+            self._stats["crashes"] += 1
             self.epoch += 1
-            self.replica = None
+            for key, value in self.engine.stats.items():
+                if key != "restored_from_wal":
+                    self._stats[key] = self._stats.get(key, 0) + value
+            self.engine = None
             self.timers.clear()
             self.backlog.clear()
 
@@ -412,12 +447,11 @@ class Host:
         self.down_count -= 1
         if self.down_count:
             return
-        self.stats["restarts"] += 1
+        self._stats["restarts"] += 1
+        self._stats["restored_from_wal"] += 1  # as node.runtime.Runtime does on every start
         self.exec_free_us = 0
-        self.replica = self.make_replica()
-        self.stats["restored_from_wal"] += 1  # as node.runtime.Runtime does on every start
-        self.carry_out(self.replica.restore(list(self.wal), self.chain.height,
-                                            self.stable_proof))
+        self.witness.check_wal(after_restart=True)
+        self._start_engine()
         self._start_ticking()
 
     def heal(self) -> None:

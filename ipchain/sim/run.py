@@ -18,22 +18,22 @@ import random
 import time
 import traceback
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import nacl.signing
 
 from consensus.crypto import Ed25519Keyring, FastKeyring
 from consensus.quorum import max_faulty
 from consensus.replica import Replica, ReplicaConfig
-from contracts.genesis import init_state
 from contracts.tx import Transaction
 from node.chain import digest_batch
+from node.engine import Storage
 from ipchain.sim import checkers
 from ipchain.sim.byzantine import HONEST, Conspiracy, make_behaviour
 from ipchain.sim.clock import US_PER_MS, EventQueue, SimClock
 from ipchain.sim.faults import (MIXES, FaultMix, FaultPlan, end_episode, generate_plan,
                              start_episode)
-from ipchain.sim.host import Host, SimChain
+from ipchain.sim.host import FailStop, Host
 from ipchain.sim.network import LatencyModel, LinkCondition, Network
 from ipchain.sim.workload import (FAST_TX_SIGNATURES, GENESIS_TIME_MS, Client, ClientTx,
                                build_genesis, make_bursts, trusted_signatures, validator_seed)
@@ -127,8 +127,11 @@ def replay_hint(seed: int, cfg: SimConfig) -> str:
 class Simulation:
     """The whole cluster for one seed; also the `HostEnv` and `FaultTarget` of its parts."""
 
-    def __init__(self, seed: int, cfg: SimConfig, plan: FaultPlan | None = None) -> None:
+    def __init__(self, seed: int, cfg: SimConfig, plan: FaultPlan | None = None,
+                 make_storage: Callable[[int], Storage] | None = None) -> None:
         self.seed, self.cfg, self.n = seed, cfg, cfg.nodes
+        self.make_storage = make_storage
+        """Replica index -> its store; None: in memory (a test passes SQLite files)."""
         if self.n < 1:
             raise ValueError("a cluster needs at least one replica")
         self.queue = EventQueue()
@@ -155,7 +158,6 @@ class Simulation:
     def _build_hosts(self) -> list[Host]:
         cfg = self.cfg
         genesis = build_genesis(cfg.chain_id, self.n, cfg.clients)
-        genesis_state = init_state(genesis)
         signature_ok = Transaction.signature_ok if cfg.ed25519 else trusted_signatures(self.bursts)
         tx_cache = {c.id_bytes: c.tx for burst in self.bursts for c in burst}
         keyring = _keyring_factory(self.n, cfg.ed25519)
@@ -171,12 +173,12 @@ class Simulation:
             behaviour = (make_behaviour(self.plan.byzantine[i], i, self.n,
                                         self._rng(f"byzantine/{i}"), plot)
                          if i in self.plan.byzantine else HONEST)
-            chain = SimChain(cfg.chain_id, genesis_state, genesis["genesis_time_ms"],
-                             signature_ok, tx_cache)
-            if i == cfg.nondeterministic_replica:
-                chain.nondeterminism = self._rng(f"nondeterminism/{i}")
             make = functools.partial(Replica, rcfg, keyring(i), digest_batch)
-            hosts.append(Host(i, self, make, chain, behaviour, self._rng(f"host/{i}")))
+            storage = self.make_storage(i) if self.make_storage else None
+            hosts.append(Host(i, self, make, genesis, signature_ok, tx_cache, behaviour,
+                              self._rng(f"host/{i}"), storage))
+            if i == cfg.nondeterministic_replica:
+                hosts[-1].plant_nondeterminism(self._rng(f"nondeterminism/{i}"))
         return hosts
 
     # -- HostEnv -----------------------------------------------------------------------------
@@ -257,6 +259,9 @@ class Simulation:
                 violations.append(checkers.Violation(
                     "budget", f"event budget {self.cfg.event_budget()} spent by "
                               f"{self.clock.sim_ms()} ms: a message storm or livelock", self.seed))
+        except FailStop as exc:  # the engine's error policy: fail-stop, with the reason
+            violations.append(checkers.Violation(
+                "exception", f"{exc} at {self.clock.sim_ms()} ms", self.seed))
         except Exception as exc:  # a crash of the code under test is a finding, not a test error
             where = traceback.extract_tb(exc.__traceback__)[-1]
             violations.append(checkers.Violation(

@@ -8,10 +8,10 @@ from dataclasses import replace
 from consensus import events as ev
 from consensus.messages import Commit, PrePrepare, Prepare, Signed
 from consensus.replica import Replica
-from contracts.genesis import init_state
-from node.chain import digest_batch
+from node.chain import Executor, digest_batch
+from node.memory_storage import MemoryStorage
 from ipchain.sim.faults import MIXES
-from ipchain.sim.host import SimChain, certificate_problem
+from ipchain.sim.host import certificate_problem
 from ipchain.sim.run import SimConfig, Simulation
 from ipchain.sim.workload import (Client, build_genesis, client_org, make_bursts,
                                trusted_signatures)
@@ -78,7 +78,7 @@ def test_torn_crash_keeps_the_wal_write_and_loses_the_sends_after_the_cut() -> N
     host.crash(torn=True)
     assert host.up  # waits for a step that writes the WAL
     host.carry_out([ev.Persist(signed), ev.Broadcast(signed), ev.Send(1, signed), ev.SetTimer("x", 5)])
-    assert host.wal[-1] is signed and sent == [signed] and not host.up
+    assert host.wal[-1] == signed and sent == [signed] and not host.up
     assert host.stats["torn_actions_lost"] == 2
     host.restart()
     assert host.up and host.stats["restored_from_wal"] == 1
@@ -120,15 +120,19 @@ def test_certificate_problem_names_commits_that_do_not_match_the_preprepare() ->
 
 def test_executor_runs_real_transfers_and_marks_a_repeated_tx_duplicate() -> None:
     bursts = make_bursts(random.Random(1), "c", 3, 1, 2)
-    state = init_state(build_genesis("c", 4, 3))
-    chain = SimChain("c", state, 1_000, trusted_signatures(bursts), {})
+    storage = MemoryStorage()
+    executor = Executor(storage, build_genesis("c", 4, 3))
+    genesis_root = executor.state.root()
     raws = tuple(c.raw for c in bursts[0])
     pp = PrePrepare(0, 1, digest_batch(2_000, raws + raws[:1]), 2_000, raws + raws[:1])
-    receipts = chain.execute(ev.Deliver(Signed(pp, 0, b"s" * 64), ()))
+    run = executor.begin(ev.Deliver(Signed(pp, 0, b"s" * 64), ()), lambda _id: None,
+                         trusted_signatures(bursts))
+    assert run.advance(1) is False and run.advance(None) is True
+    _, receipts = executor.commit(run)
     assert [r.code for r in receipts][-1] == "DuplicateTransaction"
     assert all(r.code != "BadSignature" for r in receipts)
-    assert chain.roots[1] != chain.roots[0] and chain.height == 1
-    assert set(chain.tx_index) == {c.id_hex for c in bursts[0]}
+    assert storage.block(1)[2] == executor.state.root() != genesis_root and executor.height == 1
+    assert set(storage.txs) == {c.id_bytes for c in bursts[0]}
 
 
 def test_fast_signature_check_trusts_only_what_the_clients_signed() -> None:

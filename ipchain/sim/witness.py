@@ -1,0 +1,127 @@
+"""What the simulator observes of one host, without a copy of the engine's logic.
+
+`ChainRecord` is the executed chain the checkers read (fed by the engine's observer).
+`Witness` is an oracle over the engine's effects on the bus and the store, stated in
+PBFT's terms rather than the engine's code: an honest replica's vote is durable in its
+WAL before it leaves; it never signs two different votes for one (kind, view, seq);
+and its WAL always holds every vote it sent above its stable checkpoint (else a crash
+at that moment would restart it without a vote it may be asked to stand by). Findings
+go to the host's `anomalies`, which the agreement checker reports.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from consensus import events as ev
+from consensus import messages as wire
+from consensus.messages import Commit, NewView, PrePrepare, Prepare
+from contracts.runtime import Receipt
+from node.chain import DUPLICATE
+from node.engine import Storage
+
+WAL_KINDS = frozenset({"PP", "P", "C", "VC", "NV"})
+"""What a replica persists before sending (consensus.events.Persist)."""
+
+
+class WitnessedStorage:
+    """The host's store as the engine sees it, plus what the oracle needs: every WAL
+    record ever written (pruning does not forget it), to ask whether a vote was durable
+    before it was sent. Any `node.engine.Storage` (in-memory, or SQLite in a test)."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.inner = storage
+        self.durable: set[bytes] = set()
+        self.pruned = False
+        """Set by each WAL prune, cleared by the witness once it has checked the WAL."""
+
+    def append_wal(self, records: list[tuple[int, int, str, bytes]]) -> None:
+        self.inner.append_wal(records)
+        self.durable.update(r[3] for r in records)
+
+    def prune_wal(self, settled: Any) -> None:
+        self.inner.prune_wal(settled)
+        self.pruned = True
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+class ChainRecord:
+    """What the checkers read of one host's executed chain, fed by the engine's
+    observer; kept across crashes, as the store it mirrors is."""
+
+    def __init__(self, genesis_root: bytes) -> None:
+        self.blocks: list[ev.Deliver | None] = [None]
+        self.roots: list[bytes] = [genesis_root]
+        """roots[h]: the state root after executing block h (roots[0]: genesis)."""
+        self.receipts: list[list[Receipt]] = [[]]
+        self.tx_index: dict[str, tuple[int, bool, str]] = {}
+        """tx id (hex) -> (height, ok, code) of its one effective execution."""
+        self.state: Any = None
+        """The executor's state (the latest incarnation's: what the store holds)."""
+
+    @property
+    def height(self) -> int:
+        return len(self.blocks) - 1
+
+    def record(self, block: ev.Deliver, root: bytes, receipts: list[Receipt]) -> None:
+        for receipt in receipts:
+            if receipt.code != DUPLICATE:
+                self.tx_index[receipt.tx_id] = (block.seq, receipt.ok, receipt.code)
+        self.blocks.append(block)
+        self.roots.append(root)
+        self.receipts.append(receipts)
+
+
+class Witness:
+    """The oracle over one honest host's engine: see the module docstring."""
+
+    def __init__(self, index: int, storage: WitnessedStorage, anomalies: list[str]) -> None:
+        self.index = index
+        self.storage = storage
+        self.anomalies = anomalies
+        self.signed_votes: dict[tuple[str, int, int], bytes] = {}
+        """(kind, view, seq) -> the encoded PRE-PREPARE / PREPARE / COMMIT this replica sent."""
+        self.durable_in_new_views: set[bytes] = set()
+        """Pre-prepares durable as part of a NEW-VIEW this replica persisted and sent."""
+
+    def on_send(self, msg: wire.Signed) -> None:
+        """The oracle: an honest replica's vote is durable before it leaves, and it never
+        signs two different votes for one (kind, view, seq), across restarts."""
+        body = msg.body
+        if msg.sender != self.index or body.KIND not in WAL_KINDS:
+            return
+        encoded = wire.encode(msg)
+        if encoded not in self.storage.durable and encoded not in self.durable_in_new_views:
+            self.anomalies.append(f"replica {self.index} sent {type(body).__name__} "
+                                  f"view {wire.view_of(body)} seq {getattr(body, 'seq', '-')} "
+                                  f"before it was durable in its WAL")
+        elif isinstance(body, NewView):  # its pre-prepares are durable as part of it
+            self.durable_in_new_views.update(wire.encode(pp) for pp in body.preprepares)
+        if isinstance(body, (PrePrepare, Prepare, Commit)) and \
+                encoded not in self.durable_in_new_views:
+            key = (body.KIND, body.view, body.seq)
+            earlier = self.signed_votes.setdefault(key, encoded)
+            if earlier != encoded and wire.decode(earlier).body.digest != body.digest:
+                self.anomalies.append(f"replica {self.index} signed two {type(body).__name__}s "
+                                      f"for view {body.view} seq {body.seq}")
+
+    def check_wal(self, after_restart: bool) -> None:
+        """The oracle after each WAL prune and at each restart: the WAL holds every vote
+        this replica sent above its stable checkpoint (PBFT's definition of an unsettled
+        vote), else a restart now could sign a conflicting one. Every moment is a
+        possible crash, so this needs no crash to catch a wrong prune."""
+        if not (self.storage.pruned or after_restart):
+            return
+        self.storage.pruned = False
+        stored = self.storage.get_meta("stable_checkpoint")
+        stable_seq = stored[0] if stored else 0
+        kept = set(self.storage.wal())
+        lost = sorted(key for key, encoded in self.signed_votes.items()
+                      if key[2] > stable_seq and encoded not in kept)
+        for kind, view, seq in lost[:3]:
+            self.anomalies.append(f"replica {self.index}'s WAL lost its unsettled {kind} for "
+                                  f"view {view} seq {seq} (stable checkpoint {stable_seq}): "
+                                  f"a restart would forget it")
+

@@ -1,0 +1,350 @@
+"""The replica host, written once: everything between `Replica` and the outside world.
+
+TigerBeetle's shape: the replica is generic over bus, storage and time, and the
+simulator swaps only those. The engine carries out a step's actions in order (the WAL
+write, one storage transaction, durable before any send that follows), prunes the WAL
+by one rule, restores after a restart (WAL, stable checkpoint proof, executed height),
+executes delivered blocks with the real contracts (`node.chain.Executor`), keeps
+evidence and stable checkpoints, and applies ONE error policy: an exception in the
+replica or the executor is fail-stop. The engine records why (`failure`), steps and
+executes nothing more, and its adapter makes that visible — the node exits non-zero
+and says why in its log and /v1/status, the simulator reports a finding.
+
+Adapters: `node.runtime.Runtime` (asyncio, SQLite, HTTP) and `ipchain.sim.host.Host`
+(simulated network and clock, `node.memory_storage.MemoryStorage`). Neither interprets
+an action itself. Everything here is synchronous; execution is split into chunks
+(`execute`) so the asyncio adapter can yield between them and the simulator can
+model execution time.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import traceback
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol
+
+from consensus import events as ev
+from consensus import messages as wire
+from consensus.messages import compute_digest
+from consensus.replica import Replica
+from contracts.runtime import Receipt
+from contracts.tx import Transaction
+from node.chain import BlockRun, Executor, Header, wire_certificate
+
+log = logging.getLogger("ipchain.engine")
+
+VOTE_KINDS = frozenset({"PP", "P", "C"})
+VIEW_KINDS = frozenset({"VC", "NV"})
+
+
+# -- what the engine needs from its adapter ---------------------------------------------------
+class Storage(Protocol):
+    """The durable store: `node.storage.Storage` (SQLite) or `MemoryStorage` (simulator)."""
+
+    def init_state(self, items: dict[str, bytes]) -> None: ...
+    def state_items(self) -> dict[str, bytes]: ...
+    def last_height(self) -> int: ...
+    def block(self, height: int) -> tuple[bytes, bytes, bytes, bytes, bytes] | None: ...
+    def known_tx_ids(self, ids: list[bytes]) -> set[bytes]: ...
+    def save_block(self, height: int, block_hash: bytes, header: bytes, result_root: bytes,
+                   preprepare: bytes, certificate: bytes, receipts: Any,
+                   state_changes: dict[str, bytes | None]) -> None: ...
+    def append_wal(self, records: list[tuple[int, int, str, bytes]]) -> None: ...
+    def wal(self) -> list[bytes]: ...
+    def prune_wal(self, settled: Callable[[int, int, str], bool]) -> None: ...
+    def add_evidence(self, kind: str, sender: int, first: bytes, second: bytes) -> None: ...
+    def get_meta(self, key: str) -> Any: ...
+    def set_meta(self, key: str, value: Any) -> None: ...
+    def save_exec_cert(self, height: int, block_hash: bytes, votes: bytes) -> None: ...
+    def exec_cert(self, height: int) -> tuple[bytes, bytes] | None: ...
+    def quick_check(self) -> str: ...
+
+
+class Bus(Protocol):
+    """Outbound messages. Inbound ones come back through `Engine.step`."""
+
+    def send(self, to: int, msg: wire.Signed) -> None: ...
+    def broadcast(self, msg: wire.Signed) -> None: ...
+    def fetch(self, first: int, last: int) -> None:
+        """Ask a peer for committed blocks; they come back as `BlockFetched` events."""
+
+
+class Timers(Protocol):
+    """A fired timer comes back as `TimerFired(name)` through `Engine.step`."""
+
+    def set_timer(self, name: str, delay_ms: int) -> None: ...
+    def cancel_timer(self, name: str) -> None: ...
+
+
+class Clock(Protocol):
+    def now_ms(self) -> int: ...
+
+
+Observer = Callable[[ev.Deliver, Header, list[Receipt]], None]
+
+
+@dataclass(frozen=True)
+class Executed:
+    """A block the engine has applied and stored; `event` goes back to the replica when
+    the adapter says execution is over (at once on the node, after modelled time in sim)."""
+
+    block: ev.Deliver
+    header: Header
+    receipts: list[Receipt]
+    state_root: bytes
+    """After this block (the next header's `state_root`)."""
+
+    @property
+    def event(self) -> ev.BlockExecuted:
+        """With the header hash: the replica signs it in its execution vote."""
+        return ev.BlockExecuted(self.header.height, self.state_root, self.header.hash)
+
+
+def wal_settled(stable_seq: int, view: int) -> Callable[[int, int, str], bool]:
+    """THE WAL pruning rule: votes at or below a stable checkpoint, and view changes of
+    past views, can never be needed again by a restarted replica. Every store applies
+    this predicate; none has its own copy of the rule."""
+
+    def settled(record_view: int, seq: int, kind: str) -> bool:
+        if kind in VOTE_KINDS:
+            return seq <= stable_seq
+        return kind in VIEW_KINDS and record_view < view
+    return settled
+
+
+def wal_record(msg: wire.Signed) -> tuple[int, int, str, bytes]:
+    body = msg.body
+    return wire.view_of(body), getattr(body, "seq", 0), body.KIND, wire.encode(msg)
+
+
+def describe_exception(exc: BaseException) -> str:
+    where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    at = f" at {where.filename}:{where.lineno} ({where.name})" if where else ""
+    return f"{exc!r}{at}"
+
+
+class Engine:
+    """One replica and everything around it, for one incarnation of the process."""
+
+    def __init__(self, storage: Storage, genesis: dict[str, Any], replica: Replica,
+                 bus: Bus, timers: Timers, clock: Clock,
+                 decoded: Callable[[bytes], Transaction | None] = lambda _id: None,
+                 verified: Callable[[Transaction], bool] = Transaction.signature_ok) -> None:
+        self.storage = storage
+        self.executor = Executor(storage, genesis)
+        self.replica = replica
+        self.bus, self.timers, self.clock = bus, timers, clock
+        self.decoded, self.verified = decoded, verified
+        """How the executor finds a decoded transaction (the mempool) and checks a signature."""
+        self.stats: collections.Counter[str] = collections.Counter()
+        """restored_from_wal, redelivered, replica_step_failed, executor_failed."""
+        self.observers: list[Observer] = []
+        """Called after each block is stored (receipts, SSE, MQTT, metrics, sim records).
+        An observer's exception is logged and ignored: it is not the chain's fault."""
+        self.delivered: collections.deque[ev.Deliver] = collections.deque()
+        """Committed blocks waiting for the executor, in sequence order."""
+        self.current: BlockRun | None = None
+        self.failure: str | None = None
+        """Why the engine stopped (fail-stop), or None while it runs."""
+        self.diverged: dict[str, Any] | None = (storage.get_meta("diverged")
+                                                 or check_at_rest(storage, self.executor))
+        """Set once this replica's results cannot be trusted: a quorum certified another
+        header hash (`ev.Diverged`), or its data at rest fails the start-up check. It then
+        votes, executes and serves state no more, and the adapter says why."""
+        self._handlers: dict[type, Callable[[Any], None]] = {
+            ev.Broadcast: lambda a: self.bus.broadcast(a.msg),
+            ev.Send: lambda a: self.bus.send(a.to, a.msg),
+            ev.Deliver: self.delivered.append,
+            ev.SetTimer: lambda a: self.timers.set_timer(a.name, a.delay_ms),
+            ev.CancelTimer: lambda a: self.timers.cancel_timer(a.name),
+            ev.FetchBlocks: lambda a: self.bus.fetch(a.first, a.last),
+            ev.CheckpointStable: self._on_stable, ev.Evidence: self._on_evidence,
+            ev.ExecutionCertified: self._on_certified, ev.Diverged: self._on_diverged,
+            ev.Persist: lambda a: None}  # written first, for the whole batch: carry_out
+
+    # -- restore --------------------------------------------------------------------------
+    def restore(self) -> None:
+        """Rebuild the replica from what survived: its WAL, the last stable checkpoint's
+        proof and the executed height; carry out what it asks (re-sends, timers)."""
+        if self.diverged is not None:
+            log.critical("event=refusing_to_run reason=%r height=%s",
+                         self.diverged["reason"], self.diverged["height"])
+            return  # neither vote nor execute: our state is not the chain's
+        wal = []
+        for raw in self.storage.wal():
+            try:
+                wal.append(wire.decode(raw))
+            except wire.WireError:
+                log.error("event=wal_record_unreadable")
+        self.stats["restored_from_wal"] += 1
+        actions = self._decide(lambda: self.replica.restore(wal, self.executor.height,
+                                                            self.stable_proof()), "restore")
+        self.carry_out(actions or [])
+
+    def stable_proof(self) -> tuple[wire.Signed, ...]:
+        stored = self.storage.get_meta("stable_checkpoint")
+        try:
+            return tuple(wire.decode(raw) for raw in stored[1]) if stored else ()
+        except wire.WireError:
+            log.error("event=stable_checkpoint_unreadable")
+            return ()
+
+    # -- stepping ---------------------------------------------------------------------------
+    def step(self, event: ev.Event) -> None:
+        self.step_many([event])
+
+    def step_many(self, events: list[ev.Event]) -> None:
+        """Step the replica with each event, then carry out all their actions at once
+        (one WAL transaction for the batch). Nothing happens once the engine has failed."""
+        if self.failure is not None or self.diverged is not None:
+            return
+        actions: list[ev.Action] = []
+        for event in events:
+            out = self.decide(event)
+            if out is None:
+                break
+            actions.extend(out)
+        self.carry_out(actions)
+
+    def decide(self, event: ev.Event) -> list[ev.Action] | None:
+        """The replica's actions for one event, or None if it failed (the engine stops)."""
+        if self.failure is not None:
+            return None
+        return self._decide(lambda: self.replica.step(event, self.clock.now_ms()),
+                            type(event).__name__)
+
+    def _decide(self, call: Callable[[], list[ev.Action]], what: str) -> list[ev.Action] | None:
+        try:
+            actions = call()
+        except Exception as exc:
+            self.stats["replica_step_failed"] += 1
+            self.fail(f"replica failed on {what}: {describe_exception(exc)}", exc)
+            return None
+        return actions
+
+    def carry_out(self, actions: list[ev.Action]) -> None:
+        """In order; every Persist of the batch first, in one storage transaction, so it
+        is durable before anything that follows is sent."""
+        if self.failure is not None:
+            return
+        records = [wal_record(a.msg) for a in actions if type(a) is ev.Persist]
+        if records:
+            self.storage.append_wal(records)
+        handlers = self._handlers
+        for action in actions:
+            handlers[type(action)](action)
+
+    def _on_stable(self, action: ev.CheckpointStable) -> None:
+        self.storage.prune_wal(wal_settled(action.seq, self.replica.view))
+        self.storage.set_meta("stable_checkpoint",
+                              [action.seq, [wire.encode(m) for m in action.proof]])
+
+    def _on_certified(self, action: ev.ExecutionCertified) -> None:
+        self.storage.save_exec_cert(action.height, action.block_hash,
+                                    wire_certificate(action.votes))
+        self.stats["blocks_certified"] += 1
+
+    def _on_diverged(self, action: ev.Diverged) -> None:
+        """Our header hash differs from one 2f+1 replicas signed: stop, keep the evidence."""
+        self.diverged = {"height": action.height, "mine": action.mine.hex(),
+                         "quorum": action.quorum.hex(), "reason": "execution"}
+        self.stats["execution_diverged"] += 1
+        self.delivered.clear()
+        self.storage.set_meta("diverged", self.diverged)  # a restart must not resume voting
+        other = next(v for v in action.votes if v.sender != action.own.sender)
+        self.storage.add_evidence("execution-diverged", action.own.sender,
+                                  wire.encode(action.own), wire.encode(other))
+        log.critical("event=execution_diverged height=%d mine=%s quorum=%s signers=%s",
+                     action.height, action.mine.hex(), action.quorum.hex(),
+                     [v.sender for v in action.votes])
+
+    def _on_evidence(self, action: ev.Evidence) -> None:
+        self.storage.add_evidence(action.kind, action.first.sender,
+                                  wire.encode(action.first), wire.encode(action.second))
+
+    # -- execution ------------------------------------------------------------------------
+    @property
+    def has_blocks(self) -> bool:
+        """A block is being executed or waits for the executor."""
+        return (self.failure is None and self.diverged is None
+                and (self.current is not None or bool(self.delivered)))
+
+    def execute(self, max_txs: int | None = None) -> Executed | None:
+        """Apply up to `max_txs` transactions of the next block (all, if None).
+
+        Returns the block once it is stored, else None (mid-block, nothing to do, or
+        failed: see `failure`). A redelivered block is skipped if it is the one stored
+        at that height; a different one, or a gap, is a fail-stop."""
+        if self.diverged is not None:
+            return None
+        try:
+            if self.current is None and not self._start_next():
+                return None
+            run = self.current
+            if not run.advance(max_txs):
+                return None
+            self.current = None
+            header, receipts = self.executor.commit(run)
+        except Exception as exc:
+            self.current = None
+            self.stats["executor_failed"] += 1
+            self.fail(f"executor failed at height {self.executor.height + 1}: "
+                      f"{describe_exception(exc)}", exc)
+            return None
+        done = Executed(run.block, header, receipts, self.executor.state.root())
+        for observer in self.observers:
+            try:
+                observer(run.block, header, receipts)
+            except Exception:
+                log.exception("event=listener_failed")
+        return done
+
+    def _start_next(self) -> bool:
+        while self.failure is None and self.delivered:
+            block = self.delivered.popleft()
+            if block.seq > self.executor.height:
+                self.current = self.executor.begin(block, self.decoded, self.verified)
+                return True
+            self.stats["redelivered"] += 1
+            stored = Header.decode(self.storage.block(block.seq)[1])
+            if compute_digest(stored.proposal_timestamp_ms, stored.tx_root) != block.digest:
+                raise RuntimeError(f"seq {block.seq} delivered twice with different digests")
+        return False
+
+    # -- the error policy -----------------------------------------------------------------
+    def fail(self, reason: str, exc: BaseException | None = None) -> None:
+        """Fail-stop: a replica that cannot step, or a node that cannot apply a committed
+        block, must not go on voting as if it could. Peers carry on; after a restart it
+        restores and catches up. The first reason is kept."""
+        if self.failure is not None:
+            return
+        self.failure = reason
+        self.delivered.clear()
+        log.critical("event=fail_stop reason=%r", reason,
+                     exc_info=(type(exc), exc, exc.__traceback__) if exc else None)
+
+
+def check_at_rest(storage: Storage, executor: Executor) -> dict[str, Any] | None:
+    """Why this replica's stored chain cannot be trusted, or None when it checks out.
+
+    SQLite's quick_check finds a damaged file, but not a flipped bit inside a stored
+    value or a WAL cut short after kill -9: those leave a readable database whose state
+    no longer matches its last header. So the state root is recomputed and compared
+    with that header's (which 2f+1 validators signed once certified), and the header
+    with the certificate stored for it.
+    """
+    height = executor.height
+    verdict = storage.quick_check()
+    if verdict != "ok":
+        return {"height": height, "mine": "", "quorum": "", "reason": f"sqlite: {verdict}"}
+    mine = executor.state.root()
+    if mine != executor.head.state_root:
+        return {"height": height, "mine": mine.hex(), "quorum": executor.head.state_root.hex(),
+                "reason": "state at rest does not match the last block's state root"}
+    cert = storage.exec_cert(height)
+    if cert is not None and cert[0] != executor.head.hash:
+        return {"height": height, "mine": executor.head.hash.hex(), "quorum": cert[0].hex(),
+                "reason": "last block does not match its execution certificate"}
+    return None
