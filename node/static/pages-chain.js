@@ -58,7 +58,8 @@ function nodeRow(n) {
   const st = n.status;
   const flags = [
     n.lagging ? badge("lagging", "warn") : null,
-    n.diverged ? badge("diverged", "bad") : null,
+    n.diverged ? badge(st.diverged ? `diverged at ${st.diverged.height}` : "diverged", "bad") : null,
+    st.failure ? badge(`stopped: ${st.failure}`, "bad") : null,
     st.in_view_change ? badge("view change", "warn") : null,
   ];
   return [
