@@ -18,6 +18,7 @@ import hashlib
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -37,6 +38,12 @@ def cors_origin(allowed: tuple[str, ...], origin: str | None) -> str | None:
     if "*" in allowed:
         return "*"
     return origin if origin in allowed else None
+
+
+def origin_of(url: str) -> str:
+    """scheme://host[:port] of a URL, the form a browser sends in Origin."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def is_cors_path(path: str) -> bool:
@@ -73,12 +80,15 @@ class ExplorerInfo:
     """What the explorer endpoints need from the node's config, read once."""
 
     def __init__(self, cfg: Any) -> None:
-        self.cors_allowed_origins: tuple[str, ...] = tuple(
-            getattr(cfg, "cors_allowed_origins", ("*",)))
         self.nodes = sorted([{"id": cfg.node_id, "index": cfg.index,
                               "url": f"http://{cfg.host}:{cfg.port}", "self": True}]
                             + [{"id": p.id, "index": p.index, "url": p.url, "self": False}
                                for p in cfg.peers], key=lambda n: n["index"])
+        # the cluster's own pages always may read: the explorer served by one node reads
+        # every other node's status, whatever list of outside origins is configured
+        own = tuple(origin_of(n["url"]) for n in self.nodes)
+        self.cors_allowed_origins: tuple[str, ...] = tuple(
+            getattr(cfg, "cors_allowed_origins", ("*",))) + own
         self.chain_id = cfg.chain_id
         self.genesis_bytes = json.dumps(cfg.genesis, sort_keys=True).encode()
 

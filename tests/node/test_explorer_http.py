@@ -77,6 +77,7 @@ async def test_every_module_the_page_imports_is_shipped() -> None:
     (("https://a.example",), "https://a.example", "https://a.example"),
     (("https://a.example",), "https://b.example", None),
     ((), "https://a.example", None),
+    ((), "http://127.0.0.1:9001", "http://127.0.0.1:9001"),  # a node of the cluster itself
 ])
 async def test_reads_carry_cors_for_allowed_origins(origins, origin, expected) -> None:
     client = await client_for(origins)
