@@ -23,6 +23,7 @@ import shutil
 import tempfile
 import time
 import urllib.request
+from urllib.parse import urlsplit
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -109,6 +110,8 @@ class Page:
         self.page = context.new_page()
         self.base_url, self.shots = base_url, shots
         self.errors: list[str] = []
+        self.urls: list[str] = []
+        self.page.on("request", lambda r: self.urls.append(r.url))
         self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
         self.page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
         self.page.on("requestfailed", lambda r: self.errors.append(
@@ -160,6 +163,11 @@ def test_every_page_renders_without_console_errors(tab: Page, story_cluster: dic
               f"uncompressed; API answers not counted)")
     assert shipped["files"] >= 10 and shipped["bytes"] > 0
     assert tab.errors == []
+    # offline: nothing but the cluster's own nodes is ever asked for anything
+    node_origins = {url.rstrip("/") for url in story_cluster["cluster"].urls}
+    elsewhere = [u for u in tab.urls if "{0.scheme}://{0.netloc}".format(urlsplit(u))
+                 not in node_origins and not u.startswith(("data:", "blob:"))]
+    assert elsewhere == [] and len(tab.urls) > 20
     assert all(f"node{i}" in texts["cluster"] for i in range(4))
     assert "diverged" not in texts["cluster"] and "unreachable" not in texts["cluster"]
     assert patent in texts["patents-search-ipc"] and "Quality score" in texts["patent"]
