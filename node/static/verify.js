@@ -171,13 +171,18 @@ function verifyTxV2(proof, genesis) {
     "receipt_path does not reach receipts_root",
   );
   const signers = checkCertificate(proof, genesis);
+  const outcome = receipt.status === "committed" ? "committed" : `rejected with code ${receipt.code}`;
+  const when = new Date(proof.header.timestamp_ms).toISOString();
   return {
     height: proof.header.height,
     timestamp_ms: proof.header.timestamp_ms,
     signers,
     op: decoded.op,
-    outcome: receipt.status === "committed" ? "committed" : `rejected with code ${receipt.code}`,
-    what: `transaction ${proof.tx_id.slice(0, 16)}… (${decoded.op}) was ${receipt.status === "committed" ? "committed" : "rejected with code " + receipt.code} at height ${proof.header.height}, block time ${new Date(proof.header.timestamp_ms).toISOString()}; its receipt and the block header are signed after execution by validators ${signers.join(", ")}`,
+    outcome,
+    what:
+      `transaction ${proof.tx_id.slice(0, 16)}… (${decoded.op}) was ${outcome} at height ` +
+      `${proof.header.height}, block time ${when}; its receipt and the block header are signed ` +
+      `after execution by validators ${signers.join(", ")}`,
   };
 }
 
