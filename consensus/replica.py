@@ -9,7 +9,7 @@ the number passed in; timers are names and durations handed back as actions.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Callable
+from typing import Any, Callable
 from dataclasses import dataclass, field
 
 from consensus import events as ev
@@ -263,7 +263,7 @@ class Replica(NormalCase, Checkpoints, CatchUp, ViewChanges, Execution):
             self.evidence.append(found)
             self.emit(found)
 
-    def status(self) -> dict[str, int | bool]:
+    def status(self) -> dict[str, Any]:
         return {"view": self.view, "primary": self.primary, "last_delivered": self.last_delivered,
                 "last_executed": self.last_executed, "stable_checkpoint": self.low_mark,
                 "pending": len(self.pending), "in_view_change": self.in_view_change,

@@ -16,6 +16,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
+import msgpack
+
 from consensus import events as ev
 from consensus import messages as wire
 from consensus.messages import compute_digest
@@ -169,9 +171,16 @@ RECEIPT_LEAF_FIELDS = ("code", "events", "index", "status", "tx_id")
 
 def receipt_leaf(receipt: Receipt) -> bytes:
     """What a receipt contributes to the receipts root (docs/protocol.md §3.1): no
-    height (the header has it) and no human message (wording is not a result)."""
-    value = receipt.to_value()
-    return codec.encode({key: value[key] for key in RECEIPT_LEAF_FIELDS})
+    height (the header has it) and no human message (wording is not a result).
+
+    The same bytes as `codec.encode` of that map, built with the keys already in order
+    (only the events' data needs the canonical check): this runs for every transaction
+    on every replica, and the generic encoder costs four times as much."""
+    events = [codec.canonical({"contract": e.contract, "data": e.data, "name": e.name})
+              for e in receipt.events]
+    return msgpack.packb({"code": receipt.code, "events": events, "index": receipt.index,
+                          "status": "committed" if receipt.ok else "rejected",
+                          "tx_id": receipt.tx_id}, use_bin_type=True)
 
 
 def receipts_root(receipts: list[Receipt]) -> bytes:

@@ -127,10 +127,11 @@ def describe_value(key: str, value: Any) -> str:
         asset, _, account = rest.partition("/")
         return f"account {account} holds {value} {asset} (minor units)"
     if kind == "pledge" and isinstance(value, dict):
-        return f"patent {rest} is pledged to {value.get('pledgee', value)},"
+        return (f"patent {rest} is pledged to {value.get('pledgee')} for {value.get('amount')} "
+                f"until {value.get('until')},")
     if kind == "deal" and isinstance(value, dict):
         tranches = ", ".join(f"{t['name']} balance {t['balance']}"
                              for t in value.get("tranches", []))
-        return f"deal {rest} ({value.get('status')}) has tranches {tranches},"
+        return f"deal {rest} ({value.get('state')}) has tranches {tranches},"
     text = json.dumps(value, sort_keys=True)
     return f"state key {key} holds {text[:300] + '…' if len(text) > 300 else text}"

@@ -5,6 +5,7 @@ by both. The tamper table is printed (pytest -s) and each case must be refused."
 
 from __future__ import annotations
 
+import argparse
 import copy
 import json
 from typing import Any, Callable
@@ -13,6 +14,7 @@ import msgpack
 import nacl.signing
 
 from node.proofs import ProofError, verify_proof
+from scripts.proof import cmd_verify_proof, proof_path
 from tests.node import docs_verifier as docs
 from tests.node.conftest import ORG_BPC, until
 
@@ -259,6 +261,35 @@ async def test_what_the_proofs_establish(local_cluster):
     height = live["state_present"]["header"]["height"]
     async with cluster.session.get(cluster.url(0) + f"/v1/proof/state/bal/BPC/org-b?height={height + 1000}") as resp:
         assert resp.status == 404 and (await resp.json())["error"]["code"] == "StateNotKept"
+
+
+async def test_verify_proof_command_says_what_holds_and_exits_non_zero_on_a_forgery(
+        local_cluster, tmp_path, capsys):
+    cluster = await local_cluster(4)
+    live = await live_proofs(cluster)
+    genesis = tmp_path / "genesis.json"
+    genesis.write_text(json.dumps(cluster.genesis))
+
+    def run(proof: Proof) -> tuple[int, str]:
+        path = tmp_path / "proof.json"
+        path.write_text(json.dumps(proof))
+        code = cmd_verify_proof(argparse.Namespace(proof=path, genesis=genesis, data_dir=tmp_path))
+        out = capsys.readouterr()
+        return code, out.out + out.err
+
+    code, said = run(live["tx_rejected"])
+    assert code == 0 and "REJECTED with code InsufficientFunds" in said and "token.transfer" in said
+    code, said = run(live["tx_ok"])
+    assert code == 0 and "was committed at height" in said
+    code, said = run(live["state_present"])
+    assert code == 0 and "account org-b holds" in said and "BPC" in said
+    code, said = run(live["state_absent"])
+    assert code == 0 and "bal/BPC/org-bb does not exist" in said
+    code, said = run(forge_receipt(lambda r: r.update(status="committed", code="ok"))(
+        copy.deepcopy(live["tx_rejected"]), live))
+    assert code == 1 and "proof invalid" in said
+    assert proof_path(["tx", "ab"]) == "/v1/proof/tx/ab" == proof_path(["ab"])
+    assert proof_path(["state", "patent", "CN:1/2"]) == "/v1/proof/state/patent/CN:1/2"
 
 
 async def test_a_catching_up_node_certifies_the_blocks_it_fetched(local_cluster):
