@@ -42,6 +42,12 @@ async function flagNodes(nodes) {
   return { top, common, majority };
 }
 
+function divergedText(diverged) {
+  if (!diverged) return "diverged"; // seen here: its block hash differs from the majority's
+  const where = diverged.height === undefined ? "" : ` at ${diverged.height}`;
+  return `diverged${where}${diverged.reason ? ` (${diverged.reason})` : ""}`;
+}
+
 function nodeRow(n) {
   if (!n.status)
     return [
@@ -58,7 +64,7 @@ function nodeRow(n) {
   const st = n.status;
   const flags = [
     n.lagging ? badge("lagging", "warn") : null,
-    n.diverged ? badge(st.diverged ? `diverged at ${st.diverged.height}` : "diverged", "bad") : null,
+    n.diverged ? badge(divergedText(st.diverged), "bad") : null,
     st.failure ? badge(`stopped: ${st.failure}`, "bad") : null,
     st.in_view_change ? badge("view change", "warn") : null,
   ];
