@@ -10,6 +10,7 @@ a proof shows. The bytes are specified in docs/protocol.md.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import itertools
 import logging
@@ -73,9 +74,14 @@ class Header:
                 "receipts_root": self.receipts_root, "state_leaves": self.state_leaves}
 
     def encode(self) -> bytes:
+        return self._encoding
+
+    @functools.cached_property
+    def _encoding(self) -> bytes:
+        """Computed once: a header is frozen, and each block needs it several times."""
         return codec.encode(self.to_value())
 
-    @property
+    @functools.cached_property
     def hash(self) -> bytes:
         return hashlib.sha256(BLOCK_DOMAIN + self.encode()).digest()
 

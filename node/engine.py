@@ -36,6 +36,8 @@ from node.chain import BlockRun, Executor, Header, wire_certificate
 log = logging.getLogger("ipchain.engine")
 
 VOTE_KINDS = frozenset({"PP", "P", "C"})
+REVOTE_BLOCKS = 8
+"""After a restart, our last blocks without an execution certificate are voted on again."""
 VIEW_KINDS = frozenset({"VC", "NV"})
 
 
@@ -182,6 +184,18 @@ class Engine:
         actions = self._decide(lambda: self.replica.restore(wal, self.executor.height,
                                                             self.stable_proof()), "restore")
         self.carry_out(actions or [])
+        self._revote_uncertified()
+
+    def _revote_uncertified(self) -> None:
+        """Vote again on our last blocks that have no execution certificate here: the
+        votes died with the old process, and peers that certified them answer a late
+        vote with theirs, so these blocks get certificates (and proofs) without waiting
+        for new traffic."""
+        top = self.executor.height
+        for height in range(max(1, top - REVOTE_BLOCKS + 1), top + 1):
+            if self.storage.exec_cert(height) is None:
+                header = Header.decode(self.storage.block(height)[1])
+                self.step(ev.BlockExecuted(height, header.state_root, header.hash))
 
     def stable_proof(self) -> tuple[wire.Signed, ...]:
         stored = self.storage.get_meta("stable_checkpoint")
@@ -229,12 +243,15 @@ class Engine:
         is durable before anything that follows is sent."""
         if self.failure is not None:
             return
-        records = [wal_record(a.msg) for a in actions if type(a) is ev.Persist]
-        if records:
-            self.storage.append_wal(records)
-        handlers = self._handlers
-        for action in actions:
-            handlers[type(action)](action)
+        try:
+            records = [wal_record(a.msg) for a in actions if type(a) is ev.Persist]
+            if records:
+                self.storage.append_wal(records)
+            handlers = self._handlers
+            for action in actions:
+                handlers[type(action)](action)
+        except Exception as exc:  # e.g. the WAL write failed: nothing after it may go out
+            self.fail(f"carrying out actions failed: {describe_exception(exc)}", exc)
 
     def _on_stable(self, action: ev.CheckpointStable) -> None:
         self.storage.prune_wal(wal_settled(action.seq, self.replica.view))

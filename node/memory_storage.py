@@ -94,6 +94,9 @@ class MemoryStorage:
     def last_certified(self) -> int:
         return max(self.certs, default=0)
 
+    def replace_state(self, items: dict[str, bytes]) -> None:
+        self.state = dict(items)
+
     def quick_check(self) -> str:
         return "ok"  # dicts cannot be torn; the state-root check still runs
 

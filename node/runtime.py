@@ -27,6 +27,7 @@ from contracts.tx import Transaction
 from node.chain import EXECUTE_CHUNK_TXS, Executor, Header, digest_batch, read_certificate
 from node.config import NodeConfig
 from node.engine import Engine
+from node.repair import replay_state
 from node.storage import Storage
 from node.transport import Transport
 
@@ -69,6 +70,9 @@ class Runtime:
         self.mempool: dict[bytes, Transaction] = {}
         self.engine = Engine(self.storage, cfg.genesis, replica, self, self, self,
                              decoded=self.mempool.get, verified=self._is_verified)
+        if self._rebuilt_damaged_state():
+            self.engine = Engine(self.storage, cfg.genesis, replica, self, self, self,
+                                 decoded=self.mempool.get, verified=self._is_verified)
         self.engine.observers.append(self._after_block)
         if os.environ.get(PLANTED_FAULT_ENV) == "1":
             self.executor.planted_fault = lambda: "planted"
@@ -85,6 +89,22 @@ class Runtime:
         self._timers: dict[str, tuple[int, asyncio.TimerHandle]] = {}
         self._generation = 0
         self._tasks: list[asyncio.Task] = []
+
+    def _rebuilt_damaged_state(self) -> bool:
+        """A state that fails the start-up check is rebuilt from our own certified
+        blocks when they reproduce every stored hash (node/repair.py); else we refuse."""
+        found = self.engine.diverged
+        if found is None or not found["reason"].startswith("state at rest"):
+            return False
+        log.critical("event=state_damaged height=%s mine=%s expected=%s; rebuilding",
+                     found["height"], found["mine"], found["quorum"])
+        why_not = replay_state(self.storage, self.cfg.genesis)
+        if why_not is not None:
+            log.critical("event=state_rebuild_failed reason=%r", why_not)
+            found["reason"] += f"; rebuilding it from our blocks failed: {why_not}"
+            return False
+        self.counters["state_rebuilt"] += 1
+        return True
 
     @property
     def replica(self) -> Replica:

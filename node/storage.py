@@ -107,6 +107,12 @@ class Storage:
         row = self.db.execute("SELECT MAX(height) FROM exec_certs").fetchone()
         return row[0] or 0
 
+    def replace_state(self, items: dict[str, bytes]) -> None:
+        """The whole state at once (a rebuild after damage: node/repair.py)."""
+        with self.db:
+            self.db.execute("DELETE FROM state")
+            self.db.executemany("INSERT INTO state VALUES (?,?)", sorted(items.items()))
+
     def quick_check(self) -> str:
         """SQLite's own consistency check: "ok" or its first complaint."""
         try:

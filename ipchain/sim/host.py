@@ -52,8 +52,9 @@ class FailStop(Exception):
         self.reason = reason
 
 
-class _TornCut(Exception):
-    """The process dies here, part-way through carrying out a step's actions."""
+class _TornCut(BaseException):
+    """The process dies here, part-way through carrying out a step's actions (a
+    BaseException: the engine's error policy must not mistake a crash for a bug)."""
 
 
 class SharedSigned(wire.Signed):
@@ -72,9 +73,10 @@ class SharedSigned(wire.Signed):
         return memo[1]
 
 
-def over_the_wire(msg: wire.Signed) -> SharedSigned:
-    """Encode and decode, as a real link would: a codec bug shows up as a finding."""
-    decoded = wire.decode(wire.encode(msg))
+def over_the_wire(msg: wire.Signed, encoded: bytes | None = None) -> SharedSigned:
+    """Encode (unless `encoded` is given) and decode, as a real link would: a codec bug
+    shows up as a finding."""
+    decoded = wire.decode(encoded if encoded is not None else wire.encode(msg))
     return SharedSigned(decoded.body, decoded.sender, decoded.sig)
 
 
@@ -354,8 +356,9 @@ class Host:
         """Through the behaviour, then the wire codec (once per distinct message)."""
         network = self.env.network
         if self.behaviour is HONEST:
-            self.witness.on_send(msg)
-            network.send_many(self.index, dsts, ("msg", over_the_wire(msg)))
+            encoded = wire.encode(msg)
+            self.witness.on_send(msg, encoded)
+            network.send_many(self.index, dsts, ("msg", over_the_wire(msg, encoded)))
         else:
             self._send_each(self.behaviour.outbound(self, msg, dsts))
 

@@ -86,13 +86,12 @@ class Witness:
         self.durable_in_new_views: set[bytes] = set()
         """Pre-prepares durable as part of a NEW-VIEW this replica persisted and sent."""
 
-    def on_send(self, msg: wire.Signed) -> None:
+    def on_send(self, msg: wire.Signed, encoded: bytes) -> None:
         """The oracle: an honest replica's vote is durable before it leaves, and it never
         signs two different votes for one (kind, view, seq), across restarts."""
         body = msg.body
         if msg.sender != self.index or body.KIND not in WAL_KINDS:
             return
-        encoded = wire.encode(msg)
         if encoded not in self.storage.durable and encoded not in self.durable_in_new_views:
             self.anomalies.append(f"replica {self.index} sent {type(body).__name__} "
                                   f"view {wire.view_of(body)} seq {getattr(body, 'seq', '-')} "

@@ -5,8 +5,9 @@
    says why in /v1/status, /metrics and its log, refuses to serve state, and the other
    three go on committing.
 2. A node whose stored state was damaged while it was down (one balance changed in
-   SQLite: its integrity check still says ok) refuses at start, saying why; the others
-   go on.
+   SQLite: its integrity check still says ok) notices at start and rebuilds its state
+   from its own certified blocks, then rejoins; if its blocks are damaged too, it
+   refuses to vote or serve, saying why, and the others go on.
 """
 
 from __future__ import annotations
@@ -103,24 +104,71 @@ def test_a_node_with_a_planted_execution_fault_stops_and_the_others_commit_on(cl
     assert "event=execution_diverged" in cluster.log_path(3).read_text()
 
 
-def test_a_node_whose_stored_state_was_damaged_refuses_to_start_serving(cluster):
+def damage_a_balance(cluster: Cluster, node: int) -> None:
+    """One balance off by one: SQLite's own checks cannot see this."""
+    db = sqlite3.connect(cluster.node_dir(node) / "db.sqlite")
+    key, raw = db.execute("SELECT key, value FROM state WHERE key LIKE 'bal/BPC/%' "
+                          "ORDER BY key LIMIT 1").fetchone()
+    with db:
+        db.execute("UPDATE state SET value = ? WHERE key = ?",
+                   (msgpack.packb(msgpack.unpackb(raw) + 1), key))
+    assert db.execute("PRAGMA quick_check").fetchone()[0] == "ok"
+    db.close()
+
+
+def damage_a_stored_block(cluster: Cluster, node: int) -> None:
+    """One transaction's bytes changed inside a stored pre-prepare."""
+    db = sqlite3.connect(cluster.node_dir(node) / "db.sqlite")
+    height, raw = db.execute("SELECT height, preprepare FROM blocks WHERE length(preprepare) > 300 "
+                             "ORDER BY height DESC LIMIT 1").fetchone()
+    sender, sig, body = msgpack.unpackb(raw)
+    tx = bytearray(body[5][0])
+    tx[-70] ^= 1
+    body[5][0] = bytes(tx)
+    with db:
+        db.execute("UPDATE blocks SET preprepare = ? WHERE height = ?",
+                   (msgpack.packb([sender, sig, body], use_bin_type=True), height))
+    db.close()
+
+
+def run_then_stop_node(cluster: Cluster, node: int) -> None:
     cluster.start()
 
     async def load() -> None:
         async with client.open_session() as session:
             await cluster.wait_ready_async(session, DEADLINE_S, probe=False)
             await transfers(session, cluster, cluster.urls[0], 3)
-            await until(lambda: _certified(session, cluster, 2), "node2 certified its blocks")
+            await until(lambda: _certified(session, cluster, node), "the node certified its blocks")
     asyncio.run(load())
-    cluster.kill(2)
-    db = sqlite3.connect(cluster.node_dir(2) / "db.sqlite")
-    key, raw = db.execute("SELECT key, value FROM state WHERE key LIKE 'bal/BPC/%' "
-                          "ORDER BY key LIMIT 1").fetchone()
-    with db:  # one balance off by one: SQLite's own checks cannot see this
-        db.execute("UPDATE state SET value = ? WHERE key = ?",
-                    (msgpack.packb(msgpack.unpackb(raw) + 1), key))
-    assert db.execute("PRAGMA quick_check").fetchone()[0] == "ok"
-    db.close()
+    cluster.kill(node)
+
+
+def test_a_damaged_state_is_rebuilt_from_the_nodes_certified_blocks(cluster):
+    run_then_stop_node(cluster, 2)
+    damage_a_balance(cluster, 2)
+    cluster.start([2])
+
+    async def check() -> None:
+        async with client.open_session() as session:
+            # up and listening first: a replica that missed every message since its
+            # restart has nothing to tell it that it is behind until the next checkpoint
+            await until(lambda: client.get_status(session, cluster.urls[2]), "node2 answering")
+            await transfers(session, cluster, cluster.urls[1], 3)
+
+            async def caught_up() -> bool:
+                states = [await client.get_status(session, url) for url in cluster.urls]
+                return (len({(s["height"], s["state_root"]) for s in states}) == 1
+                        and states[2]["diverged"] is None)
+            await until(caught_up, "node2 rebuilt, rejoined and agreeing")
+    asyncio.run(check())
+    log = cluster.log_path(2).read_text()
+    assert "event=state_damaged" in log and "event=state_rebuilt" in log
+
+
+def test_a_node_whose_blocks_cannot_rebuild_its_damaged_state_refuses_to_serve(cluster):
+    run_then_stop_node(cluster, 2)
+    damage_a_balance(cluster, 2)
+    damage_a_stored_block(cluster, 2)
     cluster.start([2])
 
     async def check() -> None:
@@ -128,11 +176,15 @@ def test_a_node_whose_stored_state_was_damaged_refuses_to_start_serving(cluster)
             async def refused() -> Any:
                 return (await client.get_status(session, cluster.urls[2])).get("diverged")
             seen = await until(refused, "node2 refusing its damaged state")
-            assert "state at rest" in seen["reason"] and seen["mine"] != seen["quorum"]
+            assert "state at rest" in seen["reason"] and "rebuilding it" in seen["reason"]
+            assert seen["mine"] != seen["quorum"]
             before = max(await heights(session, cluster, [0, 1, 3]))
             await transfers(session, cluster, cluster.urls[1], 3)
             assert min(await heights(session, cluster, [0, 1, 3])) > before
             assert (await client.get_status(session, cluster.urls[2]))["height"] <= before
+            with pytest.raises(client.ApiError) as refused_state:
+                await client.get_state(session, cluster.urls[2], "balances", cluster.org_ids()[0])
+            assert "Diverged" in str(refused_state.value)
     asyncio.run(check())
     assert "event=refusing_to_run" in cluster.log_path(2).read_text()
 

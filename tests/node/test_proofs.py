@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import sqlite3
 from typing import Any, Callable
 
 import msgpack
@@ -306,3 +307,24 @@ async def test_a_catching_up_node_certifies_the_blocks_it_fetched(local_cluster)
                 "the catching-up node certified its latest block")
     assert node.runtime.diverged is None
     assert node.runtime.storage.exec_cert(top)[0] == node.runtime.executor.head.hash
+
+
+async def test_a_restarted_node_gets_certificates_for_its_last_blocks_without_new_traffic(
+        local_cluster):
+    cluster = await local_cluster(4)
+    txs = cluster.transfers(6)
+    await cluster.submit(txs, node=0)
+    await cluster.wait_committed(txs)
+    node3 = cluster.node(3)
+    top = node3.runtime.executor.height
+    await until(lambda: node3.runtime.storage.exec_cert(top) is not None, 20, "node3 certified")
+    await cluster.stop_node(3)
+    db = sqlite3.connect(cluster.root / "node3" / "db.sqlite")
+    with db:  # as if it had died before the votes arrived
+        db.execute("DELETE FROM exec_certs")
+    db.close()
+    node3 = await cluster.start_node(3)
+    await until(lambda: node3.runtime.storage.exec_cert(top) is not None, 20,
+                "node3's last block certified again after the restart")
+    proof = await fetch(cluster, f"/v1/proof/tx/{txs[-1].id}", node=3)
+    assert docs.verify(proof, cluster.genesis)["status"] == "committed"
