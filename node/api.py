@@ -22,6 +22,7 @@ from contracts.queries import run_query
 from contracts.tx import Transaction
 from node.chain import Header, read_certificate
 from node.events import install as install_events
+from node.explorer import add_explorer_routes
 from node.openapi import DOCUMENT
 from node.proofs import NotCertified, anchor, build_tx_proof, state_entry_proof
 from node.typed_api import add_typed_routes
@@ -388,4 +389,5 @@ def build_app(runtime: Runtime) -> web.Application:
     add_typed_routes(app, runtime)  # /v1/ops, /v1/accounts (node/typed_api.py)
     add_admin_routes(app, runtime)  # /admin/faults (node/admin.py)
     install_events(app, runtime)  # /v1/events, /metrics, MQTT (node/events.py)
+    add_explorer_routes(app, runtime.cfg)  # GET /, /v1/peers, /v1/genesis, CORS (node/explorer.py)
     return app

@@ -62,6 +62,8 @@ class NodeConfig:
     max_mempool_txs: int = 50_000
     consensus: dict[str, int] = field(default_factory=dict)
     tls: TlsConfig | None = None
+    cors_allowed_origins: tuple[str, ...] = ("*",)
+    """Origins whose pages may read the public API (GETs only; never /admin or /p2p)."""
 
     @property
     def chain_id(self) -> str:
@@ -133,7 +135,8 @@ def load_config(path: str | Path) -> NodeConfig:
         admin_token=_admin_token(raw, base, where), peers=peers, tls=_tls(raw, base, where),
         log_level=raw.get("log_level", "warning"), mqtt_url=raw.get("mqtt_url", ""),
         max_body_bytes=raw.get("max_body_bytes", 8 * 1024 * 1024),
-        max_mempool_txs=raw.get("max_mempool_txs", 50_000), consensus=consensus)
+        max_mempool_txs=raw.get("max_mempool_txs", 50_000), consensus=consensus,
+        cors_allowed_origins=_origins(raw, where))
 
 
 def _admin_token(raw: dict[str, Any], base: Path, where: str) -> str:
@@ -165,3 +168,12 @@ def read_admin_token(config_path: str | Path) -> str:
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{path}: {exc}") from exc
     return _admin_token(raw, path.resolve().parent, str(path))
+
+
+
+def _origins(raw: dict[str, Any], where: str) -> tuple[str, ...]:
+    value = raw.get("cors_allowed_origins", ["*"])
+    if not isinstance(value, list) or not all(isinstance(o, str) and o for o in value):
+        raise ConfigError(f"{where}: cors_allowed_origins must be a list of origins "
+                          '(e.g. ["https://explorer.example"], ["*"], or [] for none)')
+    return tuple(o.rstrip("/") for o in value)

@@ -1,6 +1,7 @@
 """What a fault run leaves behind: report.json (machine-readable: `passed`, `violations`,
 every number), summary.txt (the same for people, also printed), submissions.jsonl
-(every client submission and its outcome) and timeline.svg.
+(every client submission and its outcome), timeline.svg and report.html (the same, for a
+browser, in the explorer's style).
 
 `passed` means every invariant held. A negative control is expected NOT to pass;
 `as_expected` says whether the run ended the way its scenario declared, and that is
@@ -17,6 +18,7 @@ from typing import Any
 from ipchain.checks import LIVENESS, History, Submission, Violation
 from ipchain.checks.progress import first_commit_after_heal
 from ipchain.faultrun.scenario import Scenario
+from ipchain.faultrun.html_report import render_html
 from ipchain.faultrun.timeline import Shade, TimelineData, render_svg
 
 
@@ -116,7 +118,8 @@ def format_summary(report: dict[str, Any]) -> str:
         if e["error"]:
             lines.append(f"  event {e['index']} ({e['label']}) failed: {e['error']}")
     lines += [f"timeline: {report['timeline_svg']}", f"report:   "
-              f"{Path(report['timeline_svg']).with_name('report.json')}"]
+              f"{Path(report['timeline_svg']).with_name('report.json')}",
+              f"page:     {Path(report['timeline_svg']).with_name('report.html')}"]
     return "\n".join(lines) + "\n"
 
 
@@ -162,8 +165,9 @@ def write_outputs(report: dict[str, Any], history: History, data: Any, controlle
                   out_dir: Path) -> None:
     (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     (out_dir / "summary.txt").write_text(format_summary(report))
-    (out_dir / "timeline.svg").write_text(render_svg(timeline_data(report, history, data,
-                                                                   controller)))
+    svg = render_svg(timeline_data(report, history, data, controller))
+    (out_dir / "timeline.svg").write_text(svg)
+    (out_dir / "report.html").write_text(render_html(report, svg))
     with open(out_dir / "submissions.jsonl", "w") as handle:
         for sub in sorted(history.submissions.values(), key=lambda s: s.t_submit):
             handle.write(json.dumps({"id": sub.id, "kind": sub.kind, "sender": sub.sender,

@@ -82,6 +82,7 @@ def run_file(tmp_path: Path, name: str, text: str) -> dict:
     assert pids_under(out / "cluster") == []
     assert (out / "timeline.svg").read_text().startswith("<svg")
     assert (out / "summary.txt").read_text().startswith("ipchain fault run")
+    assert f"<h2>{report['scenario']}</h2>" in (out / "report.html").read_text()
     return report
 
 
