@@ -12,23 +12,23 @@ from aiohttp import web
 
 from node.api import build_app
 from node.config import ConfigError, load_config
-from node.logs import configure
+from node.logs import Event, configure
 from node.runtime import Runtime
 
 log = logging.getLogger("ipchain.node")
 
 
-async def serve(config_path: str, log_level: str | None) -> int:
+async def serve(config_path: str, log_level: str | None, log_format: str | None = None) -> int:
     cfg = load_config(config_path)
-    configure(log_level or cfg.log_level, cfg.node_id)
+    configure(log_level or cfg.log_level, cfg.node_id, log_format or cfg.log_format)
     runtime = Runtime(cfg)
     await runtime.start()
     runner = web.AppRunner(build_app(runtime), access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, cfg.host, cfg.port, reuse_address=True)
     await site.start()
-    log.warning("event=started port=%d height=%d view=%d", cfg.port, runtime.executor.height,
-                runtime.replica.view)
+    log.info(Event("started", port=cfg.port, height=runtime.executor.height,
+                   view=runtime.replica.view, peers=len(cfg.peers)))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -37,7 +37,8 @@ async def serve(config_path: str, log_level: str | None) -> int:
     await asyncio.wait({stopped, fatal}, return_when=asyncio.FIRST_COMPLETED)
     stopped.cancel()
     fatal.cancel()
-    log.warning("event=stopping height=%d fatal=%s", runtime.executor.height, runtime.fatal.is_set())
+    log.log(logging.ERROR if runtime.fatal.is_set() else logging.INFO,
+            Event("stopping", height=runtime.executor.height, fatal=runtime.fatal.is_set()))
     runtime.release_waiters()
     await runner.cleanup()
     await runtime.stop()
@@ -48,9 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m node", description=__doc__)
     parser.add_argument("--config", required=True, help="path to the node's config.toml")
     parser.add_argument("--log-level", default=None, help="debug, info, warning (default), error")
+    parser.add_argument("--log-format", default=None, choices=("logfmt", "json"),
+                        help="logfmt (default) or json: one JSON object per line")
     args = parser.parse_args(argv)
     try:
-        return asyncio.run(serve(args.config, args.log_level))
+        return asyncio.run(serve(args.config, args.log_level, args.log_format))
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2

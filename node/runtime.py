@@ -26,11 +26,15 @@ from contracts.tx import Transaction
 from node.chain import EXECUTE_CHUNK_TXS, Executor, Header, digest_batch, read_certificate
 from node.config import NodeConfig
 from node.engine import Engine
+from node.logs import Event
 from node.storage import Storage
 from node.transport import Transport
 
 log = logging.getLogger("ipchain.runtime")
 MAX_EVENTS_PER_STEP = 1000
+MAX_FETCHED_PER_STEP = 16
+"""Fetched blocks each carry a certificate to verify (~1 ms on a busy core): a catch-up
+step takes at most this many, then yields, so /v1/status answers while a node catches up."""
 
 
 class ShuttingDown(Exception):
@@ -187,8 +191,11 @@ class Runtime:
     async def _replica_loop(self) -> None:
         while True:
             batch = [await self.events.get()]
-            while not self.events.empty() and len(batch) < MAX_EVENTS_PER_STEP:
+            fetched = 0
+            while not self.events.empty() and len(batch) < MAX_EVENTS_PER_STEP \
+                    and fetched < MAX_FETCHED_PER_STEP:
                 batch.append(self.events.get_nowait())
+                fetched += type(batch[-1]) is ev.BlockFetched
             events = []
             for item in batch:
                 if isinstance(item, _Timer):
@@ -199,6 +206,7 @@ class Runtime:
                 events.append(item)
             self.engine.step_many(events)
             self._after_engine()
+            await asyncio.sleep(0)  # a non-empty queue's get() never yields: let the API in
 
     def _after_engine(self) -> None:
         if self.engine.failure is not None:
@@ -239,7 +247,10 @@ class Runtime:
         return now_ms()
 
     async def _fetch(self, first: int, last: int) -> None:
+        started_ms, received = now_ms(), [0]
+
         async def on_block(preprepare: bytes, certificate: bytes) -> None:
+            received[0] += 1
             try:
                 event = ev.BlockFetched(wire.decode(preprepare), read_certificate(certificate))
             except (wire.WireError, ValueError):
@@ -248,6 +259,9 @@ class Runtime:
             self.events.put_nowait(event)
 
         proof = await self.transport.fetch_blocks(first, last, on_block)
+        log.log(logging.INFO if received[0] else logging.WARNING,
+                Event("fetched", first=first, last=last, blocks=received[0],
+                      height=self.executor.height, ms=now_ms() - started_ms))
         self.on_peer_messages(proof)  # the server's stable checkpoint votes
 
     # -- the executor task -----------------------------------------------------------------------
@@ -265,6 +279,7 @@ class Runtime:
                     return
                 if done is not None:
                     self.events.put_nowait(done.event)
+                await asyncio.sleep(0)  # between blocks too: a catch-up is thousands of them
 
     def _is_verified(self, tx: Transaction) -> bool:
         return self.mempool.get(bytes.fromhex(tx.id)) is tx or tx.signature_ok()
