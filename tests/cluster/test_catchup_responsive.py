@@ -74,8 +74,26 @@ async def trickle(session: Any, cluster: Cluster, stop: asyncio.Event) -> None:
         await asyncio.sleep(0.2)
 
 
-async def poll_status(session: Any, url: str, target: int, deadline_s: float) -> dict[str, Any]:
+def summary(latencies_ms: list[float]) -> dict[str, float]:
+    ordered = sorted(latencies_ms)
+    return {"worst_ms": round(ordered[-1], 1),
+            "p99_ms": round(ordered[max(0, int(0.99 * len(ordered)) - 1)], 1),
+            "p50_ms": round(statistics.median(ordered), 1),
+            "over_100ms": sum(1 for x in ordered if x > 100)}
+
+
+async def timed_status(session: Any, url: str) -> tuple[float, int]:
+    sent = time.perf_counter()
+    height = await asyncio.wait_for(height_of(session, url), 5.0)
+    return (time.perf_counter() - sent) * 1000, height
+
+
+async def poll_status(session: Any, url: str, control_url: str, target: int,
+                      deadline_s: float) -> dict[str, Any]:
+    """Poll the catching-up node every 50 ms, and a node that is not catching up right
+    after it: the control shows what the shared machine's load alone costs."""
     latencies_ms: list[float] = []
+    control_ms: list[float] = []
     worst_at = (0.0, 0)
     unanswered = 0
     started = time.monotonic()
@@ -83,22 +101,19 @@ async def poll_status(session: Any, url: str, target: int, deadline_s: float) ->
     while height < target:
         assert time.monotonic() - started < deadline_s, \
             f"catch-up stuck at height {height} of {target}"
-        sent = time.perf_counter()
         try:
-            height = await asyncio.wait_for(height_of(session, url), 5.0)
-            latencies_ms.append((time.perf_counter() - sent) * 1000)
-            worst_at = max(worst_at, (latencies_ms[-1], height))
+            latency_ms, height = await timed_status(session, url)
+            latencies_ms.append(latency_ms)
+            worst_at = max(worst_at, (latency_ms, height))
         except (client.ApiError, asyncio.TimeoutError):
             if latencies_ms:  # before the first answer the node is still starting
                 unanswered += 1
+        if latencies_ms:
+            control_ms.append((await timed_status(session, control_url))[0])
         await asyncio.sleep(0.05)
-    ordered = sorted(latencies_ms)
-    return {"blocks": target, "polls": len(ordered), "unanswered": unanswered,
-            "catchup_s": round(time.monotonic() - started, 2),
-            "worst_ms": round(ordered[-1], 1), "p99_ms": round(ordered[int(0.99 * len(ordered))
-                                                                    - 1], 1),
-            "p50_ms": round(statistics.median(ordered), 1),
-            "over_100ms": sum(1 for x in ordered if x > 100), "worst_at_height": worst_at[1]}
+    return {"blocks": target, "polls": len(latencies_ms), "unanswered": unanswered,
+            "catchup_s": round(time.monotonic() - started, 2), **summary(latencies_ms),
+            "worst_at_height": worst_at[1], "control_node1": summary(control_ms)}
 
 
 async def scenario(cluster: Cluster, out: Path) -> dict[str, Any]:
@@ -112,7 +127,8 @@ async def scenario(cluster: Cluster, out: Path) -> dict[str, Any]:
         talker = asyncio.create_task(trickle(session, cluster, stop))
         try:
             cluster.start([3])
-            figures = await poll_status(session, cluster.urls[3], target, 60 + target / 20)
+            figures = await poll_status(session, cluster.urls[3], cluster.urls[1], target,
+                                        60 + target / 20)
         finally:
             stop.set()
             await talker
