@@ -123,6 +123,16 @@ async def scenario(cluster: Cluster) -> int:
         async def debug_seen() -> bool:
             return any(r["level"] == "debug" for r in read_log(cluster, 2, "logfmt")[before:])
         await until(debug_seen, "a debug line on node2 after PUT /admin/log-level")
+
+        cluster.start([0])  # the old primary restores, catches up and says so
+        await transfers(session, cluster, survivors, 2)
+        target = (await client.get_status(session, cluster.urls[1]))["height"]
+
+        async def caught_up() -> bool:
+            heights = [int(r["height"]) for r in read_log(cluster, 0, "logfmt")
+                       if r["event"] == "block"]
+            return heights and max(heights) >= target
+        await until(caught_up, "node0 logging blocks up to the cluster's height")
         return before
 
 
@@ -161,7 +171,9 @@ def test_primary_crash_info_logs_tell_the_story(tmp_path: Path):
         node2 = read_log(cluster, 2, "logfmt")
         assert "debug" not in {r["level"] for r in node2[:before]}
         assert any(r["event"] == "log_level_changed" for r in node2)
-        assert read_log(cluster, 0, "logfmt")  # the killed node's log parses too
+        node0 = read_log(cluster, 0, "logfmt")
+        assert [r["event"] for r in node0].count("started") == 2
+        assert [r["event"] for r in node0].count("restored") == 2
         print("\n--- node1 info log ---\n" + cluster.log_path(1).read_text()[:6000])
     finally:
         cluster.stop(timeout_s=10.0)
