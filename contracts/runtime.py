@@ -1,4 +1,4 @@
-"""apply_block: the whole state transition, read top to bottom.
+"""apply_transaction: one transaction's state transition, read top to bottom (node/chain.py runs blocks).
 
 For each transaction: check it (chain, op, signature, nonce, sender) before anything
 changes, then run its handler inside a state transaction that commits all of its

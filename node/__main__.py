@@ -10,6 +10,7 @@ import sys
 
 from aiohttp import web
 
+from node import limits
 from node.api import build_app
 from node.config import ConfigError, load_config
 from node.logs import Event, configure
@@ -18,15 +19,18 @@ from node.runtime import Runtime
 log = logging.getLogger("ipchain.node")
 
 
-async def serve(config_path: str, log_level: str | None, log_format: str | None = None) -> int:
+async def serve(config_path: str, log_level: str | None, log_file: str | None = None,
+                log_format: str | None = None) -> int:
     cfg = load_config(config_path)
-    configure(log_level or cfg.log_level, cfg.node_id, log_format or cfg.log_format)
+    configure(log_level or cfg.log_level, cfg.node_id, log_file, log_format or cfg.log_format)
+    limits.throttle_accept_errors(asyncio.get_running_loop())
     runtime = Runtime(cfg)
     await runtime.start()
-    runner = web.AppRunner(build_app(runtime), access_log=None, handle_signals=False)
+    app = build_app(runtime)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                           keepalive_timeout=limits.IDLE_TIMEOUT_S)
     await runner.setup()
-    site = web.TCPSite(runner, cfg.host, cfg.port, reuse_address=True)
-    await site.start()
+    listener = await limits.serve(runner, cfg.host, cfg.port, app[limits.CONNECTIONS])
     log.info(Event("started", port=cfg.port, height=runtime.executor.height,
                    view=runtime.replica.view, peers=len(cfg.peers)))
     stop = asyncio.Event()
@@ -40,6 +44,8 @@ async def serve(config_path: str, log_level: str | None, log_format: str | None 
     log.log(logging.ERROR if runtime.fatal.is_set() else logging.INFO,
             Event("stopping", height=runtime.executor.height, fatal=runtime.fatal.is_set()))
     runtime.release_waiters()
+    listener.close()
+    await app[limits.CONNECTIONS].stop()
     await runner.cleanup()
     await runtime.stop()
     return 1 if runtime.fatal.is_set() else 0
@@ -49,11 +55,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m node", description=__doc__)
     parser.add_argument("--config", required=True, help="path to the node's config.toml")
     parser.add_argument("--log-level", default=None, help="debug, info, warning (default), error")
+    parser.add_argument("--log-file", default=None,
+                        help="write logs here, rotated by size (default: stderr)")
     parser.add_argument("--log-format", default=None, choices=("logfmt", "json"),
                         help="logfmt (default) or json: one JSON object per line")
     args = parser.parse_args(argv)
     try:
-        return asyncio.run(serve(args.config, args.log_level, args.log_format))
+        return asyncio.run(serve(args.config, args.log_level, args.log_file, args.log_format))
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2

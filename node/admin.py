@@ -18,6 +18,7 @@ from aiohttp import web
 
 from node.config import ConfigError
 from node.faults import FaultEngine, FaultSpecError
+from node.http_input import InputError, parse_int, read_json
 from node.logs import Event, current_level, set_level
 
 LOOPBACK = ("127.", "::1", "::ffff:127.")
@@ -68,10 +69,10 @@ async def get_faults(request: web.Request, engine: FaultEngine) -> web.Response:
 
 
 async def post_faults(request: web.Request, engine: FaultEngine) -> web.Response:
-    try:
-        spec = json.loads(await request.text())
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise FaultSpecError(f"body is not valid JSON: {exc}") from exc
+    try:  # charset and depth problems too: a 4xx, never a 500
+        spec = await read_json(request, floats=True)
+    except InputError as exc:
+        raise FaultSpecError(exc.message) from None
     ids = engine.install(spec)
     return web.json_response({"installed": ids, "faults": engine.describe()})
 
@@ -82,12 +83,10 @@ async def delete_faults(request: web.Request, engine: FaultEngine) -> web.Respon
 
 
 async def delete_rule(request: web.Request, engine: FaultEngine) -> web.Response:
-    raw = request.match_info["rule_id"]
-    if not raw.isdigit():
-        raise FaultSpecError("rule id must be a positive integer")
-    if not engine.clear(int(raw)):
-        return _error(404, "NotFound", f"no rule {raw}")
-    return web.json_response({"cleared": int(raw), "faults": engine.describe()})
+    rule_id = parse_int(request.match_info["rule_id"], "rule id")
+    if not engine.clear(rule_id):
+        return _error(404, "NotFound", f"no rule {rule_id}")
+    return web.json_response({"cleared": rule_id, "faults": engine.describe()})
 
 
 async def get_log_level(request: web.Request, engine: FaultEngine) -> web.Response:

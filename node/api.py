@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 from typing import Any
 
@@ -20,13 +19,15 @@ from aiohttp import web
 from consensus import messages as wire
 from contracts import codec, errors
 from contracts.queries import run_query
-from contracts.tx import Transaction, from_bytes, from_json
+from contracts.tx import Transaction
 from node.chain import Header, read_certificate
 from node.events import install as install_events
 from node.openapi import DOCUMENT
 from node.proofs import build_proof
 from node.admin import add_admin_routes
 from node.config import PEER_BODY_BYTES
+from node import http_input as inp
+from node import limits
 from node.runtime import MempoolFull, Runtime, ShuttingDown
 
 log = logging.getLogger("ipchain.api")
@@ -34,6 +35,10 @@ RUNTIME = web.AppKey("runtime", Runtime)
 MSGPACK = "application/msgpack"
 MAX_FETCH_BLOCKS = 256
 DEFAULT_WAIT_MS = 10_000
+MAX_WAIT_MS = 600_000
+ADMIT_SLICE_TXS = 50
+MAX_FETCH_BYTES = 32 * 1024 * 1024
+"""A /p2p/blocks answer stops early past this; the fetcher asks again from there."""
 
 
 class ApiError(Exception):
@@ -75,49 +80,18 @@ async def errors_middleware(request: web.Request, handler) -> web.StreamResponse
         return error_response(500, "InternalError", "the node failed to handle this request")
 
 
-def _reject_float(text: str) -> Any:
-    raise ApiError(400, "BadTransaction", "floats are not allowed; use integers")
-
-
 async def read_json(request: web.Request) -> Any:
-    try:
-        return json.loads(await request.text(), parse_float=_reject_float)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(400, "MalformedJSON", f"body is not valid JSON: {exc}") from exc
-
-
-def _decode_each(items: list[Any], decode: Any) -> list[Transaction | errors.ContractError]:
-    """Decode every item of a batch; a bad one becomes its own refusal, not the batch's."""
-    decoded: list[Transaction | errors.ContractError] = []
-    for item in items:
-        try:
-            decoded.append(decode(item))
-        except errors.ContractError as exc:
-            decoded.append(exc)
-    return decoded
+    return await inp.read_json(request)
 
 
 async def read_one_tx(request: web.Request) -> Transaction:
-    if request.content_type == MSGPACK:
-        return from_bytes(await request.read())
-    return from_json(await read_json(request))
+    return await inp.read_one_tx(request, MSGPACK)
 
 
 async def read_tx_batch(request: web.Request) -> list[Transaction | errors.ContractError]:
-    """POST /v1/txs: a msgpack array (items: encoded txs or tx maps) or {"txs": [...]}."""
-    if request.content_type == MSGPACK:
-        try:
-            items = msgpack.unpackb(await request.read(), raw=False)
-        except Exception as exc:
-            raise ApiError(400, "MalformedMsgpack", f"body is not msgpack: {exc}") from exc
-        if not isinstance(items, list):
-            raise ApiError(400, "BadTransaction", "a batch is a msgpack array")
-        return _decode_each(items, lambda i: from_bytes(i if isinstance(i, bytes)
-                                                        else codec.encode(i)))
-    value = await read_json(request)
-    if not isinstance(value, dict) or not isinstance(value.get("txs"), list):
-        raise ApiError(400, "BadTransaction", 'a batch is {"txs": [...]}')
-    return _decode_each(value["txs"], from_json)
+    """POST /v1/txs: a msgpack array (items: encoded txs or tx maps) or {"txs": [...]};
+    the item count is capped and decoding gives the loop back (node/http_input.py)."""
+    return await inp.read_tx_batch(request, limits.MAX_CLIENT_BATCH_TXS, MSGPACK)
 
 
 # -- client endpoints -----------------------------------------------------------------------
@@ -125,7 +99,9 @@ async def post_tx(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
     tx = await read_one_tx(request)
     tx_id = bytes.fromhex(tx.id)
-    future = runtime.wait_for(tx_id) if request.query.get("wait") == "commit" else None
+    if future_wanted := request.query.get("wait") == "commit":  # checked before admitting
+        inp.query_int(request, "timeout_ms", DEFAULT_WAIT_MS, high=MAX_WAIT_MS)
+    future = runtime.wait_for(tx_id) if future_wanted else None
     try:
         (failure,) = runtime.admit([tx], relay=True)
         if failure is not None:
@@ -137,7 +113,7 @@ async def post_tx(request: web.Request) -> web.Response:
                                       "receipt": receipt})
         if future is None:
             return web.json_response({"id": tx.id, "status": "pending"}, status=202)
-        timeout_ms = _int_param(request, "timeout_ms", DEFAULT_WAIT_MS)
+        timeout_ms = inp.query_int(request, "timeout_ms", DEFAULT_WAIT_MS, high=MAX_WAIT_MS)
         try:
             receipt = (await asyncio.wait_for(future, timeout_ms / 1000)).to_value()
         except asyncio.TimeoutError:
@@ -152,7 +128,7 @@ async def post_txs(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
     items = await read_tx_batch(request)
     txs = [item for item in items if isinstance(item, Transaction)]
-    admitted = iter(runtime.admit(txs, relay=True))
+    admitted = iter(await admit_in_slices(runtime, txs))
     accepted, rejected = [], []
     for index, item in enumerate(items):
         failure = item if isinstance(item, errors.ContractError) else next(admitted)
@@ -162,6 +138,17 @@ async def post_txs(request: web.Request) -> web.Response:
             rejected.append({"index": index, "id": getattr(item, "id", None),
                              "error": {"code": failure.code, "message": str(failure)}})
     return web.json_response({"accepted": accepted, "rejected": rejected}, status=202)
+
+
+async def admit_in_slices(runtime: Runtime, txs: list[Transaction], relay: bool = True
+                          ) -> list[errors.ContractError | None]:
+    """Admission checks signatures (~0.1 ms each): a full batch in slices, loop given back."""
+    results: list[errors.ContractError | None] = []
+    for start in range(0, len(txs), ADMIT_SLICE_TXS):
+        results += runtime.admit(txs[start:start + ADMIT_SLICE_TXS], relay=relay)
+        if start + ADMIT_SLICE_TXS < len(txs):
+            await asyncio.sleep(0)
+    return results
 
 
 async def get_tx(request: web.Request) -> web.Response:
@@ -200,7 +187,7 @@ def block_json(runtime: Runtime, height: int) -> dict[str, Any]:
 async def get_block(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
     raw = request.match_info["height"]
-    height = runtime.executor.height if raw == "latest" else _nonneg_int(raw, "height")
+    height = runtime.executor.height if raw == "latest" else inp.parse_int(raw, "height")
     return web.json_response(block_json(runtime, height))
 
 
@@ -246,27 +233,33 @@ async def get_state(request: web.Request) -> web.Response:
 
 # -- peer endpoints -------------------------------------------------------------------------
 async def p2p_messages(request: web.Request) -> web.Response:
-    request.app[RUNTIME].on_peer_messages(await _msgpack_list(request))
+    runtime = request.app[RUNTIME]
+    raws = await _msgpack_list(request)
+    for start in range(0, len(raws), PEER_SLICE_ITEMS):  # decoding verifies nothing yet,
+        runtime.on_peer_messages(raws[start:start + PEER_SLICE_ITEMS])  # but it is not free
+        await asyncio.sleep(0)
     return web.Response(status=202)
 
 
 async def p2p_txs(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
     txs = []
+    yielder = inp.Yielder()
     for raw in await _msgpack_list(request):
         try:
-            txs.append(from_bytes(raw))
+            txs.append(inp.tx_from_canonical_bytes(raw))
         except errors.ContractError:
             runtime.counters["relayed_tx_malformed"] += 1
-    runtime.admit(txs, relay=False)
+        await yielder.maybe_yield()
+    await admit_in_slices(runtime, txs, relay=False)
     return web.Response(status=202)
 
 
 async def p2p_blocks(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
-    first = _int_param(request, "from", 1)
-    last = min(_int_param(request, "to", first), first + MAX_FETCH_BLOCKS - 1)
-    rows = runtime.storage.blocks(first, last)
+    first = inp.query_int(request, "from", 1, low=1)
+    last = min(inp.query_int(request, "to", first, low=1), first + MAX_FETCH_BLOCKS - 1)
+    rows = _rows_within_bytes(runtime, first, last)
     stable = runtime.storage.get_meta("stable_checkpoint")
     body = msgpack.packb({"blocks": [[pp, cert] for _, pp, cert in rows],
                           "checkpoint": stable[1] if stable else []}, use_bin_type=True)
@@ -274,14 +267,28 @@ async def p2p_blocks(request: web.Request) -> web.Response:
 
 
 # -- helpers --------------------------------------------------------------------------------
+PEER_SLICE_ITEMS = 256
+
+
+def _rows_within_bytes(runtime: Runtime, first: int, last: int) -> list[tuple]:
+    """Stored blocks first..last, read a few at a time, stopping past MAX_FETCH_BYTES."""
+    rows: list[tuple] = []
+    size = 0
+    for start in range(first, last + 1, 16):
+        chunk = runtime.storage.blocks(start, min(last, start + 15))
+        for row in chunk:
+            rows.append(row)
+            size += len(row[1]) + len(row[2])
+            if size > MAX_FETCH_BYTES:
+                return rows
+        if len(chunk) < min(last, start + 15) - start + 1:
+            break
+    return rows
+
+
 async def _msgpack_list(request: web.Request) -> list[bytes]:
-    try:
-        items = msgpack.unpackb(await request.read(), raw=False)
-    except Exception as exc:
-        raise ApiError(400, "MalformedMsgpack", f"body is not msgpack: {exc}") from exc
-    if not isinstance(items, list) or not all(isinstance(i, bytes) for i in items):
-        raise ApiError(400, "MalformedMsgpack", "expected an array of byte strings")
-    return items
+    """A peer body: a msgpack array of byte strings, its item count capped."""
+    return await inp.read_byte_strings(request, limits.MAX_PEER_ITEMS, PEER_BODY_BYTES)
 
 
 def _message_json(msg: wire.Signed) -> dict[str, Any]:
@@ -304,20 +311,16 @@ def _hex32(text: str) -> bytes:
     return raw
 
 
-def _nonneg_int(text: str, name: str) -> int:
-    if not text.isdigit():
-        raise ApiError(400, "BadArguments", f"{name} must be a non-negative integer")
-    return int(text)
-
-
-def _int_param(request: web.Request, name: str, default: int) -> int:
-    raw = request.query.get(name)
-    return default if raw is None else _nonneg_int(raw, name)
-
-
 def build_app(runtime: Runtime) -> web.Application:
-    app = web.Application(middlewares=[errors_middleware], client_max_size=PEER_BODY_BYTES)
+    connections = limits.ConnectionGuard.for_this_process()
+    app = web.Application(middlewares=[connections.middleware, errors_middleware,
+                                       inp.input_errors_middleware,
+                                       limits.peer_guard_middleware],
+                          client_max_size=PEER_BODY_BYTES)
     app[RUNTIME] = runtime
+    app[limits.CONNECTIONS] = connections
+    app[limits.PEER_REQUESTS] = limits.PeerRequests(runtime.cfg.chain_id,
+                                                    runtime.cfg.validator_keys)
     app.router.add_post("/v1/tx", post_tx)
     app.router.add_post("/v1/txs", post_txs)
     app.router.add_get("/v1/tx/{id}", get_tx)

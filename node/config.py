@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +27,9 @@ CONSENSUS_DEFAULTS: dict[str, int] = {
 PEER_BODY_BYTES = 128 * 1024 * 1024
 """A NEW-VIEW carries 2f+1 VIEW-CHANGEs, each with up to a window of prepared batches:
 peers' messages may be far larger than any client request."""
+
+
+log = logging.getLogger("ipchain.config")
 
 
 class ConfigError(ValueError):
@@ -101,8 +106,39 @@ def load_config(path: str | Path) -> NodeConfig:
         host=_get(raw, "host", str, where), port=_get(raw, "port", int, where),
         data_dir=Path(_get(raw, "data_dir", str, where)),
         signing_key=nacl.signing.SigningKey(bytes.fromhex(key_hex)), genesis=genesis,
-        admin_token=_get(raw, "admin_token", str, where), peers=peers,
+        admin_token=_admin_token(raw, where), peers=peers,
         log_level=raw.get("log_level", "warning"), log_format=raw.get("log_format", "logfmt"),
         mqtt_url=raw.get("mqtt_url", ""),
         max_body_bytes=raw.get("max_body_bytes", 8 * 1024 * 1024),
         max_mempool_txs=raw.get("max_mempool_txs", 50_000), consensus=consensus)
+
+
+def _admin_token(raw: dict[str, Any], where: str) -> str:
+    """The token from `admin_token_file` (owner-only, like a key file); an old config
+    with the token inline still works, with a warning saying how to move it out."""
+    if "admin_token_file" in raw:
+        path = Path(_get(raw, "admin_token_file", str, where))
+        try:
+            mode = path.stat().st_mode
+            token = path.read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"{where}: admin_token_file: {exc}") from exc
+        if stat.S_IMODE(mode) & 0o077:
+            raise ConfigError(f"{path}: the admin token file is readable by others "
+                              f"(mode {stat.S_IMODE(mode):o}); run chmod 600 {path}")
+        return token
+    if "admin_token" in raw:
+        log.warning("event=admin_token_inline config=%s hint=\"move it to a chmod 600 file "
+                    "named by admin_token_file\"", where)
+        return _get(raw, "admin_token", str, where)
+    raise ConfigError(f"{where}: missing field 'admin_token_file'")
+
+
+def read_admin_token(config_path: str | Path) -> str:
+    """The admin token a node's config points to (for tools that drive /admin)."""
+    path = Path(config_path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    return _admin_token(raw, str(path))

@@ -149,8 +149,8 @@ def parse_id(text: str) -> Key:
 
 
 def _nonneg(text: str) -> int:
-    if not text.isdigit() or len(text) > 18:
-        raise ValueError(f"{text!r} is not a non-negative integer")
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
+        raise ValueError(f"{text!r} is not a non-negative integer in ASCII digits")
     return int(text)
 
 
@@ -237,7 +237,8 @@ def install(app: web.Application, runtime: Runtime) -> None:
             raise ConfigError(str(exc)) from exc
         publisher = MqttPublisher(address, runtime.cfg.chain_id, runtime.cfg.node_id)
         app[MQTT_PUBLISHER] = publisher
-    metrics = NodeMetrics(runtime, [sse.collect] + ([publisher.collect] if publisher else []))
+    metrics = NodeMetrics(runtime, [sse.collect, *_limit_sources(app)]
+                          + ([publisher.collect] if publisher else []))
     app[EVENT_HUB], app[SSE_HUB], app[METRICS] = hub, sse, metrics
     app.router.add_get("/v1/events", sse.handle)
     app.router.add_get("/metrics", metrics.handle)
@@ -258,3 +259,9 @@ def install(app: web.Application, runtime: Runtime) -> None:
         hub.sinks.clear()
 
     app.cleanup_ctx.append(lifecycle)
+
+
+def _limit_sources(app: web.Application) -> list:
+    """The connection guard's figures (node/limits.py), when build_app set one up."""
+    from node.limits import CONNECTIONS
+    return [app[CONNECTIONS].collect] if CONNECTIONS in app else []

@@ -3,7 +3,8 @@
 A rule table (drop / delay / duplicate / reorder by peer, direction and message kind,
 each with a probability drawn from one seeded RNG), network partitions as groups of
 replicas, and Byzantine behaviours of this node (equivocation, wrong digests, bad
-signatures, muteness, view-change spam). Everything hangs off the two hooks the
+signatures, muteness, view-change spam: the lies themselves are the classes of
+node/byzantine.py, which the simulator runs too). Everything hangs off the two hooks the
 runtime offers — `transport.outbound_filter(peer, wire_bytes)` and
 `runtime.inbound_filter(signed)` — and both hooks are reset to None whenever nothing
 is installed, so a node without faults pays one `if` per message and nothing else.
@@ -26,24 +27,21 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import hashlib
 import random
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from consensus import events as ev
 from consensus import messages as wire
-from consensus.messages import Commit, PrePrepare, Prepare, ViewChange
+from node.byzantine import BEHAVIOURS, HONEST, Behaviour, make_behaviour
 from node.chain import digest_batch
 
 KINDS = frozenset(wire.KINDS)
 ACTIONS = ("drop", "delay", "duplicate", "reorder")
 DIRECTIONS = ("out", "in", "both")
 DISTRIBUTIONS = ("fixed", "uniform", "normal", "exponential")
-BYZANTINE_MODES = ("equivocate", "wrong_digest", "bad_signature", "mute", "view_change_spam")
+BYZANTINE_MODES = tuple(BEHAVIOURS)
 MAX_DELAY_MS = 60_000
-MAX_ALT_CACHE = 4096
-"""Set to 1 to accept admin calls from other hosts (the token is still required)."""
 
 
 class FaultSpecError(ValueError):
@@ -80,11 +78,14 @@ class Rule:
 
 @dataclass(frozen=True)
 class Byzantine:
+    """Which behaviour of node/byzantine.py this node runs, and its knobs (None: the
+    behaviour's own default, the same as in the simulator)."""
+
     mode: str
     targets: frozenset[int] | None = None
     kinds: frozenset[str] | None = None
-    probability: float = 1.0
-    interval_ms: float = 200.0
+    probability: float | None = None
+    interval_ms: int | None = None
 
 
 def as_json(spec: Rule | Byzantine) -> dict[str, Any]:
@@ -107,6 +108,13 @@ def _number(spec: dict[str, Any], name: str, default: float, where: str,
     if not low <= value <= high:
         raise FaultSpecError(f"{where}.{name} must be between {low:g} and {high:g}")
     return value
+
+
+def _optional(spec: dict[str, Any], name: str, where: str, low: float, high: float,
+              kind: type = float) -> Any:
+    if spec.get(name) is None:
+        return None
+    return kind(_number(spec, name, 0.0, where, low, high))
 
 
 def _index_set(spec: dict[str, Any], name: str, where: str) -> frozenset[int] | None:
@@ -167,8 +175,8 @@ def parse_byzantine(spec: Any, where: str = "byzantine") -> Byzantine | None:
         return None
     return Byzantine(mode=_choice(spec, "mode", BYZANTINE_MODES, None, where),
                      targets=_index_set(spec, "targets", where), kinds=_kind_set(spec, where),
-                     probability=_number(spec, "probability", 1.0, where, high=1.0),
-                     interval_ms=_number(spec, "interval_ms", 200.0, where, low=10.0))
+                     probability=_optional(spec, "probability", where, 0.0, 1.0),
+                     interval_ms=_optional(spec, "interval_ms", where, 10.0, MAX_DELAY_MS, int))
 
 
 def parse_partition(spec: Any) -> list[frozenset[int]]:
@@ -199,9 +207,9 @@ class FaultEngine:
         self._next_id = 1
         self._held: dict[tuple[str, int], list[tuple[Any, Callable[[Any], None]]]] = {}
         self._flushers: dict[tuple[str, int], asyncio.TimerHandle] = {}
-        self._alt: collections.OrderedDict[tuple[int, int, bytes], Any] = collections.OrderedDict()
-        self._spam: asyncio.TimerHandle | None = None
-        self._spam_round = 0
+        self.host = NodeHost(runtime)
+        self.behaviour: Behaviour = HONEST
+        self._ticker: asyncio.TimerHandle | None = None
 
     # -- control ---------------------------------------------------------------------
     def install(self, spec: Any) -> list[int]:
@@ -258,13 +266,20 @@ class FaultEngine:
         self.runtime.inbound_filter = self.on_inbound if active else None
 
     def _set_byzantine(self, byzantine: Byzantine | None) -> None:
+        """Swap in the behaviour the spec names (node/byzantine.py holds every lie)."""
         self.byzantine = byzantine
-        if self._spam is not None:
-            self._spam.cancel()
-            self._spam = None
-        if byzantine is not None and byzantine.mode == "view_change_spam":
-            self._spam = asyncio.get_running_loop().call_later(
-                byzantine.interval_ms / 1000, self._send_spam)
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None
+        if byzantine is None:
+            self.behaviour = HONEST
+            return
+        self.behaviour = make_behaviour(byzantine.mode, self.rng, byzantine.targets,
+                                        byzantine.kinds, byzantine.probability,
+                                        byzantine.interval_ms)
+        if self.behaviour.tick_ms:
+            self._ticker = asyncio.get_running_loop().call_later(
+                self.behaviour.tick_ms / 1000, self._tick)
 
     def _count(self, what: str, direction: str, kind: str | None) -> None:
         self.counters[f"{what}:{direction}:{kind or '*'}"] += 1
@@ -375,85 +390,40 @@ class FaultEngine:
     # -- Byzantine behaviour -----------------------------------------------------------
     def _byzantine_out(self, peer: int, msg: wire.Signed) -> wire.Signed | None:
         """What a faulty replica sends `peer` instead of `msg` (None: nothing)."""
-        byz = self.byzantine
-        targets = byz.targets if byz.targets is not None else self._default_targets(byz.mode)
-        if (peer not in targets or (byz.kinds is not None and msg.body.KIND not in byz.kinds)
-                or msg.sender != self.index or self.rng.random() >= byz.probability):
-            return msg
-        if byz.mode == "mute":
-            self._count("byz_mute", "out", msg.body.KIND)
+        out = self.behaviour.outbound(self.host, msg, [peer])
+        if not out:
+            self._count(f"byz_{self.behaviour.name}", "out", msg.body.KIND)
             return None
-        if byz.mode == "bad_signature":
-            self._count("byz_bad_signature", "out", msg.body.KIND)
-            return wire.Signed(msg.body, msg.sender, bytes([msg.sig[0] ^ 0xFF]) + msg.sig[1:])
-        if byz.mode == "equivocate":
-            body = self._equivocal(msg.body)
-        elif byz.mode == "wrong_digest":
-            body = _with_wrong_digest(msg.body)
-        else:
-            return msg
-        if body is None:
-            return msg
-        self._count(f"byz_{byz.mode}", "out", msg.body.KIND)
+        told = out[0][1]
+        if told is not msg:
+            self._count(f"byz_{self.behaviour.name}", "out", msg.body.KIND)
+        return told
+
+    def _tick(self) -> None:
+        """The behaviour's spontaneous messages (view-change spam), then the next tick."""
+        behaviour = self.behaviour
+        if behaviour is HONEST or not behaviour.tick_ms:
+            return
+        for peer, msg in behaviour.on_tick(self.host):
+            self._count(f"byz_{behaviour.name}", "out", msg.body.KIND)
+            self._inject_out(peer, wire.encode(msg))
+        self._ticker = asyncio.get_running_loop().call_later(behaviour.tick_ms / 1000, self._tick)
+
+
+class NodeHost:
+    """The node seen as a `node.byzantine.ByzantineHost`: its replica, key and batch hash."""
+
+    def __init__(self, runtime: Any) -> None:
+        self.runtime = runtime
+        self.index: int = runtime.cfg.index
+        self.n: int = len(runtime.cfg.peers) + 1
+
+    @property
+    def replica(self) -> Any:
+        return self.runtime.replica
+
+    def sign(self, body: Any) -> wire.Signed:
         return self.runtime.replica.sign(body)
 
-    def _default_targets(self, mode: str) -> frozenset[int]:
-        """Equivocation needs two audiences: by default the upper half of the peers
-        hears the other story. Every other mode targets every peer."""
-        peers = sorted(p.index for p in self.runtime.cfg.peers)
-        return frozenset(peers[len(peers) // 2:] if mode == "equivocate" else peers)
-
-    def _equivocal(self, body: Any) -> Any:
-        """The other story for (view, seq): the same transactions one millisecond later,
-        so a different digest (and block hash) that is nevertheless a valid batch.
-        A colluding backup derives the same alternative from the pre-prepare it got,
-        so the Byzantine replicas tell the targets one consistent, certifiable lie."""
-        if isinstance(body, PrePrepare):
-            return compute_alternative(body)
-        if isinstance(body, (Prepare, Commit)):
-            alt = self._alternative_digest(body.view, body.seq, body.digest)
-            return None if alt is None else type(body)(body.view, body.seq, alt)
-        return None
-
-    def _alternative_digest(self, view: int, seq: int, digest: bytes) -> bytes | None:
-        key = (view, seq, digest)
-        if key not in self._alt:
-            slot = self.runtime.replica.slots.get(seq)
-            pp = slot.preprepare.body if slot is not None and slot.preprepare else None
-            if pp is None or (pp.view, pp.digest) != (view, digest):
-                return None
-            self._alt[key] = compute_alternative(pp).digest
-            while len(self._alt) > MAX_ALT_CACHE:
-                self._alt.popitem(last=False)
-        return self._alt[key]
-
-    def _send_spam(self) -> None:
-        """VIEW-CHANGE messages for views nobody asked for, some of them stale."""
-        byz = self.byzantine
-        if byz is None or byz.mode != "view_change_spam":
-            return
-        replica = self.runtime.replica
-        offsets = (1, 2, 1, 0)
-        new_view = replica.view + offsets[self._spam_round % len(offsets)]
-        self._spam_round += 1
-        body = ViewChange(new_view, replica.low_mark, replica.stable_root or bytes(32),
-                          tuple(replica.stable_proof), ())
-        data = wire.encode(replica.sign(body))
-        peers = byz.targets if byz.targets is not None else self._default_targets(byz.mode)
-        for peer in sorted(peers):
-            self._count("byz_view_change_spam", "out", "VC")
-            self._inject_out(peer, data)
-        self._spam = asyncio.get_running_loop().call_later(byz.interval_ms / 1000,
-                                                           self._send_spam)
-
-
-def compute_alternative(pp: PrePrepare) -> PrePrepare:
-    timestamp_ms = pp.timestamp_ms + 1
-    return PrePrepare(pp.view, pp.seq, digest_batch(timestamp_ms, pp.txs), timestamp_ms, pp.txs)
-
-
-def _with_wrong_digest(body: Any) -> Any:
-    if isinstance(body, (PrePrepare, Prepare, Commit)):
-        wrong = hashlib.sha256(b"ipchain/faults/wrong-digest" + body.digest).digest()
-        return body.__class__(**{**body.__dict__, "digest": wrong})
-    return None
+    def digest(self, timestamp_ms: int, txs: tuple[bytes, ...]) -> bytes:
+        return digest_batch(timestamp_ms, txs)

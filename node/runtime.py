@@ -21,11 +21,12 @@ from consensus import messages as wire
 from consensus.crypto import Ed25519Keyring
 from consensus.replica import Replica, ReplicaConfig
 from contracts import errors
-from contracts.runtime import Receipt, check_nonce, get_ops
+from contracts.runtime import Receipt, check_nonce, get_ops, org_of_key
 from contracts.tx import Transaction
 from node.chain import EXECUTE_CHUNK_TXS, Executor, Header, digest_batch, read_certificate
 from node.config import NodeConfig
 from node.engine import Engine
+from node.peer_auth import peer_request_signer
 from node.logs import Event
 from node.storage import Storage
 from node.transport import Transport
@@ -52,6 +53,13 @@ class _Timer:
     generation: int
 
 
+def refuse_unknown_sender(state: Any, tx: Transaction) -> None:
+    """A permissioned chain orders only its members' transactions: a key that belongs to
+    no organisation is refused at admission (4xx), so outsiders cannot fill blocks."""
+    if org_of_key(state, tx.sender_hex) is None:
+        raise errors.UnknownAccount("sender key belongs to no organisation")
+
+
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -65,7 +73,7 @@ class Runtime:
         replica = Replica(ReplicaConfig(n=len(cfg.validator_keys), index=cfg.index,
                                         chain_id=cfg.chain_id, **cfg.consensus),
                           keys, digest_batch)
-        self.transport = Transport(cfg.peers, self.counters)
+        self.transport = Transport(cfg.peers, self.counters, signer=peer_request_signer(cfg))
         self.events: asyncio.Queue[Any] = asyncio.Queue()
         self.mempool: dict[bytes, Transaction] = {}
         self.engine = Engine(self.storage, cfg.genesis, replica, self, self, self,
@@ -154,6 +162,7 @@ class Runtime:
             raise errors.UnknownOp(f"unknown op {tx.op!r}")
         if not tx.signature_ok():
             raise errors.BadSignature("signature does not verify")
+        refuse_unknown_sender(self.executor.state, tx)
         check_nonce(self.executor.state, tx.sender_hex, tx.nonce)
 
     def release_waiters(self) -> None:

@@ -31,11 +31,39 @@ Key = tuple[int, int, int]
 MAX_QUEUE_RECORDS = 10_000
 KEEPALIVE_S = 15.0
 RETRY_MS = 1_000
+REPLAY_CACHE_RECORDS = 20_000
+MAX_STREAMS = 64
+"""Open streams at once; more get 503 (300 idle subscribers once cost the node 200 MB)."""
+WRITE_CHUNK_BYTES = 64 * 1024
+"""Records are written in pieces this size, each waiting for the socket to drain, so a
+client that does not read holds at most a chunk in our buffers, not its whole backlog."""
 END_OF_BLOCK = sys.maxsize
 
 
 class BadCursor(ValueError):
     """Last-Event-ID / from_height is not something this stream ever sent."""
+
+
+class _RecentBlocks:
+    """An LRU of replayed blocks bounded by their total record count, not block count:
+    one 1,000-transaction block weighs as much as 1,000 small ones."""
+
+    def __init__(self, replay: Callable[[int], list[Record]], max_records: int) -> None:
+        self.build, self.max_records = replay, max_records
+        self.blocks: collections.OrderedDict[int, list[Record]] = collections.OrderedDict()
+        self.records = 0
+
+    def __call__(self, height: int) -> list[Record]:
+        if height in self.blocks:
+            self.blocks.move_to_end(height)
+            return self.blocks[height]
+        records = self.build(height)
+        self.blocks[height] = records
+        self.records += len(records)
+        while self.records > self.max_records and len(self.blocks) > 1:
+            _, dropped = self.blocks.popitem(last=False)
+            self.records -= len(dropped)
+        return records
 
 
 class SseClient:
@@ -48,14 +76,18 @@ class SseClient:
 
 class SseHub:
     def __init__(self, replay: Callable[[int], list[Record]], height: Callable[[], int], *,
-                 max_queue_records: int = MAX_QUEUE_RECORDS, keepalive_s: float = KEEPALIVE_S
-                 ) -> None:
-        self.replay = replay
-        """Height -> that stored block's records (EventHub.replay)."""
+                 max_queue_records: int = MAX_QUEUE_RECORDS, keepalive_s: float = KEEPALIVE_S,
+                 max_streams: int = MAX_STREAMS) -> None:
+        self.replay = _RecentBlocks(replay, REPLAY_CACHE_RECORDS)
+        """Height -> that stored block's records (EventHub.replay), recent ones kept:
+        a stored block never changes, and many streams resuming together would
+        otherwise each rebuild (and re-encode) the same big block on the loop."""
         self.height = height
         """The last executed (and stored) height."""
         self.max_queue_records = max_queue_records
         self.keepalive_s = keepalive_s
+        self.max_streams = max_streams
+        self.refused_streams = 0
         self.clients: set[SseClient] = set()
         """Streams receiving live records."""
         self.streams: set[SseClient] = set()
@@ -105,6 +137,11 @@ class SseHub:
         except BadCursor as exc:
             return web.json_response({"error": {"code": "BadArguments", "message": str(exc)}},
                                      status=400)
+        if len(self.streams) >= self.max_streams:
+            self.refused_streams += 1
+            return web.json_response({"error": {"code": "TooManySubscribers", "message":
+                                      f"{self.max_streams} streams open; retry later"}},
+                                     status=503, headers={"Retry-After": "5"})
         response = web.StreamResponse(headers={
             "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
             "X-Accel-Buffering": "no"})
@@ -138,7 +175,7 @@ class SseHub:
                 return after
             chunk = [r for r in self.replay(height) if r.key > after]
             if chunk:
-                await response.write(b"".join(r.sse_bytes for r in chunk))
+                await _write_in_pieces(response, chunk)
                 self.replayed_records += len(chunk)
                 after = chunk[-1].key
             height += 1
@@ -157,7 +194,7 @@ class SseHub:
                 continue
             batch = [r for r in _drain(client.queue) if r.key > after]
             if batch:
-                await response.write(b"".join(r.sse_bytes for r in batch))
+                await _write_in_pieces(response, batch)
                 after = batch[-1].key
 
     # -- metrics ---------------------------------------------------------------------------
@@ -169,9 +206,27 @@ class SseHub:
         yield CounterMetricFamily("ipchain_sse_slow_disconnects",
                                   "Event-stream clients cut off for falling behind.",
                                   value=self.slow_disconnects)
+        yield CounterMetricFamily("ipchain_sse_refused_streams",
+                                  "Event-stream requests refused at the stream cap.",
+                                  value=self.refused_streams)
         yield CounterMetricFamily("ipchain_sse_replayed_records",
                                   "Records re-sent from storage to resuming clients.",
                                   value=self.replayed_records)
+
+
+async def _write_in_pieces(response: web.StreamResponse, records: list[Record]) -> None:
+    piece: list[bytes] = []
+    size = 0
+    for record in records:
+        piece.append(record.sse_bytes)
+        size += len(piece[-1])
+        if size >= WRITE_CHUNK_BYTES:
+            await response.write(b"".join(piece))
+            await response.drain()
+            await asyncio.sleep(0)  # building records' JSON is CPU: share the loop
+            piece, size = [], 0
+    if piece:
+        await response.write(b"".join(piece))
 
 
 def _drain(queue: collections.deque[Record]) -> list[Record]:
@@ -196,6 +251,6 @@ def parse_cursor(request: web.Request) -> Key | None:
     start = request.query.get("from_height")
     if start is None:
         return None
-    if not start.isdigit() or len(start) > 18:
-        raise BadCursor("from_height must be a non-negative integer")
+    if not (start.isascii() and start.isdigit()) or len(start) > 18:
+        raise BadCursor("from_height must be a non-negative integer in ASCII digits")
     return (int(start) - 1, END_OF_BLOCK, END_OF_BLOCK) if int(start) > 0 else (0, -1, -1)

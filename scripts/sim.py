@@ -5,9 +5,10 @@
     ipchain sim --faulty 2 --byzantine collude --seeds 5    # negative control (f+1 liars)
     ipchain sim --seed 17 --nodes 4 --blocks 50             # replay seed 17: plan + outcome
 
-Exploring prints one JSON summary (seeds, violations as {seed, checker, detail},
-seeds_per_min, ...) and, without --json, each failing seed's plan on stderr. The exit
-status is 1 when any checker found a violation, so a CI job can run a swarm as is.
+Exploring prints one JSON summary (seeds, violations as ipchain.checks writes them:
+{invariant, message, nodes, heights, evidence, seed}, seeds_per_min, ...) and, without
+--json, each failing seed's plan on stderr. The exit status is 1 when any invariant was
+violated, so a CI job can run a swarm as is.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import sys
 from dataclasses import replace
 from typing import Sequence
 
-from ipchain.sim.faults import BEHAVIOURS, MIXES
+from ipchain.sim.faults import MIXES
+from node.byzantine import BEHAVIOURS
 from ipchain.sim.run import SimConfig, explore, mix_with, resolve_mix, run_seed
 from scripts.argtypes import non_negative, positive
 
@@ -49,9 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--blocks", type=positive, default=50,
                         help="client bursts in the safety phase, about one block each (default 50)")
     parser.add_argument("--txs-per-block", type=positive, default=4)
-    parser.add_argument("--mix", choices=["auto", *[m for m in MIXES if m != "collude"]],
-                        default="auto", help="fault mix: auto = full when the replica survives "
-                        "primary faults (view change), else normal (default auto)")
+    parser.add_argument("--mix", choices=[m for m in MIXES if m != "collude"], default="full",
+                        help="fault mix: full (primary faults and view changes included), "
+                        "normal (no primary faults) or none (default full)")
     parser.add_argument("--faulty", type=non_negative, default=None,
                         help="replicas the plan may fault (default f; above f expects violations)")
     parser.add_argument("--byzantine", type=_behaviours, default=None, metavar="KINDS",
@@ -79,7 +81,7 @@ def config_from(args: argparse.Namespace) -> SimConfig:
 
 
 def replay_flags(args: argparse.Namespace, mix_name: str) -> str:
-    """The flags that rebuild this config; `auto` is pinned to what it resolved to."""
+    """The flags that rebuild this config."""
     flags = [f"--nodes {args.nodes}", f"--blocks {args.blocks}",
              f"--txs-per-block {args.txs_per_block}"]
     if not (args.byzantine and "collude" in args.byzantine):

@@ -5,7 +5,10 @@ files can be unit-tested without starting a process; `ipchain.cluster.manager` d
 The layout is the one fixed in the node interface brief:
 
     <data-dir>/genesis.json, cluster.json, clients/<org>.key, nonces/
-    <data-dir>/node<i>/config.toml, node.key, node.pid, node.log
+    <data-dir>/node<i>/config.toml, node.key, admin.token, node.pid, node.log
+
+The admin token is a secret like the key: it lives in its own 0600 file that
+config.toml names (`admin_token_file`), so the config itself holds nothing secret.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ CHAIN_ID = "ipchain-local"
 HOST = "127.0.0.1"
 DEFAULT_BASE_PORT = 26600
 DEFAULT_DATA_DIR = ".ipchain"
+ADMIN_TOKEN_FILE = "admin.token"
 
 MEMBER_BPC = 50_000_000
 CLIENT_BPC = 1_000_000_000
@@ -97,7 +101,7 @@ def compute_genesis(chain_id: str, genesis_time_ms: int, node_seeds: list[str],
 
 
 def compute_node_config(data_dir: Path, index: int, n: int, base_port: int,
-                        admin_token: str, *, log_level: str = "warning",
+                        *, log_level: str = "warning",
                         consensus: dict[str, int] | None = None,
                         mqtt_url: str = "") -> dict[str, Any]:
     """One node's config as a dict (rendered to TOML by `render_toml`).
@@ -108,7 +112,8 @@ def compute_node_config(data_dir: Path, index: int, n: int, base_port: int,
     config: dict[str, Any] = {
         "node_id": node_id(index), "index": index, "host": HOST, "port": base_port + index,
         "data_dir": str(node_dir), "key_file": str(node_dir / "node.key"),
-        "genesis_file": str(data_dir / "genesis.json"), "admin_token": admin_token,
+        "genesis_file": str(data_dir / "genesis.json"),
+        "admin_token_file": str(node_dir / ADMIN_TOKEN_FILE),
         "log_level": log_level, "mqtt_url": mqtt_url,
     }
     if consensus:

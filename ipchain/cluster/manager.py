@@ -99,8 +99,10 @@ class Cluster:
             node_dir = self.data_dir / layout.node_id(i)
             node_dir.mkdir(parents=True, exist_ok=True)
             client.write_key(node_dir / "node.key", seed)
+            # a secret like the key, written the same way (owner-only, 0600)
+            client.write_key(node_dir / layout.ADMIN_TOKEN_FILE, layout.new_admin_token())
             config = layout.compute_node_config(self.data_dir, i, n, base_port,
-                                                layout.new_admin_token(), log_level=log_level,
+                                                log_level=log_level,
                                                 consensus=consensus, mqtt_url=mqtt_url)
             (node_dir / "config.toml").write_text(layout.render_toml(config))
         self.manifest = layout.compute_manifest(self.data_dir, chain_id, n, base_port,
@@ -232,7 +234,10 @@ class Cluster:
         repo_root = str(Path(__file__).resolve().parent.parent)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [repo_root, env.get("PYTHONPATH")]))
         with open(node_dir / "node.log", "ab") as log:
-            proc = subprocess.Popen([*self.node_cmd, "--config", str(self.config_path(i))],
+            # stderr (a crash before logging is set up) and the node's own rotated log
+            # (--log-file) both append to node.log
+            proc = subprocess.Popen([*self.node_cmd, "--config", str(self.config_path(i)),
+                                     "--log-file", str(node_dir / "node.log")],
                                     stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                     cwd=node_dir, env=env, start_new_session=True)
         self._procs[i] = proc

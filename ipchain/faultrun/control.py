@@ -15,13 +15,13 @@ import asyncio
 import random
 import signal
 import time
-import tomllib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import aiohttp
 
 from ipchain.sdk import client
+from node.config import read_admin_token
 from ipchain.cluster.manager import Cluster, ClusterError
 from ipchain.faultrun.scenario import Event
 
@@ -61,8 +61,7 @@ class Controller:
         self.seed = seed
         self.log = log
         self.rng = random.Random(seed)
-        self.tokens = {i: tomllib.loads(cluster.config_path(i).read_text())["admin_token"]
-                       for i in range(cluster.n)}
+        self.tokens = {i: read_admin_token(cluster.config_path(i)) for i in range(cluster.n)}
         self.down: set[int] = set()
         self.paused: set[int] = set()
         self.partition: list[list[int]] | None = None

@@ -20,7 +20,7 @@ from typing import Any, Callable
 from ipchain.sdk import client
 from ipchain.cluster import layout
 from ipchain.cluster.manager import Cluster
-from ipchain.faultrun.checks import Submission
+from ipchain.checks import Submission
 from ipchain.faultrun.scenario import Load
 
 NONCE_MARGIN = 200

@@ -14,7 +14,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from ipchain.faultrun.checks import History, Violation, summarize_outcomes
+from ipchain.checks import LIVENESS, History, Submission, Violation
+from ipchain.checks.progress import first_commit_after_heal
 from ipchain.faultrun.scenario import Scenario
 from ipchain.faultrun.timeline import Shade, TimelineData, render_svg
 
@@ -25,8 +26,9 @@ def build_report(scenario: Scenario, history: History, data: Any, controller: An
     passed = not violations
     expected_pass = not scenario.negative_control
     live = history.liveness
-    recovered = (None if live.recovered_t is None or live.heal_t is None
-                 else round(live.recovered_t - live.heal_t, 2))
+    first = first_commit_after_heal(history)
+    recovered = (None if first is None or live.heal_t is None
+                 else round(first.t_done - live.heal_t, 2))
     load = summarize_outcomes(history.submissions)
     load.update(rate_tps=scenario.load.rate_tps, clients=scenario.load.clients,
                 commit_timeout_ms=scenario.load.commit_timeout_ms)
@@ -37,18 +39,20 @@ def build_report(scenario: Scenario, history: History, data: Any, controller: An
         "passed": passed, "as_expected": passed == expected_pass,
         "violations": [v.to_json() for v in violations],
         "invariants": held,
-        "safety_held": not any(v.invariant not in ("liveness", "convergence")
-                               for v in violations),
+        "safety_held": not any(v.invariant not in LIVENESS for v in violations),
         "liveness": {"bound_s": live.bound_s, "heal_t": _round(live.heal_t),
-                     "recovered_after_s": recovered, "converged": live.converged,
+                     "recovered_after_s": recovered,
+                     "converged": held.get("liveness", True)
+                     and held.get("view_convergence", True),
                      "converged_after_s": _round(live.converge_s), "detail": live.detail},
         "load": load,
         "cluster": {"honest": history.honest,
                     "byzantine": sorted(set(range(history.nodes)) - set(history.honest)),
-                    "final": {str(i): {"reachable": f.reachable, "height": f.height,
-                                       "view": f.view, "state_root": f.state_root}
-                              for i, f in sorted(history.finals.items())},
-                    "chain_lengths": {str(i): len(c) for i, c in sorted(history.chains.items())},
+                    "final": {str(r.index): {"reachable": r.up, "height": r.height,
+                                             "view": r.view, "in_view_change": r.in_view_change,
+                                             "state_root": r.state_root}
+                              for r in history.replicas},
+                    "chain_lengths": {str(r.index): len(r.blocks) for r in history.replicas},
                     "data_dir": str(out_dir / "cluster")},
         "probe_txs": sorted(history.probe_ids),
         "events": [{"index": a.index, "label": a.label, "at_s": a.at_s,
@@ -94,17 +98,14 @@ def format_summary(report: dict[str, Any]) -> str:
                     is not None else ""))
     finals = report["cluster"]["final"]
     lines.append("final: " + ", ".join(
-        f"node{i} h={f['height']} v={f['view']}" if f["reachable"] else f"node{i} unreachable"
-        for i, f in finals.items())
+        f"node{i} h={f['height']} v={f['view']}{' (in view change)' if f['in_view_change'] else ''}"
+        if f["reachable"] else f"node{i} unreachable" for i, f in finals.items())
         + (f"; Byzantine: {report['cluster']['byzantine']}" if report["cluster"]["byzantine"]
            else ""))
     lines.append("invariants: " + ", ".join(f"{name} {'ok' if ok else 'VIOLATED'}"
                                             for name, ok in report["invariants"].items()))
     for v in report["violations"]:
-        heights = v["heights"][:8]
-        more = "..." if len(v["heights"]) > 8 else ""
-        lines.append(f"  VIOLATION {v['invariant']}: {v['message']} "
-                     f"(nodes {v['nodes']}, heights {heights}{more})")
+        lines.append(f"  {Violation(**v).describe()}")
         if v["evidence"].get("diagnosis"):
             lines.append(f"    diagnosis: {v['evidence']['diagnosis']}")
     lines.append("schedule:")
@@ -119,16 +120,26 @@ def format_summary(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def summarize_outcomes(submissions: dict[str, Submission]) -> dict[str, Any]:
+    counts = Counter(s.outcome for s in submissions.values())
+    unknown_final = Counter(s.final_status or "unknown" for s in submissions.values()
+                            if s.outcome == "unknown")
+    codes = Counter(s.code for s in submissions.values() if s.outcome == "rejected")
+    return {"submitted": len(submissions), "acknowledged": counts["acknowledged"],
+            "rejected": counts["rejected"], "unknown": counts["unknown"],
+            "unknown_resolved_as": dict(unknown_final), "rejection_codes": dict(codes),
+            "retried": sum(1 for s in submissions.values() if len(s.attempts) > 1)}
+
+
 def _counts(counter: dict[str, int]) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(counter.items()))
 
 
 def timeline_data(report: dict[str, Any], history: History, data: Any,
                   controller: Any) -> TimelineData:
-    reference = max(history.honest, key=lambda i: len(history.chains.get(i, [])),
-                    default=None)
+    reference = max(history.honest_records(), key=lambda r: len(r.blocks), default=None)
     per_second: Counter[int] = Counter()
-    for block in history.chains.get(reference, []) if reference is not None else []:
+    for block in reference.blocks if reference is not None else []:
         second = (block.timestamp_ms - data.wall0_ms) // 1000
         if second >= 0:
             per_second[second] += len(block.tx_ids)

@@ -7,8 +7,9 @@ The run reads as its recipe:
    the schedule applies its faults and a poller samples every node's height and view;
 3. heal at `heal_at_s` (processes resumed and restarted, every rule cleared), then
    submit fresh transactions until one commits: the recovery time;
-4. stop the load, wait until the honest nodes agree on one height and state root,
-   ask the nodes about every unknown outcome;
+4. stop the load, wait (up to the settle bound) until the honest nodes agree on one
+   height, state root and view with none in a view change, ask the nodes about every
+   unknown outcome;
 5. read every node's chain and balances, stop the cluster, run the checks, and write
    report.json, summary.txt and timeline.svg.
 The cluster is stopped whatever happens (Ctrl-C and SIGTERM included).
@@ -26,14 +27,16 @@ from typing import Any, Callable
 
 import aiohttp
 
+from consensus.quorum import quorum
+from ipchain.checks import Block, History, Liveness, ReplicaRecord, run_checks
 from ipchain.sdk import client
 from ipchain.cluster.manager import Cluster
 from ipchain.faultrun import report as report_mod
-from ipchain.faultrun.checks import Block, History, Liveness, NodeFinal, run_checks
 from ipchain.faultrun.control import Controller
 from ipchain.faultrun.load import LoadGenerator, wall_ms
 from ipchain.faultrun.scenario import Scenario
 from ipchain.cluster.procs import find_free_base_port
+from node.proofs import _valid_signers as valid_commit_signers  # the proof verifier's own rule
 
 POLL_S = 0.5
 PROGRESS_S = 2.0
@@ -166,17 +169,17 @@ async def _drive(scenario: Scenario, cluster: Cluster, probe: dict[str, Any] | N
             data.heal_t = clock()
             log(f"[{data.heal_t:6.1f}s] healed; waiting for a new transaction to commit "
                 f"(bound {scenario.liveness_bound_s:g}s)")
-            recovered_t = await _recovery(scenario, load, controller, clock)
+            await _recovery(scenario, load, controller, clock)
             await loading
             await load.drain()
             data.load_end_t = clock()
-            converged, converge_s, detail = await _converge(scenario, cluster, session,
+            _, converge_s, detail = await _converge(scenario, cluster, session,
                                                             controller, clock, log)
             await load.resolve_unknown(cluster.urls)
             data.diagnostics = await _diagnostics(cluster, session, controller)
             history = await _collect(scenario, cluster, session, controller, load, probe,
                                      Liveness(scenario.liveness_bound_s, data.heal_t,
-                                              recovered_t, converged, converge_s, detail))
+                                              converge_s=converge_s, detail=detail))
         finally:
             stop.set()
             await polling
@@ -249,19 +252,24 @@ async def _diagnostics(cluster: Cluster, session: Any, controller: Controller) -
 
 async def _converge(scenario: Scenario, cluster: Cluster, session: Any, controller: Controller,
                     clock: Clock, log: Callable[[str], None]) -> tuple[bool, float | None, str]:
-    """Wait until every honest node reports the same height and state root."""
+    """Wait (up to the settle bound) until every honest node reports the same height,
+    state root and view, and none is in a view change: the state the checks then judge."""
     honest = _honest(scenario, controller)
     start = clock()
     deadline = start + scenario.liveness_bound_s
     detail = ""
     while True:
         statuses = await _statuses(cluster, session, honest)
-        seen = {(s["height"], s["state_root"]) for s in statuses.values() if s}
-        if all(statuses.values()) and len(seen) == 1:
-            log(f"[{clock():6.1f}s] converged: honest nodes {honest} at height "
-                f"{next(iter(seen))[0]}")
+        seen = {(s["height"], s["state_root"], s["view"]) for s in statuses.values() if s}
+        if (all(statuses.values()) and len(seen) == 1
+                and not any(s["in_view_change"] for s in statuses.values())):
+            height, _, view = next(iter(seen))
+            log(f"[{clock():6.1f}s] converged: honest nodes {honest} at height {height}, "
+                f"view {view}")
             return True, clock() - start, ""
-        detail = "; ".join(f"node{i}: " + (f"height {s['height']} root {s['state_root'][:12]}"
+        detail = "; ".join(f"node{i}: " + (f"height {s['height']} root {s['state_root'][:12]} "
+                                           f"view {s['view']}"
+                                           + (" (in view change)" if s["in_view_change"] else "")
                                            if s else "unreachable")
                            for i, s in statuses.items())
         if clock() >= deadline:
@@ -276,52 +284,71 @@ async def _collect(scenario: Scenario, cluster: Cluster, session: Any, controlle
     honest = _honest(scenario, controller)
     statuses = await _statuses(cluster, session, list(range(scenario.nodes)))
     gate = asyncio.Semaphore(FETCH_CONCURRENCY)
-    chains = {}
-    for i, status in statuses.items():
-        chains[i] = await _chain(cluster.urls[i], session, status["height"] if status else 0, gate)
     orgs = [org["id"] for org in cluster.genesis["organisations"]]
-    finals = {}
+    replicas = []
     for i, status in statuses.items():
-        finals[i] = await _final(cluster.urls[i], session, i, i in honest, status, orgs)
+        record = ReplicaRecord(i, honest=i in honest, up=status is not None)
+        await _chain(cluster, i, session, status["height"] if status else 0, gate, record)
+        await _final(cluster.urls[i], session, status, orgs, record)
+        replicas.append(record)
+    chains = {r.index: r.blocks for r in replicas}
     probe_ids = {probe["id"]} if probe and probe.get("id") else set()
     probe_ids |= await _find_probe_retries(cluster, session, chains, honest, load, probe_ids)
-    return History(nodes=scenario.nodes, honest=honest, chains=chains,
-                   submissions=load.submissions, probe_ids=probe_ids,
+    return History(replicas=replicas, submissions=load.submissions, liveness=liveness,
                    genesis_supply_bpc=sum(o["bpc"] for o in cluster.genesis["organisations"]),
-                   finals=finals, liveness=liveness)
+                   probe_ids=probe_ids)
 
 
-async def _chain(url: str, session: Any, height: int, gate: asyncio.Semaphore) -> list[Block]:
-    async def one(h: int) -> Block | None:
+async def _chain(cluster: Cluster, i: int, session: Any, height: int, gate: asyncio.Semaphore,
+                 record: ReplicaRecord) -> None:
+    """Fetch node i's blocks 1..height into its record, checking each commit certificate
+    (an honest node's only: a Byzantine one may serve anything)."""
+    async def one(h: int) -> dict[str, Any] | None:
         async with gate:
             try:
-                b = await client.get_block(session, url, h)
+                return await client.get_block(session, cluster.urls[i], h)
             except client.ApiError:
                 return None
+    for b in await asyncio.gather(*(one(h) for h in range(1, height + 1))):
         if b is None:
-            return None
-        return Block(b["height"], b["hash"], b["prev_hash"], b["state_root"],
-                     b.get("result_root", ""), b.get("view", 0), b["timestamp_ms"],
-                     tuple(b["tx_ids"]), b.get("digest", ""), b.get("tx_root", ""))
-    blocks = await asyncio.gather(*(one(h) for h in range(1, height + 1)))
-    return [b for b in blocks if b is not None]
+            continue
+        record.blocks.append(Block(b["height"], b["hash"], b["prev_hash"], b["state_root"],
+                                   b.get("result_root", ""), b.get("view", 0), b["timestamp_ms"],
+                                   tuple(b["tx_ids"]), b.get("digest", ""), b.get("tx_root", "")))
+        problem = certificate_problem(b, cluster.genesis) if record.honest else ""
+        if problem:
+            record.bad_certificates.append(f"node {i} block {b['height']}: {problem}")
 
 
-async def _final(url: str, session: Any, i: int, honest: bool, status: dict | None,
-                 orgs: list[str]) -> NodeFinal:
+def certificate_problem(block: dict[str, Any], genesis: dict[str, Any]) -> str:
+    """Why the block's commits do not certify it ("" when they do)."""
+    cert = block.get("certificate") or {}
+    if (cert.get("seq"), cert.get("digest")) != (block["height"], block.get("digest")):
+        return (f"certificate is for seq {cert.get('seq')} digest "
+                f"{str(cert.get('digest'))[:12]}, not this block")
+    signatures = [{"replica": c.get("replica"), "sig": c.get("sig", "")}
+                  for c in cert.get("commits", [])]
+    signers = valid_commit_signers(genesis, cert["view"], cert["seq"],
+                                   bytes.fromhex(cert["digest"]), signatures)
+    needed = quorum(len(genesis["validators"]))
+    return "" if len(signers) >= needed else f"{len(signers)} valid commits, {needed} needed"
+
+
+async def _final(url: str, session: Any, status: dict | None, orgs: list[str],
+                 record: ReplicaRecord) -> None:
     if status is None:
-        return NodeFinal(i, honest, False)
-    final = NodeFinal(i, honest, True, status["height"], status["view"], status["state_root"])
-    if not honest:
-        return final
+        return
+    record.height, record.view = status["height"], status["view"]
+    record.state_root, record.in_view_change = status["state_root"], status["in_view_change"]
+    if not record.honest:
+        return
     try:
-        final.supply_bpc = (await client.get_state(session, url, "supply"))["bpc"]
+        record.supply_bpc = (await client.get_state(session, url, "supply"))["bpc"]
         for org in orgs:
-            final.balances_bpc[org] = (await client.get_state(session, url, "balances",
-                                                              org))["bpc"]
+            record.balances_bpc[org] = (await client.get_state(session, url, "balances",
+                                                               org))["bpc"]
     except (client.ApiError, KeyError, TypeError):
-        final.supply_bpc = None
-    return final
+        record.supply_bpc = None
 
 
 async def _find_probe_retries(cluster: Cluster, session: Any, chains: dict[int, list[Block]],

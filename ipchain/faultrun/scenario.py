@@ -32,8 +32,8 @@ The format (configs/faults/*.toml hold worked examples):
                                "uniform" | "normal" | "exponential", copies, window,
                                window_ms }]
       partition                groups = [[0, 1, 2], [3]] or [[3], "others"]; for_s
-      byzantine                node; mode = "equivocate" | "wrong_digest" | "bad_signature" |
-                               "mute" | "view_change_spam" | "none"; targets; kinds;
+      byzantine                node; mode = a behaviour of node/byzantine.py (equivocate,
+                               wrong_digest, ...) or "none"; targets; kinds;
                                probability; interval_ms; for_s
       clear                    nodes (network and Byzantine faults only)
       heal                     everything, now
@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from node.byzantine import BEHAVIOURS
 from node.faults import RULE_FIELDS, FaultSpecError, parse_byzantine, parse_rule
 from ipchain.faultrun.locate import Reader, ScenarioError
 
@@ -66,8 +67,7 @@ TOP_KEYS = {"name", "description", "nodes", "duration_s", "heal_at_s", "liveness
 LOAD_KEYS = {"rate_tps", "clients", "commit_timeout_ms", "retries", "max_inflight"}
 CONSENSUS_KEYS = {"max_batch_txs", "max_batch_bytes", "batch_delay_ms", "window_blocks",
                   "checkpoint_interval_blocks", "request_timeout_ms"}
-BYZANTINE_MODES = ("equivocate", "wrong_digest", "bad_signature", "mute", "view_change_spam",
-                   "none")
+BYZANTINE_MODES = (*BEHAVIOURS, "none")
 
 
 @dataclass(frozen=True)

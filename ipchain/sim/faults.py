@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from consensus.quorum import max_faulty
+from node.byzantine import BEHAVIOURS
 from ipchain.sim.network import LinkCondition, all_links, links_between, links_touching
 
 REPLICA_KINDS = ("crash", "pause", "partition", "oneway", "loss")
@@ -27,8 +28,8 @@ NETWORK_KINDS = ("delay", "duplicate")
 """Episodes that hit every link but lose nothing, so they count against no replica."""
 SPLIT_KIND = "split"
 """A random bipartition of the whole cluster: more than f replicas cut off (full mix)."""
-BACKUP_BEHAVIOURS = ("mute", "bad_signature", "wrong_digest", "equivocate", "vc_spam")
-BEHAVIOURS = BACKUP_BEHAVIOURS + ("collude",)
+BACKUP_BEHAVIOURS = tuple(name for name in BEHAVIOURS if name != "collude")
+"""The behaviours of node/byzantine.py a lone liar uses; `collude` needs f+1 of them."""
 
 
 @dataclass(frozen=True)

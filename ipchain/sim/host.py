@@ -28,10 +28,10 @@ from consensus.quorum import quorum
 from consensus.replica import Replica
 from contracts.runtime import Receipt
 from contracts.tx import Transaction
+from node.byzantine import HONEST, Behaviour
 from node.chain import DUPLICATE, Header, digest_batch
 from node.engine import Engine, Storage
 from node.memory_storage import MemoryStorage
-from ipchain.sim.byzantine import HONEST, Behaviour
 from ipchain.sim.clock import US_PER_MS, EventQueue
 from ipchain.sim.network import Network
 from ipchain.sim.witness import ChainRecord, Witness, WitnessedStorage

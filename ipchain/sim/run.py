@@ -5,8 +5,9 @@ The safety phase submits `blocks` bursts of client transactions, one every
 crashed replicas restart (restored from their WAL, as a real node is), paused ones
 resume, the network is whole again; Byzantine replicas stay Byzantine. The liveness
 phase submits a few more bursts and runs until all of them are sent, every request is
-acknowledged and the honest replicas agree on one height, or until the bound passes.
-Then the checkers read the history. Everything is a function of the seed, so
+acknowledged and the honest replicas agree on one height and one view with none in a
+view change, or until the bound passes (the settle bound of view convergence). Then
+ipchain.checks judges the recorded history (ipchain/sim/record.py). Everything is a function of the seed, so
 `run_seed(seed, config)` twice gives the same deliveries, roots and verdicts.
 """
 
@@ -25,15 +26,17 @@ import nacl.signing
 from consensus.crypto import Ed25519Keyring, FastKeyring
 from consensus.quorum import max_faulty
 from consensus.replica import Replica, ReplicaConfig
+from contracts.genesis import init_state
 from contracts.tx import Transaction
+from node.byzantine import HONEST, Behaviour, make_behaviour
 from node.chain import digest_batch
 from node.engine import Storage
-from ipchain.sim import checkers
-from ipchain.sim.byzantine import HONEST, Conspiracy, make_behaviour
+from ipchain.checks import History, Violation, run_checks
 from ipchain.sim.clock import US_PER_MS, EventQueue, SimClock
 from ipchain.sim.faults import (MIXES, FaultMix, FaultPlan, end_episode, generate_plan,
                              start_episode)
 from ipchain.sim.host import FailStop, Host
+from ipchain.sim.record import history_of
 from ipchain.sim.network import LatencyModel, LinkCondition, Network
 from ipchain.sim.workload import (FAST_TX_SIGNATURES, GENESIS_TIME_MS, Client, ClientTx,
                                build_genesis, make_bursts, trusted_signatures, validator_seed)
@@ -88,11 +91,13 @@ class RunResult:
     seed: int
     config: SimConfig
     plan: FaultPlan
-    violations: list[checkers.Violation]
+    violations: list[Violation]
     stats: dict[str, Any] = field(default_factory=dict)
     digests: dict[int, list[str]] = field(default_factory=dict)
     """Per replica, the hex digests it delivered in sequence order (for replay checks)."""
     fingerprint: str = ""
+    finals: list[dict[str, Any]] = field(default_factory=list)
+    """Per replica at the end: up, height, view, in_view_change (what view_convergence judged)."""
 
     @property
     def ok(self) -> bool:
@@ -104,15 +109,19 @@ class RunResult:
                  f"{self.config.blocks} blocks, mix {self.config.mix.name}, "
                  f"keyring {self.config.keyring_label})", self.plan.describe()]
         lines.append("outcome: " + ", ".join(f"{k}={v}" for k, v in sorted(self.stats.items())))
-        lines += [f"  VIOLATION [{v.checker}] {v.detail}" for v in self.violations]
+        lines.append("final: " + ", ".join(
+            f"replica {f['replica']} h={f['height']} v={f['view']}"
+            + (" (in view change)" if f["in_view_change"] else "") + ("" if f["up"] else " down")
+            for f in self.finals))
+        lines += [f"  {v.describe()}" for v in self.violations]
         if not self.ok:
             lines.append(f"replay: {replay_hint(self.seed, self.config)}")
         return "\n".join(lines)
 
     def to_value(self) -> dict[str, Any]:
         return {"seed": self.seed, "ok": self.ok, "config": self.config.summary(),
-                "plan": self.plan.to_value(), "violations": [v.to_value() for v in self.violations],
-                "stats": self.stats, "fingerprint": self.fingerprint}
+                "plan": self.plan.to_value(), "violations": [v.to_json() for v in self.violations],
+                "stats": self.stats, "finals": self.finals, "fingerprint": self.fingerprint}
 
 
 def replay_hint(seed: int, cfg: SimConfig) -> str:
@@ -154,12 +163,14 @@ class Simulation:
 
     def _build_hosts(self) -> list[Host]:
         cfg = self.cfg
-        genesis = build_genesis(cfg.chain_id, self.n, cfg.clients)
+        genesis = self.genesis = build_genesis(cfg.chain_id, self.n, cfg.clients)
+        genesis_state = init_state(genesis)
+        self.genesis_supply_bpc = genesis_state.get("supply/BPC", 0)
         signature_ok = Transaction.signature_ok if cfg.ed25519 else trusted_signatures(self.bursts)
         tx_cache = {c.id_bytes: c.tx for burst in self.bursts for c in burst}
         keyring = _keyring_factory(self.n, cfg.ed25519)
         colluders = sorted(i for i, b in self.plan.byzantine.items() if b == "collude")
-        plot = Conspiracy(self._rng("conspiracy"), colluders, self.n) if colluders else None
+        fooled = _collusion_audience(self._rng("conspiracy"), colluders, self.n)
         hosts = []
         for i in range(self.n):
             rcfg = ReplicaConfig(n=self.n, index=i, chain_id=cfg.chain_id,
@@ -167,8 +178,8 @@ class Simulation:
                                  checkpoint_interval_blocks=cfg.checkpoint_interval_blocks,
                                  log_window_blocks=4 * cfg.checkpoint_interval_blocks,
                                  request_timeout_ms=cfg.request_timeout_ms)
-            behaviour = (make_behaviour(self.plan.byzantine[i], i, self.n,
-                                        self._rng(f"byzantine/{i}"), plot)
+            behaviour = (_behaviour(self.plan.byzantine[i], i, self.n,
+                                    self._rng(f"byzantine/{i}"), fooled)
                          if i in self.plan.byzantine else HONEST)
             make = functools.partial(Replica, rcfg, keyring(i), digest_batch)
             storage = self.make_storage(i) if self.make_storage else None
@@ -240,45 +251,45 @@ class Simulation:
     def _is_done(self) -> bool:
         if self.phase != "liveness" or self.bursts_unsent or self.client.unacked():
             return False
-        live = [h for h in self.hosts if h.honest and h.up]
+        live = [h for h in self.hosts if h.honest and h.up and h.replica is not None]
         top = max((a.height for a in self.client.acked.values()), default=0)
-        return all(h.chain.height >= top for h in live) and len({h.chain.height for h in live}) <= 1
+        return (all(h.chain.height >= top for h in live) and len({h.chain.height for h in live}) <= 1
+                and len({h.replica.view for h in live}) <= 1
+                and not any(h.replica.in_view_change for h in live))
 
     def run(self) -> RunResult:
         started = time.perf_counter()
         self._schedule()
         end_us = (self.safety_ms + self.cfg.liveness_bound_ms) * US_PER_MS
-        violations: list[checkers.Violation] = []
+        violations: list[Violation] = []
         try:
             if not self.queue.run_until(end_us, self._is_done, self.cfg.event_budget()):
-                violations.append(checkers.Violation(
+                violations.append(Violation(
                     "budget", f"event budget {self.cfg.event_budget()} spent by "
-                              f"{self.clock.sim_ms()} ms: a message storm or livelock", self.seed))
+                              f"{self.clock.sim_ms()} ms: a message storm or livelock",
+                    seed=self.seed))
         except FailStop as exc:  # the engine's error policy: fail-stop, with the reason
-            violations.append(checkers.Violation(
-                "exception", f"{exc} at {self.clock.sim_ms()} ms", self.seed))
+            violations.append(Violation(
+                "exception", f"{exc} at {self.clock.sim_ms()} ms", seed=self.seed))
         except Exception as exc:  # a crash of the code under test is a finding, not a test error
             where = traceback.extract_tb(exc.__traceback__)[-1]
-            violations.append(checkers.Violation(
+            violations.append(Violation(
                 "exception", f"{exc!r} at {where.filename}:{where.lineno} ({where.name}) "
-                             f"at {self.clock.sim_ms()} ms", self.seed))
+                             f"at {self.clock.sim_ms()} ms", seed=self.seed))
         history = self.history()
-        violations += checkers.check_all(history, self.seed)
-        return self._result(violations, time.perf_counter() - started)
+        violations += run_checks(history, self.seed)[0]
+        result = self._result(violations, time.perf_counter() - started)
+        result.finals = [{"replica": r.index, "up": r.up, "height": r.height, "view": r.view,
+                          "in_view_change": r.in_view_change} for r in history.replicas]
+        return result
 
     # -- results -----------------------------------------------------------------------------
-    def history(self) -> checkers.History:
-        return checkers.History(
-            replicas=[record_of(h) for h in self.hosts],
-            submitted={c.id_hex for burst in self.bursts for c in burst
-                       if c.id_hex in self.client.submissions},
-            acked=dict(self.client.acked),
-            liveness_txs=tuple(t for t, s in self.client.submissions.items() if s.phase == "liveness"),
-            heal_ms=self.heal_ms, end_ms=self.clock.sim_ms(),
-            liveness_bound_ms=self.cfg.liveness_bound_ms,
-            max_lagging=max_faulty(self.n) if self.plan.byzantine else 0)
+    def history(self) -> History:
+        return history_of(self.hosts, self.client, self.genesis["genesis_time_ms"],
+                          self.genesis_supply_bpc, self.heal_ms, self.cfg.liveness_bound_ms,
+                          max_faulty(self.n) if self.plan.byzantine else 0)
 
-    def _result(self, violations: list[checkers.Violation], wall_s: float) -> RunResult:
+    def _result(self, violations: list[Violation], wall_s: float) -> RunResult:
         digests = {h.index: [b.digest.hex() for b in h.chain.blocks[1:]] for h in self.hosts}
         honest = [h for h in self.hosts if h.honest]
         views = [h.replica.view for h in honest if h.replica is not None]
@@ -297,23 +308,28 @@ class Simulation:
         fingerprint = hashlib.sha256(repr((sorted(digests.items()),
                                            [h.chain.roots[-1].hex() for h in self.hosts],
                                            sorted((k, asdict(v)) for k, v in self.client.acked.items()),
-                                           [v.to_value() for v in violations],
+                                           [v.to_json() for v in violations],
                                            {k: v for k, v in stats.items() if k != "wall_s"}
                                            )).encode()).hexdigest()
         return RunResult(self.seed, self.cfg, self.plan, violations, stats, digests, fingerprint)
 
 
-def record_of(host: Host) -> checkers.ReplicaRecord:
-    chain = host.chain
-    state = chain.state
-    return checkers.ReplicaRecord(
-        index=host.index, honest=host.honest, up=host.up,
-        digests={h: chain.blocks[h].digest for h in range(1, chain.height + 1)},
-        roots={h: chain.roots[h] for h in range(1, chain.height + 1)},
-        receipts=[(r.tx_id, r.height, r.ok, r.code) for block in chain.receipts for r in block],
-        supply_bpc=state.get("supply/BPC", 0),
-        balances_bpc={key.rsplit("/", 1)[1]: value for key, value in state.items("bal/BPC/")},
-        anomalies=list(host.anomalies), bad_certificates=list(host.bad_certificates))
+def _collusion_audience(rng: random.Random, colluders: list[int], n: int) -> frozenset[int]:
+    """The honest replicas every colluder tells the second story (the rest hear the first)."""
+    honest = [i for i in range(n) if i not in colluders]
+    rng.shuffle(honest)
+    return frozenset(honest[len(honest) // 2:])
+
+
+def _behaviour(name: str, index: int, n: int, rng: random.Random,
+               fooled: frozenset[int]) -> Behaviour:
+    """A lone equivocator lies to a random half of its peers; colluders share theirs."""
+    if name == "collude":
+        return make_behaviour(name, rng, audience=fooled)
+    if name == "equivocate":
+        peers = [i for i in range(n) if i != index]
+        return make_behaviour(name, rng, audience=frozenset(rng.sample(peers, len(peers) // 2)))
+    return make_behaviour(name, rng)
 
 
 def _keyring_factory(n: int, ed25519: bool):
@@ -331,21 +347,8 @@ def run_seed(seed: int, cfg: SimConfig = SimConfig(), plan: FaultPlan | None = N
 
 
 # -- choosing the fault mix ---------------------------------------------------------------------
-@functools.lru_cache(maxsize=1)
-def has_view_change() -> bool:
-    """Probe the replica as it is today: with a mute view-0 primary, does a 4-replica
-    cluster move to a later view and commit? True once the view change has landed."""
-    cfg = SimConfig(nodes=4, blocks=4, liveness_blocks=2, liveness_bound_ms=20_000,
-                    mix=MIXES["none"], request_timeout_ms=500)
-    plan = FaultPlan(seed=0, mix="probe", faulty=(0,), byzantine={0: "mute"})
-    result = run_seed(0, cfg, plan)
-    return result.stats["max_view"] > 0 and result.ok
-
-
 def resolve_mix(name: str) -> FaultMix:
-    """`auto` is `full` when the replica survives primary faults, else `normal`."""
-    if name == "auto":
-        return MIXES["full" if has_view_change() else "normal"]
+    """A named mix; never a silent fallback (a broken view change must fail `full`)."""
     if name == "collude":
         raise ValueError("use negative_control_mix(n) or --byzantine collude --faulty F")
     return MIXES[name]

@@ -24,6 +24,7 @@ import pytest
 from ipchain.cluster.manager import Cluster, start_and_wait
 from ipchain.cluster.procs import find_free_base_port, pids_under
 from ipchain.sdk import client
+from node.config import read_admin_token
 
 pytestmark = pytest.mark.cluster
 
@@ -95,7 +96,7 @@ async def transfers(session: Any, cluster: Cluster, urls: list[str], count: int)
 
 
 async def set_level(session: Any, cluster: Cluster, i: int, level: str) -> dict[str, Any]:
-    token = tomllib.loads(cluster.config_path(i).read_text())["admin_token"]
+    token = read_admin_token(cluster.config_path(i))
     async with session.put(f"{cluster.urls[i]}/admin/log-level", json={"level": level},
                            headers={"Authorization": f"Bearer {token}"}) as resp:
         return {"status": resp.status, **(await resp.json())}

@@ -12,12 +12,12 @@ from types import SimpleNamespace
 import pytest
 
 from scripts.cli import main as ipchain_main
-from ipchain.faultrun.checks import Violation, run_checks
+from ipchain.checks import Violation, run_checks
 from ipchain.faultrun.control import Applied, Window
 from ipchain.faultrun.report import build_report, format_summary, write_outputs
 from ipchain.faultrun.scenario import parse_scenario
 from ipchain.faultrun.timeline import Shade, TimelineData, render_svg
-from tests.faults.planted import clean_history
+from tests.checks.planted import clean_history
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -81,8 +81,8 @@ def test_report_and_summary_for_a_clean_run(tmp_path: Path) -> None:
 
 def test_report_lists_violations_with_nodes_heights_and_evidence(tmp_path: Path) -> None:
     history = clean_history()
-    history.chains[3] = history.chains[3][:2] + [
-        b.__class__(**{**b.__dict__, "hash": "f" * 64}) for b in history.chains[3][2:]]
+    history.replicas[3].blocks = history.replicas[3].blocks[:2] + [
+        b.__class__(**{**b.__dict__, "hash": "f" * 64}) for b in history.replicas[3].blocks[2:]]
     violations, _ = run_checks(history)
     report = fake_run(history, violations, tmp_path)
     assert report["passed"] is False and report["as_expected"] is False

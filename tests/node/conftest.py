@@ -3,9 +3,8 @@
 `local_cluster(n, mqtt={index: url})` starts n real Runtimes and their aiohttp apps in
 the test's event loop, on free loopback ports, talking real HTTP to each other — the
 node process minus the process. `mosquitto` is the Debian broker binary run as a
-child process on a free loopback port with a generated config; it is installed with
-apt-get when missing and we are root, and the tests skip (saying why) only when it
-can be neither found, installed nor started.
+child process on a free loopback port with a generated config. A fixture never installs
+anything: `.ci/run` installs mosquitto, and without it the tests skip, saying why.
 
 Waiting is always on a condition with a deadline (`until`), never a bare sleep.
 """
@@ -211,39 +210,10 @@ async def local_cluster(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable
 
 
 # -- mosquitto ------------------------------------------------------------------------------
-_install_attempt: dict[str, str] = {}
-
-
 def find_mosquitto() -> str | None:
     return shutil.which("mosquitto") or next(
         (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if os.access(p, os.X_OK)),
         None)
-
-
-def install_mosquitto() -> str:
-    """apt-get install it once per session if we may; '' or the reason it failed."""
-    if "result" in _install_attempt:
-        return _install_attempt["result"]
-    reason = ""
-    if os.environ.get("IPCHAIN_NO_APT") == "1":
-        reason = "IPCHAIN_NO_APT=1"
-    elif os.geteuid() != 0 or not shutil.which("apt-get"):
-        reason = "not root or no apt-get"
-    else:
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        for step in (["apt-get", "install", "-y", "mosquitto"],
-                     ["apt-get", "update"], ["apt-get", "install", "-y", "mosquitto"]):
-            try:
-                done = subprocess.run(step, env=env, capture_output=True, timeout=300)
-            except (OSError, subprocess.TimeoutExpired) as exc:
-                reason = f"{' '.join(step)}: {exc}"
-                break
-            if step[1] == "install" and done.returncode == 0:
-                reason = ""
-                break
-            reason = f"{' '.join(step)} exited {done.returncode}"
-    _install_attempt["result"] = reason
-    return reason
 
 
 class Mosquitto:
@@ -297,11 +267,7 @@ class Mosquitto:
 def mosquitto(tmp_path: Path) -> Any:
     binary = find_mosquitto()
     if binary is None:
-        reason = install_mosquitto()
-        binary = find_mosquitto()
-        if binary is None:
-            pytest.skip(f"mosquitto is not installed and could not be installed ({reason}); "
-                        f"apt-get install -y mosquitto")
+        pytest.skip("mosquitto is not installed (.ci/run installs it: apt-get install -y mosquitto)")
     broker = Mosquitto(binary, tmp_path / "mosquitto")
     try:
         broker.start()

@@ -20,7 +20,7 @@ AWKWARD = 'ValueError(\'a b\') "quoted" key=value back\\slash\nnext line'
 
 
 def emit(fmt: str, level: str = "info") -> list[str]:
-    logs.configure(level, "node 7", fmt)
+    logs.configure(level, "node 7", fmt=fmt)
     stream = io.StringIO()
     logging.getLogger().handlers[0].setStream(stream)
     log = logging.getLogger("ipchain.test")

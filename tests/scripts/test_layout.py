@@ -69,7 +69,10 @@ def test_configs_are_valid_toml_with_ports_and_peers(created: Cluster) -> None:
         ports.append(config["port"])
         assert Path(config["data_dir"]).is_absolute() and Path(config["key_file"]).is_file()
         assert Path(config["genesis_file"]) == created.data_dir / "genesis.json"
-        assert len(config["admin_token"]) == 32
+        assert "admin_token" not in config  # the secret lives in its own 0600 file
+        token_file = Path(config["admin_token_file"])
+        assert len(token_file.read_text().strip()) == 32
+        assert token_file.stat().st_mode & 0o077 == 0
         peers = config["peers"]
         assert [p["index"] for p in peers] == [j for j in range(4) if j != i]
         assert all(p["url"] == f"http://127.0.0.1:{31000 + p['index']}" for p in peers)

@@ -23,7 +23,7 @@ def test_negative_control_sweep_reports_violations_and_fails(capsys: pytest.Capt
     captured = capsys.readouterr()
     summary = json.loads(captured.out)
     assert code == 1 and summary["failing_seeds"] == [1]
-    assert {"seed", "checker", "detail"} <= set(summary["violations"][0])
+    assert {"seed", "invariant", "message", "nodes", "heights"} <= set(summary["violations"][0])
     assert "fault plan (seed 1" in captured.err
     assert "replay: ipchain sim --seed 1 --nodes 4 --blocks 6" in captured.err
 
@@ -42,7 +42,7 @@ def test_ipchain_dispatcher_forwards_to_the_simulator(capsys: pytest.CaptureFixt
 
 
 @pytest.mark.parametrize("argv", [["--byzantine", "polite"], ["--faulty", "9"], ["--nodes", "0"],
-                                  ["--seed", "1", "--seeds", "2"]])
+                                  ["--seed", "1", "--seeds", "2"], ["--mix", "auto"]])
 def test_bad_arguments_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as stop:
         code = main(argv)
