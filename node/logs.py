@@ -146,22 +146,17 @@ def current_level() -> str:
     return logging.getLevelName(logging.getLogger().level).lower()
 
 
-def configure(level: str = "warning", node_id: str = "", fmt: str = "logfmt") -> None:
-    """Send every logger's records, as logfmt or JSON lines, to stderr at `level` and above."""
+def configure(level: str = "warning", node_id: str = "", log_file: str | None = None,
+              fmt: str = "logfmt") -> None:
+    """Send every logger's records, as logfmt or JSON lines, at `level` and above, to
+    stderr or to `log_file` (rotated by size, see LOG_FILE_BYTES)."""
     check_level(level)
     formatter = JsonFormatter if check_format(fmt) == "json" else KeyValueFormatter
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(formatter(node_id))
-def configure(level: str = "warning", node_id: str = "", log_file: str | None = None) -> None:
-    """Send every logger's records, as key=value lines, at `level` and above, to stderr or
-    to `log_file` (rotated by size, see LOG_FILE_BYTES)."""
-    if level.lower() not in LEVELS:
-        raise ConfigError(f"unknown log level {level!r}; use one of {', '.join(LEVELS)}")
     handler: logging.Handler = (
         logging.handlers.RotatingFileHandler(log_file, maxBytes=LOG_FILE_BYTES,
                                              backupCount=LOG_FILE_BACKUPS)
         if log_file else logging.StreamHandler(sys.stderr))
-    handler.setFormatter(KeyValueFormatter(node_id))
+    handler.setFormatter(formatter(node_id))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     set_level(level)
