@@ -14,15 +14,16 @@ from node import limits
 from node.api import build_app
 from node import tls
 from node.config import ConfigError, NodeConfig, load_config
-from node.logs import configure
+from node.logs import Event, configure
 from node.runtime import Runtime
 
 log = logging.getLogger("ipchain.node")
 
 
-async def serve(config_path: str, log_level: str | None, log_file: str | None = None) -> int:
+async def serve(config_path: str, log_level: str | None, log_file: str | None = None,
+                log_format: str | None = None) -> int:
     cfg = load_config(config_path)
-    configure(log_level or cfg.log_level, cfg.node_id, log_file)
+    configure(log_level or cfg.log_level, cfg.node_id, log_file, log_format or cfg.log_format)
     limits.throttle_accept_errors(asyncio.get_running_loop())
     runtime = Runtime(cfg)
     await runtime.start()
@@ -33,8 +34,8 @@ async def serve(config_path: str, log_level: str | None, log_file: str | None = 
                            keepalive_timeout=limits.IDLE_TIMEOUT_S)
     await runner.setup()
     listeners = await listen(runner, cfg, app[limits.CONNECTIONS])
-    log.warning("event=started port=%d height=%d view=%d", cfg.port, runtime.executor.height,
-                runtime.replica.view)
+    log.info(Event("started", port=cfg.port, height=runtime.executor.height,
+                   view=runtime.replica.view, peers=len(cfg.peers)))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -43,7 +44,8 @@ async def serve(config_path: str, log_level: str | None, log_file: str | None = 
     await asyncio.wait({stopped, fatal}, return_when=asyncio.FIRST_COMPLETED)
     stopped.cancel()
     fatal.cancel()
-    log.warning("event=stopping height=%d fatal=%s", runtime.executor.height, runtime.fatal.is_set())
+    log.log(logging.ERROR if runtime.fatal.is_set() else logging.INFO,
+            Event("stopping", height=runtime.executor.height, fatal=runtime.fatal.is_set()))
     runtime.release_waiters()
     for listener in listeners:
         listener.close()
@@ -71,9 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default=None, help="debug, info, warning (default), error")
     parser.add_argument("--log-file", default=None,
                         help="write logs here, rotated by size (default: stderr)")
+    parser.add_argument("--log-format", default=None, choices=("logfmt", "json"),
+                        help="logfmt (default) or json: one JSON object per line")
     args = parser.parse_args(argv)
     try:
-        return asyncio.run(serve(args.config, args.log_level, args.log_file))
+        return asyncio.run(serve(args.config, args.log_level, args.log_file, args.log_format))
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2

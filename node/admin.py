@@ -1,4 +1,5 @@
-"""The admin API: /admin/faults installs and clears fault-injection rules.
+"""The admin API: /admin/faults installs and clears fault-injection rules;
+/admin/log-level reads and changes the log level of the running node.
 
 Closed unless the caller shows the node's admin token (compared in constant time),
 and answering loopback clients only unless IPCHAIN_ADMIN_ALLOW_REMOTE=1: it can make a
@@ -8,13 +9,17 @@ validator lie, so it must never be reachable by accident.
 from __future__ import annotations
 
 import hmac
+import json
+import logging
 import os
 from typing import Any, Callable
 
 from aiohttp import web
 
+from node.config import ConfigError
 from node.faults import FaultEngine, FaultSpecError
 from node.http_input import InputError, parse_int, read_json
+from node.logs import Event, current_level, set_level
 
 LOOPBACK = ("127.", "::1", "::ffff:127.")
 ALLOW_REMOTE_ENV = "IPCHAIN_ADMIN_ALLOW_REMOTE"
@@ -84,6 +89,24 @@ async def delete_rule(request: web.Request, engine: FaultEngine) -> web.Response
     return web.json_response({"cleared": rule_id, "faults": engine.describe()})
 
 
+async def get_log_level(request: web.Request, engine: FaultEngine) -> web.Response:
+    return web.json_response({"level": current_level()})
+
+
+async def put_log_level(request: web.Request, engine: FaultEngine) -> web.Response:
+    """Body `{"level": "debug"}`: takes effect at once, until the next restart."""
+    try:
+        level = json.loads(await request.text())["level"]
+        before, after = current_level(), set_level(level)
+    except (ValueError, UnicodeDecodeError, TypeError, KeyError):
+        return _error(400, "BadLogLevel", 'body must be JSON {"level": "debug|info|warning|error"}')
+    except ConfigError as exc:
+        return _error(400, "BadLogLevel", str(exc))
+    logging.getLogger("ipchain.admin").warning(Event("log_level_changed", before=before,
+                                                     after=after))
+    return web.json_response({"level": after, "was": before})
+
+
 def add_admin_routes(app: web.Application, runtime: Any) -> FaultEngine:
     """Register /admin/faults on the node's app; the engine starts with nothing installed."""
     engine = FaultEngine(runtime)
@@ -92,4 +115,6 @@ def add_admin_routes(app: web.Application, runtime: Any) -> FaultEngine:
     app.router.add_post("/admin/faults", _guarded(post_faults))
     app.router.add_delete("/admin/faults", _guarded(delete_faults))
     app.router.add_delete("/admin/faults/{rule_id}", _guarded(delete_rule))
+    app.router.add_get("/admin/log-level", _guarded(get_log_level))
+    app.router.add_put("/admin/log-level", _guarded(put_log_level))
     return engine

@@ -57,6 +57,7 @@ class NodeConfig:
     admin_token: str
     peers: tuple[Peer, ...]
     log_level: str = "warning"
+    log_format: str = "logfmt"
     mqtt_url: str = ""
     max_body_bytes: int = 8 * 1024 * 1024
     max_mempool_txs: int = 50_000
@@ -133,7 +134,8 @@ def load_config(path: str | Path) -> NodeConfig:
         data_dir=_path(base, _get(raw, "data_dir", str, where)),
         signing_key=nacl.signing.SigningKey(bytes.fromhex(key_hex)), genesis=genesis,
         admin_token=_admin_token(raw, base, where), peers=peers, tls=_tls(raw, base, where),
-        log_level=raw.get("log_level", "warning"), mqtt_url=raw.get("mqtt_url", ""),
+        log_level=raw.get("log_level", "warning"), log_format=raw.get("log_format", "logfmt"),
+        mqtt_url=raw.get("mqtt_url", ""),
         max_body_bytes=raw.get("max_body_bytes", 8 * 1024 * 1024),
         max_mempool_txs=raw.get("max_mempool_txs", 50_000), consensus=consensus,
         cors_allowed_origins=_origins(raw, where))

@@ -32,6 +32,7 @@ from consensus.replica import Replica
 from contracts.runtime import Receipt
 from contracts.tx import Transaction
 from node.chain import BlockRun, Executor, Header, wire_certificate
+from node.logs import Event
 
 log = logging.getLogger("ipchain.engine")
 
@@ -161,10 +162,11 @@ class Engine:
             ev.Deliver: self.delivered.append,
             ev.SetTimer: lambda a: self.timers.set_timer(a.name, a.delay_ms),
             ev.CancelTimer: lambda a: self.timers.cancel_timer(a.name),
-            ev.FetchBlocks: lambda a: self.bus.fetch(a.first, a.last),
+            ev.FetchBlocks: self._on_fetch,
             ev.CheckpointStable: self._on_stable, ev.Evidence: self._on_evidence,
             ev.ExecutionCertified: self._on_certified, ev.Diverged: self._on_diverged,
             ev.Persist: lambda a: None}  # written first, for the whole batch: carry_out
+        self.watch = ReplicaWatch(replica, clock)
 
     # -- restore --------------------------------------------------------------------------
     def restore(self) -> None:
@@ -184,6 +186,9 @@ class Engine:
         actions = self._decide(lambda: self.replica.restore(wal, self.executor.height,
                                                             self.stable_proof()), "restore")
         self.carry_out(actions or [])
+        log.info(Event("restored", height=self.executor.height, view=self.replica.view,
+                       wal_records=len(wal), stable_checkpoint=self.replica.low_mark))
+        self.watch.observe()
         self._revote_uncertified()
 
     def _revote_uncertified(self) -> None:
@@ -215,12 +220,16 @@ class Engine:
         if self.failure is not None or self.diverged is not None:
             return
         actions: list[ev.Action] = []
+        if log.isEnabledFor(logging.DEBUG):
+            for event in events:
+                log.debug(Event("step", kind=describe_event(event)))
         for event in events:
             out = self.decide(event)
             if out is None:
                 break
             actions.extend(out)
         self.carry_out(actions)
+        self.watch.observe()
 
     def decide(self, event: ev.Event) -> list[ev.Action] | None:
         """The replica's actions for one event, or None if it failed (the engine stops)."""
@@ -253,7 +262,13 @@ class Engine:
         except Exception as exc:  # e.g. the WAL write failed: nothing after it may go out
             self.fail(f"carrying out actions failed: {describe_exception(exc)}", exc)
 
+    def _on_fetch(self, action: ev.FetchBlocks) -> None:
+        log.info(Event("fetch_requested", first=action.first, last=action.last,
+                       height=self.executor.height))
+        self.bus.fetch(action.first, action.last)
+
     def _on_stable(self, action: ev.CheckpointStable) -> None:
+        log.info(Event("checkpoint_stable", seq=action.seq, height=self.executor.height))
         self.storage.prune_wal(wal_settled(action.seq, self.replica.view))
         self.storage.set_meta("stable_checkpoint",
                               [action.seq, [wire.encode(m) for m in action.proof]])
@@ -278,6 +293,8 @@ class Engine:
                      [v.sender for v in action.votes])
 
     def _on_evidence(self, action: ev.Evidence) -> None:
+        log.warning(Event("evidence", kind=action.kind, sender=action.first.sender,
+                          view=self.replica.view))
         self.storage.add_evidence(action.kind, action.first.sender,
                                   wire.encode(action.first), wire.encode(action.second))
 
@@ -311,6 +328,8 @@ class Engine:
                       f"{describe_exception(exc)}", exc)
             return None
         done = Executed(run.block, header, receipts, self.executor.state.root())
+        log.info(Event("block", height=header.height, txs=len(receipts), view=run.block.view,
+                       ms_since_proposal=self.clock.now_ms() - run.block.timestamp_ms))
         for observer in self.observers:
             try:
                 observer(run.block, header, receipts)
@@ -339,7 +358,7 @@ class Engine:
             return
         self.failure = reason
         self.delivered.clear()
-        log.critical("event=fail_stop reason=%r", reason,
+        log.critical(Event("fail_stop", reason=reason),
                      exc_info=(type(exc), exc, exc.__traceback__) if exc else None)
 
 
@@ -365,3 +384,63 @@ def check_at_rest(storage: Storage, executor: Executor) -> dict[str, Any] | None
         return {"height": height, "mine": executor.head.hash.hex(), "quorum": cert[0].hex(),
                 "reason": "last block does not match its execution certificate"}
     return None
+
+
+def describe_event(event: ev.Event) -> str:
+    """For debug lines: the event type, and a message's kind, view, seq and sender."""
+    if type(event) is ev.MessageArrived:
+        body = event.msg.body
+        return (f"{body.KIND} view={wire.view_of(body)} seq={getattr(body, 'seq', 0)} "
+                f"from={event.msg.sender}")
+    if type(event) is ev.TimerFired:
+        return f"timer {event.name}"
+    return type(event).__name__
+
+
+class ReplicaWatch:
+    """Logs the replica's view changes and divergence, seen from outside after each step:
+    `consensus/` is pure and does not log. Costs two attribute reads and one dict lookup
+    per step; the replica's counters are only read when the view actually moves."""
+
+    def __init__(self, replica: Replica, clock: Clock) -> None:
+        self.replica, self.clock = replica, clock
+        self.view, self.in_view_change = replica.view, replica.in_view_change
+        self.installed_view = replica.view
+        self.started_ms: int | None = None
+        self.divergences = replica.stats["state_divergence"]
+        self.reasons = self._reason_counts()
+
+    def _reason_counts(self) -> dict[str, int]:
+        return {k: v for k, v in self.replica.stats.items()
+                if k == "view_timeouts" or k.startswith("suspected_primary:")}
+
+    def _reason(self) -> str:
+        now = self._reason_counts()
+        moved = sorted(k for k, v in now.items() if v > self.reasons.get(k, 0))
+        self.reasons = now
+        suspected = [k.partition(":")[2] for k in moved if k.startswith("suspected_primary:")]
+        if suspected:
+            return ",".join(suspected)
+        return "timeout" if moved else "peers_moved"
+
+    def observe(self) -> None:
+        replica = self.replica
+        if replica.stats["state_divergence"] != self.divergences:
+            self.divergences = replica.stats["state_divergence"]
+            log.error(Event("state_divergence", view=replica.view,
+                            stable_checkpoint=replica.low_mark, count=self.divergences))
+        if replica.view == self.view and replica.in_view_change == self.in_view_change:
+            return
+        now = self.clock.now_ms()
+        if replica.in_view_change:
+            if self.started_ms is None:
+                self.started_ms = now
+            log.info(Event("view_change_started", **{"from": self.installed_view},
+                           to=replica.view, reason=self._reason()))
+        else:
+            log.info(Event("view_installed", **{"from": self.installed_view},
+                           to=replica.view, primary=replica.primary,
+                           duration_ms=now - self.started_ms if self.started_ms else 0))
+            self.installed_view, self.started_ms = replica.view, None
+            self.reasons = self._reason_counts()
+        self.view, self.in_view_change = replica.view, replica.in_view_change

@@ -31,6 +31,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import aiomqtt
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from node.logs import Event
+
 if TYPE_CHECKING:
     from node.events import Record
 
@@ -200,14 +202,14 @@ class MqttPublisher:
     def _note_failure(self, exc: Exception, delay_ms: int) -> None:
         if self.connected:
             self.disconnects += 1
-            log.warning("event=mqtt_disconnected broker=%s error=%r queued=%d",
-                        self.address.redacted(), str(exc), len(self.queue))
+            log.warning(Event("mqtt_disconnected", broker=self.address.redacted(),
+                              error=str(exc), queued=len(self.queue)))
         else:
             self.connect_failures += 1
             # the first failure is worth a warning; a long outage should not flood the log
             level = logging.WARNING if self.connect_failures == 1 else logging.DEBUG
-            log.log(level, "event=mqtt_connect_failed broker=%s error=%r retry_ms=%d",
-                    self.address.redacted(), str(exc), delay_ms)
+            log.log(level, Event("mqtt_connect_failed", broker=self.address.redacted(),
+                                 error=str(exc), retry_ms=delay_ms))
 
     # -- the publishing side -----------------------------------------------------------
     async def _publish_until_disconnected(self, client: aiomqtt.Client) -> None:

@@ -30,6 +30,7 @@ from node.config import NodeConfig
 from node.engine import Engine
 from node.repair import replay_state
 from node.peer_auth import peer_request_signer
+from node.logs import Event
 from node.storage import Storage
 from node.transport import Transport
 
@@ -38,6 +39,10 @@ MAX_EVENTS_PER_STEP = 1000
 PLANTED_FAULT_ENV = "IPCHAIN_PLANTED_EXECUTION_FAULT"
 """Test hook: set to 1 and this node's contract execution differs from every other's
 (one extra state write per block), so the divergence fail-stop can be shown live."""
+MAX_FETCHED_PER_STEP = 4
+"""A fetched block costs a certificate check and a delivery (several ms on a loaded
+core): a catch-up step takes at most this many, then yields, so /v1/status answers
+while a node catches up (asyncio's slow-callback log showed 25-60 ms steps at 16)."""
 
 
 class ShuttingDown(Exception):
@@ -232,8 +237,11 @@ class Runtime:
     async def _replica_loop(self) -> None:
         while True:
             batch = [await self.events.get()]
-            while not self.events.empty() and len(batch) < MAX_EVENTS_PER_STEP:
+            fetched = 0
+            while not self.events.empty() and len(batch) < MAX_EVENTS_PER_STEP \
+                    and fetched < MAX_FETCHED_PER_STEP:
                 batch.append(self.events.get_nowait())
+                fetched += type(batch[-1]) is ev.BlockFetched
             events = []
             for item in batch:
                 if isinstance(item, _Timer):
@@ -244,6 +252,7 @@ class Runtime:
                 events.append(item)
             self.engine.step_many(events)
             self._after_engine()
+            await asyncio.sleep(0)  # a non-empty queue's get() never yields: let the API in
 
     def _after_engine(self) -> None:
         if self.engine.failure is not None:
@@ -284,7 +293,12 @@ class Runtime:
         return now_ms()
 
     async def _fetch(self, first: int, last: int) -> None:
+        started_ms, received = now_ms(), [0]
+
         async def on_block(preprepare: bytes, certificate: bytes) -> None:
+            received[0] += 1
+            if received[0] % MAX_FETCHED_PER_STEP == 0:
+                await asyncio.sleep(0)  # a chunk is hundreds of blocks to decode
             try:
                 event = ev.BlockFetched(wire.decode(preprepare), read_certificate(certificate))
             except (wire.WireError, ValueError):
@@ -293,6 +307,9 @@ class Runtime:
             self.events.put_nowait(event)
 
         proof = await self.transport.fetch_blocks(first, last, on_block)
+        log.log(logging.INFO if received[0] else logging.WARNING,
+                Event("fetched", first=first, last=last, blocks=received[0],
+                      height=self.executor.height, ms=now_ms() - started_ms))
         self.on_peer_messages(proof)  # stable checkpoint votes, the range's execution votes
 
     # -- the executor task -----------------------------------------------------------------------
@@ -310,6 +327,7 @@ class Runtime:
                     return
                 if done is not None:
                     self.events.put_nowait(done.event)
+                await asyncio.sleep(0)  # between blocks too: a catch-up is thousands of them
 
     def _is_verified(self, tx: Transaction) -> bool:
         return self.mempool.get(bytes.fromhex(tx.id)) is tx or tx.signature_ok()

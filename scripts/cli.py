@@ -22,13 +22,13 @@ from ipchain.cluster import broker, monitoring
 from ipchain.sdk import client
 from ipchain.cluster import layout
 from scripts.argtypes import json_object, non_negative, positive
+from node.logs import FORMATS as LOG_FORMATS, LEVELS as LOG_LEVELS
 from ipchain.cluster.manager import Cluster, ClusterError
 from ipchain.cluster.manager import start_and_wait as cluster_start_and_wait
 from ipchain.cluster.procs import is_port_free, pids_under
 from ipchain.render import print_table, say
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
-LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 def _common(parser: argparse.ArgumentParser, base_port_default: int | None = None,
@@ -66,8 +66,10 @@ def _add_cluster_commands(sub: Any) -> None:
     up.add_argument("--fresh", action="store_true", help="wipe an existing data dir first")
     up.add_argument("--timeout", type=float, default=60.0,
                     help="seconds to wait for the cluster to commit (default %(default)s)")
-    up.add_argument("--log-level", default="warning", choices=LOG_LEVELS,
-                    help="node log level (default %(default)s)")
+    up.add_argument("--log-level", default=None, choices=LOG_LEVELS,
+                    help="node log level (new cluster: warning; restart: kept unless given)")
+    up.add_argument("--log-format", default=None, choices=LOG_FORMATS,
+                    help="node log format (new cluster: logfmt; restart: kept unless given)")
     up.add_argument("--json", action="store_true",
                     help="print the nodes as JSON (url, pid) once the cluster is up")
     broker.add_up_arguments(up)  # --mqtt, --mqtt-url
@@ -153,13 +155,19 @@ def cmd_up(args: argparse.Namespace) -> int:
         cluster = Cluster.create(args.data_dir, args.n or 4,
                                  args.base_port or layout.DEFAULT_BASE_PORT,
                                  8 if args.clients is None else args.clients,
-                                 fresh=args.fresh, log_level=args.log_level, mqtt_url=mqtt_url)
+                                 fresh=args.fresh, log_level=args.log_level or "warning",
+                                 mqtt_url=mqtt_url)
+        if args.log_format:
+            cluster.set_node_options(log_format=args.log_format)
         broker.remember(cluster.data_dir, args.mqtt, mqtt_url)
         say(f"created a {cluster.n}-node cluster in {cluster.data_dir}")
     else:
         cluster = Cluster.load(args.data_dir)
         _check_same_shape(cluster, args)
         broker.check_restart(cluster.data_dir, args)
+        given = {"log_level": args.log_level, "log_format": args.log_format}
+        if any(given.values()):  # a restart applies the given log options, keeps the rest
+            cluster.set_node_options(**{k: v for k, v in given.items() if v})
         say(f"restarting the {cluster.n}-node cluster in {cluster.data_dir} (keys and state kept)")
     mqtt_broker = broker.start_embedded(cluster.data_dir)
     if mqtt_broker:

@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -156,6 +157,17 @@ class Cluster:
 
     def config_path(self, i: int) -> Path:
         return Path(self.manifest["nodes"][i]["config"])
+
+    def set_node_options(self, **options: str) -> None:
+        """Rewrite every node's config.toml with these top-level settings (e.g. log_level on
+        `up --log-level` over an existing cluster): the nodes read them when they start."""
+        for i in range(self.n):
+            path = self.config_path(i)
+            config = tomllib.loads(path.read_text())
+            config.update(options)
+            tmp = path.with_suffix(".toml.tmp")
+            tmp.write_text(layout.render_toml(config))
+            os.replace(tmp, path)
 
     def log_path(self, i: int) -> Path:
         return self.node_dir(i) / "node.log"
