@@ -36,6 +36,8 @@ class TimerFired:
 class BlockExecuted:
     seq: int
     state_root: bytes
+    block_hash: bytes = b""
+    """The executed block's header hash; when given, the replica signs an execution vote."""
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,29 @@ class CheckpointStable:
 
 
 @dataclass(frozen=True)
+class ExecutionCertified:
+    """2f+1 replicas signed the same header hash for `height`, and it is ours: the host
+    stores `votes` as the block's execution certificate (what proofs carry)."""
+
+    height: int
+    block_hash: bytes
+    votes: tuple[Signed, ...]
+
+
+@dataclass(frozen=True)
+class Diverged:
+    """Our header hash for `height` differs from the one a quorum signed: this replica
+    has stopped (it executes and signs nothing more); `votes` are the quorum's."""
+
+    height: int
+    mine: bytes
+    quorum: bytes
+    votes: tuple[Signed, ...]
+    own: Signed
+    """Our own vote for `height`: with one of `votes`, the evidence of the split."""
+
+
+@dataclass(frozen=True)
 class Evidence:
     """Two validly signed, conflicting messages from one replica."""
 
@@ -131,4 +156,4 @@ class Evidence:
 
 Event = RequestsArrived | MessageArrived | TimerFired | BlockExecuted | BlockFetched
 Action = (Persist | Send | Broadcast | Deliver | SetTimer | CancelTimer | FetchBlocks
-          | CheckpointStable | Evidence)
+          | CheckpointStable | Evidence | ExecutionCertified | Diverged)

@@ -61,6 +61,16 @@ class Checkpoint:
 
 
 @dataclass(frozen=True)
+class Executed:
+    """An execution vote: "I executed block `height` and its header hashes to
+    `block_hash`". 2f+1 matching votes certify the block's results (docs/protocol.md)."""
+
+    KIND: ClassVar[str] = "EX"
+    height: int
+    block_hash: bytes
+
+
+@dataclass(frozen=True)
 class PreparedProof:
     """A pre-prepare and 2f matching prepares: the batch may have committed somewhere."""
 
@@ -86,9 +96,9 @@ class NewView:
     preprepares: tuple["Signed", ...]
 
 
-Body = Union[PrePrepare, Prepare, Commit, Checkpoint, ViewChange, NewView]
+Body = Union[PrePrepare, Prepare, Commit, Checkpoint, ViewChange, NewView, Executed]
 KINDS: dict[str, type] = {cls.KIND: cls for cls in
-                          (PrePrepare, Prepare, Commit, Checkpoint, ViewChange, NewView)}
+                          (PrePrepare, Prepare, Commit, Checkpoint, ViewChange, NewView, Executed)}
 
 
 @dataclass(frozen=True)
@@ -197,6 +207,9 @@ def _body(value: Any, kinds: Collection[str] = KINDS) -> Body:
     if kind == "CP":
         _expect(len(rest) == 2, "CHECKPOINT has 2 fields")
         return Checkpoint(_int(rest[0]), _bytes(rest[1], 32))
+    if kind == "EX":
+        _expect(len(rest) == 2, "EXECUTED has 2 fields")
+        return Executed(_int(rest[0]), _bytes(rest[1], 32))
     if kind == "VC":
         _expect(len(rest) == 5, "VIEW-CHANGE has 5 fields")
         return ViewChange(_int(rest[0]), _int(rest[1]), _bytes(rest[2], 32),

@@ -9,15 +9,16 @@ the number passed in; timers are names and durations handed back as actions.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Callable
+from typing import Any, Callable
 from dataclasses import dataclass, field
 
 from consensus import events as ev
 from consensus.catchup import CatchUp
 from consensus.checkpoints import Checkpoints
 from consensus.crypto import Keyring
-from consensus.messages import (Checkpoint, Commit, NewView, PreparedProof, PrePrepare, Prepare,
-                                Signed, ViewChange)
+from consensus.execution import Execution
+from consensus.messages import (Checkpoint, Commit, Executed, NewView, PreparedProof, PrePrepare,
+                                Prepare, Signed, ViewChange)
 from consensus.normal import NormalCase
 from consensus.quorum import max_faulty, quorum, weak_quorum
 from consensus.viewchange import ViewChanges
@@ -81,7 +82,7 @@ DigestFn = Callable[[int, tuple[bytes, ...]], bytes]
 """(timestamp_ms, txs) -> 32-byte batch digest; the host's Merkle tree over tx ids."""
 
 
-class Replica(NormalCase, Checkpoints, CatchUp, ViewChanges):
+class Replica(NormalCase, Checkpoints, CatchUp, ViewChanges, Execution):
     def __init__(self, config: ReplicaConfig, keys: Keyring, digest_batch: DigestFn) -> None:
         if keys.index != config.index:
             raise ValueError("keyring belongs to another replica")
@@ -100,16 +101,20 @@ class Replica(NormalCase, Checkpoints, CatchUp, ViewChanges):
         self._handlers = {
             PrePrepare: self.on_preprepare, Prepare: self.on_prepare, Commit: self.on_commit,
             Checkpoint: self.on_checkpoint, ViewChange: self.on_view_change,
-            NewView: self.on_new_view,
+            NewView: self.on_new_view, Executed: self.on_executed_vote,
         }
         NormalCase.__init__(self)
         Checkpoints.__init__(self)
         CatchUp.__init__(self)
         ViewChanges.__init__(self)
+        Execution.__init__(self)
 
     # -- the interface ------------------------------------------------------------------
     def step(self, event: ev.Event, now_ms: int) -> list[ev.Action]:
         self.now_ms = max(self.now_ms, now_ms)
+        if self.diverged is not None:
+            self.stats["ignored_after_divergence"] += 1
+            return []  # fail-stop: nothing we would sign can be trusted any more
         if isinstance(event, ev.MessageArrived):
             self.on_message(event.msg)
         elif isinstance(event, ev.RequestsArrived):
@@ -118,7 +123,10 @@ class Replica(NormalCase, Checkpoints, CatchUp, ViewChanges):
             self._timers.discard(event.name)
             self.on_timer(event.name)
         elif isinstance(event, ev.BlockExecuted):
-            self.on_executed(event.seq, event.state_root)
+            if event.block_hash:
+                self.on_block_executed(event.seq, event.block_hash)
+            if self.diverged is None:  # no checkpoint vote for a root a quorum refuted
+                self.on_executed(event.seq, event.state_root)
         elif isinstance(event, ev.BlockFetched):
             self.on_fetched(event.preprepare, event.certificate)
         out, self._out = self._out, []
@@ -255,8 +263,11 @@ class Replica(NormalCase, Checkpoints, CatchUp, ViewChanges):
             self.evidence.append(found)
             self.emit(found)
 
-    def status(self) -> dict[str, int | bool]:
+    def status(self) -> dict[str, Any]:
         return {"view": self.view, "primary": self.primary, "last_delivered": self.last_delivered,
                 "last_executed": self.last_executed, "stable_checkpoint": self.low_mark,
                 "pending": len(self.pending), "in_view_change": self.in_view_change,
-                "evidence": len(self.evidence)}
+                "evidence": len(self.evidence),
+                "diverged": None if self.diverged is None else {
+                    "height": self.diverged[0], "mine": self.diverged[1].hex(),
+                    "quorum": self.diverged[2].hex()}}

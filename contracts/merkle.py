@@ -56,3 +56,22 @@ def verify_path(leaf: bytes, path: list[tuple[str, bytes]], root: bytes) -> bool
     for side, sibling in path:
         current = _node(sibling, current) if side == "L" else _node(current, sibling)
     return current == root
+
+
+def path_sides(index: int, count: int) -> list[str]:
+    """The sides a path for leaf `index` of `count` leaves must have (docs/protocol.md §3).
+
+    Checking a path's sides against these binds the leaf to its position, which an
+    absence proof needs ("these two leaves are neighbours"); the sides alone do not,
+    because a carried-up odd node skips a level.
+    """
+    if not 0 <= index < count:
+        raise IndexError("leaf index out of range")
+    sides: list[str] = []
+    width = count
+    while width > 1:
+        sibling = index ^ 1
+        if sibling < width:
+            sides.append("L" if sibling < index else "R")
+        index, width = index // 2, (width + 1) // 2
+    return sides

@@ -112,6 +112,10 @@ class State:
             self._root = merkle_root([self._leaves[k] for k in self._sorted_keys])
         return self._root
 
+    def sorted_leaves(self) -> tuple[list[str], list[bytes]]:
+        """Keys in root order and their leaf hashes: what a state proof's paths are cut from."""
+        return list(self._sorted_keys), [self._leaves[k] for k in self._sorted_keys]
+
     def take_dirty(self) -> dict[str, bytes | None]:
         """Keys changed since the last call, with their new raw value (None = deleted).
 

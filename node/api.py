@@ -23,7 +23,7 @@ from contracts.tx import Transaction
 from node.chain import Header, read_certificate
 from node.events import install as install_events
 from node.openapi import DOCUMENT
-from node.proofs import build_proof
+from node.proofs import NotCertified, anchor, build_tx_proof, state_entry_proof
 from node.admin import add_admin_routes
 from node.config import PEER_BODY_BYTES
 from node import http_input as inp
@@ -35,6 +35,11 @@ RUNTIME = web.AppKey("runtime", Runtime)
 MSGPACK = "application/msgpack"
 MAX_FETCH_BLOCKS = 256
 DEFAULT_WAIT_MS = 10_000
+CERTIFICATE_WAIT_S = 5.0
+"""How long a proof request waits for a fresh block's execution certificate."""
+CERTIFICATE_POLL_S = 0.05
+REFUSED_WHEN_DIVERGED = ("/v1/tx", "/v1/state", "/v1/proof", "/v1/blocks", "/p2p/blocks")
+"""What a node whose results a quorum refuted (or whose disk is damaged) no longer serves."""
 MAX_WAIT_MS = 600_000
 ADMIT_SLICE_TXS = 50
 MAX_FETCH_BYTES = 32 * 1024 * 1024
@@ -59,6 +64,10 @@ async def errors_middleware(request: web.Request, handler) -> web.StreamResponse
         return error_response(413, "BodyTooLarge", f"body over {limit} bytes")
     if request.body_exists and request.content_length is None:
         return error_response(411, "LengthRequired", "send a Content-Length")
+    diverged = request.app[RUNTIME].diverged
+    if diverged is not None and request.path.startswith(REFUSED_WHEN_DIVERGED):
+        return error_response(503, "Diverged", f"this node stopped at height {diverged['height']}"
+                              f" ({diverged['reason']}); ask another node")
     try:
         return await handler(request)
     except ApiError as exc:
@@ -194,10 +203,46 @@ async def get_block(request: web.Request) -> web.Response:
 async def get_proof(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
     tx_id = _hex32(request.match_info["id"])
-    proof = build_proof(runtime.storage, runtime.cfg.chain_id, tx_id)
+    deadline = asyncio.get_running_loop().time() + CERTIFICATE_WAIT_S
+    while True:
+        try:
+            proof = build_tx_proof(runtime.storage, runtime.cfg.chain_id, tx_id)
+            break
+        except NotCertified as exc:
+            await _wait_or_give_up(deadline, exc)
     if proof is None:
         raise ApiError(404, "NotFound", "no committed transaction with this id on this node")
     return web.json_response(proof)
+
+
+async def get_state_proof(request: web.Request) -> web.Response:
+    """The value (or absence) of one state key with a path to a certified state root.
+
+    Only the latest state is kept, so the proof is at this node's height; the entry is
+    cut under the executor's lock (state and header agree), then we wait for that
+    block's execution certificate, which follows execution by one gossip round."""
+    runtime = request.app[RUNTIME]
+    key = f"{request.match_info['kind']}/{request.match_info['key']}"
+    asked = request.query.get("height")
+    async with runtime.executor.lock:
+        height, header = runtime.executor.height, runtime.executor.head
+        entry = state_entry_proof(runtime.executor.state, key)
+    if asked is not None and inp.parse_int(asked, "height") != height:
+        raise ApiError(404, "StateNotKept", f"this node keeps only its latest state "
+                       f"(height {height}); ask without ?height or with ?height={height}")
+    deadline = asyncio.get_running_loop().time() + CERTIFICATE_WAIT_S
+    while True:
+        try:
+            return web.json_response({**anchor(runtime.storage, runtime.cfg.chain_id, height,
+                                               header), **entry})
+        except NotCertified as exc:
+            await _wait_or_give_up(deadline, exc)
+
+
+async def _wait_or_give_up(deadline: float, exc: NotCertified) -> None:
+    if asyncio.get_running_loop().time() > deadline:
+        raise ApiError(503, "NotCertified", f"{exc}; retry shortly") from exc
+    await asyncio.sleep(CERTIFICATE_POLL_S)
 
 
 async def get_evidence(request: web.Request) -> web.Response:
@@ -261,8 +306,12 @@ async def p2p_blocks(request: web.Request) -> web.Response:
     last = min(inp.query_int(request, "to", first, low=1), first + MAX_FETCH_BLOCKS - 1)
     rows = _rows_within_bytes(runtime, first, last)
     stable = runtime.storage.get_meta("stable_checkpoint")
+    served = rows[-1][0] if rows else first - 1  # the byte cap may have cut the range
+    execution = [vote for votes in runtime.storage.exec_certs(first, served)
+                 for vote in codec.decode(votes)]
     body = msgpack.packb({"blocks": [[pp, cert] for _, pp, cert in rows],
-                          "checkpoint": stable[1] if stable else []}, use_bin_type=True)
+                          "checkpoint": stable[1] if stable else [],
+                          "execution": execution}, use_bin_type=True)
     return web.Response(body=body, content_type=MSGPACK)
 
 
@@ -328,6 +377,7 @@ def build_app(runtime: Runtime) -> web.Application:
     app.router.add_get("/v1/status", get_status)
     app.router.add_get("/v1/evidence", get_evidence)
     app.router.add_get("/v1/proof/tx/{id}", get_proof)
+    app.router.add_get("/v1/proof/state/{kind}/{key:.+}", get_state_proof)
     app.router.add_get("/openapi.json", get_openapi)
     app.router.add_get(r"/v1/state/{kind}{tail:(/.*)?}", get_state)
     app.router.add_post("/p2p/messages", p2p_messages)

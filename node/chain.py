@@ -1,9 +1,10 @@
-"""Blocks: the header derived from a committed batch, and the executor that applies it.
+"""Blocks: the header sealed after executing a committed batch, and the executor.
 
 Consensus agrees on (view, seq, digest) where digest binds the primary's timestamp and
-the Merkle root of the transaction ids. Everything else in the header (previous hash,
-state root after the previous block) follows deterministically on every honest node,
-so the header needs no second round of agreement — the checkpoints compare roots.
+the Merkle root of the transaction ids. The header adds what execution produced — the
+state root after the block and the receipts root — and every replica signs its hash in
+an execution vote (consensus/execution.py), so 2f+1 signatures cover every header field
+a proof shows. The bytes are specified in docs/protocol.md.
 """
 
 from __future__ import annotations
@@ -16,13 +17,15 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
+import msgpack
+
 from consensus import events as ev
 from consensus import messages as wire
 from consensus.messages import compute_digest
 from contracts import codec
 from contracts.errors import ContractError
 from contracts.genesis import init_state
-from contracts.merkle import merkle_root
+from contracts.merkle import EMPTY_ROOT, merkle_root
 from contracts.runtime import BlockContext, Receipt, apply_transaction
 from contracts.state import State
 from contracts.tx import Transaction, from_bytes
@@ -40,6 +43,9 @@ def digest_batch(timestamp_ms: int, txs: tuple[bytes, ...]) -> bytes:
     return compute_digest(timestamp_ms, tx_root(txs))
 
 
+BLOCK_DOMAIN = b"ipchain/block/v2"
+
+
 @dataclass(frozen=True)
 class Header:
     """No view here: the quorum agrees on the batch, not on the view it committed in
@@ -50,16 +56,22 @@ class Header:
     prev_hash: bytes
     tx_root: bytes
     state_root: bytes
-    """State root after the previous block (CometBFT's app_hash convention)."""
+    """State root AFTER this block: the header is sealed once the block is executed, so
+    one certified header proves both the block and the state it left."""
     timestamp_ms: int
     """The agreed time: max(primary's timestamp, previous block's), never decreasing."""
     proposal_timestamp_ms: int
+    receipts_root: bytes = EMPTY_ROOT
+    state_leaves: int = 0
+    """Number of state entries: fixes the tree shape, so an absence proof can show that
+    two leaves are neighbours."""
 
     def to_value(self) -> dict[str, Any]:
         return {"height": self.height, "prev_hash": self.prev_hash,
                 "tx_root": self.tx_root, "state_root": self.state_root,
                 "timestamp_ms": self.timestamp_ms,
-                "proposal_timestamp_ms": self.proposal_timestamp_ms}
+                "proposal_timestamp_ms": self.proposal_timestamp_ms,
+                "receipts_root": self.receipts_root, "state_leaves": self.state_leaves}
 
     def encode(self) -> bytes:
         return self._encoding
@@ -71,7 +83,7 @@ class Header:
 
     @functools.cached_property
     def hash(self) -> bytes:
-        return hashlib.sha256(self.encode()).digest()
+        return hashlib.sha256(BLOCK_DOMAIN + self.encode()).digest()
 
     @classmethod
     def decode(cls, data: bytes) -> "Header":
@@ -89,8 +101,7 @@ class Executor:
         self.storage = storage
         self.chain_id = genesis["chain_id"]
         genesis_state = init_state(genesis)
-        self.genesis = Header(0, ZERO_HASH, merkle_root([]), genesis_state.root(),
-                              genesis["genesis_time_ms"], genesis["genesis_time_ms"])
+        self.genesis = genesis_header(genesis_state, genesis["genesis_time_ms"])
         storage.init_state(genesis_state.raw_items())
         self.state = State(storage.state_items())
         self.state.take_dirty()
@@ -100,6 +111,9 @@ class Executor:
         self.lock = asyncio.Lock()
         """Held by the asyncio adapter while a block is applied, so queries never see
         half a block (the synchronous simulator never interleaves, so never takes it)."""
+        self.planted_fault: Callable[[], Any] | None = None
+        """Test hook (a planted fault): when set, each block also writes the value it
+        returns, so this replica's results differ from everyone else's."""
 
     def begin(self, block: ev.Deliver, known: Callable[[bytes], Transaction | None],
               verified: Callable[[Transaction], bool]) -> "BlockRun":
@@ -109,7 +123,10 @@ class Executor:
 
     def commit(self, run: "BlockRun") -> tuple[Header, list[Receipt]]:
         """Store the block, its receipts and state changes in one transaction."""
-        block, header, receipts = run.block, run.header, run.receipts
+        block, receipts = run.block, run.receipts
+        if self.planted_fault is not None:
+            self.state.put("zz-planted-fault", self.planted_fault())
+        header = seal_header(self.head, block, self.state, receipts)
         changes = self.state.take_dirty()
         self.storage.save_block(
             block.seq, header.hash, header.encode(), self.state.root(),
@@ -121,14 +138,14 @@ class Executor:
 
 
 class BlockRun:
-    """One block being applied: its header is fixed, its receipts come chunk by chunk."""
+    """One block being applied: its receipts come chunk by chunk; its header is sealed
+    by `Executor.commit` once all are in (it carries the state and receipts roots)."""
 
     def __init__(self, executor: Executor, block: ev.Deliver,
                  known: Callable[[bytes], Transaction | None],
                  verified: Callable[[Transaction], bool]) -> None:
         self.block = block
-        self.header = next_header(executor.head, block, executor.state.root())
-        ctx = BlockContext(executor.chain_id, block.seq, self.header.timestamp_ms)
+        ctx = BlockContext(executor.chain_id, block.seq, block_time_ms(executor.head, block))
         ids = [hashlib.sha256(raw).digest() for raw in block.txs]
         self._pending = iter_receipts(executor.state, ctx, block.txs, ids,
                                       executor.storage.known_tx_ids(ids), known, verified)
@@ -145,10 +162,42 @@ class BlockRun:
 DUPLICATE = "DuplicateTransaction"
 
 
-def next_header(prev: Header, block: ev.Deliver, state_root: bytes) -> Header:
-    """The header of the block after `prev`, from the agreed batch and the state root."""
-    return Header(block.seq, prev.hash, tx_root(block.txs), state_root,
-                  max(block.timestamp_ms, prev.timestamp_ms), block.timestamp_ms)
+def genesis_header(state: State, genesis_time_ms: int) -> Header:
+    return Header(0, ZERO_HASH, EMPTY_ROOT, state.root(), genesis_time_ms, genesis_time_ms,
+                  EMPTY_ROOT, len(state))
+
+
+def block_time_ms(prev: Header, block: ev.Deliver) -> int:
+    """The agreed block time: the primary's, but never before the previous block's."""
+    return max(block.timestamp_ms, prev.timestamp_ms)
+
+
+RECEIPT_LEAF_FIELDS = ("code", "events", "index", "status", "tx_id")
+
+
+def receipt_leaf(receipt: Receipt) -> bytes:
+    """What a receipt contributes to the receipts root (docs/protocol.md §3.1): no
+    height (the header has it) and no human message (wording is not a result).
+
+    The same bytes as `codec.encode` of that map, built with the keys already in order
+    (only the events' data needs the canonical check): this runs for every transaction
+    on every replica, and the generic encoder costs four times as much."""
+    events = [codec.canonical({"contract": e.contract, "data": e.data, "name": e.name})
+              for e in receipt.events]
+    return msgpack.packb({"code": receipt.code, "events": events, "index": receipt.index,
+                          "status": "committed" if receipt.ok else "rejected",
+                          "tx_id": receipt.tx_id}, use_bin_type=True)
+
+
+def receipts_root(receipts: list[Receipt]) -> bytes:
+    return merkle_root([receipt_leaf(r) for r in receipts if r.code != DUPLICATE])
+
+
+def seal_header(prev: Header, block: ev.Deliver, state: State, receipts: list[Receipt]) -> Header:
+    """The header of the block after `prev`, once the block has been executed on `state`."""
+    return Header(block.seq, prev.hash, tx_root(block.txs), state.root(),
+                  block_time_ms(prev, block), block.timestamp_ms, receipts_root(receipts),
+                  len(state))
 
 
 def iter_receipts(state: State, ctx: BlockContext, txs: tuple[bytes, ...], ids: list[bytes],

@@ -31,11 +31,13 @@ from consensus.messages import compute_digest
 from consensus.replica import Replica
 from contracts.runtime import Receipt
 from contracts.tx import Transaction
-from node.chain import BlockRun, Executor, Header
+from node.chain import BlockRun, Executor, Header, wire_certificate
 
 log = logging.getLogger("ipchain.engine")
 
 VOTE_KINDS = frozenset({"PP", "P", "C"})
+REVOTE_BLOCKS = 8
+"""After a restart, our last blocks without an execution certificate are voted on again."""
 VIEW_KINDS = frozenset({"VC", "NV"})
 
 
@@ -57,6 +59,9 @@ class Storage(Protocol):
     def add_evidence(self, kind: str, sender: int, first: bytes, second: bytes) -> None: ...
     def get_meta(self, key: str) -> Any: ...
     def set_meta(self, key: str, value: Any) -> None: ...
+    def save_exec_cert(self, height: int, block_hash: bytes, votes: bytes) -> None: ...
+    def exec_cert(self, height: int) -> tuple[bytes, bytes] | None: ...
+    def quick_check(self) -> str: ...
 
 
 class Bus(Protocol):
@@ -95,7 +100,8 @@ class Executed:
 
     @property
     def event(self) -> ev.BlockExecuted:
-        return ev.BlockExecuted(self.header.height, self.state_root)
+        """With the header hash: the replica signs it in its execution vote."""
+        return ev.BlockExecuted(self.header.height, self.state_root, self.header.hash)
 
 
 def wal_settled(stable_seq: int, view: int) -> Callable[[int, int, str], bool]:
@@ -144,6 +150,11 @@ class Engine:
         self.current: BlockRun | None = None
         self.failure: str | None = None
         """Why the engine stopped (fail-stop), or None while it runs."""
+        self.diverged: dict[str, Any] | None = (storage.get_meta("diverged")
+                                                 or check_at_rest(storage, self.executor))
+        """Set once this replica's results cannot be trusted: a quorum certified another
+        header hash (`ev.Diverged`), or its data at rest fails the start-up check. It then
+        votes, executes and serves state no more, and the adapter says why."""
         self._handlers: dict[type, Callable[[Any], None]] = {
             ev.Broadcast: lambda a: self.bus.broadcast(a.msg),
             ev.Send: lambda a: self.bus.send(a.to, a.msg),
@@ -152,12 +163,17 @@ class Engine:
             ev.CancelTimer: lambda a: self.timers.cancel_timer(a.name),
             ev.FetchBlocks: lambda a: self.bus.fetch(a.first, a.last),
             ev.CheckpointStable: self._on_stable, ev.Evidence: self._on_evidence,
+            ev.ExecutionCertified: self._on_certified, ev.Diverged: self._on_diverged,
             ev.Persist: lambda a: None}  # written first, for the whole batch: carry_out
 
     # -- restore --------------------------------------------------------------------------
     def restore(self) -> None:
         """Rebuild the replica from what survived: its WAL, the last stable checkpoint's
         proof and the executed height; carry out what it asks (re-sends, timers)."""
+        if self.diverged is not None:
+            log.critical("event=refusing_to_run reason=%r height=%s",
+                         self.diverged["reason"], self.diverged["height"])
+            return  # neither vote nor execute: our state is not the chain's
         wal = []
         for raw in self.storage.wal():
             try:
@@ -168,6 +184,18 @@ class Engine:
         actions = self._decide(lambda: self.replica.restore(wal, self.executor.height,
                                                             self.stable_proof()), "restore")
         self.carry_out(actions or [])
+        self._revote_uncertified()
+
+    def _revote_uncertified(self) -> None:
+        """Vote again on our last blocks that have no execution certificate here: the
+        votes died with the old process, and peers that certified them answer a late
+        vote with theirs, so these blocks get certificates (and proofs) without waiting
+        for new traffic."""
+        top = self.executor.height
+        for height in range(max(1, top - REVOTE_BLOCKS + 1), top + 1):
+            if self.storage.exec_cert(height) is None:
+                header = Header.decode(self.storage.block(height)[1])
+                self.step(ev.BlockExecuted(height, header.state_root, header.hash))
 
     def stable_proof(self) -> tuple[wire.Signed, ...]:
         stored = self.storage.get_meta("stable_checkpoint")
@@ -184,7 +212,7 @@ class Engine:
     def step_many(self, events: list[ev.Event]) -> None:
         """Step the replica with each event, then carry out all their actions at once
         (one WAL transaction for the batch). Nothing happens once the engine has failed."""
-        if self.failure is not None:
+        if self.failure is not None or self.diverged is not None:
             return
         actions: list[ev.Action] = []
         for event in events:
@@ -230,6 +258,25 @@ class Engine:
         self.storage.set_meta("stable_checkpoint",
                               [action.seq, [wire.encode(m) for m in action.proof]])
 
+    def _on_certified(self, action: ev.ExecutionCertified) -> None:
+        self.storage.save_exec_cert(action.height, action.block_hash,
+                                    wire_certificate(action.votes))
+        self.stats["blocks_certified"] += 1
+
+    def _on_diverged(self, action: ev.Diverged) -> None:
+        """Our header hash differs from one 2f+1 replicas signed: stop, keep the evidence."""
+        self.diverged = {"height": action.height, "mine": action.mine.hex(),
+                         "quorum": action.quorum.hex(), "reason": "execution"}
+        self.stats["execution_diverged"] += 1
+        self.delivered.clear()
+        self.storage.set_meta("diverged", self.diverged)  # a restart must not resume voting
+        other = next(v for v in action.votes if v.sender != action.own.sender)
+        self.storage.add_evidence("execution-diverged", action.own.sender,
+                                  wire.encode(action.own), wire.encode(other))
+        log.critical("event=execution_diverged height=%d mine=%s quorum=%s signers=%s",
+                     action.height, action.mine.hex(), action.quorum.hex(),
+                     [v.sender for v in action.votes])
+
     def _on_evidence(self, action: ev.Evidence) -> None:
         self.storage.add_evidence(action.kind, action.first.sender,
                                   wire.encode(action.first), wire.encode(action.second))
@@ -238,7 +285,8 @@ class Engine:
     @property
     def has_blocks(self) -> bool:
         """A block is being executed or waits for the executor."""
-        return self.failure is None and (self.current is not None or bool(self.delivered))
+        return (self.failure is None and self.diverged is None
+                and (self.current is not None or bool(self.delivered)))
 
     def execute(self, max_txs: int | None = None) -> Executed | None:
         """Apply up to `max_txs` transactions of the next block (all, if None).
@@ -246,6 +294,8 @@ class Engine:
         Returns the block once it is stored, else None (mid-block, nothing to do, or
         failed: see `failure`). A redelivered block is skipped if it is the one stored
         at that height; a different one, or a gap, is a fail-stop."""
+        if self.diverged is not None:
+            return None
         try:
             if self.current is None and not self._start_next():
                 return None
@@ -291,3 +341,27 @@ class Engine:
         self.delivered.clear()
         log.critical("event=fail_stop reason=%r", reason,
                      exc_info=(type(exc), exc, exc.__traceback__) if exc else None)
+
+
+def check_at_rest(storage: Storage, executor: Executor) -> dict[str, Any] | None:
+    """Why this replica's stored chain cannot be trusted, or None when it checks out.
+
+    SQLite's quick_check finds a damaged file, but not a flipped bit inside a stored
+    value or a WAL cut short after kill -9: those leave a readable database whose state
+    no longer matches its last header. So the state root is recomputed and compared
+    with that header's (which 2f+1 validators signed once certified), and the header
+    with the certificate stored for it.
+    """
+    height = executor.height
+    verdict = storage.quick_check()
+    if verdict != "ok":
+        return {"height": height, "mine": "", "quorum": "", "reason": f"sqlite: {verdict}"}
+    mine = executor.state.root()
+    if mine != executor.head.state_root:
+        return {"height": height, "mine": mine.hex(), "quorum": executor.head.state_root.hex(),
+                "reason": "state at rest does not match the last block's state root"}
+    cert = storage.exec_cert(height)
+    if cert is not None and cert[0] != executor.head.hash:
+        return {"height": height, "mine": executor.head.hash.hex(), "quorum": cert[0].hex(),
+                "reason": "last block does not match its execution certificate"}
+    return None

@@ -150,7 +150,10 @@ class _NodeCollector:
                  runtime.executor.head.timestamp_ms / 1000),
                 ("ipchain_peers", "Peers this node is configured with.", len(runtime.cfg.peers)),
                 ("ipchain_peers_reachable", "Peers whose last delivery attempt succeeded.",
-                 runtime.transport.reachable_peers())):
+                 runtime.transport.reachable_peers()),
+                ("ipchain_diverged", "1 once this node's results differ from a quorum's "
+                 "(or its data at rest is damaged): it has stopped.",
+                 int(runtime.diverged is not None))):
             yield GaugeMetricFamily(name, help_text, value=value)
 
     def _totals(self) -> Iterator[Metric]:

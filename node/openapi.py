@@ -62,9 +62,16 @@ PATHS: dict[str, dict[str, Any]] = {
         {"200": "query result with the height it was read at", "404": "unknown query or record",
          "400": "bad path"}, params=[_path("kind", "query name"), _path("path", "its arguments")])},
     "/v1/proof/tx/{id}": {"get": _op(
-        "Portable proof: tx, Merkle path, header, 2f+1 commit signatures; verify offline with "
-        "node.proofs.verify_proof and the genesis file", {"200": "proof", "404": "not committed"},
+        "Portable proof: tx and receipt with Merkle paths, header, execution certificate "
+        "(docs/protocol.md §8); verify offline with `ipchain verify-proof`",
+        {"200": "proof", "404": "not committed", "503": "not certified yet"},
         params=[_path("id", "transaction id (hex)")])},
+    "/v1/proof/state/{kind}/{key}": {"get": _op(
+        "Portable state proof: one state key's value or absence with a Merkle path to a "
+        "certified state root (docs/protocol.md §9), at this node's latest height",
+        {"200": "proof", "404": "height not kept", "503": "not certified yet"},
+        params=[_path("kind", "first segment of the state key (patent, bal, deal, ...)"),
+                _path("key", "the rest of the state key")])},
     "/v1/status": {"get": _op("Node id, view, primary, heights, peers, mempool", {"200": "status"})},
     "/v1/evidence": {"get": _op("Conflicting signed messages caught from one replica",
                                 {"200": "{count, evidence}"})},

@@ -28,6 +28,8 @@ CREATE TABLE IF NOT EXISTS wal (
 CREATE TABLE IF NOT EXISTS evidence (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL,
     sender INTEGER NOT NULL, first BLOB NOT NULL, second BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS exec_certs (
+    height INTEGER PRIMARY KEY, hash BLOB NOT NULL, votes BLOB NOT NULL);
 """
 
 
@@ -81,6 +83,43 @@ class Storage:
     def last_height(self) -> int:
         row = self.db.execute("SELECT MAX(height) FROM blocks").fetchone()
         return row[0] or 0
+
+    # -- execution certificates ------------------------------------------------------------
+    def save_exec_cert(self, height: int, block_hash: bytes, votes: bytes) -> None:
+        """2f+1 execution votes for a block's header hash (consensus/execution.py)."""
+        with self.db:
+            self.db.execute("INSERT OR IGNORE INTO exec_certs VALUES (?,?,?)",
+                            (height, block_hash, votes))
+
+    def exec_cert(self, height: int) -> tuple[bytes, bytes] | None:
+        """(block_hash, encoded votes) or None while the block is not certified."""
+        row = self.db.execute("SELECT hash, votes FROM exec_certs WHERE height = ?",
+                              (height,)).fetchone()
+        return None if row is None else tuple(row)
+
+    def exec_certs(self, first: int, last: int) -> list[bytes]:
+        """Encoded votes of the certificates in [first, last], for state transfer."""
+        return [r[0] for r in self.db.execute(
+            "SELECT votes FROM exec_certs WHERE height BETWEEN ? AND ? ORDER BY height",
+            (first, last))]
+
+    def last_certified(self) -> int:
+        row = self.db.execute("SELECT MAX(height) FROM exec_certs").fetchone()
+        return row[0] or 0
+
+    def replace_state(self, items: dict[str, bytes]) -> None:
+        """The whole state at once (a rebuild after damage: node/repair.py)."""
+        with self.db:
+            self.db.execute("DELETE FROM state")
+            self.db.executemany("INSERT INTO state VALUES (?,?)", sorted(items.items()))
+
+    def quick_check(self) -> str:
+        """SQLite's own consistency check: "ok" or its first complaint."""
+        try:
+            row = self.db.execute("PRAGMA quick_check(1)").fetchone()
+        except sqlite3.DatabaseError as exc:
+            return str(exc)
+        return row[0] if row else "no answer"
 
     def tx(self, tx_id: bytes) -> tuple[int, int, bytes] | None:
         row = self.db.execute("SELECT height, idx, receipt FROM txs WHERE id = ?",

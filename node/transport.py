@@ -187,7 +187,8 @@ class Transport:
         """Ask peers in random order until one serves [first, last].
 
         Returns that peer's stable checkpoint votes (wire bytes), so a replica that
-        catches up across many checkpoints can stabilise the last one it reaches."""
+        catches up across many checkpoints can stabilise the last one it reaches, and the
+        execution votes certifying the served blocks, so it checks its own results too."""
         order = list(self.links.values())
         random.shuffle(order)
         for link in order:
@@ -206,5 +207,6 @@ class Transport:
                 for preprepare, certificate in blocks:
                     await on_block(preprepare, certificate)
                 self.counters["fetched_blocks"] += len(blocks)
-                return [m for m in proof if isinstance(m, bytes)]
+                votes = answer.get("execution", [])  # execution certificates of the range
+                return [m for m in [*proof, *votes] if isinstance(m, bytes)]
         return []

@@ -29,7 +29,7 @@ from consensus.replica import Replica
 from contracts.runtime import Receipt
 from contracts.tx import Transaction
 from node.byzantine import HONEST, Behaviour
-from node.chain import DUPLICATE, Header, digest_batch
+from node.chain import DUPLICATE, Header, digest_batch, read_certificate
 from node.engine import Engine, Storage
 from node.memory_storage import MemoryStorage
 from ipchain.sim.clock import US_PER_MS, EventQueue
@@ -149,6 +149,13 @@ class Host:
         self.torn_crash_pending = 0
         self.peers = [i for i in range(self.n) if i != index]
         self.quorum = quorum(self.n)
+        self.nondeterminism: random.Random | None = None
+        """Set by `plant_nondeterminism` (a simulator fault): each block also writes a
+        random value, as a non-deterministic contract would."""
+        self.block_hashes: dict[int, bytes] = {}
+        """Header hash of each block this replica executed (what its execution vote signs)."""
+        self.headers: dict[int, Header] = {}
+        """The headers themselves, for the checkers' records (ipchain/sim/record.py)."""
         self._start_engine()
         self._start_ticking()
 
@@ -159,6 +166,9 @@ class Host:
             self.chain = ChainRecord(self.engine.executor.state.root())
         self.chain.state = self.engine.executor.state
         self.engine.observers.append(self._on_executed)
+        if self.nondeterminism is not None:
+            rng = self.nondeterminism
+            self.engine.executor.planted_fault = lambda: rng.getrandbits(32)
         self.engine.restore()
         self._after_engine()
 
@@ -175,6 +185,20 @@ class Host:
     @property
     def replica(self) -> Replica | None:
         return self.engine.replica if self.engine is not None else None
+
+    def plant_nondeterminism(self, rng: random.Random) -> None:
+        self.nondeterminism = rng
+        if self.engine is not None:
+            self.engine.executor.planted_fault = lambda: rng.getrandbits(32)
+
+    @property
+    def diverged(self) -> dict[str, Any] | None:
+        """{height, mine, quorum, reason} once the replica fail-stopped on its results."""
+        return (self.engine.diverged if self.engine is not None
+                else self.storage.get_meta("diverged"))
+
+    def certified_heights(self) -> list[int]:
+        return [h for h in range(1, self.chain.height + 1) if self.storage.exec_cert(h)]
 
     @property
     def up(self) -> bool:
@@ -251,9 +275,16 @@ class Host:
                     (b.preprepare, b.certificate) for b in served if b is not None))
                 if blocks:
                     self.env.network.send(self.index, src, ("blocks", blocks))
+                    votes = tuple(vote for raw in self.storage.exec_certs(packet[1], packet[2])
+                                  for vote in read_certificate(raw))
+                    if votes:  # as the node's /p2p/blocks: the range's execution certificates
+                        self.env.network.send(self.index, src, ("votes", votes))
         elif kind == "blocks":
             for preprepare, certificate in packet[1]:
                 self.step(ev.BlockFetched(preprepare, certificate))
+        elif kind == "votes":
+            for vote in packet[1]:
+                self.step(ev.MessageArrived(vote))
 
     def admit(self, txs: tuple[ClientTx, ...] | list[ClientTx], relay: bool) -> None:
         """A client's (relay=True) or a peer's (relay=False) transactions arrive."""
@@ -280,13 +311,13 @@ class Host:
         del self.timers[name]
         self.step(ev.TimerFired(name))
 
-    def _on_block_done(self, seq: int, root: bytes, receipts: list[Receipt], epoch: int) -> None:
-        if epoch != self.epoch or not self._runs_now(self._on_block_done, seq, root, receipts, epoch):
+    def _on_block_done(self, event: ev.BlockExecuted, receipts: list[Receipt], epoch: int) -> None:
+        if epoch != self.epoch or not self._runs_now(self._on_block_done, event, receipts, epoch):
             return
         for r in receipts:
             if r.code != DUPLICATE:
                 self.env.on_receipt(self.index, r.tx_id, r.height, r.ok, r.code)
-        self.step(ev.BlockExecuted(seq, root))
+        self.step(event)
 
     # -- what the engine calls: Bus, Timers, Clock ----------------------------------------------
     def send(self, to: int, msg: wire.Signed) -> None:
@@ -356,8 +387,8 @@ class Host:
             now_us = self.env.queue.now_us
             self.exec_free_us = (max(now_us, self.exec_free_us) + EXEC_BASE_US
                                  + EXEC_PER_TX_US * len(done.receipts))
-            self.env.queue.at(self.exec_free_us, self._on_block_done, done.header.height,
-                              done.state_root, done.receipts, self.epoch)
+            self.env.queue.at(self.exec_free_us, self._on_block_done, done.event,
+                              done.receipts, self.epoch)
         if engine.failure is not None:
             raise FailStop(self.index, engine.failure)
 
@@ -366,6 +397,8 @@ class Host:
         if problem:
             self.bad_certificates.append(f"replica {self.index} delivered seq {block.seq} {problem}")
         self.chain.record(block, self.engine.executor.state.root(), receipts)
+        self.block_hashes[header.height] = header.hash
+        self.headers[header.height] = header
 
     def _carry_out_torn(self, actions: list[ev.Action]) -> None:
         """Die part-way: the engine writes the WAL (first, one transaction), then only

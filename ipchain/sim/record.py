@@ -1,8 +1,8 @@
 """The simulator's side of the one checker library: a finished run as an `ipchain.checks.History`.
 
-The simulated chain keeps only the agreed batches, so each replica's headers are
-rebuilt here from them (the node's own `next_header`), which gives the sim the same
-block hashes, parent links and pre-block roots the fault runner reads from real nodes.
+Each replica's headers are the ones its executor sealed (kept by the host), which gives
+the sim the same block hashes, parent links and roots the fault runner reads from real
+nodes.
 Times become seconds of simulated time.
 """
 
@@ -11,10 +11,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from contracts.merkle import merkle_root
 from ipchain.checks import Block, History, Liveness, Receipt, ReplicaRecord, Submission
 from ipchain.sim.host import Host
-from node.chain import ZERO_HASH, Header, next_header
 
 
 def record_of(host: Host, genesis_time_ms: int) -> ReplicaRecord:
@@ -35,17 +33,14 @@ def record_of(host: Host, genesis_time_ms: int) -> ReplicaRecord:
 
 def _blocks(host: Host, genesis_time_ms: int) -> list[Block]:
     chain = host.chain
-    head = Header(0, ZERO_HASH, merkle_root([]), chain.roots[0], genesis_time_ms, genesis_time_ms)
     blocks = []
     for height in range(1, chain.height + 1):
-        delivered = chain.blocks[height]
-        header = next_header(head, delivered, chain.roots[height - 1])
+        delivered, header = chain.blocks[height], host.headers[height]
         blocks.append(Block(height, header.hash.hex(), header.prev_hash.hex(),
-                            header.state_root.hex(), chain.roots[height].hex(),
+                            chain.roots[height - 1].hex(), chain.roots[height].hex(),
                             delivered.view, header.timestamp_ms,
                             tuple(hashlib.sha256(raw).hexdigest() for raw in delivered.txs),
                             delivered.digest.hex(), header.tx_root.hex()))
-        head = header
     return blocks
 
 

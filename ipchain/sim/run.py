@@ -66,6 +66,9 @@ class SimConfig:
     latency: LatencyModel = LatencyModel()
     max_events: int | None = None
     chain_id: str = "ipchain-sim"
+    nondeterministic_replica: int = -1
+    """A replica whose contract execution is non-deterministic (a simulator fault the
+    execution certificates must catch), or -1 for none."""
     cli_flags: str = ""
     """The `ipchain sim` flags this config came from, so a failure prints its replay line."""
 
@@ -185,6 +188,8 @@ class Simulation:
             storage = self.make_storage(i) if self.make_storage else None
             hosts.append(Host(i, self, make, genesis, signature_ok, tx_cache, behaviour,
                               self._rng(f"host/{i}"), storage))
+            if i == cfg.nondeterministic_replica:
+                hosts[-1].plant_nondeterminism(self._rng(f"nondeterminism/{i}"))
         return hosts
 
     # -- HostEnv -----------------------------------------------------------------------------
@@ -251,7 +256,8 @@ class Simulation:
     def _is_done(self) -> bool:
         if self.phase != "liveness" or self.bursts_unsent or self.client.unacked():
             return False
-        live = [h for h in self.hosts if h.honest and h.up and h.replica is not None]
+        live = [h for h in self.hosts
+                if h.honest and h.up and h.replica is not None and h.diverged is None]
         top = max((a.height for a in self.client.acked.values()), default=0)
         return (all(h.chain.height >= top for h in live) and len({h.chain.height for h in live}) <= 1
                 and len({h.replica.view for h in live}) <= 1

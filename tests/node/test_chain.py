@@ -52,3 +52,17 @@ def test_the_same_transaction_twice_in_one_batch_takes_effect_once():
     first, second = run(state, 1, [pay, pay], committed=set())
     assert first.ok and (second.ok, second.code) == (False, DUPLICATE)
     assert balance_of(state, "BPC", "poor") == 10
+
+
+def test_the_receipt_leaf_is_the_canonical_encoding_of_the_documented_map():
+    """docs/protocol.md §3.1: the fast builder must give exactly codec.encode's bytes,
+    whatever order a contract built its event data in."""
+    from contracts import codec
+    from contracts.runtime import Event, Receipt
+    from node.chain import RECEIPT_LEAF_FIELDS, receipt_leaf
+    for receipt in (Receipt("ab" * 32, 7, 3, True, "ok", "moved", (
+                        Event("token", "transfer", {"to": "b", "amount": 5, "from": "a"}),
+                        Event("pool", "paid", {"z": [1, {"y": 2, "x": b"\x01"}]}))),
+                    Receipt("cd" * 32, 7, 0, False, "InsufficientFunds", "no money")):
+        value = receipt.to_value()
+        assert receipt_leaf(receipt) == codec.encode({k: value[k] for k in RECEIPT_LEAF_FIELDS})

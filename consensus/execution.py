@@ -1,0 +1,135 @@
+"""Certified execution: replicas sign what they computed, and a dissenter stops.
+
+COMMITs certify the order of a batch, not its results. After the host executes block h
+it hands the replica the header hash (which covers the state root and the receipts
+root, docs/protocol.md §6); the replica signs EXECUTED(h, block_hash) and gossips it.
+2f+1 matching votes are the block's execution certificate: the host stores them and
+every proof carries them, so a reader trusts a quorum, not the node that answered.
+
+The vote travels after execution and nothing in ordering waits for it, so the pipeline
+(ordering block h+1 while h executes) is unchanged. A replica whose own hash differs
+from a quorum's has executed differently from the honest majority (a non-deterministic
+contract, a damaged disk): it fail-stops — `Replica.step` does nothing more — because
+every later root it computed is built on the wrong state.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from consensus import events as ev
+from consensus.messages import Executed, Signed
+
+if TYPE_CHECKING:
+    from consensus.replica import Replica
+
+RESEND_AFTER_BLOCKS = 8
+"""Our vote for a block still uncertified this many blocks later is sent again (a lost
+vote would otherwise leave the block without a certificate)."""
+MAX_RESENDS_PER_BLOCK = 4
+
+
+class Execution:
+    def __init__(self: "Replica") -> None:
+        self.exec_votes: dict[int, dict[bytes, dict[int, Signed]]] = {}
+        self.own_exec: dict[int, Signed] = {}
+        """Our vote per executed height that is not yet certified."""
+        self.exec_resent_at: dict[int, int] = {}
+        self.exec_settled: dict[int, Signed] = {}
+        """Certified heights, with our own vote: a replica that votes late (it was down,
+        or catching up) is sent ours, so it can certify the block and judge its result."""
+        self.exec_answered: dict[tuple[int, int], int] = {}
+        """(height, replica) -> our executed height when we last sent it our vote."""
+
+        self.exec_floor = 0
+        """Votes at or below this height are old news and ignored (bounds memory)."""
+        self.diverged: tuple[int, bytes, bytes] | None = None
+        """(height, our hash, the quorum's hash) once we disagreed with a quorum."""
+
+    def on_block_executed(self: "Replica", seq: int, block_hash: bytes) -> None:
+        signed = self.sign(Executed(seq, block_hash))
+        self.own_exec[seq] = signed
+        self.emit(ev.Broadcast(signed))
+        self.add_exec_vote(signed)
+        self.check_execution(seq)
+        if self.diverged is None:
+            self.resend_exec_votes(seq)
+            self.prune_execution(seq)
+
+    def on_executed_vote(self: "Replica", msg: Signed) -> None:
+        height = msg.body.height
+        if height <= self.exec_floor:
+            return
+        settled = self.exec_settled.get(height)
+        if settled is not None:
+            # Answered again after a few blocks (a lost answer must not leave it without
+            # a certificate for good), not at once: two settled replicas would ping-pong.
+            last = self.exec_answered.get((height, msg.sender))
+            if last is None or self.last_executed - last >= RESEND_AFTER_BLOCKS:
+                self.exec_answered[(height, msg.sender)] = self.last_executed
+                self.emit(ev.Send(msg.sender, settled))
+            return
+        if height > max(self.last_delivered, self.last_executed) + self.cfg.log_window_blocks:
+            self.stats["ignored_execution_vote_far"] += 1
+            return
+        if self.add_exec_vote(msg):
+            self.check_execution(height)
+
+    def add_exec_vote(self: "Replica", msg: Signed) -> bool:
+        vote: Executed = msg.body
+        by_hash = self.exec_votes.setdefault(vote.height, {})
+        for block_hash, voters in by_hash.items():
+            if block_hash != vote.block_hash and msg.sender in voters:
+                self.record_evidence("conflicting-execution", voters[msg.sender], msg)
+                return False
+        voters = by_hash.setdefault(vote.block_hash, {})
+        if msg.sender in voters:
+            return False
+        voters[msg.sender] = msg
+        return True
+
+    def check_execution(self: "Replica", height: int) -> None:
+        """Certify `height` once a quorum agrees and we have executed it ourselves."""
+        mine = self.own_exec.get(height)
+        if mine is None:
+            return  # a quorum may already agree; we judge once our own result exists
+        for block_hash, voters in self.exec_votes.get(height, {}).items():
+            if len(voters) < self.quorum:
+                continue
+            votes = tuple(voters[i] for i in sorted(voters))
+            if block_hash != mine.body.block_hash:
+                self.diverge(mine, block_hash, votes)
+                return
+            self.stats["execution_certified"] += 1
+            self.emit(ev.ExecutionCertified(height, block_hash, votes))
+            self.exec_settled[height] = mine
+            for table in (self.exec_votes, self.own_exec, self.exec_resent_at):
+                table.pop(height, None)
+            return
+
+    def diverge(self: "Replica", own: Signed, quorum_hash: bytes,
+                votes: tuple[Signed, ...]) -> None:
+        height, mine = own.body.height, own.body.block_hash
+        self.diverged = (height, mine, quorum_hash)
+        self.stats["execution_diverged"] += 1
+        self.emit(ev.Diverged(height, mine, quorum_hash, votes, own))
+
+    def resend_exec_votes(self: "Replica", seq: int) -> None:
+        stale = [h for h in sorted(self.own_exec)
+                 if h <= seq - RESEND_AFTER_BLOCKS
+                 and seq - self.exec_resent_at.get(h, h) >= RESEND_AFTER_BLOCKS]
+        for height in stale[:MAX_RESENDS_PER_BLOCK]:
+            self.exec_resent_at[height] = seq
+            self.stats["execution_vote_resent"] += 1
+            self.emit(ev.Broadcast(self.own_exec[height]))
+
+    def prune_execution(self: "Replica", seq: int) -> None:
+        floor = seq - self.cfg.log_window_blocks
+        if floor <= self.exec_floor:
+            return
+        self.exec_floor = floor
+        for table in (self.exec_votes, self.own_exec, self.exec_resent_at):
+            for old in [h for h in table if h <= floor]:
+                del table[old]
+        self.exec_settled = {h: v for h, v in self.exec_settled.items() if h > floor}
+        self.exec_answered = {k: v for k, v in self.exec_answered.items() if k[0] > floor}
