@@ -131,7 +131,7 @@ class Executor:
         self.storage.save_block(
             block.seq, header.hash, header.encode(), self.state.root(),
             wire.encode(block.preprepare), wire_certificate(block.certificate),
-            [(bytes.fromhex(r.tx_id), r.index, codec.encode(r.to_value()))
+            [(bytes.fromhex(r.tx_id), r.index, receipt_record(r))
              for r in receipts if r.code != DUPLICATE], changes)
         self.height, self.head = block.seq, header
         return header, receipts
@@ -185,6 +185,17 @@ def receipt_leaf(receipt: Receipt) -> bytes:
     events = [codec.canonical({"contract": e.contract, "data": e.data, "name": e.name})
               for e in receipt.events]
     return msgpack.packb({"code": receipt.code, "events": events, "index": receipt.index,
+                          "status": "committed" if receipt.ok else "rejected",
+                          "tx_id": receipt.tx_id}, use_bin_type=True)
+
+
+def receipt_record(receipt: Receipt) -> bytes:
+    """The stored receipt: the same bytes as `codec.encode(receipt.to_value())`, built
+    with the keys already in order, like `receipt_leaf` (once per transaction)."""
+    events = [codec.canonical({"contract": e.contract, "data": e.data, "name": e.name})
+              for e in receipt.events]
+    return msgpack.packb({"code": receipt.code, "events": events, "height": receipt.height,
+                          "index": receipt.index, "message": receipt.message,
                           "status": "committed" if receipt.ok else "rejected",
                           "tx_id": receipt.tx_id}, use_bin_type=True)
 

@@ -25,7 +25,7 @@ from prometheus_client.exposition import generate_latest
 from contracts.runtime import Receipt
 from contracts.tx import Transaction
 from node.chain import Header
-from node.runtime import Runtime
+from node.runtime import SIGNATURE_VERIFICATIONS, Runtime
 
 Source = Callable[[], Iterable[Metric]]
 MAX_TRACKED_TXS = 100_000
@@ -169,7 +169,10 @@ class _NodeCollector:
                  stats["view_changes_started"]),
                 ("ipchain_signature_failures", "Peer messages dropped for a bad signature.",
                  stats["dropped_bad_signature"]),
-                ("ipchain_evidence", "Equivocation evidence recorded.", stats["evidence"])):
+                ("ipchain_evidence", "Equivocation evidence recorded.", stats["evidence"]),
+                ("ipchain_tx_signature_verifications", "Ed25519 verifications of transaction "
+                 "signatures: one per distinct transaction admitted, relayed or ordered.",
+                 counters[SIGNATURE_VERIFICATIONS])):
             yield CounterMetricFamily(name, help_text, value=value)
 
     def _messages(self) -> Iterator[Metric]:
@@ -212,7 +215,7 @@ class _NodeCollector:
         for key, value in sorted(self.runtime.counters.items()):
             name, _, label = key.partition(":")
             if not (name in PEER_COUNTERS or name.startswith(DROP_PREFIX) or name == "tx_refused"
-                    or name in ("blocks_executed", "txs_executed")):
+                    or name in ("blocks_executed", "txs_executed", SIGNATURE_VERIFICATIONS)):
                 node.add_metric([name, label], value)
         replica = CounterMetricFamily("ipchain_replica_events", "Other replica counters.",
                                       labels=["event", "detail"])

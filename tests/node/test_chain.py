@@ -66,3 +66,16 @@ def test_the_receipt_leaf_is_the_canonical_encoding_of_the_documented_map():
                     Receipt("cd" * 32, 7, 0, False, "InsufficientFunds", "no money")):
         value = receipt.to_value()
         assert receipt_leaf(receipt) == codec.encode({k: value[k] for k in RECEIPT_LEAF_FIELDS})
+
+
+def test_the_stored_receipt_is_the_canonical_encoding_of_the_receipt():
+    """The stored record is built with its keys in order (hot path): the same bytes as
+    codec.encode of Receipt.to_value, whatever order the event data came in."""
+    from contracts import codec
+    from contracts.runtime import Event, Receipt
+    from node.chain import receipt_record
+    for receipt in (Receipt("ab" * 32, 7, 3, True, "ok", "moved", (
+                        Event("token", "transfer", {"to": "b", "amount": 5, "from": "a"}),
+                        Event("pool", "paid", {"z": [1, {"y": 2, "x": b"\x01"}]}))),
+                    Receipt("cd" * 32, 2**40, 0, False, "InsufficientFunds", "no money")):
+        assert receipt_record(receipt) == codec.encode(receipt.to_value())
