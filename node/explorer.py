@@ -22,7 +22,6 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from node.openapi import PATHS, _op
 
 STATIC_DIR = Path(__file__).with_name("static")
 STATIC_PREFIX = "/explorer/"
@@ -94,18 +93,6 @@ class ExplorerInfo:
 
 
 EXPLORER = web.AppKey("explorer", ExplorerInfo)
-
-# described here, beside their handlers, so /openapi.json lists them wherever they are mounted
-PATHS.update({
-    "/": {"get": _op("The block explorer (a single page; its files are under /explorer/)",
-                     {"200": "text/html"})},
-    "/v1/peers": {"get": _op("Every node of the cluster with its API URL (this one included)",
-                             {"200": "{chain_id, nodes: [{id, index, url, self}]}"})},
-    "/v1/genesis": {"get": _op("The genesis this node runs: chain id, validators' public keys, "
-                               "organisations (compare it with your own copy before trusting it)",
-                               {"200": "genesis JSON"})},
-})
-
 
 PAGE_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                "connect-src 'self' http: https:; object-src 'none'; base-uri 'none'; "

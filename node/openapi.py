@@ -132,6 +132,18 @@ def _client_paths() -> dict[str, dict[str, Any]]:
             "description": "metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}})},
         "/openapi.json": {"get": _op("This document", {
             "200": _json(OBJECT, "OpenAPI 3.1")})},
+        "/": {"get": _op("The block explorer (a single page; its files are under /explorer/)", {
+            "200": {"description": "the page", "content": {"text/html": {
+                "schema": {"type": "string"}}}}})},
+        "/v1/peers": {"get": _op("Every node of the cluster with its API URL (this one included)", {
+            "200": _json(OBJECT, "{chain_id, nodes: [{id, index, url, self}]}")})},
+        "/v1/genesis": {"get": _op(
+            "The genesis this node runs: chain id, validators' public keys, organisations "
+            "(compare it with your own copy before trusting it)", {
+                "200": _json(OBJECT, "the genesis")})},
+        "/explorer": {"get": _op("The explorer's static files (/explorer/<file>)", {
+            "200": {"description": "a file", "content": {"*/*": {"schema": {"type": "string"}}}},
+            "404": "no such file"})},
     }
 
 
@@ -158,6 +170,13 @@ def _peer_and_admin_paths() -> dict[str, dict[str, Any]]:
                     "schema": OBJECT}}}),
             "delete": _op("Clear every rule (admin token)", {
                 "200": _json(OBJECT, "{cleared, faults}"), **ADMIN_ERRORS})},
+        "/admin/log-level": {
+            "get": _op("The running node's log level (admin token)", {
+                "200": _json(OBJECT, "{level}"), **ADMIN_ERRORS}),
+            "put": _op("Change the running node's log level (admin token)", {
+                "200": _json(OBJECT, "{level, before}"), "400": "unknown level",
+                **ADMIN_ERRORS}, body={"description": '{"level": "debug"}', "content": {
+                    "application/json": {"schema": OBJECT}}})},
         "/admin/faults/{rule_id}": {"delete": _op("Clear one rule (admin token)", {
             "200": _json(OBJECT, "{cleared, faults}"), "400": "not a rule id",
             "404": "no such rule", **ADMIN_ERRORS}, params=[_path("rule_id", "rule id")])},
