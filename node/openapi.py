@@ -132,6 +132,12 @@ def _client_paths() -> dict[str, dict[str, Any]]:
             "description": "metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}})},
         "/openapi.json": {"get": _op("This document", {
             "200": _json(OBJECT, "OpenAPI 3.1")})},
+    }
+
+
+def _explorer_paths() -> dict[str, dict[str, Any]]:
+    """The page node/explorer.py serves, and the two reads it adds for it."""
+    return {
         "/": {"get": _op("The block explorer (a single page; its files are under /explorer/)", {
             "200": {"description": "the page", "content": {"text/html": {
                 "schema": {"type": "string"}}}}})},
@@ -262,7 +268,7 @@ def build_document() -> dict[str, Any]:
         "info": {"title": "ipchain node API", "version": "1",
                  "description": "Each validator node's HTTP API (docs/api.md). Errors are "
                                 '{"error": {"code", "message"}} with a 4xx or 5xx status.'},
-        "paths": {**_client_paths(), **_peer_and_admin_paths()},
+        "paths": {**_client_paths(), **_explorer_paths(), **_peer_and_admin_paths()},
         "components": {"schemas": _component_schemas(catalogue)},
     }
 

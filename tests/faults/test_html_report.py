@@ -6,8 +6,8 @@ from __future__ import annotations
 from html.parser import HTMLParser
 from pathlib import Path
 
-from ipchain.faultrun.checks import Violation, run_checks
-from tests.faults.planted import clean_history
+from ipchain.checks import Violation, run_checks
+from tests.checks.planted import clean_history
 from tests.faults.test_report import fake_run
 
 
@@ -42,8 +42,9 @@ def test_a_clean_run_writes_a_self_contained_page_that_says_passed(tmp_path: Pat
 
 def test_violations_show_their_evidence_escaped(tmp_path: Path) -> None:
     history = clean_history()
-    history.chains[3] = history.chains[3][:2] + [
-        b.__class__(**{**b.__dict__, "hash": "f" * 64}) for b in history.chains[3][2:]]
+    node3 = history.replicas[3]
+    node3.blocks = node3.blocks[:2] + [
+        b.__class__(**{**b.__dict__, "hash": "f" * 64}) for b in node3.blocks[2:]]
     violations, _ = run_checks(history)
     planted = Violation("agreement", "node 3 said <script>alert(1)</script>", (3,), (9,),
                         {"said": "<img src=x onerror=alert(1)>"})

@@ -3,7 +3,7 @@
 Each node runs in its own Linux network namespace with its own address on a bridge that
 lives in a fifth namespace (nothing is added to the machine's own network), started from
 its generated bundle exactly as on a real host. Every client request also comes from a
-namespace (tests/net/probe.py under `ip netns exec`). The test commits transfers, shows
+namespace (tests/hosts/probe.py under `ip netns exec`). The test commits transfers, shows
 the peer port's handshakes (cluster certificate accepted; none, foreign or expired
 refused; peer routes refused on the client port), cuts one node's link, shows the other
 three go on, restores it and shows it catches up.
@@ -97,7 +97,7 @@ class NetnsCluster:
 
     def probe(self, host: int, *args: str, timeout_s: float = 120) -> dict:
         out = subprocess.run(["ip", "netns", "exec", self.hosts[host], sys.executable, "-m",
-                              "tests.net.probe", *args], cwd=ROOT, capture_output=True,
+                              "tests.hosts.probe", *args], cwd=ROOT, capture_output=True,
                              text=True, timeout=timeout_s)
         assert out.returncode == 0, out.stderr[-3000:]
         return json.loads(out.stdout)
