@@ -193,9 +193,6 @@ def valid_commit_signers(genesis: dict[str, Any], view: int, seq: int, digest: b
     return signers
 
 
-_valid_signers = valid_commit_signers  # the name ipchain/faultrun/runner.py imports
-
-
 def _check_tx(proof: dict[str, Any], header: Header) -> dict[str, Any]:
     tx, tx_id = _hex(proof["tx"], None, "tx"), _hex(proof["tx_id"], 32, "tx_id")
     _check(hashlib.sha256(tx).digest() == tx_id, "tx bytes do not hash to tx_id")

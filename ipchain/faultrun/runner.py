@@ -26,10 +26,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import aiohttp
-import nacl.exceptions
-import nacl.signing
 
-from consensus.messages import Commit, signing_bytes
 from consensus.quorum import quorum
 from ipchain.checks import Block, History, Liveness, ReplicaRecord, run_checks
 from ipchain.sdk import client
@@ -39,6 +36,7 @@ from ipchain.faultrun.control import Controller
 from ipchain.faultrun.load import LoadGenerator, wall_ms
 from ipchain.faultrun.scenario import Scenario
 from ipchain.cluster.procs import find_free_base_port
+from node.proofs import valid_commit_signers
 
 POLL_S = 0.5
 PROGRESS_S = 2.0
@@ -334,24 +332,6 @@ def certificate_problem(block: dict[str, Any], genesis: dict[str, Any]) -> str:
                                    bytes.fromhex(cert["digest"]), signatures)
     needed = quorum(len(genesis["validators"]))
     return "" if len(signers) >= needed else f"{len(signers)} valid commits, {needed} needed"
-
-
-def valid_commit_signers(genesis: dict[str, Any], view: int, seq: int, digest: bytes,
-                         signatures: list[dict[str, Any]]) -> set[int]:
-    """The validators whose COMMIT(view, seq, digest) signature verifies."""
-    keys = {v["index"]: nacl.signing.VerifyKey(bytes.fromhex(v["public_key"]))
-            for v in genesis["validators"]}
-    message = signing_bytes(Commit(view, seq, digest), genesis["chain_id"])
-    signers: set[int] = set()
-    for item in signatures:
-        key = keys.get(item.get("replica"))
-        try:
-            key.verify(message, bytes.fromhex(item["sig"]))  # type: ignore[union-attr]
-        except (AttributeError, nacl.exceptions.BadSignatureError, ValueError, TypeError,
-                KeyError):
-            continue
-        signers.add(item["replica"])
-    return signers
 
 
 async def _final(url: str, session: Any, status: dict | None, orgs: list[str],

@@ -19,7 +19,7 @@ import random
 import time
 import traceback
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 import nacl.signing
 
@@ -367,43 +367,6 @@ def resolve_mix(name: str) -> FaultMix:
     if name == "collude":
         raise ValueError("use negative_control_mix(n) or --byzantine collude --faulty F")
     return MIXES[name]
-
-
-# -- many seeds ------------------------------------------------------------------------------------
-def _run_one(job: tuple[int, SimConfig]) -> dict[str, Any]:
-    seed, cfg = job
-    result = run_seed(seed, cfg)
-    value = result.to_value()
-    value["describe"] = result.describe()
-    return value
-
-
-def explore(cfg: SimConfig, seeds: Iterable[int], jobs: int = 1) -> dict[str, Any]:
-    """Run many seeds (optionally across processes); one JSON-able summary."""
-    seeds = list(seeds)
-    started, cpu_started = time.perf_counter(), time.process_time()
-    work = [(seed, cfg) for seed in seeds]
-    if jobs > 1 and len(seeds) > 1:
-        import multiprocessing
-        with multiprocessing.get_context("fork").Pool(jobs) as pool:
-            results = pool.map(_run_one, work, chunksize=1)
-    else:
-        results = [_run_one(job) for job in work]
-    wall_s = time.perf_counter() - started
-    cpu_s = time.process_time() - cpu_started if jobs == 1 else None
-    heights = [r["stats"]["height_max"] for r in results]
-    return {
-        "seeds": len(seeds), "seed_first": seeds[0] if seeds else None,
-        "seed_last": seeds[-1] if seeds else None, **cfg.summary(),
-        "violations": [v for r in results for v in r["violations"]],
-        "failing_seeds": [r["seed"] for r in results if not r["ok"]],
-        "seeds_per_min": round(len(seeds) / wall_s * 60, 1) if wall_s else None,
-        "wall_s": round(wall_s, 2), "jobs": jobs,
-        "cpu_seeds_per_min": round(len(seeds) / cpu_s * 60, 1) if cpu_s else None,
-        "blocks_per_seed_min": min(heights, default=0),
-        "blocks_per_seed_avg": round(sum(heights) / len(heights), 1) if heights else 0,
-        "failures": [r["describe"] for r in results if not r["ok"]],
-    }
 
 
 def mix_with(base: FaultMix, faulty: int | None, behaviours: tuple[str, ...] | None,

@@ -101,7 +101,8 @@ def sweep(cfg: SimConfig, seeds: Iterable[int], out: Path | None = None, resume:
 
     With `resume`, seeds already in `out` are skipped and count in the summary as read
     back from the file, so an interrupted sweep continues where it stopped."""
-    wanted = list(seeds)
+    every = list(seeds)
+    wanted = list(every)
     tally = Tally()
     skipped = 0
     if resume and out is not None and out.exists():
@@ -128,8 +129,9 @@ def sweep(cfg: SimConfig, seeds: Iterable[int], out: Path | None = None, resume:
     finally:
         if sink is not None:
             sink.close()
-    return summarize(cfg, tally, time.perf_counter() - started, skipped,
-                     backend=scheduler or ("local-dask" if jobs else "in-process"), jobs=jobs)
+    summary = summarize(cfg, tally, time.perf_counter() - started, skipped,
+                        backend=scheduler or ("local-dask" if jobs else "in-process"), jobs=jobs)
+    return {**summary, "seed_first": min(every, default=None), "seed_last": max(every, default=None)}
 
 
 def _open_for_append(path: Path) -> IO[str]:
