@@ -117,6 +117,16 @@ def wal_settled(stable_seq: int, view: int) -> Callable[[int, int, str], bool]:
     return settled
 
 
+def superseded_view_changes(view: int) -> Callable[[int, int, str], bool]:
+    """A VIEW-CHANGE or NEW-VIEW supersedes this replica's earlier ones: only the latest
+    fixes the view it reached, so a run of failed views keeps one record (and a long
+    outage cannot grow the WAL by a view change per timeout)."""
+
+    def settled(record_view: int, seq: int, kind: str) -> bool:
+        return kind in VIEW_KINDS and record_view < view
+    return settled
+
+
 def wal_record(msg: wire.Signed) -> tuple[int, int, str, bytes]:
     body = msg.body
     return wire.view_of(body), getattr(body, "seq", 0), body.KIND, wire.encode(msg)
@@ -256,6 +266,9 @@ class Engine:
             records = [wal_record(a.msg) for a in actions if type(a) is ev.Persist]
             if records:
                 self.storage.append_wal(records)
+                views = [view for view, _, kind, _ in records if kind in VIEW_KINDS]
+                if views:  # durable first: the older ones go only once the new one is in
+                    self.storage.prune_wal(superseded_view_changes(max(views)))
             handlers = self._handlers
             for action in actions:
                 handlers[type(action)](action)

@@ -104,7 +104,7 @@ def _client_paths() -> dict[str, dict[str, Any]]:
         "/v1/proof/state/{kind}/{key}": {"get": _op(
             "Portable state proof: one state key's value or absence with a Merkle path to a "
             "certified state root (docs/protocol.md §9), at this node's latest height", {
-                "200": _json(ref("Proof"), "the proof"), "404": "height not kept",
+                "200": _json(OBJECT, "the proof (docs/protocol.md §9)"), "404": "height not kept",
                 "503": "not certified yet"},
             params=[_path("kind", "first segment of the state key (patent, bal, deal, ...)"),
                     _path("key", "the rest of the state key"),

@@ -145,14 +145,8 @@ class Storage:
 
     # -- consensus WAL and evidence --------------------------------------------------------
     def append_wal(self, records: list[tuple[int, int, str, bytes]]) -> None:
-        """A VIEW-CHANGE or NEW-VIEW supersedes this replica's earlier ones: only the
-        latest fixes the view it reached, so a run of failed views keeps one record."""
         with self.db:
             self.db.executemany("INSERT INTO wal (view, seq, kind, msg) VALUES (?,?,?,?)", records)
-            views = [view for view, _, kind, _ in records if kind in ("VC", "NV")]
-            if views:
-                self.db.execute("DELETE FROM wal WHERE view < ? AND kind IN ('VC', 'NV')",
-                                (max(views),))
 
     def wal(self) -> list[bytes]:
         return [r[0] for r in self.db.execute("SELECT msg FROM wal ORDER BY id")]

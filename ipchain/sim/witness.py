@@ -32,12 +32,15 @@ class WitnessedStorage:
     def __init__(self, storage: Storage) -> None:
         self.inner = storage
         self.durable: set[bytes] = set()
+        """The signatures of every record written. A signature, not the bytes: a
+        PRE-PREPARE's signature leaves its transactions out, and one re-proposed in a
+        NEW-VIEW (headers only) is sent again with them — the same vote."""
         self.pruned = False
         """Set by each WAL prune, cleared by the witness once it has checked the WAL."""
 
     def append_wal(self, records: list[tuple[int, int, str, bytes]]) -> None:
         self.inner.append_wal(records)
-        self.durable.update(r[3] for r in records)
+        self.durable.update(wire.decode(r[3]).sig for r in records)
 
     def prune_wal(self, settled: Any) -> None:
         self.inner.prune_wal(settled)
@@ -92,14 +95,14 @@ class Witness:
         body = msg.body
         if msg.sender != self.index or body.KIND not in WAL_KINDS:
             return
-        if encoded not in self.storage.durable and encoded not in self.durable_in_new_views:
+        if msg.sig not in self.storage.durable and msg.sig not in self.durable_in_new_views:
             self.anomalies.append(f"replica {self.index} sent {type(body).__name__} "
                                   f"view {wire.view_of(body)} seq {getattr(body, 'seq', '-')} "
                                   f"before it was durable in its WAL")
         elif isinstance(body, NewView):  # its pre-prepares are durable as part of it
-            self.durable_in_new_views.update(wire.encode(pp) for pp in body.preprepares)
+            self.durable_in_new_views.update(pp.sig for pp in body.preprepares)
         if isinstance(body, (PrePrepare, Prepare, Commit)) and \
-                encoded not in self.durable_in_new_views:
+                msg.sig not in self.durable_in_new_views:
             key = (body.KIND, body.view, body.seq)
             earlier = self.signed_votes.setdefault(key, encoded)
             if earlier != encoded and wire.decode(earlier).body.digest != body.digest:

@@ -14,6 +14,8 @@ import logging
 import time
 from pathlib import Path
 
+import pytest
+
 import msgpack
 from aiohttp import web
 
@@ -63,12 +65,24 @@ async def test_refused_batch_is_split_and_the_oversized_message_raises_an_alarm(
         await runner.cleanup()
 
 
-def test_wal_keeps_only_the_latest_view_change(tmp_path: Path) -> None:
-    storage = Storage(tmp_path / "node.db")
-    storage.append_wal([(0, 1, "PP", b"pp"), (0, 1, "P", b"p")])
+@pytest.mark.parametrize("store", ["sqlite", "memory"])
+def test_wal_keeps_only_the_latest_view_change(tmp_path: Path, store: str) -> None:
+    """The engine's rule, applied as it applies it after each write, on both stores."""
+    from node.engine import superseded_view_changes
+    from node.memory_storage import MemoryStorage
+
+    storage = Storage(tmp_path / "node.db") if store == "sqlite" else MemoryStorage()
+
+    def append(view: int, kind: str, msg: bytes) -> None:
+        storage.append_wal([(view, 0 if kind in ("VC", "NV") else 1, kind, msg)])
+        if kind in ("VC", "NV"):
+            storage.prune_wal(superseded_view_changes(view))
+
+    append(0, "PP", b"pp")
+    append(0, "P", b"p")
     for view in (1, 2, 3, 4):
-        storage.append_wal([(view, 0, "VC", f"vc{view}".encode())])
-    storage.append_wal([(4, 0, "NV", b"nv4")])
+        append(view, "VC", f"vc{view}".encode())
+    append(4, "NV", b"nv4")
     assert storage.wal() == [b"pp", b"p", b"vc4", b"nv4"]
-    storage.append_wal([(5, 0, "VC", b"vc5")])
+    append(5, "VC", b"vc5")
     assert storage.wal() == [b"pp", b"p", b"vc5"]

@@ -53,7 +53,10 @@ def test_the_same_seeds_give_identical_chains_on_the_memory_and_the_sqlite_store
             assert on_memory.fingerprint == on_sqlite.fingerprint
             for a, b in zip(memory.hosts, sqlite.hosts):
                 chain = _chain_of(a.storage)
-                assert len(chain) >= CFG.blocks // 2
+                # Not a trivial chain: at least half the safety phase's transactions
+                # (after a view change the backlog is ordered in fewer, larger blocks).
+                assert sum(len(receipts) for _, receipts in chain) >= \
+                    CFG.blocks * CFG.txs_per_block // 2
                 assert chain == _chain_of(b.storage)  # hashes, headers, roots, blocks, receipts
                 assert a.storage.state_items() == b.storage.state_items()
                 assert a.storage.wal() == b.storage.wal()
