@@ -15,6 +15,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 from consensus import events as ev
@@ -66,6 +67,9 @@ def refuse_unknown_sender(state: Any, tx: Transaction) -> None:
         raise errors.UnknownAccount("sender key belongs to no organisation")
 
 
+DAMAGE_AT_REST = ("sqlite:", "state at rest", "last block does not match")
+"""The start-up check's verdicts (node.engine.check_at_rest) that mean damaged data."""
+
 SIGNATURE_VERIFICATIONS = "tx_signature_verifications"
 """runtime.counters key: exported as ipchain_tx_signature_verifications_total."""
 
@@ -90,7 +94,7 @@ class Runtime:
         self.mempool: dict[bytes, Transaction] = {}
         self.engine = Engine(self.storage, cfg.genesis, replica, self, self, self,
                              decoded=self.mempool.get, verified=self._is_verified)
-        if self._rebuilt_damaged_state():
+        if self._rebuilt_damaged_state() or self._moved_damaged_data_aside():
             self.engine = Engine(self.storage, cfg.genesis, replica, self, self, self,
                                  decoded=self.mempool.get, verified=self._is_verified)
         self.engine.observers.append(self._after_block)
@@ -124,6 +128,28 @@ class Runtime:
             found["reason"] += f"; rebuilding it from our blocks failed: {why_not}"
             return False
         self.counters["state_rebuilt"] += 1
+        return True
+
+    def _moved_damaged_data_aside(self) -> bool:
+        """Damage our own blocks cannot repair: keep the database aside for forensics and
+        start from genesis, so state transfer refetches every block and checks each one
+        against its certificates. Only our WAL (what we signed) comes along: a replica
+        that forgot its votes could contradict them. A divergence from a quorum's results
+        is not damage at rest, and stays refused: refetching would diverge again."""
+        found = self.engine.diverged
+        if found is None or not found["reason"].startswith(DAMAGE_AT_REST):
+            return False
+        path = self.cfg.data_dir / "db.sqlite"
+        aside = path.with_name(f"db.sqlite.damaged-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
+        self.storage.close()
+        for suffix in ("", "-wal", "-shm"):
+            if Path(f"{path}{suffix}").exists():
+                Path(f"{path}{suffix}").rename(f"{aside}{suffix}")
+        self.storage = Storage(path)
+        kept = self.storage.copy_wal_from(aside)
+        log.critical(Event("resync_from_peers", height=found["height"], reason=found["reason"],
+                           moved_aside=str(aside), wal_records_kept=kept))
+        self.counters["resynced_from_peers"] += 1
         return True
 
     @property

@@ -148,6 +148,18 @@ class Storage:
         with self.db:
             self.db.executemany("INSERT INTO wal (view, seq, kind, msg) VALUES (?,?,?,?)", records)
 
+    def copy_wal_from(self, other: Path) -> int:
+        """Take over another database's WAL (what this replica signed), if it reads;
+        the count of records kept (0 when that file cannot give them)."""
+        try:
+            source = sqlite3.connect(f"file:{other}?mode=ro", uri=True)
+            rows = source.execute("SELECT view, seq, kind, msg FROM wal ORDER BY id").fetchall()
+            source.close()
+        except sqlite3.Error:
+            return 0
+        self.append_wal(rows)
+        return len(rows)
+
     def wal(self) -> list[bytes]:
         return [r[0] for r in self.db.execute("SELECT msg FROM wal ORDER BY id")]
 
