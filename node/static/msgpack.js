@@ -203,7 +203,10 @@ function readMap(r, n, depth) {
   for (let i = 0; i < n; i++) {
     const key = read(r, depth + 1);
     if (typeof key !== "string") throw new CodecError("map keys must be strings");
-    map[key] = read(r, depth + 1);
+    // defineProperty, not assignment: a key "__proto__" is data from the chain, and
+    // `map[key] = v` would set the object's prototype instead of adding the key.
+    Object.defineProperty(map, key, { value: read(r, depth + 1), enumerable: true,
+                                      writable: true, configurable: true });
   }
   return map;
 }
