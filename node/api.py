@@ -23,6 +23,7 @@ from contracts.tx import Transaction
 from node.chain import Header, read_certificate
 from node.events import install as install_events
 from node.explorer import add_explorer_routes
+from node.logs import Event
 from node.openapi import DOCUMENT
 from node.proofs import NotCertified, anchor, build_tx_proof, state_entry_proof
 from node.typed_api import add_typed_routes
@@ -88,7 +89,7 @@ async def errors_middleware(request: web.Request, handler) -> web.StreamResponse
     except web.HTTPException as exc:
         return error_response(exc.status, exc.reason.replace(" ", ""), exc.text or exc.reason)
     except Exception:
-        log.exception("event=handler_crash path=%s", request.path)
+        log.exception(Event("handler_crash", path=request.path))
         return error_response(500, "InternalError", "the node failed to handle this request")
 
 

@@ -157,7 +157,7 @@ def _admin_token(raw: dict[str, Any], base: Path, where: str) -> str:
         return token
     if "admin_token" in raw:
         log.warning("event=admin_token_inline config=%s hint=\"move it to a chmod 600 file "
-                    "named by admin_token_file\"", where)
+                    "named by admin_token_file\"", json.dumps(where))  # quoted: paths have spaces
         return _get(raw, "admin_token", str, where)
     raise ConfigError(f"{where}: missing field 'admin_token_file'")
 

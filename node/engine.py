@@ -183,8 +183,8 @@ class Engine:
         """Rebuild the replica from what survived: its WAL, the last stable checkpoint's
         proof and the executed height; carry out what it asks (re-sends, timers)."""
         if self.diverged is not None:
-            log.critical("event=refusing_to_run reason=%r height=%s",
-                         self.diverged["reason"], self.diverged["height"])
+            log.critical(Event("refusing_to_run", reason=self.diverged["reason"],
+                               height=self.diverged["height"]))
             return  # neither vote nor execute: our state is not the chain's
         wal = []
         for raw in self.storage.wal():
@@ -301,9 +301,9 @@ class Engine:
         other = next(v for v in action.votes if v.sender != action.own.sender)
         self.storage.add_evidence("execution-diverged", action.own.sender,
                                   wire.encode(action.own), wire.encode(other))
-        log.critical("event=execution_diverged height=%d mine=%s quorum=%s signers=%s",
-                     action.height, action.mine.hex(), action.quorum.hex(),
-                     [v.sender for v in action.votes])
+        log.critical(Event("execution_diverged", height=action.height, mine=action.mine.hex(),
+                           quorum=action.quorum.hex(),
+                           signers=",".join(str(v.sender) for v in action.votes)))
 
     def _on_evidence(self, action: ev.Evidence) -> None:
         log.warning(Event("evidence", kind=action.kind, sender=action.first.sender,

@@ -124,7 +124,7 @@ class Runtime:
                      found["height"], found["mine"], found["quorum"])
         why_not = replay_state(self.storage, self.cfg.genesis)
         if why_not is not None:
-            log.critical("event=state_rebuild_failed reason=%r", why_not)
+            log.critical(Event("state_rebuild_failed", reason=why_not))
             found["reason"] += f"; rebuilding it from our blocks failed: {why_not}"
             return False
         self.counters["state_rebuilt"] += 1
