@@ -144,6 +144,21 @@ def run_then_stop_node(cluster: Cluster, node: int) -> None:
     cluster.kill(node)
 
 
+async def rejoins_and_agrees(session: Any, cluster: Cluster, node: int, what: str) -> None:
+    """The restarted node answers, new traffic commits, and every node ends at one height
+    and state root with `node` no longer diverged."""
+    # up and listening first: a replica that missed every message since its restart
+    # has nothing to tell it that it is behind until the next checkpoint
+    await until(lambda: client.get_status(session, cluster.urls[node]), f"node{node} answering")
+    await transfers(session, cluster, cluster.urls[(node + 1) % cluster.n], 3)
+
+    async def caught_up() -> bool:
+        states = [await client.get_status(session, url) for url in cluster.urls]
+        return (len({(s["height"], s["state_root"]) for s in states}) == 1
+                and states[node]["diverged"] is None)
+    await until(caught_up, what)
+
+
 def test_a_damaged_state_is_rebuilt_from_the_nodes_certified_blocks(cluster):
     run_then_stop_node(cluster, 2)
     damage_a_balance(cluster, 2)
@@ -151,16 +166,7 @@ def test_a_damaged_state_is_rebuilt_from_the_nodes_certified_blocks(cluster):
 
     async def check() -> None:
         async with client.open_session() as session:
-            # up and listening first: a replica that missed every message since its
-            # restart has nothing to tell it that it is behind until the next checkpoint
-            await until(lambda: client.get_status(session, cluster.urls[2]), "node2 answering")
-            await transfers(session, cluster, cluster.urls[1], 3)
-
-            async def caught_up() -> bool:
-                states = [await client.get_status(session, url) for url in cluster.urls]
-                return (len({(s["height"], s["state_root"]) for s in states}) == 1
-                        and states[2]["diverged"] is None)
-            await until(caught_up, "node2 rebuilt, rejoined and agreeing")
+            await rejoins_and_agrees(session, cluster, 2, "node2 rebuilt, rejoined and agreeing")
     asyncio.run(check())
     log = cluster.log_path(2).read_text()
     assert "event=state_damaged" in log and "event=state_rebuilt" in log
@@ -174,14 +180,8 @@ def test_a_node_whose_blocks_cannot_rebuild_its_state_moves_them_aside_and_resyn
 
     async def check() -> None:
         async with client.open_session() as session:
-            await until(lambda: client.get_status(session, cluster.urls[2]), "node2 answering")
-            await transfers(session, cluster, cluster.urls[1], 3)
-
-            async def caught_up() -> bool:
-                states = [await client.get_status(session, url) for url in cluster.urls]
-                return (len({(s["height"], s["state_root"]) for s in states}) == 1
-                        and states[2]["diverged"] is None)
-            await until(caught_up, "node2 refetched every block from its peers and agrees")
+            await rejoins_and_agrees(session, cluster, 2,
+                                     "node2 refetched every block from its peers and agrees")
             balance = await client.get_state(session, cluster.urls[2], "balances",
                                              cluster.org_ids()[0])
             assert balance == await client.get_state(session, cluster.urls[0], "balances",
