@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import nacl.signing
 
@@ -180,3 +180,34 @@ def new_chain(orgs: list[tuple[str, list[str], int]] | None = None,
     orgs = DEFAULT_ORGS if orgs is None else orgs
     state = init_state(build_genesis(orgs, contracts))
     return Chain(state, {org: signing_key(org) for org, _, _ in orgs})
+
+
+@dataclass
+class Case:
+    """One row of an op table: pre-state, op, and the expected error or post-state."""
+
+    name: str
+    sender: str
+    args: dict[str, Any] | Callable[[dict[str, Any]], dict[str, Any]]
+    code: str | None = None
+    """None: the op must commit; else the error code it must be refused with."""
+    setup: Callable[[Chain], dict[str, Any]] | None = None
+    check: Callable[[Chain, dict[str, Any], Receipt], None] | None = None
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def run_case_in(world: Callable[[], Chain], op: str,
+                case: Case) -> tuple[Chain, dict[str, Any], Receipt]:
+    """Each family's tables start from their own world; the row logic is the same."""
+    chain = world()
+    ctx = case.setup(chain) if case.setup else {}
+    args = case.args(ctx) if callable(case.args) else case.args
+    if case.code is None:
+        receipt = chain.must(case.sender, op, **args)
+    else:
+        receipt = chain.fails(case.code, case.sender, op, **args)
+    if case.check is not None:
+        case.check(chain, ctx, receipt)
+    return chain, ctx, receipt

@@ -15,10 +15,9 @@ the op, its sender and arguments, and the expected error or a post-state check;
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
-from contract_chain import DEFAULT_ORGS, Chain, new_chain
+from contract_chain import DEFAULT_ORGS, Case, Chain, new_chain, run_case_in
 
 from contracts.runtime import Receipt
 from contracts.state import State
@@ -89,30 +88,5 @@ def fund_loan(chain: Chain, lender: str = "bank", **terms: Any) -> str:
     return loan
 
 
-@dataclass
-class Case:
-    """One row of an op table: pre-state, op, and the expected error or post-state."""
-
-    name: str
-    sender: str
-    args: dict[str, Any] | Callable[[dict[str, Any]], dict[str, Any]]
-    code: str | None = None
-    """None: the op must commit; else the error code it must be refused with."""
-    setup: Callable[[Chain], dict[str, Any]] | None = None
-    check: Callable[[Chain, dict[str, Any], Receipt], None] | None = None
-
-    def __str__(self) -> str:
-        return self.name
-
-
 def run_case(op: str, case: Case) -> tuple[Chain, dict[str, Any], Receipt]:
-    chain = new_world()
-    ctx = case.setup(chain) if case.setup else {}
-    args = case.args(ctx) if callable(case.args) else case.args
-    if case.code is None:
-        receipt = chain.must(case.sender, op, **args)
-    else:
-        receipt = chain.fails(case.code, case.sender, op, **args)
-    if case.check is not None:
-        case.check(chain, ctx, receipt)
-    return chain, ctx, receipt
+    return run_case_in(new_world, op, case)
