@@ -16,8 +16,20 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_generated_builders_are_up_to_date():
-    committed = (ROOT / "ipchain" / "sdk" / "builders.py").read_text(encoding="utf-8")
-    assert committed == render(), "run `python -m ipchain.sdk.generate > ipchain/sdk/builders.py`"
+    package = ROOT / "ipchain" / "sdk" / "builders"
+    expected = render()
+    committed = {path.name: path.read_text(encoding="utf-8") for path in package.glob("*.py")}
+    assert sorted(committed) == sorted(expected), "run `python -m ipchain.sdk.generate`"
+    for name, text in expected.items():
+        assert committed[name] == text, f"{name} is stale: run `python -m ipchain.sdk.generate`"
+
+
+def test_every_op_has_exactly_one_builder():
+    from contracts.catalogue import OPS
+    functions = [name for name in builders.__all__ if name.islower()]
+    assert functions == sorted(op.replace(".", "_") for op in OPS)
+    assert all(callable(getattr(builders, name)) for name in builders.__all__)
+    assert builders.PatentMeta.__module__ == "contracts.registry.schemas"  # docs/sdk.md uses it
 
 
 def test_a_builder_refuses_a_bad_argument_by_name():
