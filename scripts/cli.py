@@ -72,7 +72,7 @@ def _add_cluster_commands(sub: Any) -> None:
                     help="node log format (new cluster: logfmt; restart: kept unless given)")
     up.add_argument("--json", action="store_true",
                     help="print the nodes as JSON (url, pid) once the cluster is up")
-    broker.add_up_arguments(up)  # --mqtt, --mqtt-url
+    broker.add_up_arguments(up)  # --mqtt, --mqtt-url, --mqtt-port
     up.add_argument("--monitoring", action="store_true",
                     help="write <data-dir>/monitoring/prometheus.yml and start Prometheus "
                     "(Debian's prometheus) against the cluster with the shipped alert rules")
@@ -121,6 +121,9 @@ def _add_demo_and_bench(sub: Any) -> None:
     demo.add_argument("--down", action="store_true", help="stop the cluster at the end")
     demo.add_argument("--timeout", type=float, default=60.0,
                       help="seconds to wait for the cluster to commit (default %(default)s)")
+    demo.add_argument("--json", action="store_true",
+                      help="print the outcome as one JSON object on stdout (the tables and "
+                           "progress go to stderr)")
 
     bench = sub.add_parser("bench", help="load a fresh temporary cluster; print one JSON object")
     bench.add_argument("--nodes", dest="n", type=positive, default=4,
@@ -150,7 +153,9 @@ def _add_demo_and_bench(sub: Any) -> None:
 
 def cmd_up(args: argparse.Namespace) -> int:
     if args.fresh or not Cluster.exists(args.data_dir):
-        _check_ports_free(args.base_port or layout.DEFAULT_BASE_PORT, args.n or 4)
+        base_port, n = args.base_port or layout.DEFAULT_BASE_PORT, args.n or 4
+        _check_ports_free(base_port, n)
+        broker.check_port_option(args, range(base_port, base_port + n))
         mqtt_url = broker.new_cluster_url(args)
         cluster = Cluster.create(args.data_dir, args.n or 4,
                                  args.base_port or layout.DEFAULT_BASE_PORT,
