@@ -333,16 +333,53 @@ async def _submit(args: argparse.Namespace, cluster: Cluster | None, url: str,
         try:
             chain_id = (cluster.chain_id if cluster else
                         (await client.get_status(session, url))["chain_id"])
-            nonce = choose_nonce(args.nonce, client.sender_hex(key),
-                                 cluster.nonces if cluster else None)
-            tx = client.sign(key, chain_id, nonce, args.op, args.op_args)
-            answer = await client.submit(session, url, tx, wait=args.wait,
-                                         timeout_ms=args.timeout_ms, as_msgpack=args.msgpack)
+            sender = client.sender_hex(key)
+            store = cluster.nonces if cluster else None
+            nonce = choose_nonce(args.nonce, sender, store)
+            answer = await _send(session, url, key, chain_id, nonce, args)
+            if args.nonce is None and answer is None:
+                # another client of this key used that nonce: take the account's next, once
+                nonce = await recover_nonce(session, url, sender, store)
+                say(f"ipchain submit: the nonce was used by another client of this key; "
+                    f"retrying once with the account's next nonce {nonce}", sys.stderr)
+                answer = await _send(session, url, key, chain_id, nonce, args)
+            if answer is None:
+                raise client.ApiError(400, "NonceUsed", f"nonce {nonce} is already used by "
+                                      f"this key; leave out --nonce to take the next free one")
         except client.ApiError as exc:
             body = exc.body if isinstance(exc.body, dict) else {
                 "error": {"code": exc.code, "message": exc.message}}
             return body, False
     return answer, answer.get("status") in ("pending", "committed")
+
+
+async def _send(session: Any, url: str, key: Any, chain_id: str, nonce: int,
+                args: argparse.Namespace) -> dict[str, Any] | None:
+    """Sign with `nonce` and submit; None if the nonce was already used (refused at
+    admission, or, with --wait, rejected in a block)."""
+    tx = client.sign(key, chain_id, nonce, args.op, args.op_args)
+    try:
+        answer = await client.submit(session, url, tx, wait=args.wait,
+                                     timeout_ms=args.timeout_ms, as_msgpack=args.msgpack)
+    except client.ApiError as exc:
+        if exc.code == "NonceUsed":
+            return None
+        raise
+    receipt = answer.get("receipt") or {}
+    return None if answer.get("status") == "rejected" and receipt.get("code") == "NonceUsed" \
+        else answer
+
+
+async def recover_nonce(session: Any, url: str, sender: str,
+                        store: client.NonceStore | None) -> int:
+    """The account's next nonce (one above the highest used on chain); the data dir's
+    counter moves up to it, so later submits do not collide again."""
+    _, account = await client.request(session, "GET", f"{url}/v1/accounts/{sender}")
+    next_nonce = int(account["next_nonce"])
+    if store is None:
+        return next_nonce
+    store.note_used(sender, next_nonce - 1)
+    return store.reserve(sender)
 
 
 DEMO_DATA_DIR = ".ipchain-demo"

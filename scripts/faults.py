@@ -20,6 +20,7 @@ from typing import Sequence
 from ipchain.sdk.client import ApiError
 from ipchain.cluster.manager import ClusterError
 from ipchain.render import Progress, print_table
+from node.logs import LEVELS as LOG_LEVELS
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 DEFAULT_OUT = Path("faults-out")
@@ -38,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"output directory (default {DEFAULT_OUT}/<scenario>-s<seed>-<time>)")
     run.add_argument("--base-port", type=int, default=None,
                      help="node i listens on base-port + i (default: a free range)")
+    run.add_argument("--log-level", default="warning", choices=LOG_LEVELS,
+                     help="the nodes' log level (default %(default)s; logs in "
+                          "OUT/cluster/node<i>/node.log)")
     run.add_argument("--json", action="store_true",
                      help="print the report as one JSON object on stdout (progress on stderr)")
     return parser
@@ -83,7 +87,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         def progress(t: float, line: str) -> None:
             bar.update(completed=min(t, planned_s), note=line.split("] ", 1)[-1])
         report = run_scenario(scenario, out, bar.log, base_port=args.base_port,
-                              progress=progress)
+                              progress=progress, log_level=args.log_level)
     if args.json:
         print(json.dumps(report, indent=2, default=str))
     else:

@@ -122,11 +122,13 @@ class Poller:
 # -- the run ------------------------------------------------------------------------------
 def run_scenario(scenario: Scenario, out_dir: Path, log: Callable[[str], None],
                  base_port: int | None = None,
-                 progress: Callable[[float, str], None] | None = None) -> dict[str, Any]:
+                 progress: Callable[[float, str], None] | None = None,
+                 log_level: str = "warning") -> dict[str, Any]:
     """Run one scenario end to end; returns the report (also written to `out_dir`).
 
     `base_port`: node i on base_port + i (default: a free range); `progress(t, line)` is
-    called on every poll (default: `log` a progress line every PROGRESS_S)."""
+    called on every poll (default: `log` a progress line every PROGRESS_S); `log_level`
+    is the nodes' (their logs are OUT/cluster/node<i>/node.log)."""
     n = scenario.nodes
     if base_port is not None:
         check_ports_free(base_port, n)
@@ -136,7 +138,8 @@ def run_scenario(scenario: Scenario, out_dir: Path, log: Callable[[str], None],
     log(f"scenario {scenario.name}: {n} nodes (f={scenario.f}), seed {scenario.seed}, "
         f"ports {base_port}..{base_port + n - 1}, output {out_dir}")
     cluster = Cluster.create(out_dir / "cluster", n, base_port, scenario.load.clients,
-                             fresh=True, consensus=scenario.consensus or None)
+                             fresh=True, consensus=scenario.consensus or None,
+                             log_level=log_level)
     started = time.monotonic()
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
