@@ -159,6 +159,8 @@ class _SseFollower:
         async with AsyncClient(url, timeout_s=self.connect_timeout_s) as node:
             await node.status()  # answers: we are connected, even to an idle chain
             self.connected = True
+            print(f"ipchain watch: reading the event stream of {url}", file=sys.stderr,
+                  flush=True)
             if self.ready is not None:
                 self.ready.set()
             async for item in node.events(from_height=self.from_height):
@@ -224,6 +226,8 @@ async def _follow(address: Any, filters: list[str], printer: "Printer", count: i
                 for topic in filters:
                     await client.subscribe(topic, qos=1)
                 state["connected"] = True
+                print(f"ipchain watch: subscribed to {', '.join(filters)} at "
+                      f"{address.redacted()}", file=sys.stderr, flush=True)
                 if ready is not None:
                     ready.set()
                 delay_s = RETRY_S[0]
