@@ -130,8 +130,8 @@ class Progress:
         print(f"{self.what}: {done}{self.unit}" + (f" | {self.note}" if self.note else ""),
               file=self.stream, flush=True)
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, kind: Any, *exc: Any) -> None:
         if self._bar is not None:
             self._bar.stop()
-        else:
+        elif kind is None:  # a failure says so itself; no progress line before it
             self._line()

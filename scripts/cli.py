@@ -22,6 +22,7 @@ from ipchain.cluster import broker, monitoring
 from ipchain.sdk import client
 from ipchain.cluster import layout
 from scripts.argtypes import json_object, non_negative, positive
+from scripts.oneline import explain
 from node.logs import FORMATS as LOG_FORMATS, LEVELS as LOG_LEVELS
 from ipchain.cluster.manager import Cluster, ClusterError
 from ipchain.cluster.manager import start_and_wait as cluster_start_and_wait
@@ -285,6 +286,9 @@ def cmd_status(args: argparse.Namespace) -> int:
                          _count(st.get("peers")), _count(st.get("mempool"))])
         print_table("ipchain nodes", ["node", "url", "state", "pid", "height", "view",
                                       "primary", "peers", "mempool"], rows)
+    if not any(statuses):
+        print(f"ipchain status: no node answered ({urls[0]} ...); is the cluster up? "
+              f"`ipchain up` starts it", file=sys.stderr)
     return EXIT_OK if all(statuses) else EXIT_FAIL
 
 
@@ -347,6 +351,8 @@ async def _submit(args: argparse.Namespace, cluster: Cluster | None, url: str,
                 raise client.ApiError(400, "NonceUsed", f"nonce {nonce} is already used by "
                                       f"this key; leave out --nonce to take the next free one")
         except client.ApiError as exc:
+            if exc.status == 0:  # not an answer: one sentence on stderr (main)
+                raise
             body = exc.body if isinstance(exc.body, dict) else {
                 "error": {"code": exc.code, "message": exc.message}}
             return body, False
@@ -422,16 +428,6 @@ def version() -> str:
         return installed_version("ipchain")
     except PackageNotFoundError:
         return "(not installed)"
-
-
-def explain(exc: BaseException) -> str:
-    """One sentence, with what to try, instead of a library's repr."""
-    if isinstance(exc, client.ApiError) and exc.status == 0:
-        url = exc.message.split(" ", 2)[1] if exc.message.count(" ") >= 2 else "the node"
-        node = url.split("/v1/")[0].split("/p2p/")[0]
-        return (f"{node} is not answering; is the cluster up? try `ipchain status` "
-                f"(or `ipchain up`)")
-    return str(exc)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
