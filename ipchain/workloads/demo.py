@@ -26,6 +26,7 @@ from ipchain.workloads import market
 from ipchain.workloads import story as workload
 from ipchain.cluster.manager import Cluster, ClusterError, start_and_wait
 from ipchain.render import Progress, print_table, say
+from ipchain.workloads.demo_summary import summarize
 
 STEP_TIMEOUT_MS = 10_000
 
@@ -462,30 +463,6 @@ def report_market(chapter: dict[str, Any] | None) -> list[list[Any]]:
     return checks
 
 
-STEP_COLUMNS = ("tx", "phase", "op", "what", "node", "height", "status")
-BALANCE_COLUMNS = ("account", "roles", "genesis_bpc", "bpc", "change", "bpr")
-
-
-def summarize(cluster: Cluster, rows: list[list[Any]], views: dict[str, Any],
-              balances: list[list[Any]], heads: list[dict[str, Any]], ok: bool) -> dict[str, Any]:
-    """The demo's outcome as one JSON object (`ipchain demo --json`)."""
-    chapter = views.get("market") or {}
-    market_checks = (market.compute_market_checks(chapter, chapter["before"], chapter["after"])
-                     if chapter.get("patent") is not None else [])
-    return {
-        "ok": ok, "data_dir": str(cluster.data_dir), "chain_id": cluster.chain_id,
-        "nodes": [{"id": layout.node_id(i), "url": url} for i, url in enumerate(cluster.urls)],
-        "agreed": len({(b["hash"], b["state_root"]) for b in heads}) == 1,
-        "heads": [{"node": layout.node_id(i), "height": b["height"], "hash": b["hash"],
-                   "state_root": b["state_root"]} for i, b in enumerate(heads)],
-        "committed": sum(1 for row in rows if row[-1] == "committed"),
-        "transactions": [dict(zip(STEP_COLUMNS, row)) for row in rows],
-        "checks": [{"claim": claim, "holds": holds == "yes"}
-                   for claim, holds in compute_story_checks(views) + market_checks],
-        "balances": [dict(zip(BALANCE_COLUMNS, row)) for row in balances],
-    }
-
-
 def run(args: argparse.Namespace) -> int:
     """The demo; with --json the human output goes to stderr and stdout gets one JSON
     object, so `ipchain demo --json | jq` reads the outcome alone."""
@@ -518,7 +495,7 @@ def _run(args: argparse.Namespace, summary: dict[str, Any] | None) -> int:
             results = asyncio.run(run_demo(cluster, phases, bar))
         ok = report(*results, complete=complete)
         if summary is not None:
-            summary.update(summarize(cluster, *results, ok))
+            summary.update(summarize(cluster, *results, ok, compute_story_checks(results[1])))
     finally:
         if args.down:
             cluster.stop()
