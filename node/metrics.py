@@ -59,8 +59,12 @@ ADMISSION_CODES = ("BadArguments", "BadSignature", "BadTransaction", "MempoolFul
 OTHER = "other"
 
 NODE_EVENTS = {
+    "client_requests_shed": "Client submissions refused (503) while the mempool was over "
+                            "its admission threshold.",
     "consensus_message_refused": "A peer refused a single consensus message (4xx) for good: "
                                  "an alarm, see the log line of the same name.",
+    "fetch_skipped_queued": "Block fetches skipped: the blocks were already queued from a "
+                            "fetch moments ago.",
     "fetched_blocks": "Blocks received from peers by state transfer.",
     "fetched_block_malformed": "Fetched blocks that did not decode or verify.",
     "peer_message_malformed": "Peer messages that did not decode.",
