@@ -9,6 +9,7 @@ instead of being cut to "…": a figure that cannot be read is not shown at all.
 from __future__ import annotations
 
 import sys
+import time
 from typing import Any, Sequence, TextIO
 
 
@@ -71,3 +72,66 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
 
 def say(message: str, stream: TextIO | None = None) -> None:
     print(message, file=stream or sys.stdout, flush=True)
+
+
+class Progress:
+    """Long work made visible on stderr: a rich bar when stderr is a terminal, else a
+    plain line now and then (and at the end), so logs and pipes get readable text and
+    stdout stays for the result.
+
+        with Progress("demo steps", total=40) as bar:
+            bar.update(advance=1, note="phase licensing")
+    """
+
+    def __init__(self, what: str, total: float | None, unit: str = "",
+                 stream: TextIO | None = None, every_s: float = 5.0) -> None:
+        self.what, self.total, self.unit = what, total, unit
+        self.stream = stream or sys.stderr
+        self.every_s = every_s
+        self.completed = 0.0
+        self.note = ""
+        self._bar: Any = None
+        self._task: Any = None
+        self._last_line_s: float | None = None
+
+    def __enter__(self) -> "Progress":
+        if is_tty(self.stream):
+            from rich.console import Console
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress,
+                                       TextColumn, TimeElapsedColumn)
+            self._bar = RichProgress(TextColumn(self.what), BarColumn(), MofNCompleteColumn(),
+                                     TimeElapsedColumn(), TextColumn("{task.fields[note]}"),
+                                     console=Console(file=self.stream))
+            self._task = self._bar.add_task(self.what, total=self.total, note="")
+            self._bar.start()
+        return self
+
+    def update(self, completed: float | None = None, advance: float = 0,
+               note: str | None = None) -> None:
+        self.completed = (self.completed if completed is None else completed) + advance
+        self.note = self.note if note is None else note
+        if self._bar is not None:
+            self._bar.update(self._task, completed=self.completed, note=self.note)
+            return
+        now = time.monotonic()
+        if self._last_line_s is None or now - self._last_line_s >= self.every_s:
+            self._last_line_s = now
+            self._line()
+
+    def log(self, message: str) -> None:
+        """A line of narrative on the same stream, above the bar when there is one."""
+        if self._bar is not None:
+            self._bar.console.print(message, markup=False, highlight=False)
+        else:
+            print(message, file=self.stream, flush=True)
+
+    def _line(self) -> None:
+        done = f"{self.completed:,.0f}" + (f"/{self.total:,.0f}" if self.total else "")
+        print(f"{self.what}: {done}{self.unit}" + (f" | {self.note}" if self.note else ""),
+              file=self.stream, flush=True)
+
+    def __exit__(self, kind: Any, *exc: Any) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+        elif kind is None:  # a failure says so itself; no progress line before it
+            self._line()

@@ -14,7 +14,9 @@ rate(ipchain_txs_total[1m]) is transactions per second.
 from __future__ import annotations
 
 import collections
+import functools
 import time
+from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
 from aiohttp import web
@@ -39,11 +41,163 @@ LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10
 # runtime.counters keys "<name>:<label>" -> (metric, label name); replica.stats likewise
 PEER_COUNTERS = {"sent": "ipchain_messages_sent", "send_retry": "ipchain_send_retries"}
 DROP_PREFIX = "dropped_"
+FAULT_PREFIX = "fault_"
+NAMED = ("blocks_executed", "txs_executed", SIGNATURE_VERIFICATIONS)
+"""runtime.counters exported under a name of their own (ipchain_blocks_total, ...)."""
 DROP_REASONS = ("queue_full", "refused", "unreachable")
 """Closed label sets, exported at 0 from the start: a series that appears only once
 something goes wrong cannot be graphed or alerted on before it does."""
 ADMISSION_CODES = ("BadArguments", "BadSignature", "BadTransaction", "MempoolFull",
                    "NonCanonical", "NonceUsed", "UnknownAccount", "UnknownOp", "WrongChain")
+
+# -- the closed set of series ---------------------------------------------------------------
+# Every label value a node can export is named here; docs/metrics.md is generated from
+# these tables (`python -m scripts.metrics_doc`) and tests/scripts/test_metrics_doc.py
+# fails when a live node exports anything else. A counter key nobody named yet is
+# exported as event="other" (and the source scan in that test names it), never as a new
+# open-ended value.
+OTHER = "other"
+
+NODE_EVENTS = {
+    "client_requests_shed": "Client submissions refused (503) while the mempool was over "
+                            "its admission threshold.",
+    "consensus_message_refused": "A peer refused a single consensus message (4xx) for good: "
+                                 "an alarm, see the log line of the same name.",
+    "fetch_skipped_queued": "Block fetches skipped: the blocks were already queued from a "
+                            "fetch moments ago.",
+    "fetched_blocks": "Blocks received from peers by state transfer.",
+    "fetched_block_malformed": "Fetched blocks that did not decode or verify.",
+    "peer_message_malformed": "Peer messages that did not decode.",
+    "refused_batch_split": "Refused message batches split to find the message a peer refuses.",
+    "relayed_tx_malformed": "Transactions relayed by a peer that did not decode.",
+    "replica_step_failed": "The replica raised while stepping; the node stops (fail-stop).",
+    "resynced_from_peers": "Damaged data set aside and the chain fetched again from peers.",
+    "state_rebuilt": "State rebuilt from this node's own blocks at start-up.",
+    "tls_refused": "TLS handshakes with a peer that failed.",
+}
+"""runtime.counters keys (before the ':') not exported under a name of their own."""
+
+REPLICA_EVENTS = {
+    "delivered": "Slots committed and handed to execution, in order.",
+    "dropped_bad_signature": "Peer messages dropped for a bad signature.",
+    "dropped_future_message": "Messages for a later view dropped: the per-sender buffer "
+                              "was full.",
+    "dropped_oversized_request": "Client requests too large for any batch.",
+    "dropped_preprepare_txs_mismatch": "PRE-PREPAREs whose transactions did not match the "
+                                       "signed digest (a replay; the genuine one follows).",
+    "evidence": "Equivocation evidence recorded.",
+    "execution_certified": "Blocks whose execution result a quorum signed.",
+    "execution_diverged": "Blocks whose execution result a quorum signed differently.",
+    "execution_vote_resent": "Execution votes resent for blocks still uncertified.",
+    "fetch_deferred_single_claim": "Fetches not started: fewer than f+1 peers claimed to be "
+                                   "ahead.",
+    "fetch_gave_up": "Block fetches abandoned after the attempt limit.",
+    "fetch_requests": "Block fetch requests sent.",
+    "ignored_after_divergence": "Messages ignored once this replica diverged.",
+    "ignored_checkpoint_far": "Checkpoints too far ahead to hold.",
+    "ignored_execution_vote_far": "Execution votes too far ahead to hold.",
+    "ignored_fetched_far": "Fetched blocks too far ahead to hold.",
+    "ignored_old_view": "Messages of an earlier view ignored.",
+    "ignored_own_message": "This replica's own messages relayed back (e.g. as evidence).",
+    "ignored_prepare_from_primary": "PREPAREs sent by the primary (not part of the protocol).",
+    "ignored_preprepare_contradicts_wal": "PRE-PREPAREs contradicting a vote in the WAL.",
+    "ignored_preprepare_not_primary": "PRE-PREPAREs from a replica that is not the primary.",
+    "new_view_conflicts_committed": "NEW-VIEWs contradicting a committed slot (impossible "
+                                    "with at most f faulty).",
+    "new_views_sent": "NEW-VIEW messages this replica sent as the new primary.",
+    "rejected_fetched_block": "Fetched blocks refused (bad certificate or digest).",
+    "rejected_new_view": "NEW-VIEW messages refused as invalid.",
+    "rejected_preprepare_clock": "PRE-PREPAREs refused: timestamp beyond the allowed skew.",
+    "rejected_preprepare_size": "PRE-PREPAREs refused: batch over the size limits.",
+    "rejected_view_change": "VIEW-CHANGE messages refused as invalid.",
+    "resent": "Own PREPARE/COMMIT votes resent for a slot still open.",
+    "stable_checkpoints": "Checkpoints that became stable.",
+    "state_divergence": "Checkpoints or results where this replica's state differs from a "
+                        "quorum's.",
+    "suspected_primary": "Times this replica suspected the primary on evidence (the reason "
+                         "is in the view-change log line).",
+    "suspect_quorums": "2f+1 SUSPECTs gathered: a view change starts.",
+    "suspects_sent": "SUSPECT messages sent.",
+    "view_changes_started": "View changes this replica started.",
+    "view_timeouts": "Request or view-change timers that expired.",
+    "views_installed": "New views installed.",
+}
+"""replica.stats keys (before the ':') other than received_<type>."""
+
+ENGINE_EVENTS = {
+    "blocks_certified": "Execution certificates stored with their blocks.",
+    "execution_diverged": "This node's result differed from the one a quorum signed; "
+                          "it stops (fail-stop).",
+    "executor_failed": "Block execution raised; the node stops (fail-stop).",
+    "redelivered": "Blocks delivered again that were already executed (ignored).",
+    "replica_step_failed": "The replica raised while stepping; the node stops (fail-stop).",
+    "restored_from_wal": "Times the replica was restored from the write-ahead log at start.",
+}
+"""engine.stats keys: the glue between replica, executor and storage (node/engine.py)."""
+
+FAULT_DIRECTIONS = ("in", "out")
+
+
+def fault_names() -> tuple[str, ...]:
+    """What the fault injector counts as fault_<name>: its rule actions, partitions and
+    Byzantine behaviours (byz_<mode>)."""
+    from node.byzantine import BEHAVIOURS
+    from node.faults import ACTIONS
+    return tuple(sorted({*ACTIONS, "partition", *(f"byz_{mode}" for mode in BEHAVIOURS)}))
+
+
+def message_types() -> tuple[str, ...]:
+    from consensus.messages import KINDS
+    return tuple(sorted(cls.__name__ for cls in KINDS.values()))
+
+
+@functools.cache
+def receipt_codes() -> tuple[str, ...]:
+    """Every code a receipt can carry: ok, each contract error's class name, and the
+    executor's own refusals."""
+    from contracts import errors
+    from contracts.runtime import get_ops
+    from node.chain import DUPLICATE
+    get_ops()  # imports every contract module, so each one's errors are subclasses
+    found, stack = set(), [errors.ContractError]
+    while stack:
+        cls = stack.pop()
+        stack.extend(cls.__subclasses__())
+        found.add(cls.__name__)
+    found.discard("ContractError")
+    return tuple(sorted(found | {"ok", "InternalError", DUPLICATE}))
+
+
+@dataclass(frozen=True)
+class Label:
+    """One label of a family: its closed set of values, or (for values fixed by the
+    node's configuration: its id, its peers) what they are."""
+    name: str
+    values: tuple[str, ...] = ()
+    from_config: str = ""
+
+
+def family_labels() -> dict[str, tuple[Label, ...]]:
+    """Family name -> its labels; a family not listed here has none."""
+    peer = Label("peer", from_config="each configured peer's node id")
+    closed = lambda name, values: Label(name, (*values, OTHER))  # noqa: E731
+    return {
+        "ipchain_node_info": (Label("node", from_config="this node's id"),
+                              Label("chain", from_config="the chain id"),
+                              Label("index", from_config="this node's validator index")),
+        "ipchain_tx_results": (Label("status", ("committed", "rejected")),
+                               closed("code", receipt_codes())),
+        "ipchain_messages_sent": (peer,),
+        "ipchain_send_retries": (peer,),
+        "ipchain_messages_dropped": (peer, closed("reason", DROP_REASONS)),
+        "ipchain_txs_refused": (closed("code", ADMISSION_CODES),),
+        "ipchain_messages_received": (closed("type", message_types()),),
+        "ipchain_node_events": (closed("event", sorted(NODE_EVENTS)),),
+        "ipchain_replica_events": (closed("event", sorted(REPLICA_EVENTS)),),
+        "ipchain_engine_events": (closed("event", sorted(ENGINE_EVENTS)),),
+        "ipchain_faults_injected": (closed("fault", fault_names()),
+                                    Label("direction", FAULT_DIRECTIONS)),
+    }
 
 
 class NodeMetrics:
@@ -96,8 +250,9 @@ class NodeMetrics:
             admitted = self.admitted_s.pop(receipt.tx_id, None)
             if admitted is not None:
                 self.commit_latency.observe(now - admitted)
+        codes = receipt_codes()
         for (status, code), count in outcomes.items():
-            self.tx_results.labels(status, code).inc(count)
+            self.tx_results.labels(status, code if code in codes else OTHER).inc(count)
 
     # -- serving --------------------------------------------------------------------------
     def render(self) -> bytes:
@@ -193,9 +348,11 @@ class _NodeCollector:
             elif name.startswith(DROP_PREFIX) and label:
                 reason = name[len(DROP_PREFIX):]
                 reason = "refused" if reason.startswith("refused") else reason
+                reason = reason if reason in DROP_REASONS else OTHER
                 drops[label, reason] = drops.get((label, reason), 0) + value
             elif name == "tx_refused" and label:
-                refusals[label] = refusals.get(label, 0) + value
+                code = label if label in refusals else OTHER
+                refusals[code] = refusals.get(code, 0) + value
         for (peer, reason), value in sorted(drops.items()):
             dropped.add_metric([peer, reason], value)
         for code, value in sorted(refusals.items()):
@@ -203,25 +360,55 @@ class _NodeCollector:
         received = CounterMetricFamily("ipchain_messages_received",
                                        "Authentic peer messages received, by type.",
                                        labels=["type"])
-        for key, value in sorted(stats.items()):
+        types = dict.fromkeys(message_types(), 0)
+        for key, value in stats.items():
             if key.startswith("received_"):
-                received.add_metric([key[len("received_"):]], value)
+                kind = key[len("received_"):]
+                kind = kind if kind in types else OTHER
+                types[kind] = types.get(kind, 0) + value
+        for kind, value in sorted(types.items()):
+            received.add_metric([kind], value)
         yield from (*by_peer.values(), dropped, refused, received)
 
     def _generic(self) -> Iterator[Metric]:
-        """Every other counter, so a new one shows up without touching this file."""
-        node = CounterMetricFamily("ipchain_node_events", "Other node counters.",
-                                   labels=["event", "detail"])
-        for key, value in sorted(self.runtime.counters.items()):
+        """The remaining counters, by name from the closed tables above (at 0 from the
+        start); one nobody named yet counts as event="other"."""
+        node = dict.fromkeys(NODE_EVENTS, 0)
+        faults: collections.Counter[tuple[str, str]] = collections.Counter()
+        known_faults = fault_names()
+        for key, value in self.runtime.counters.items():
             name, _, label = key.partition(":")
-            if not (name in PEER_COUNTERS or name.startswith(DROP_PREFIX) or name == "tx_refused"
-                    or name in ("blocks_executed", "txs_executed", SIGNATURE_VERIFICATIONS)):
-                node.add_metric([name, label], value)
-        replica = CounterMetricFamily("ipchain_replica_events", "Other replica counters.",
-                                      labels=["event", "detail"])
-        for key, value in sorted(self.runtime.replica.stats.items()):
-            name, _, label = key.partition(":")
+            if name.startswith(FAULT_PREFIX):
+                fault = name[len(FAULT_PREFIX):]
+                faults[fault if fault in known_faults else OTHER,
+                       label if label in FAULT_DIRECTIONS else OTHER] += value
+            elif not (name in PEER_COUNTERS or name.startswith(DROP_PREFIX) or name in NAMED
+                      or name == "tx_refused"):
+                event = name if name in NODE_EVENTS else OTHER
+                node[event] = node.get(event, 0) + value
+        replica = dict.fromkeys(REPLICA_EVENTS, 0)
+        for key, value in self.runtime.replica.stats.items():
+            name = key.partition(":")[0]
             if not name.startswith("received_"):
-                replica.add_metric([name, label], value)
-        yield node
-        yield replica
+                event = name if name in REPLICA_EVENTS else OTHER
+                replica[event] = replica.get(event, 0) + value
+        engine = dict.fromkeys(ENGINE_EVENTS, 0)
+        for key, value in self.runtime.engine.stats.items():
+            event = key if key in ENGINE_EVENTS else OTHER
+            engine[event] = engine.get(event, 0) + value
+        for family, help_text, values in (
+                ("ipchain_node_events", "Other node counters, by event (docs/metrics.md).", node),
+                ("ipchain_replica_events", "Other replica counters, by event (docs/metrics.md).",
+                 replica),
+                ("ipchain_engine_events", "Engine counters, by event (docs/metrics.md).",
+                 engine)):
+            metric = CounterMetricFamily(family, help_text, labels=["event"])
+            for event, value in sorted(values.items()):
+                metric.add_metric([event], value)
+            yield metric
+        injected = CounterMetricFamily("ipchain_faults_injected",
+                                       "Faults the injector applied (test clusters only).",
+                                       labels=["fault", "direction"])
+        for (fault, direction), value in sorted(faults.items()):
+            injected.add_metric([fault, direction], value)
+        yield injected

@@ -22,6 +22,7 @@ from ipchain.cluster import broker, monitoring
 from ipchain.sdk import client
 from ipchain.cluster import layout
 from scripts.argtypes import json_object, non_negative, positive
+from scripts.oneline import explain
 from node.logs import FORMATS as LOG_FORMATS, LEVELS as LOG_LEVELS
 from ipchain.cluster.manager import Cluster, ClusterError
 from ipchain.cluster.manager import start_and_wait as cluster_start_and_wait
@@ -72,7 +73,7 @@ def _add_cluster_commands(sub: Any) -> None:
                     help="node log format (new cluster: logfmt; restart: kept unless given)")
     up.add_argument("--json", action="store_true",
                     help="print the nodes as JSON (url, pid) once the cluster is up")
-    broker.add_up_arguments(up)  # --mqtt, --mqtt-url
+    broker.add_up_arguments(up)  # --mqtt, --mqtt-url, --mqtt-port
     up.add_argument("--monitoring", action="store_true",
                     help="write <data-dir>/monitoring/prometheus.yml and start Prometheus "
                     "(Debian's prometheus) against the cluster with the shipped alert rules")
@@ -121,6 +122,9 @@ def _add_demo_and_bench(sub: Any) -> None:
     demo.add_argument("--down", action="store_true", help="stop the cluster at the end")
     demo.add_argument("--timeout", type=float, default=60.0,
                       help="seconds to wait for the cluster to commit (default %(default)s)")
+    demo.add_argument("--json", action="store_true",
+                      help="print the outcome as one JSON object on stdout (the tables and "
+                           "progress go to stderr)")
 
     bench = sub.add_parser("bench", help="load a fresh temporary cluster; print one JSON object")
     bench.add_argument("--nodes", dest="n", type=positive, default=4,
@@ -150,7 +154,9 @@ def _add_demo_and_bench(sub: Any) -> None:
 
 def cmd_up(args: argparse.Namespace) -> int:
     if args.fresh or not Cluster.exists(args.data_dir):
-        _check_ports_free(args.base_port or layout.DEFAULT_BASE_PORT, args.n or 4)
+        base_port, n = args.base_port or layout.DEFAULT_BASE_PORT, args.n or 4
+        _check_ports_free(base_port, n)
+        broker.check_port_option(args, range(base_port, base_port + n))
         mqtt_url = broker.new_cluster_url(args)
         cluster = Cluster.create(args.data_dir, args.n or 4,
                                  args.base_port or layout.DEFAULT_BASE_PORT,
@@ -280,6 +286,9 @@ def cmd_status(args: argparse.Namespace) -> int:
                          _count(st.get("peers")), _count(st.get("mempool"))])
         print_table("ipchain nodes", ["node", "url", "state", "pid", "height", "view",
                                       "primary", "peers", "mempool"], rows)
+    if not any(statuses):
+        print(f"ipchain status: no node answered ({urls[0]} ...); is the cluster up? "
+              f"`ipchain up` starts it", file=sys.stderr)
     return EXIT_OK if all(statuses) else EXIT_FAIL
 
 
@@ -328,16 +337,55 @@ async def _submit(args: argparse.Namespace, cluster: Cluster | None, url: str,
         try:
             chain_id = (cluster.chain_id if cluster else
                         (await client.get_status(session, url))["chain_id"])
-            nonce = choose_nonce(args.nonce, client.sender_hex(key),
-                                 cluster.nonces if cluster else None)
-            tx = client.sign(key, chain_id, nonce, args.op, args.op_args)
-            answer = await client.submit(session, url, tx, wait=args.wait,
-                                         timeout_ms=args.timeout_ms, as_msgpack=args.msgpack)
+            sender = client.sender_hex(key)
+            store = cluster.nonces if cluster else None
+            nonce = choose_nonce(args.nonce, sender, store)
+            answer = await _send(session, url, key, chain_id, nonce, args)
+            if args.nonce is None and answer is None:
+                # another client of this key used that nonce: take the account's next, once
+                nonce = await recover_nonce(session, url, sender, store)
+                say(f"ipchain submit: the nonce was used by another client of this key; "
+                    f"retrying once with the account's next nonce {nonce}", sys.stderr)
+                answer = await _send(session, url, key, chain_id, nonce, args)
+            if answer is None:
+                raise client.ApiError(400, "NonceUsed", f"nonce {nonce} is already used by "
+                                      f"this key; leave out --nonce to take the next free one")
         except client.ApiError as exc:
+            if exc.status == 0:  # not an answer: one sentence on stderr (main)
+                raise
             body = exc.body if isinstance(exc.body, dict) else {
                 "error": {"code": exc.code, "message": exc.message}}
             return body, False
     return answer, answer.get("status") in ("pending", "committed")
+
+
+async def _send(session: Any, url: str, key: Any, chain_id: str, nonce: int,
+                args: argparse.Namespace) -> dict[str, Any] | None:
+    """Sign with `nonce` and submit; None if the nonce was already used (refused at
+    admission, or, with --wait, rejected in a block)."""
+    tx = client.sign(key, chain_id, nonce, args.op, args.op_args)
+    try:
+        answer = await client.submit(session, url, tx, wait=args.wait,
+                                     timeout_ms=args.timeout_ms, as_msgpack=args.msgpack)
+    except client.ApiError as exc:
+        if exc.code == "NonceUsed":
+            return None
+        raise
+    receipt = answer.get("receipt") or {}
+    return None if answer.get("status") == "rejected" and receipt.get("code") == "NonceUsed" \
+        else answer
+
+
+async def recover_nonce(session: Any, url: str, sender: str,
+                        store: client.NonceStore | None) -> int:
+    """The account's next nonce (one above the highest used on chain); the data dir's
+    counter moves up to it, so later submits do not collide again."""
+    _, account = await client.request(session, "GET", f"{url}/v1/accounts/{sender}")
+    next_nonce = int(account["next_nonce"])
+    if store is None:
+        return next_nonce
+    store.note_used(sender, next_nonce - 1)
+    return store.reserve(sender)
 
 
 DEMO_DATA_DIR = ".ipchain-demo"
@@ -380,16 +428,6 @@ def version() -> str:
         return installed_version("ipchain")
     except PackageNotFoundError:
         return "(not installed)"
-
-
-def explain(exc: BaseException) -> str:
-    """One sentence, with what to try, instead of a library's repr."""
-    if isinstance(exc, client.ApiError) and exc.status == 0:
-        url = exc.message.split(" ", 2)[1] if exc.message.count(" ") >= 2 else "the node"
-        node = url.split("/v1/")[0].split("/p2p/")[0]
-        return (f"{node} is not answering; is the cluster up? try `ipchain status` "
-                f"(or `ipchain up`)")
-    return str(exc)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

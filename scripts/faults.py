@@ -1,5 +1,8 @@
 """`ipchain faults list` and `ipchain faults run SCENARIO [--nodes N] [--seed S] [--out DIR]`.
 
+`faults run` narrates on stderr (a progress bar on a terminal) and prints its summary,
+or with --json the report, on stdout.
+
 Exit status: 0 when the run ended as its scenario declared (a normal scenario passed,
 a negative control reported a violation), 1 when it did not, 2 for an unusable
 scenario (the message names the file, line and field).
@@ -16,7 +19,8 @@ from typing import Sequence
 
 from ipchain.sdk.client import ApiError
 from ipchain.cluster.manager import ClusterError
-from ipchain.render import print_table, say
+from ipchain.render import Progress, print_table
+from node.logs import LEVELS as LOG_LEVELS
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 DEFAULT_OUT = Path("faults-out")
@@ -33,6 +37,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
     run.add_argument("--out", type=Path, default=None,
                      help=f"output directory (default {DEFAULT_OUT}/<scenario>-s<seed>-<time>)")
+    run.add_argument("--base-port", type=int, default=None,
+                     help="node i listens on base-port + i (default: a free range)")
+    run.add_argument("--log-level", default="warning", choices=LOG_LEVELS,
+                     help="the nodes' log level (default %(default)s; logs in "
+                          "OUT/cluster/node<i>/node.log)")
+    run.add_argument("--json", action="store_true",
+                     help="print the report as one JSON object on stdout (progress on stderr)")
     return parser
 
 
@@ -71,8 +82,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     out = args.out or DEFAULT_OUT / (f"{scenario.name}-s{scenario.seed}-"
                                      f"{time.strftime('%Y%m%d-%H%M%S')}")
-    report = run_scenario(scenario, out, say)
-    print(format_summary(report), end="", flush=True)
+    planned_s = scenario.duration_s + scenario.liveness_bound_s
+    with Progress(f"faults run {scenario.name}", total=planned_s, unit="s") as bar:
+        def progress(t: float, line: str) -> None:
+            bar.update(completed=min(t, planned_s), note=line.split("] ", 1)[-1])
+        report = run_scenario(scenario, out, bar.log, base_port=args.base_port,
+                              progress=progress, log_level=args.log_level)
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        print(format_summary(report), end="", flush=True)
     return EXIT_OK if report["as_expected"] else EXIT_FAIL
 
 

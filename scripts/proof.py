@@ -16,6 +16,7 @@ from urllib.parse import quote
 from ipchain.cluster import layout
 from ipchain.cluster.manager import Cluster
 from ipchain.sdk import client
+from scripts.oneline import explain
 from node.proofs import ProofError, verify_proof
 
 
@@ -79,7 +80,7 @@ def cmd_proof(args: argparse.Namespace) -> int:
     try:
         proof = asyncio.run(fetch())
     except client.ApiError as exc:
-        print(f"ipchain proof: {exc}", file=sys.stderr)
+        print(f"ipchain proof: error: {explain(exc)}", file=sys.stderr)
         return 1
     text = json.dumps(proof, indent=2, sort_keys=True)
     if args.out:

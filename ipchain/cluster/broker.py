@@ -47,6 +47,9 @@ def add_up_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--mqtt-url", metavar="URL",
                        help="have every node publish to this existing broker, "
                             "e.g. mqtt://127.0.0.1:1883")
+    parser.add_argument("--mqtt-port", type=int, metavar="PORT", default=None,
+                        help=f"with --mqtt: the embedded broker's port on {layout.HOST} "
+                             f"(default {DEFAULT_PORT} if free, else any free port)")
 
 
 def new_cluster_url(args: argparse.Namespace) -> str:
@@ -56,9 +59,30 @@ def new_cluster_url(args: argparse.Namespace) -> str:
         parse_mqtt_url(args.mqtt_url)  # a typo fails now, not as a node that will not start
         return args.mqtt_url
     if getattr(args, "mqtt", False):
-        port = DEFAULT_PORT if is_port_free(DEFAULT_PORT) else free_port()
+        port = args.mqtt_port
+        if port is None:
+            port = DEFAULT_PORT if is_port_free(DEFAULT_PORT) else free_port()
         return f"mqtt://{layout.HOST}:{port}"
     return ""
+
+
+def check_port_option(args: argparse.Namespace, node_ports: range) -> None:
+    """--mqtt-port before anything is written: it needs --mqtt, a valid port that is free
+    and none of the nodes' ports."""
+    port = getattr(args, "mqtt_port", None)
+    if port is None:
+        return
+    if not getattr(args, "mqtt", False):
+        raise ValueError("--mqtt-port is the port of the broker `--mqtt` starts; "
+                         "add --mqtt (or give the broker's address with --mqtt-url)")
+    if not 1 <= port <= 65535:
+        raise ValueError(f"--mqtt-port {port} is not a TCP port (1-65535)")
+    if port in node_ports:
+        raise ValueError(f"--mqtt-port {port} is one of the nodes' ports "
+                         f"{node_ports.start}..{node_ports.stop - 1}; choose another")
+    if not is_port_free(port):
+        raise ValueError(f"--mqtt-port {port} on {layout.HOST} is in use by another process; "
+                         f"choose another (nothing was written)")
 
 
 def remember(data_dir: Path, embedded: bool, url: str) -> None:
@@ -87,6 +111,10 @@ def check_restart(data_dir: Path, args: argparse.Namespace) -> None:
                          f"use --fresh to recreate it with --mqtt-url {args.mqtt_url}")
     if getattr(args, "mqtt", False) and not embedded:
         raise ValueError(f"{data_dir} was created without --mqtt; use --fresh to add a broker")
+    port = getattr(args, "mqtt_port", None)
+    if port is not None and (not embedded or current != f"mqtt://{layout.HOST}:{port}"):
+        raise ValueError(f"{data_dir} publishes to {current or 'no broker'}; use --fresh to "
+                         f"recreate it with --mqtt --mqtt-port {port}")
 
 
 # -- the embedded broker's process ----------------------------------------------------------

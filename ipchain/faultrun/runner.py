@@ -30,12 +30,12 @@ import aiohttp
 from consensus.quorum import quorum
 from ipchain.checks import Block, History, Liveness, ReplicaRecord, run_checks
 from ipchain.sdk import client
-from ipchain.cluster.manager import Cluster
+from ipchain.cluster.manager import Cluster, ClusterError
 from ipchain.faultrun import report as report_mod
 from ipchain.faultrun.control import Controller
 from ipchain.faultrun.load import LoadGenerator, wall_ms
 from ipchain.faultrun.scenario import Scenario
-from ipchain.cluster.procs import find_free_base_port
+from ipchain.cluster.procs import find_free_base_port, is_port_free
 from node.proofs import valid_commit_signers
 
 POLL_S = 0.5
@@ -79,9 +79,10 @@ class Poller:
     """Samples /v1/status of every node and prints a progress line now and then."""
 
     def __init__(self, urls: list[str], session: Any, clock: Clock, data: RunData,
-                 log: Callable[[str], None], describe: Callable[[], str]) -> None:
+                 log: Callable[[str], None], describe: Callable[[], str],
+                 progress: Callable[[float, str], None] | None = None) -> None:
         self.urls, self.session, self.clock, self.data = urls, session, clock, data
-        self.log, self.describe = log, describe
+        self.log, self.describe, self.progress = log, describe, progress
         self.latest: dict[int, Sample] = {}
 
     async def sample(self, i: int) -> Sample:
@@ -102,7 +103,9 @@ class Poller:
             samples = await asyncio.gather(*(self.sample(i) for i in range(len(self.urls))))
             self.data.samples.extend(samples)
             self.latest = {s.node: s for s in samples}
-            if self.clock() - last_print >= PROGRESS_S:
+            if self.progress is not None:
+                self.progress(self.clock(), self.progress_line())
+            elif self.clock() - last_print >= PROGRESS_S:
                 last_print = self.clock()
                 self.log(self.progress_line())
             try:
@@ -117,16 +120,26 @@ class Poller:
 
 
 # -- the run ------------------------------------------------------------------------------
-def run_scenario(scenario: Scenario, out_dir: Path, log: Callable[[str], None]) -> dict[str, Any]:
-    """Run one scenario end to end; returns the report (also written to `out_dir`)."""
+def run_scenario(scenario: Scenario, out_dir: Path, log: Callable[[str], None],
+                 base_port: int | None = None,
+                 progress: Callable[[float, str], None] | None = None,
+                 log_level: str = "warning") -> dict[str, Any]:
+    """Run one scenario end to end; returns the report (also written to `out_dir`).
+
+    `base_port`: node i on base_port + i (default: a free range); `progress(t, line)` is
+    called on every poll (default: `log` a progress line every PROGRESS_S); `log_level`
+    is the nodes' (their logs are OUT/cluster/node<i>/node.log)."""
+    n = scenario.nodes
+    if base_port is not None:
+        check_ports_free(base_port, n)
     out_dir = out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
-    n = scenario.nodes
-    base_port = find_free_base_port(n)
+    base_port = find_free_base_port(n) if base_port is None else base_port
     log(f"scenario {scenario.name}: {n} nodes (f={scenario.f}), seed {scenario.seed}, "
         f"ports {base_port}..{base_port + n - 1}, output {out_dir}")
     cluster = Cluster.create(out_dir / "cluster", n, base_port, scenario.load.clients,
-                             fresh=True, consensus=scenario.consensus or None)
+                             fresh=True, consensus=scenario.consensus or None,
+                             log_level=log_level)
     started = time.monotonic()
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
@@ -134,7 +147,8 @@ def run_scenario(scenario: Scenario, out_dir: Path, log: Callable[[str], None]) 
         probe = cluster.wait_ready(60.0)
         log(f"cluster is up (probe tx committed at height "
             f"{((probe or {}).get('receipt') or {}).get('height', '?')})")
-        history, data, controller = asyncio.run(_drive(scenario, cluster, probe, log))
+        history, data, controller = asyncio.run(_drive(scenario, cluster, probe, log,
+                                                       progress))
     finally:
         signal.signal(signal.SIGTERM, previous)
         cluster.stop()
@@ -145,12 +159,23 @@ def run_scenario(scenario: Scenario, out_dir: Path, log: Callable[[str], None]) 
     return report
 
 
+def check_ports_free(base_port: int, n: int) -> None:
+    """A chosen --base-port: all of the cluster's ports free before anything is written."""
+    if not 1 <= base_port <= 65535 - n + 1:
+        raise ClusterError(f"--base-port {base_port} leaves no room for {n} nodes (1-65535)")
+    busy = [base_port + i for i in range(n) if not is_port_free(base_port + i)]
+    if busy:
+        raise ClusterError(f"ports {busy} on 127.0.0.1 are in use by another process; choose "
+                           f"another --base-port (or leave it out for a free range)")
+
+
 def _terminate(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
 async def _drive(scenario: Scenario, cluster: Cluster, probe: dict[str, Any] | None,
-                 log: Callable[[str], None]) -> tuple[History, RunData, Controller]:
+                 log: Callable[[str], None], progress: Callable[[float, str], None] | None
+                 ) -> tuple[History, RunData, Controller]:
     timeout_s = scenario.load.commit_timeout_ms / 1000 + 5
     async with client.open_session(total_timeout_s=timeout_s,
                                    limit=scenario.load.max_inflight + 64) as session:
@@ -160,7 +185,7 @@ async def _drive(scenario: Scenario, cluster: Cluster, probe: dict[str, Any] | N
         planned = scenario.duration_s + scenario.liveness_bound_s
         load = LoadGenerator(cluster, session, scenario.load, rng, clock, planned)
         poller = Poller(cluster.urls, session, clock, data, log,
-                        lambda: _describe(load, controller))
+                        lambda: _describe(load, controller), progress)
         stop = asyncio.Event()
         polling = asyncio.create_task(poller.run(stop))
         try:

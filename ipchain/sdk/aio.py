@@ -126,6 +126,9 @@ class AsyncClient:
         timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
         async with self.session.get(self.url + "/v1/events", params=params,
                                     timeout=timeout) as response:
+            if response.status != 200:  # e.g. 503 at the stream cap: say so, do not end quietly
+                body = await response.text()
+                raise http.ApiError(response.status, f"HTTP{response.status}", body[:200])
             fields: dict[str, str] = {}
             async for raw in response.content:
                 line = raw.decode().rstrip("\n")

@@ -30,7 +30,6 @@ import os
 import random
 import shutil
 import signal
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -41,7 +40,7 @@ from ipchain.sdk import client
 from ipchain.cluster import layout
 from ipchain.cluster.manager import Cluster
 from ipchain.cluster.procs import find_free_base_port
-from ipchain.render import say
+from ipchain.render import Progress
 from ipchain.workloads.cpu import NodeCpu, summarize_cpu, verify_us
 
 FOLLOW_POLL_S = 0.01
@@ -176,7 +175,8 @@ async def offer(session: Any, urls: list[str], batches: list[Batch], cfg: BenchC
 
 
 async def drive(urls: list[str], batches: list[Batch], cfg: BenchConfig,
-                pids: list[int | None] | None = None, log: Any = None) -> dict[str, Any]:
+                pids: list[int | None] | None = None, log: Any = None,
+                bar: Progress | None = None) -> dict[str, Any]:
     tally = Tally()
     async with client.open_session(limit=cfg.max_inflight * 2 + 8) as session:
         async def metrics_text(i: int) -> str:
@@ -186,7 +186,7 @@ async def drive(urls: list[str], batches: list[Batch], cfg: BenchConfig,
         cpu = NodeCpu(pids or [None] * len(urls), metrics_text)
         stop = asyncio.Event()
         follower = asyncio.create_task(follow(session, urls[0], tally, stop))
-        reporter = asyncio.create_task(report_progress(tally, cfg, log))
+        reporter = asyncio.create_task(report_progress(tally, cfg, log, bar))
         sends: list[asyncio.Task] = []
         try:
             await cpu.mark()
@@ -209,15 +209,22 @@ async def drive(urls: list[str], batches: list[Batch], cfg: BenchConfig,
     return result
 
 
-async def report_progress(tally: Tally, cfg: BenchConfig, log: Any) -> None:
-    """One line on stderr every few seconds: a long bench is not silent."""
-    if log is None:
+async def report_progress(tally: Tally, cfg: BenchConfig, log: Any,
+                          bar: Progress | None = None) -> None:
+    """A long bench is not silent: a bar over the load's seconds (a rich bar on a
+    terminal, a line now and then otherwise), or one `log` line every few seconds."""
+    if log is None and bar is None:
         return
     started = time.monotonic()
     while True:
-        await asyncio.sleep(cfg.progress_s)
-        log(f"bench: {time.monotonic() - started:5.1f}s sent {len(tally.submitted_at):,} "
-            f"committed {len(tally.committed_at):,} height {tally.final_height:,}")
+        await asyncio.sleep(0.5 if bar is not None else cfg.progress_s)
+        elapsed = time.monotonic() - started
+        note = (f"sent {len(tally.submitted_at):,} committed {len(tally.committed_at):,} "
+                f"height {tally.final_height:,}")
+        if bar is not None:
+            bar.update(completed=min(elapsed, cfg.duration_s), note=note)
+        else:
+            log(f"bench: {elapsed:5.1f}s {note}")
 
 
 async def check_agreement(session: Any, urls: list[str], height: int) -> bool | None:
@@ -270,7 +277,8 @@ def load_cluster(cfg: BenchConfig, log: Any) -> Cluster:
     return cluster
 
 
-def measure(cluster: Cluster, cfg: BenchConfig, log: Any) -> dict[str, Any]:
+def measure(cluster: Cluster, cfg: BenchConfig, log: Any,
+            bar: Progress | None = None) -> dict[str, Any]:
     total = max(1, int(cfg.rate_tps * cfg.duration_s))
     signing = time.monotonic()
     batches = presign(cluster, total, cfg.clients, cfg.batch_size, random.Random(cfg.seed))
@@ -280,17 +288,25 @@ def measure(cluster: Cluster, cfg: BenchConfig, log: Any) -> dict[str, Any]:
     verify = verify_us(cluster.client_key(layout.client_org_id(0)), bytes(tx_bytes - 64))
     load_before = os.getloadavg()[0]
     result = asyncio.run(drive(cluster.urls, batches, cfg,
-                               [cluster.pid(i) for i in range(cluster.n)], log))
+                               [cluster.pid(i) for i in range(cluster.n)], log, bar))
     result.update(summarize_cpu(result.pop("cpu"), verify))
     result["loadavg_1m"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     return result
 
 
 def run_bench(cfg: BenchConfig, log: Any = None) -> dict[str, Any]:
-    """Create, load, measure, and always stop and remove the temporary cluster."""
-    log = log or (lambda message: say(message, sys.stderr))
+    """Create, load, measure, and always stop and remove the temporary cluster.
+
+    Without `log`, the narrative and a progress bar go to stderr."""
+    if log is None:
+        with Progress("bench load", total=cfg.duration_s, unit="s") as bar:
+            return _run_bench(cfg, bar.log, bar)
+    return _run_bench(cfg, log, None)
+
+
+def _run_bench(cfg: BenchConfig, log: Any, bar: Progress | None) -> dict[str, Any]:
     if cfg.data_dir is not None:
-        return measure(load_cluster(cfg, log), cfg, log)
+        return measure(load_cluster(cfg, log), cfg, log, bar)
     tmp = Path(tempfile.mkdtemp(prefix="ipchain-bench-"))
     cluster = None
     try:
@@ -299,7 +315,7 @@ def run_bench(cfg: BenchConfig, log: Any = None) -> dict[str, Any]:
         log(f"bench: starting {cfg.nodes} nodes on ports {base_port}.. in {tmp}")
         cluster.start()
         cluster.wait_ready(60.0)
-        return measure(cluster, cfg, log)
+        return measure(cluster, cfg, log, bar)
     finally:
         if cluster is not None:
             cluster.stop()

@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime
+import json
+import sys
 from typing import Any, Awaitable, Callable
 
 from ipchain.sdk import client
@@ -22,7 +25,8 @@ from ipchain.cluster import layout
 from ipchain.workloads import market
 from ipchain.workloads import story as workload
 from ipchain.cluster.manager import Cluster, ClusterError, start_and_wait
-from ipchain.render import print_table, say
+from ipchain.render import Progress, print_table, say
+from ipchain.workloads.demo_summary import summarize
 
 STEP_TIMEOUT_MS = 10_000
 
@@ -57,13 +61,21 @@ async def run_step(session: Any, cluster: Cluster, step: workload.Step, phase: s
 
 
 async def run_story(session: Any, cluster: Cluster, phases: list[workload.Phase],
-                    refs: dict[str, str]) -> list[list[Any]]:
+                    refs: dict[str, str], bar: Progress | None = None) -> list[list[Any]]:
     rows: list[list[Any]] = []
     sent = 0
+
+    async def counted(step: Awaitable[list[Any]], phase: str) -> list[Any]:
+        row = await step
+        if bar is not None:
+            bar.update(advance=1, note=phase)
+        return row
+
     for phase in phases:
         jobs = []
         for step in phase.steps:
-            jobs.append(run_step(session, cluster, step, phase.name, sent % cluster.n, refs))
+            jobs.append(counted(run_step(session, cluster, step, phase.name, sent % cluster.n,
+                                         refs), phase.name))
             sent += 1
         rows += await asyncio.gather(*jobs)
     return rows
@@ -319,14 +331,15 @@ async def get_agreed_heads(session: Any, urls: list[str],
     return blocks
 
 
-async def run_demo(cluster: Cluster, phases: list[workload.Phase]) -> tuple[Any, ...]:
+async def run_demo(cluster: Cluster, phases: list[workload.Phase],
+                   bar: Progress | None = None) -> tuple[Any, ...]:
     async with client.open_session() as session:
         refs: dict[str, str] = {}
         before, chapter = market.split_chapter(phases)
-        rows = await run_story(session, cluster, before, refs)
+        rows = await run_story(session, cluster, before, refs, bar)
         await get_agreed_heads(session, cluster.urls)
         ratings_before = await market.get_ratings(make_getter(session, cluster.urls[0]))
-        rows += await run_story(session, cluster, chapter, refs)
+        rows += await run_story(session, cluster, chapter, refs, bar)
         # first every node at the last step's height, so node0 answers for all of it
         heads = await get_agreed_heads(session, cluster.urls)
         views = await get_story_views(make_getter(session, cluster.urls[0]), refs,
@@ -451,6 +464,20 @@ def report_market(chapter: dict[str, Any] | None) -> list[list[Any]]:
 
 
 def run(args: argparse.Namespace) -> int:
+    """The demo; with --json the human output goes to stderr and stdout gets one JSON
+    object, so `ipchain demo --json | jq` reads the outcome alone."""
+    if not getattr(args, "json", False):
+        return _run(args, None)
+    out = sys.stdout
+    summary: dict[str, Any] = {}
+    with contextlib.redirect_stdout(sys.stderr):
+        code = _run(args, summary)
+    if summary:
+        print(json.dumps(summary, indent=2), file=out, flush=True)
+    return code
+
+
+def _run(args: argparse.Namespace, summary: dict[str, Any] | None) -> int:
     base_port = args.base_port or layout.DEFAULT_BASE_PORT
     cluster = Cluster.create(args.data_dir, args.n, base_port, 0, fresh=True)
     say(f"demo: starting a fresh {args.n}-node cluster in {cluster.data_dir}")
@@ -462,8 +489,13 @@ def run(args: argparse.Namespace) -> int:
     complete = len(phases) == len(workload.full_story(today))
     say(f"demo: story phases: {', '.join(p.name for p in phases)}")
     ok = False
+    steps = sum(len(phase.steps) for phase in phases)
     try:
-        ok = report(*asyncio.run(run_demo(cluster, phases)), complete=complete)
+        with Progress("demo transactions", total=steps) as bar:
+            results = asyncio.run(run_demo(cluster, phases, bar))
+        ok = report(*results, complete=complete)
+        if summary is not None:
+            summary.update(summarize(cluster, *results, ok, compute_story_checks(results[1])))
     finally:
         if args.down:
             cluster.stop()

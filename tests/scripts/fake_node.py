@@ -104,6 +104,10 @@ class FakeChain:
         except ContractError as exc:
             return error(404, exc.code, str(exc))
 
+    async def account(self, request: web.Request) -> web.Response:
+        from node.typed_api import describe_account
+        return web.json_response(describe_account(self.state, request.match_info["key"]))
+
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/v1/tx", self.post_tx)
@@ -112,6 +116,7 @@ class FakeChain:
         app.router.add_get("/v1/status", self.status)
         app.router.add_get("/v1/blocks/{height}", self.block)
         app.router.add_get("/v1/state/{rest:.*}", self.query)
+        app.router.add_get("/v1/accounts/{key}", self.account)
         return app
 
 
