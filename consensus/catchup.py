@@ -24,14 +24,7 @@ before it concludes it is not behind and waits for traffic."""
 
 
 class CatchUp:
-    def __init__(self: "Replica") -> None:
-        self.target_seq = 0
-        """Highest sequence number some peer is known to have reached."""
-        self.fetch_attempts = 0
-        self.fetch_last = 0
-        self.claims: dict[int, int] = {}
-        """Per sender, the highest sequence number beyond our watermarks it named."""
-        self.probing = False
+    """Methods only: their fields are declared, with who writes them, in consensus/state.py."""
 
     def note_claim(self: "Replica", sender: int, seq: int) -> None:
         """A peer's message names `seq`. Within the watermarks that is ordinary traffic
@@ -95,9 +88,10 @@ class CatchUp:
             self.stats["rejected_fetched_block"] += 1
             return
         slot = self.slot(pp.seq)
-        slot.preprepare, slot.prepared, slot.commit_sent = preprepare, True, True
-        slot.certificate, slot.fetched = votes, True  # never a peer's padding or forgeries
+        slot.preprepare = preprepare
+        slot.certificate = votes  # never a peer's padding or forgeries
         slot.certified_preprepare = preprepare
+        slot.update_phase(prepared=True, commit_sent=True, certified=True, fetched=True)
         self.accept_preprepare(preprepare)
         before = self.last_delivered
         self.deliver_ready()

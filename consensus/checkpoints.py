@@ -18,14 +18,7 @@ if TYPE_CHECKING:
 
 
 class Checkpoints:
-    def __init__(self: "Replica") -> None:
-        self.low_mark = 0
-        """Sequence number of the last stable checkpoint (the low watermark)."""
-        self.stable_root = b""
-        self.stable_proof: tuple[Signed, ...] = ()
-        self.last_executed = 0
-        self.executed_roots: dict[int, bytes] = {}
-        self.checkpoint_votes: dict[int, dict[bytes, dict[int, Signed]]] = {}
+    """Methods only: their fields are declared, with who writes them, in consensus/state.py."""
 
     def resume(self: "Replica", height: int) -> None:
         """Start from the host's executed height after a restart.

@@ -36,23 +36,7 @@ each other's answers must stop."""
 
 
 class Execution:
-    def __init__(self: "Replica") -> None:
-        self.exec_votes: dict[int, dict[bytes, dict[int, Signed]]] = {}
-        self.own_exec: dict[int, Signed] = {}
-        """Our vote per executed height that is not yet certified."""
-        self.exec_resent_at: dict[int, int] = {}
-        self.exec_settled: dict[int, Signed] = {}
-        """Certified heights, with our own vote: a replica that votes late (it was down,
-        or catching up) is sent ours, so it can certify the block and judge its result."""
-        self.exec_answered: dict[tuple[int, int], tuple[int, int, int]] = {}
-        """(height, replica) -> (our executed height, now_ms, timed answers) when we last
-        sent it our vote."""
-
-        self.exec_floor = 0
-        """Votes at or below this height are old news and ignored (bounds memory)."""
-        self.exec_timer_rounds = 0
-        self.diverged: tuple[int, bytes, bytes] | None = None
-        """(height, our hash, the quorum's hash) once we disagreed with a quorum."""
+    """Methods only: their fields are declared, with who writes them, in consensus/state.py."""
 
     def on_block_executed(self: "Replica", seq: int, block_hash: bytes) -> None:
         signed = self.sign(Executed(seq, block_hash))

@@ -18,16 +18,7 @@ if TYPE_CHECKING:
 
 
 class NormalCase:
-    def __init__(self: "Replica") -> None:
-        self.pending: dict[bytes, bytes] = {}
-        """Admitted requests not yet in an accepted pre-prepare, in arrival order."""
-        self.pending_bytes = 0
-        self.seen: dict[bytes, int] = {}
-        """Request id -> sequence number of the pre-prepare that carried it."""
-        self.next_seq = 1
-        self.last_delivered = 0
-        self.last_timestamp_ms = 0
-        self.batch_due = False
+    """Methods only: their fields are declared, with who writes them, in consensus/state.py."""
 
     # -- requests and batching ------------------------------------------------------------
     def on_requests(self: "Replica", txs: tuple[tuple[bytes, bytes], ...]) -> None:
@@ -195,7 +186,7 @@ class NormalCase:
     def note_gap(self: "Replica") -> None:
         """Later blocks are certified but the next one is missing: fetch instead of stalling."""
         certified = [seq for seq, s in self.slots.items()
-                     if seq > self.last_delivered and s.certificate is not None]
+                     if seq > self.last_delivered and s.certified]
         if certified:
             self.note_future(max(certified))
 
@@ -236,17 +227,17 @@ class NormalCase:
         pp: PrePrepare = slot.preprepare.body
         if len(slot.prepares.get((pp.view, pp.digest), {})) < self.quorum - 1:  # + the pre-prepare
             return
-        slot.prepared = True
+        slot.update_phase(prepared=True)
         voters = slot.prepares.get((pp.view, pp.digest), {})
         slot.prepared_proof = PreparedProof(slot.preprepare, tuple(
             voters[i] for i in sorted(voters) if i != self.primary_of(pp.view))[:self.quorum - 1])
         if not slot.commit_sent and not self.voted_otherwise(slot.commits, pp.view, pp.digest):
-            slot.commit_sent = True
+            slot.update_phase(commit_sent=True)
             self.send_vote(Commit(pp.view, pp.seq, pp.digest), slot.commits)
         self.check_committed(slot)
 
     def check_committed(self: "Replica", slot: "Slot") -> None:
-        if slot.certificate is not None:
+        if slot.certified:
             return
         for (view, digest), voters in slot.commits.items():
             if len(voters) < self.quorum:
@@ -257,6 +248,7 @@ class NormalCase:
             if pp is not None and (pp.view, pp.digest) == (view, digest) and not self.lacks_batch(pp):
                 slot.certificate = tuple(voters[i] for i in sorted(voters))
                 slot.certified_preprepare = slot.preprepare
+                slot.update_phase(certified=True)
                 self.deliver_ready()
             else:
                 self.note_future(slot.seq)  # committed elsewhere; we lack the batch
@@ -266,7 +258,7 @@ class NormalCase:
     def deliver_ready(self: "Replica") -> None:
         while True:
             slot = self.slots.get(self.last_delivered + 1)
-            if slot is None or slot.certified_preprepare is None:
+            if slot is None or not slot.certified:
                 self.note_gap()
                 break
             pp: PrePrepare = slot.certified_preprepare.body
@@ -306,7 +298,7 @@ class NormalCase:
             if slot.opened_ms <= stale - 2 * self.cfg.resend_timeout_ms:
                 self.note_future(seq)  # peers may have settled it: fetch the block
             pp = slot.preprepare
-            if pp is None or pp.body.view != self.view or slot.certificate is not None:
+            if pp is None or pp.body.view != self.view or slot.certified:
                 continue
             key = (pp.body.view, pp.body.digest)
             for mine in (pp if pp.sender == self.cfg.index else None,

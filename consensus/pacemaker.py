@@ -35,17 +35,7 @@ MAX_BACKOFF_DOUBLINGS = 6
 
 
 class Pacemaker:
-    def __init__(self: "Replica") -> None:
-        self.commit_latency_ms: int | None = None
-        self.latency_samples = 0
-        self.suspects: dict[int, dict[int, Signed]] = {}
-        """view -> sender -> SUSPECT(view), for our current view only."""
-        self.suspect_proof: tuple[Signed, ...] = ()
-        """The 2f+1 SUSPECTs that made us leave the last view: re-sent while stuck."""
-        self.last_progress_ms = 0
-        self.busy_since_delivery_ms: int | None = None
-        """When the last delivery left more work outstanding (None: it left none)."""
-        """When this view last moved for us: a block delivered or the primary proposed."""
+    """Methods only: their fields are declared, with who writes them, in consensus/state.py."""
 
     # -- timeouts ---------------------------------------------------------------------------
     def view_timeout_ms(self: "Replica") -> int:

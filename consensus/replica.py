@@ -2,26 +2,26 @@
 
 `Replica.step(event, now_ms) -> list[Action]` is the whole interface (etcd raft's
 Ready, h11's events). The protocol is split by phase into mixins — normal case,
-checkpoints, catch-up, view change — that share the state kept here. Time is only
+checkpoints, catch-up, view change, pacemaker, execution — over one set of fields,
+declared with their writers in `consensus/state.py`. Time is only
 the number passed in; timers are names and durations handed back as actions.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from consensus import events as ev
 from consensus.catchup import CatchUp
 from consensus.checkpoints import Checkpoints
 from consensus.crypto import Keyring
 from consensus.execution import Execution
-from consensus.messages import (Checkpoint, Commit, Executed, NewView, PreparedProof, PrePrepare,
-                                Prepare, Signed, Suspect, ViewChange)
+from consensus.messages import (Checkpoint, Commit, Executed, NewView, PrePrepare, Prepare, Signed,
+                                Suspect, ViewChange)
 from consensus.normal import NormalCase
 from consensus.pacemaker import Pacemaker
-from consensus.quorum import max_faulty, quorum, weak_quorum
+from consensus.state import ReplicaState, Slot  # noqa: F401  (Slot: the phases' type hints)
 from consensus.viewchange import ViewChanges
 
 
@@ -60,61 +60,24 @@ class ReplicaConfig:
             raise ValueError("window and batch size must be positive")
 
 
-@dataclass
-class Slot:
-    """Everything known about one sequence number in the current log."""
-
-    seq: int
-    preprepare: Signed | None = None
-    prepares: dict[tuple[int, bytes], dict[int, Signed]] = field(default_factory=dict)
-    commits: dict[tuple[int, bytes], dict[int, Signed]] = field(default_factory=dict)
-    prepared: bool = False
-    commit_sent: bool = False
-    certificate: tuple[Signed, ...] | None = None
-    """2f+1 commits: the block is committed and deliverable."""
-    certified_preprepare: Signed | None = None
-    """The pre-prepare those commits match. A NEW-VIEW may re-propose the same batch in a
-    later view (`preprepare` then moves on), but a block is always delivered and stored
-    with a pre-prepare and commits of one and the same view."""
-    opened_ms: int = 0
-    """When this replica first heard of the slot (for retransmission and fetching)."""
-    prepared_proof: PreparedProof | None = None
-    """The latest view's prepared certificate, carried into VIEW-CHANGE messages."""
-    fetched: bool = False
-
-
 DigestFn = Callable[[int, tuple[bytes, ...]], bytes]
 """(timestamp_ms, txs) -> 32-byte batch digest; the host's Merkle tree over tx ids."""
 
 
-class Replica(NormalCase, Checkpoints, CatchUp, ViewChanges, Pacemaker, Execution):
+class Replica(NormalCase, Checkpoints, CatchUp, ViewChanges, Pacemaker, Execution,
+              ReplicaState):
+    """The phases' methods over the fields declared in `consensus/state.py`."""
+
     def __init__(self, config: ReplicaConfig, keys: Keyring, digest_batch: DigestFn) -> None:
         if keys.index != config.index:
             raise ValueError("keyring belongs to another replica")
-        self.cfg = config
-        self.keys = keys
-        self.digest_batch = digest_batch
-        self.n, self.f = config.n, max_faulty(config.n)
-        self.quorum, self.weak_quorum = quorum(config.n), weak_quorum(config.n)
-        self.now_ms = 0
-        self.view = 0
-        self.slots: dict[int, Slot] = {}
-        self.stats: Counter[str] = Counter()
-        self.evidence: list[ev.Evidence] = []
-        self._out: list[ev.Action] = []
-        self._timers: set[str] = set()
+        ReplicaState.__init__(self, config, keys, digest_batch)
         self._handlers = {
             PrePrepare: self.on_preprepare, Prepare: self.on_prepare, Commit: self.on_commit,
             Checkpoint: self.on_checkpoint, ViewChange: self.on_view_change,
             NewView: self.on_new_view, Suspect: self.on_suspect,
             Executed: self.on_executed_vote,
         }
-        NormalCase.__init__(self)
-        Checkpoints.__init__(self)
-        CatchUp.__init__(self)
-        ViewChanges.__init__(self)
-        Pacemaker.__init__(self)
-        Execution.__init__(self)
 
     # -- the interface ------------------------------------------------------------------
     def step(self, event: ev.Event, now_ms: int) -> list[ev.Action]:
@@ -220,7 +183,8 @@ class Replica(NormalCase, Checkpoints, CatchUp, ViewChanges, Pacemaker, Executio
         elif isinstance(body, (Prepare, Commit)):
             votes = slot.prepares if isinstance(body, Prepare) else slot.commits
             votes.setdefault((body.view, body.digest), {})[self.cfg.index] = msg
-            slot.commit_sent = slot.commit_sent or isinstance(body, Commit)
+            if isinstance(body, Commit):
+                slot.update_phase(commit_sent=True)
 
     # -- helpers shared by the phases ---------------------------------------------------
     def primary_of(self, view: int) -> int:

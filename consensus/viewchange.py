@@ -17,7 +17,6 @@ the current one.
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -38,20 +37,7 @@ def header_only(pp_msg: Signed) -> Signed:
 
 
 class ViewChanges:
-    def __init__(self: "Replica") -> None:
-        self.in_view_change = False
-        self.view_changes: dict[int, Signed] = {}
-        """Latest valid VIEW-CHANGE per sender (one per sender bounds view-change spam)."""
-        self.last_new_view: Signed | None = None
-        self.new_view_sent_ms: dict[int, int] = {}
-        self.failed_views = 0
-        self.working_in: dict[int, set[int]] = {}
-        """Senders seen in normal-case traffic for a view we have not installed yet."""
-        self.ahead: dict[int, int] = {}
-        """Senders seen working in a view above ours, and the highest such view."""
-        self.future: list[Signed] = []
-        self.future_per_sender: Counter[int] = Counter()
-        """Normal-case messages for a view we have not installed yet, replayed on entry."""
+    """Methods only: their fields are declared, with who writes them, in consensus/state.py."""
 
     # -- triggers -------------------------------------------------------------------------
     def arm_request_timer(self: "Replica") -> None:
@@ -268,13 +254,14 @@ class ViewChanges:
         if pp.seq <= self.last_delivered:
             return
         slot = self.slot(pp.seq)
-        if slot.certificate is not None and slot.certified_preprepare.body.digest != pp.digest:
+        if slot.certified and slot.certified_preprepare.body.digest != pp.digest:
             self.stats["new_view_conflicts_committed"] += 1  # impossible with <= f faulty
             return
         # Committed here already: keep that proof for delivery, and still vote in the new
         # view so peers that missed the old commits can finish the batch in this one.
         pp_msg = self.with_known_batch(pp_msg, slot)
-        slot.preprepare, slot.prepared, slot.commit_sent = pp_msg, False, False
+        slot.preprepare = pp_msg
+        slot.update_phase(prepared=False, commit_sent=False)
         self.accept_preprepare(pp_msg)
         if pp_msg.sender != self.cfg.index:
             self.send_vote(Prepare(pp.view, pp.seq, pp.digest), slot.prepares)
@@ -303,7 +290,7 @@ class ViewChanges:
         for seq, slot in sorted(self.slots.items()):
             if seq <= self.last_delivered or slot.preprepare is None:
                 continue
-            if slot.preprepare.body.view >= view or slot.certificate is not None:
+            if slot.preprepare.body.view >= view or slot.certified:
                 continue
             for raw in slot.preprepare.body.txs:
                 tx = request_id(raw)
@@ -323,7 +310,7 @@ class ViewChanges:
             return
         self.low_mark, self.stable_root, self.stable_proof = seq, root, proof
         for old in [s for s in self.slots if s <= seq and s > self.last_delivered and
-                    self.slots[s].certificate is None]:
+                    not self.slots[s].certified]:
             del self.slots[old]
         self.note_future(seq)
 
