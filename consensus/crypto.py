@@ -69,3 +69,42 @@ class FastKeyring:
 
     def _mac(self, signer: int, data: bytes) -> bytes:
         return hashlib.blake2b(data, key=self._secrets[signer], digest_size=64).digest()
+
+
+class RememberingKeyring:
+    """A keyring that does not check the same signature twice.
+
+    A replica sees one signed message many times: re-sent votes and pre-prepares while a
+    slot stays open, the prepares and commits nested in VIEW-CHANGE and NEW-VIEW proofs,
+    the commits of a fetched block's certificate. Whether `sig` is `signer`'s signature
+    over `data` never changes, so the last `capacity` good answers are kept, keyed by
+    all three: a different body or signature is checked afresh. Bad signatures are not
+    kept (a flood of them must cost the sender, not our memory). Messages whose signed
+    bytes exceed `max_data_bytes` (view changes carrying proofs) are checked each time.
+    """
+
+    def __init__(self, inner: Keyring, capacity: int = 4096, max_data_bytes: int = 1024) -> None:
+        self.inner = inner
+        self.index = inner.index
+        self.label = inner.label
+        self.capacity = capacity
+        self.max_data_bytes = max_data_bytes
+        self._good: dict[tuple[int, bytes, bytes], None] = {}
+        self.hits = 0
+
+    def sign(self, data: bytes) -> bytes:
+        return self.inner.sign(data)
+
+    def verify(self, signer: int, data: bytes, sig: bytes) -> bool:
+        if len(data) > self.max_data_bytes:
+            return self.inner.verify(signer, data, sig)
+        key = (signer, sig, data)
+        if key in self._good:
+            self.hits += 1
+            return True
+        if not self.inner.verify(signer, data, sig):
+            return False
+        if len(self._good) >= self.capacity:
+            del self._good[next(iter(self._good))]  # the oldest: insertion order
+        self._good[key] = None
+        return True

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from consensus import events as ev
 from consensus import messages as wire
-from consensus.crypto import Ed25519Keyring
+from consensus.crypto import Ed25519Keyring, RememberingKeyring
 from consensus.replica import Replica, ReplicaConfig
 from contracts import errors
 from contracts.runtime import Receipt, check_args, check_nonce, get_ops, org_of_key
@@ -83,7 +83,8 @@ class Runtime:
         self.cfg = cfg
         self.counters: collections.Counter[str] = collections.Counter()
         self.storage = Storage(cfg.data_dir / "db.sqlite")
-        keys = Ed25519Keyring(cfg.index, cfg.signing_key, cfg.validator_keys)
+        keys = RememberingKeyring(  # re-sent and nested votes: one Ed25519 check each
+            Ed25519Keyring(cfg.index, cfg.signing_key, cfg.validator_keys))
         replica = Replica(ReplicaConfig(n=len(cfg.validator_keys), index=cfg.index,
                                         chain_id=cfg.chain_id, **cfg.consensus),
                           keys, digest_batch)

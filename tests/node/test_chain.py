@@ -79,3 +79,34 @@ def test_the_stored_receipt_is_the_canonical_encoding_of_the_receipt():
                         Event("pool", "paid", {"z": [1, {"y": 2, "x": b"\x01"}]}))),
                     Receipt("cd" * 32, 2**40, 0, False, "InsufficientFunds", "no money")):
         assert receipt_record(receipt) == codec.encode(receipt.to_value())
+
+
+def test_receipt_bytes_are_the_leaf_and_the_record_built_separately():
+    from contracts.runtime import Event, Receipt
+    from node.chain import receipt_bytes, receipt_leaf, receipt_record
+    receipt = Receipt("ab" * 32, 7, 3, True, "ok", "moved", (
+        Event("token", "transfer", {"to": "b", "amount": 5, "from": "a"}),))
+    assert receipt_bytes(receipt) == (receipt_leaf(receipt), receipt_record(receipt))
+
+
+def test_the_executor_seals_the_header_the_recipe_gives_from_scratch():
+    """The executor hands seal_header the tx and receipts roots it already holds (ids,
+    receipt leaves); repair and peers seal from the block alone: same header, same hash."""
+    from consensus import events as ev
+    from consensus import messages as wire
+    from node.chain import Executor, seal_header
+    from node.memory_storage import MemoryStorage
+    executor = Executor(MemoryStorage(), genesis())
+    head, state_before = executor.head, init_state(genesis())
+    txs = [sign_tx(RICH, CHAIN, 0, "token.transfer", {"to": "poor", "amount": 10}),
+           sign_tx(POOR, CHAIN, 0, "token.transfer", {"to": "rich", "amount": 99}),  # refused
+           sign_tx(RICH, CHAIN, 1, "token.transfer", {"to": "poor", "amount": 5})]
+    raws = tuple(tx.to_bytes() for tx in txs)
+    block = ev.Deliver(wire.Signed(wire.PrePrepare(0, 1, bytes(32), 1000, raws + raws[:1]), 0,
+                                   bytes(64)), ())
+    run_ = executor.begin(block, lambda _id: None, Transaction.signature_ok)
+    assert run_.advance()
+    header, receipts = executor.commit(run_)
+    assert [r.code for r in receipts] == ["ok", "InsufficientFunds", "ok", DUPLICATE]
+    replayed = run(state_before, 1, txs + txs[:1], committed=set())
+    assert seal_header(head, block, state_before, replayed) == header
