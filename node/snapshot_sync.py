@@ -1,0 +1,250 @@
+"""State sync: a new or far-behind node restores a certified snapshot fetched from its peers.
+
+At start, before the replica runs, the node asks every peer which snapshots it offers.
+It takes the highest one well above its own height, fetches its manifest, and checks
+the manifest against the block's execution certificate (node/snapshot.py). Then it
+fetches the chunks from every peer offering that snapshot at once (a few requests in
+flight per peer), checks each chunk on arrival against the manifest, and writes it in
+one SQLite transaction that commits only when every chunk is in. A chunk that fails its
+check (or its request) is asked of another peer, and the peer that sent it is not asked
+for that chunk again; a peer whose manifest fails is not used at all.
+
+Once committed, the node is an ordinary node at height h: the replica resumes there and
+fetches the blocks after h with their certificates (consensus/catchup.py), executing
+only those. Its blocks below h are "pruned" (the history chunks gave it every
+transaction id below h, so duplicates are still refused).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import msgpack
+
+from consensus import messages as wire
+from node.chain import wire_certificate
+from node.logs import Event
+from node.snapshot import (Manifest, SnapshotError, verify_history_chunk, verify_manifest,
+                           verify_state_chunk)
+
+log = logging.getLogger("ipchain.statesync")
+
+REQUESTS_PER_PEER = 2
+MIN_GAP_BLOCKS = 1_024
+"""A node that has blocks syncs from a snapshot only this far behind it: closer, replaying
+the blocks costs less than fetching the whole state."""
+
+
+class StateSyncFailed(Exception):
+    """No offered snapshot could be restored; the node goes on by replaying blocks."""
+
+
+@dataclass
+class Job:
+    kind: str  # "state" or "history"
+    index: int
+    tried: set[int] = field(default_factory=set)
+
+
+@dataclass
+class Progress:
+    bytes_fetched: int = 0
+    chunks_by_peer: collections.Counter = field(default_factory=collections.Counter)
+    rejected_by_peer: collections.Counter = field(default_factory=collections.Counter)
+    failed_requests: int = 0
+
+
+class StateSync:
+    """One restore attempt over a Transport's peers into a Storage (SQLite)."""
+
+    def __init__(self, transport: Any, storage: Any, snapshots: Any, genesis: dict[str, Any],
+                 genesis_hash: bytes, height: int) -> None:
+        self.transport, self.storage, self.snapshots = transport, storage, snapshots
+        self.genesis, self.genesis_hash, self.height = genesis, genesis_hash, height
+        self.progress = Progress()
+
+    # -- HTTP -------------------------------------------------------------------------------
+    async def _get(self, peer: int, path: str) -> bytes | None:
+        link = self.transport.links[peer]
+        headers = self.transport.signer("GET", path, b"") if self.transport.signer else {}
+        try:
+            async with link.session.get(link.peer.url + path, headers=headers) as resp:
+                body = await resp.read()
+                if resp.status != 200:
+                    return None
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+            self.progress.failed_requests += 1
+            return None
+        self.progress.bytes_fetched += len(body)
+        return body
+
+    async def offers(self) -> dict[tuple[int, bytes], list[int]]:
+        """(height, manifest hash) -> the peers offering it."""
+        peers = sorted(self.transport.links)
+        answers = await asyncio.gather(*(self._get(p, "/p2p/snapshots") for p in peers))
+        found: dict[tuple[int, bytes], list[int]] = collections.defaultdict(list)
+        for peer, body in zip(peers, answers):
+            try:
+                for height, digest in msgpack.unpackb(body, raw=False)["snapshots"]:
+                    if type(height) is int and type(digest) is bytes:
+                        found[(height, digest)].append(peer)
+            except (TypeError, ValueError, KeyError, msgpack.ExtraData, msgpack.FormatError):
+                continue
+        return found
+
+    # -- the restore ---------------------------------------------------------------------------
+    async def run(self) -> dict[str, Any] | None:
+        """Restore the best offered snapshot; None when none is worth it."""
+        started = time.monotonic()
+        offers = await self.offers()
+        for (height, digest), peers in sorted(offers.items(), key=lambda kv: (-kv[0][0],
+                                                                             -len(kv[1]))):
+            if height <= self.height or (self.height and height - self.height < MIN_GAP_BLOCKS):
+                break
+            for peer in peers:
+                manifest, votes = await self._manifest(peer, height, digest)
+                if manifest is None:
+                    continue
+                report = await self._restore(manifest, votes, peers, started)
+                if report is not None:
+                    return report
+        if offers:
+            raise StateSyncFailed("no offered snapshot could be restored")
+        return None
+
+    async def _manifest(self, peer: int, height: int,
+                        digest: bytes) -> tuple[Manifest | None, list[bytes]]:
+        body = await self._get(peer, f"/p2p/snapshot/{height}/manifest")
+        try:
+            answer = msgpack.unpackb(body, raw=False)
+            manifest = Manifest.decode(answer["manifest"])
+            votes = [v for v in answer["certificate"] if type(v) is bytes]
+            if manifest.hash != digest:
+                raise SnapshotError("manifest does not hash to the offered digest")
+            _, votes = verify_manifest(manifest, votes, self.genesis, self.genesis_hash)
+        except (SnapshotError, TypeError, ValueError, KeyError, msgpack.ExtraData,
+                msgpack.FormatError) as exc:
+            self.progress.rejected_by_peer[peer] += 1
+            log.warning(Event("snapshot_manifest_refused", peer=peer, height=height,
+                              reason=str(exc)))
+            return None, []
+        return manifest, votes
+
+    async def _restore(self, manifest: Manifest, votes: list[bytes], peers: list[int],
+                       started: float) -> dict[str, Any] | None:
+        header = manifest.header_value
+        jobs = collections.deque([Job("state", i) for i in range(len(manifest.state_chunks))]
+                                 + [Job("history", j) for j in range(len(manifest.history))])
+        total = len(jobs)
+        log.info(Event("state_sync_started", height=manifest.height, peers=len(peers),
+                       state_chunks=len(manifest.state_chunks), history_chunks=len(manifest.history),
+                       entries=header.state_leaves))
+        self.storage.begin_restore()
+        try:
+            done = await self._fetch_all(manifest, header.state_leaves, jobs, peers)
+            if done < total:
+                raise StateSyncFailed(f"{total - done} chunks could not be fetched from any peer")
+            report = self._report(manifest, header, peers, started)
+            block = (header.hash, manifest.header, header.state_root, manifest.preprepare,
+                     manifest.commit_certificate)
+            self.storage.finish_restore(manifest.height, block, wire_certificate_raw(votes),
+                                        report)
+        except BaseException as exc:
+            self.storage.abort_restore()
+            if isinstance(exc, StateSyncFailed):
+                log.error(Event("state_sync_failed", height=manifest.height, reason=str(exc)))
+                return None
+            raise
+        log.warning(Event("state_synced", height=manifest.height, ms=report["ms"],
+                          bytes=report["bytes_fetched"], peers=",".join(map(str, report["peers"]))))
+        return report
+
+    async def _fetch_all(self, manifest: Manifest, leaves: int, jobs: collections.deque,
+                         peers: list[int]) -> int:
+        done = [0]
+        history_rows: list[tuple[int, bytes, bytes]] = []
+
+        in_flight = [0]
+
+        async def worker(peer: int) -> None:
+            while jobs or in_flight[0]:
+                job = next((j for j in jobs if peer not in j.tried), None)
+                if job is None:
+                    await asyncio.sleep(0.01)  # a job in flight elsewhere may come back
+                    if not any(peer not in j.tried for j in jobs) and not in_flight[0]:
+                        return
+                    continue
+                jobs.remove(job)
+                job.tried.add(peer)
+                in_flight[0] += 1
+                try:
+                    ok = await self._one(peer, job, manifest, leaves, history_rows)
+                finally:
+                    in_flight[0] -= 1
+                if ok:
+                    done[0] += 1
+                elif len(job.tried) < len(peers):
+                    jobs.append(job)  # another peer may have it right
+
+        await asyncio.gather(*(worker(p) for p in peers for _ in range(REQUESTS_PER_PEER)))
+        if self.snapshots is not None and done[0] == len(manifest.state_chunks) + len(
+                manifest.history):
+            self.snapshots.record_blocks(sorted(history_rows))
+        return done[0]
+
+    async def _one(self, peer: int, job: Job, manifest: Manifest, leaves: int,
+                   history_rows: list) -> bool:
+        if job.kind == "state":
+            path = f"/p2p/snapshot/{manifest.height}/state/{job.index}"
+        else:
+            first, last, _ = manifest.history[job.index]
+            path = f"/p2p/snapshot/history?from={first}&to={last}"
+        body = await self._get(peer, path)
+        if body is None:
+            return False
+        try:
+            if job.kind == "state":
+                self.storage.restore_state_rows(
+                    verify_state_chunk(manifest, job.index, leaves, body))
+            else:
+                blocks = verify_history_chunk(manifest, job.index, self.genesis_hash, body)
+                self._store_history(blocks, body, history_rows)
+        except SnapshotError as exc:
+            self.progress.rejected_by_peer[peer] += 1
+            log.warning(Event("snapshot_chunk_refused", peer=peer, kind=job.kind,
+                              index=job.index, reason=str(exc)))
+            return False
+        self.progress.chunks_by_peer[peer] += 1
+        await asyncio.sleep(0)
+        return True
+
+    def _store_history(self, blocks: list[tuple[int, list[bytes]]], body: bytes,
+                       history_rows: list) -> None:
+        self.storage.restore_tx_ids([(tx_id, height, index) for height, ids in blocks
+                                     for index, tx_id in enumerate(ids)])
+        for (height, ids), (header, _) in zip(blocks, msgpack.unpackb(body, raw=False)):
+            history_rows.append((height, header, b"".join(ids)))
+
+    def _report(self, manifest: Manifest, header: Any, peers: list[int],
+                started: float) -> dict[str, Any]:
+        p = self.progress
+        return {"height": manifest.height, "state_root": header.state_root.hex(),
+                "state_entries": header.state_leaves,
+                "state_chunks": len(manifest.state_chunks), "history_chunks": len(manifest.history),
+                "bytes_fetched": p.bytes_fetched,
+                "peers": sorted(p.chunks_by_peer),
+                "chunks_by_peer": {str(k): v for k, v in sorted(p.chunks_by_peer.items())},
+                "rejected_by_peer": {str(k): v for k, v in sorted(p.rejected_by_peer.items())},
+                "failed_requests": p.failed_requests,
+                "ms": int((time.monotonic() - started) * 1000)}
+
+
+def wire_certificate_raw(votes: list[bytes]) -> bytes:
+    """The certificate as the store keeps it (node.chain.wire_certificate's format)."""
+    return wire_certificate(tuple(wire.decode(v) for v in votes))

@@ -1,0 +1,131 @@
+"""Snapshots checked against a certified chain: every chunk, manifest and certificate.
+
+The chain is built by ipchain/workloads/bigchain.py (real executor, real keys) with tiny
+state chunks, so the snapshot has many of them; each check must refuse a changed byte.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import random
+from pathlib import Path
+
+import msgpack
+import pytest
+
+from consensus import messages as wire
+from contracts import codec
+from contracts.merkle import fold_subtree_roots, merkle_root
+from ipchain.cluster.manager import Cluster
+from ipchain.workloads import bigchain
+from node.chain import Executor, Header
+from node.snapshot import (Manifest, SnapshotError, verify_history_chunk, verify_manifest,
+                           verify_state_chunk)
+from node.snapshot_store import SnapshotStore
+from node.storage import Storage
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 5, 8, 13, 64, 100, 257])
+@pytest.mark.parametrize("chunk_log2", [1, 2, 3])
+def test_chunk_roots_fold_to_the_state_root(count: int, chunk_log2: int) -> None:
+    """Chunks of 2^k leaves are subtrees of the carry-up tree, the last one too."""
+    rng = random.Random(count * 31 + chunk_log2)
+    leaves = [rng.randbytes(32) for _ in range(count)]
+    size = 1 << chunk_log2
+    roots = [merkle_root(leaves[i:i + size]) for i in range(0, count, size)]
+    assert fold_subtree_roots(roots) == merkle_root(leaves)
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    base = tmp_path_factory.mktemp("snap")
+    cluster = Cluster.create(base / "c", 4, 47000, clients=3)
+    bigchain.build(cluster, 600, 50, [0], say=lambda _line: None, chunk_leaves_log2=4)
+    storage = Storage(cluster.node_dir(0) / "db.sqlite")
+    executor = Executor(storage, cluster.genesis)
+    store = SnapshotStore(cluster.node_dir(0), cluster.chain_id)
+    height = store.latest()
+    manifest = Manifest.decode(store.manifest(height))
+    votes = codec.decode(storage.exec_cert(height)[1])
+    yield {"cluster": cluster, "storage": storage, "store": store, "executor": executor,
+           "manifest": manifest, "votes": votes, "genesis": cluster.genesis,
+           "genesis_hash": executor.genesis.hash, "height": height}
+    store.close()
+    storage.close()
+
+
+def test_a_built_snapshot_checks_out_chunk_by_chunk(chain: dict) -> None:
+    manifest, store = chain["manifest"], chain["store"]
+    header, votes = verify_manifest(manifest, chain["votes"], chain["genesis"],
+                                    chain["genesis_hash"])
+    assert header.height == chain["height"] and len(votes) == 4
+    assert len(manifest.state_chunks) > 10, "tiny chunks: the state spans many"
+    pairs = []
+    for index in range(len(manifest.state_chunks)):
+        pairs += verify_state_chunk(manifest, index, header.state_leaves,
+                                    store.state_chunk(chain["height"], index))
+    assert dict(pairs) == chain["executor"].state.raw_items()
+    ids = []
+    for j, (first, last, _) in enumerate(manifest.history):
+        ids += [i for _, block in verify_history_chunk(
+            manifest, j, chain["genesis_hash"], store.history_chunk(first, last)) for i in block]
+    pp = wire.decode(manifest.preprepare).body
+    ids += [hashlib.sha256(raw).digest() for raw in pp.txs]
+    assert len(ids) == 600 and set(ids) == chain["storage"].known_tx_ids(ids)
+
+
+def test_a_state_chunk_with_one_byte_changed_is_refused(chain: dict) -> None:
+    manifest, store = chain["manifest"], chain["store"]
+    leaves = manifest.header_value.state_leaves
+    good = store.state_chunk(chain["height"], 3)
+    items = msgpack.unpackb(good, raw=False)
+    key, value = items[0]
+    items[0] = [key, value[:-1] + bytes([value[-1] ^ 1])]
+    with pytest.raises(SnapshotError, match="does not match its root"):
+        verify_state_chunk(manifest, 3, leaves, msgpack.packb(items, use_bin_type=True))
+    with pytest.raises(SnapshotError, match="wrong size"):
+        verify_state_chunk(manifest, 3, leaves, msgpack.packb(items[1:], use_bin_type=True))
+    with pytest.raises(SnapshotError, match="does not match its root"):
+        verify_state_chunk(manifest, 4, leaves, good)  # the right chunk at the wrong place
+
+
+def test_a_history_chunk_missing_a_transaction_is_refused(chain: dict) -> None:
+    manifest, store = chain["manifest"], chain["store"]
+    first, last, _ = manifest.history[0]
+    rows = msgpack.unpackb(store.history_chunk(first, last), raw=False)
+    rows[2][1] = rows[2][1][32:]  # block 3 without its first id
+    with pytest.raises(SnapshotError, match="miss its tx root"):
+        verify_history_chunk(manifest, 0, chain["genesis_hash"],
+                             msgpack.packb(rows, use_bin_type=True))
+
+
+def test_a_manifest_without_a_quorum_or_with_a_wrong_root_is_refused(chain: dict) -> None:
+    manifest, votes = chain["manifest"], chain["votes"]
+    genesis, genesis_hash = chain["genesis"], chain["genesis_hash"]
+    with pytest.raises(SnapshotError, match="2 valid signatures; 3 needed"):
+        verify_manifest(manifest, votes[:2], genesis, genesis_hash)
+    with pytest.raises(SnapshotError, match="2 valid signatures"):
+        verify_manifest(manifest, votes[:2] + [votes[0]], genesis, genesis_hash)
+    roots = list(manifest.state_chunks)
+    roots[0] = bytes(32)
+    with pytest.raises(SnapshotError, match="do not fold to the certified state root"):
+        verify_manifest(dataclasses.replace(manifest, state_chunks=tuple(roots)), votes,
+                        genesis, genesis_hash)
+    header = Header.decode(manifest.header)
+    other = dataclasses.replace(header, state_leaves=header.state_leaves + 1)
+    with pytest.raises(SnapshotError, match="2 valid signatures|0 valid signatures"):
+        verify_manifest(dataclasses.replace(manifest, header=other.encode()), votes,
+                        genesis, genesis_hash)
+    history = list(manifest.history)
+    history[-1] = (*history[-1][:2], bytes(32))
+    with pytest.raises(SnapshotError, match="does not chain to the snapshot block"):
+        verify_manifest(dataclasses.replace(manifest, history=tuple(history)), votes,
+                        genesis, genesis_hash)
+
+
+def test_a_manifest_decodes_to_itself(chain: dict) -> None:
+    manifest = chain["manifest"]
+    assert Manifest.decode(manifest.encode()) == manifest
+    with pytest.raises(SnapshotError, match="malformed"):
+        Manifest.decode(b"\x93junk")
