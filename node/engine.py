@@ -208,8 +208,9 @@ class Engine:
         for new traffic."""
         top = self.executor.height
         for height in range(max(1, top - REVOTE_BLOCKS + 1), top + 1):
-            if self.storage.exec_cert(height) is None:
-                header = Header.decode(self.storage.block(height)[1])
+            row = self.storage.block(height)
+            if row is not None and self.storage.exec_cert(height) is None:  # None: pruned
+                header = Header.decode(row[1])
                 self.step(ev.BlockExecuted(height, header.state_root, header.hash))
 
     def stable_proof(self) -> tuple[wire.Signed, ...]:
