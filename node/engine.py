@@ -144,9 +144,10 @@ class Engine:
     def __init__(self, storage: Storage, genesis: dict[str, Any], replica: Replica,
                  bus: Bus, timers: Timers, clock: Clock,
                  decoded: Callable[[bytes], Transaction | None] = lambda _id: None,
-                 verified: Callable[[Transaction], bool] = Transaction.signature_ok) -> None:
+                 verified: Callable[[Transaction], bool] = Transaction.signature_ok,
+                 state: Any = None) -> None:
         self.storage = storage
-        self.executor = Executor(storage, genesis)
+        self.executor = Executor(storage, genesis, state)
         self.replica = replica
         self.bus, self.timers, self.clock = bus, timers, clock
         self.decoded, self.verified = decoded, verified

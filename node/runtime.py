@@ -204,7 +204,8 @@ class Runtime:
             return
         self.state_sync = report
         self.engine = Engine(self.storage, self.cfg.genesis, self.replica, self, self, self,
-                             decoded=self.mempool.get, verified=self._is_verified)
+                             decoded=self.mempool.get, verified=self._is_verified,
+                             state=sync.state)
         self.engine.observers.append(self._after_block)
 
     async def stop(self) -> None:

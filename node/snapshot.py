@@ -231,8 +231,9 @@ def check_base_block(manifest: Manifest, header: Header, genesis: dict[str, Any]
 
 
 def verify_state_chunk(manifest: Manifest, index: int, leaves: int,
-                       data: bytes) -> list[tuple[str, bytes]]:
-    """The chunk's (key, value) pairs once they rebuild the manifest's root for it."""
+                       data: bytes) -> tuple[list[tuple[str, bytes]], list[bytes]]:
+    """The chunk's (key, value) pairs and their leaf hashes, once they rebuild the
+    manifest's root for it."""
     _check(0 <= index < len(manifest.state_chunks), "no such state chunk")
     expected = min(manifest.chunk_leaves, leaves - index * manifest.chunk_leaves)
     try:
@@ -245,9 +246,10 @@ def verify_state_chunk(manifest: Manifest, index: int, leaves: int,
     _check(len(pairs) == len(items) == expected, f"state chunk {index} has the wrong size")
     _check(all(a[0] < b[0] for a, b in zip(pairs, pairs[1:])),
            f"state chunk {index} is not in key order")
-    root = merkle_root([leaf_hash(key, value) for key, value in pairs])
-    _check(root == manifest.state_chunks[index], f"state chunk {index} does not match its root")
-    return pairs
+    hashes = [leaf_hash(key, value) for key, value in pairs]
+    _check(merkle_root(hashes) == manifest.state_chunks[index],
+           f"state chunk {index} does not match its root")
+    return pairs, hashes
 
 
 def verify_history_chunk(manifest: Manifest, index: int, genesis_hash: bytes,

@@ -28,6 +28,7 @@ import aiohttp
 import msgpack
 
 from consensus import messages as wire
+from contracts.state import State
 from node.chain import wire_certificate
 from node.logs import Event
 from node.snapshot import (Manifest, SnapshotError, verify_history_chunk, verify_manifest,
@@ -60,6 +61,45 @@ class Progress:
     failed_requests: int = 0
 
 
+@dataclass
+class Fetched:
+    """Verified chunks by index, written once all are in."""
+
+    state: dict[int, tuple[list[tuple[str, bytes]], list[bytes]]] = field(default_factory=dict)
+    history: dict[int, tuple[list[tuple[int, list[bytes]]], bytes]] = field(default_factory=dict)
+
+    def state_in_order(self) -> tuple[list[tuple[str, bytes]], list[bytes]]:
+        pairs: list[tuple[str, bytes]] = []
+        leaves: list[bytes] = []
+        for index in sorted(self.state):
+            chunk_pairs, chunk_leaves = self.state[index]
+            if pairs and chunk_pairs and not pairs[-1][0] < chunk_pairs[0][0]:
+                raise SnapshotError(f"state chunk {index} does not follow its predecessor")
+            pairs += chunk_pairs
+            leaves += chunk_leaves
+        return pairs, leaves
+
+    def tx_rows_by_id(self) -> list[tuple[bytes, int, int]]:
+        """(id, height, index) sorted by id; an id in two blocks keeps the lower height,
+        as the executor's index does."""
+        first: dict[bytes, tuple[int, int]] = {}
+        for index in sorted(self.history, reverse=True):
+            for height, ids in reversed(self.history[index][0]):
+                for position in range(len(ids) - 1, -1, -1):
+                    first[ids[position]] = (height, position)
+        return [(tx_id, *first[tx_id]) for tx_id in sorted(first)]
+
+    def history_rows(self) -> list[tuple[int, bytes, bytes]]:
+        """(height, header, ids) for the node's own history (it serves them on)."""
+        rows = []
+        for index in sorted(self.history):
+            blocks, body = self.history[index]
+            headers = msgpack.unpackb(body, raw=False)
+            rows += [(height, header, b"".join(ids))
+                     for (height, ids), (header, _) in zip(blocks, headers)]
+        return rows
+
+
 class StateSync:
     """One restore attempt over a Transport's peers into a Storage (SQLite)."""
 
@@ -68,6 +108,8 @@ class StateSync:
         self.transport, self.storage, self.snapshots = transport, storage, snapshots
         self.genesis, self.genesis_hash, self.height = genesis, genesis_hash, height
         self.progress = Progress()
+        self.state: State | None = None
+        """The restored state, loaded and checked, for the node's executor."""
 
     # -- HTTP -------------------------------------------------------------------------------
     async def _get(self, peer: int, path: str) -> bytes | None:
@@ -141,35 +183,44 @@ class StateSync:
         header = manifest.header_value
         jobs = collections.deque([Job("state", i) for i in range(len(manifest.state_chunks))]
                                  + [Job("history", j) for j in range(len(manifest.history))])
-        total = len(jobs)
         log.info(Event("state_sync_started", height=manifest.height, peers=len(peers),
                        state_chunks=len(manifest.state_chunks), history_chunks=len(manifest.history),
                        entries=header.state_leaves))
-        self.storage.begin_restore()
+        got = Fetched()
+        await self._fetch_all(manifest, header.state_leaves, jobs, peers, got)
+        missing = len(manifest.state_chunks) - len(got.state) + len(manifest.history) - len(
+            got.history)
+        if missing:
+            log.error(Event("state_sync_failed", height=manifest.height,
+                            reason=f"{missing} chunks could not be fetched from any peer"))
+            return None
         try:
-            done = await self._fetch_all(manifest, header.state_leaves, jobs, peers)
-            if done < total:
-                raise StateSyncFailed(f"{total - done} chunks could not be fetched from any peer")
-            report = self._report(manifest, header, peers, started)
-            block = (header.hash, manifest.header, header.state_root, manifest.preprepare,
-                     manifest.commit_certificate)
+            pairs, leaves = got.state_in_order()
+        except SnapshotError as exc:
+            log.error(Event("state_sync_failed", height=manifest.height, reason=str(exc)))
+            return None
+        report = self._report(manifest, header, peers, started)
+        block = (header.hash, manifest.header, header.state_root, manifest.preprepare,
+                 manifest.commit_certificate)
+        self.storage.begin_restore()
+        try:  # in key order and id order: SQLite appends instead of splitting pages
+            self.storage.restore_state_rows(pairs)
+            self.storage.restore_tx_ids(got.tx_rows_by_id())
             self.storage.finish_restore(manifest.height, block, wire_certificate_raw(votes),
                                         report)
-        except BaseException as exc:
+        except BaseException:
             self.storage.abort_restore()
-            if isinstance(exc, StateSyncFailed):
-                log.error(Event("state_sync_failed", height=manifest.height, reason=str(exc)))
-                return None
             raise
+        if self.snapshots is not None:
+            self.snapshots.record_blocks(got.history_rows())
+        self.state = State.from_verified(pairs, leaves, header.state_root)
+        report["ms"] = int((time.monotonic() - started) * 1000)
         log.warning(Event("state_synced", height=manifest.height, ms=report["ms"],
                           bytes=report["bytes_fetched"], peers=",".join(map(str, report["peers"]))))
         return report
 
     async def _fetch_all(self, manifest: Manifest, leaves: int, jobs: collections.deque,
-                         peers: list[int]) -> int:
-        done = [0]
-        history_rows: list[tuple[int, bytes, bytes]] = []
-
+                         peers: list[int], got: "Fetched") -> None:
         in_flight = [0]
 
         async def worker(peer: int) -> None:
@@ -184,22 +235,16 @@ class StateSync:
                 job.tried.add(peer)
                 in_flight[0] += 1
                 try:
-                    ok = await self._one(peer, job, manifest, leaves, history_rows)
+                    ok = await self._one(peer, job, manifest, leaves, got)
                 finally:
                     in_flight[0] -= 1
-                if ok:
-                    done[0] += 1
-                elif len(job.tried) < len(peers):
+                if not ok and len(job.tried) < len(peers):
                     jobs.append(job)  # another peer may have it right
 
         await asyncio.gather(*(worker(p) for p in peers for _ in range(REQUESTS_PER_PEER)))
-        if self.snapshots is not None and done[0] == len(manifest.state_chunks) + len(
-                manifest.history):
-            self.snapshots.record_blocks(sorted(history_rows))
-        return done[0]
 
     async def _one(self, peer: int, job: Job, manifest: Manifest, leaves: int,
-                   history_rows: list) -> bool:
+                   got: "Fetched") -> bool:
         if job.kind == "state":
             path = f"/p2p/snapshot/{manifest.height}/state/{job.index}"
         else:
@@ -210,11 +255,10 @@ class StateSync:
             return False
         try:
             if job.kind == "state":
-                self.storage.restore_state_rows(
-                    verify_state_chunk(manifest, job.index, leaves, body))
+                got.state[job.index] = verify_state_chunk(manifest, job.index, leaves, body)
             else:
-                blocks = verify_history_chunk(manifest, job.index, self.genesis_hash, body)
-                self._store_history(blocks, body, history_rows)
+                got.history[job.index] = (verify_history_chunk(
+                    manifest, job.index, self.genesis_hash, body), body)
         except SnapshotError as exc:
             self.progress.rejected_by_peer[peer] += 1
             log.warning(Event("snapshot_chunk_refused", peer=peer, kind=job.kind,
@@ -223,13 +267,6 @@ class StateSync:
         self.progress.chunks_by_peer[peer] += 1
         await asyncio.sleep(0)
         return True
-
-    def _store_history(self, blocks: list[tuple[int, list[bytes]]], body: bytes,
-                       history_rows: list) -> None:
-        self.storage.restore_tx_ids([(tx_id, height, index) for height, ids in blocks
-                                     for index, tx_id in enumerate(ids)])
-        for (height, ids), (header, _) in zip(blocks, msgpack.unpackb(body, raw=False)):
-            history_rows.append((height, header, b"".join(ids)))
 
     def _report(self, manifest: Manifest, header: Any, peers: list[int],
                 started: float) -> dict[str, Any]:

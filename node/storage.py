@@ -210,12 +210,9 @@ class Storage:
         self.db.executemany("INSERT INTO state VALUES (?,?)", pairs)
 
     def restore_tx_ids(self, rows: list[tuple[bytes, int, int]]) -> None:
-        """(id, height, index) of pruned blocks' transactions, receipts unknown (empty);
-        an id seen twice keeps its first height, as the executor's index does."""
-        self.db.executemany(
-            "INSERT INTO txs VALUES (?,?,?,x'') ON CONFLICT(id) DO UPDATE SET "
-            "height = excluded.height, idx = excluded.idx, receipt = x'' "
-            "WHERE excluded.height < txs.height", rows)
+        """(id, height, index) of pruned blocks' transactions, receipts unknown (empty).
+        An id this node already holds keeps its row (its height is the lower one)."""
+        self.db.executemany("INSERT OR IGNORE INTO txs VALUES (?,?,?,x'')", rows)
 
     def finish_restore(self, height: int, block: tuple[bytes, bytes, bytes, bytes, bytes],
                        exec_votes: bytes, report: dict[str, Any]) -> None:
@@ -227,6 +224,8 @@ class Storage:
         for key, value in (("lowest_retained_height", height), ("state_sync", report)):
             self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
                             (key, msgpack.packb(value, use_bin_type=True)))
+        # a checkpoint proof from before the restore would pull the watermarks below h
+        self.db.execute("DELETE FROM meta WHERE key = 'stable_checkpoint'")
         self.db.execute("COMMIT")
 
     def abort_restore(self) -> None:

@@ -64,7 +64,7 @@ def test_a_built_snapshot_checks_out_chunk_by_chunk(chain: dict) -> None:
     pairs = []
     for index in range(len(manifest.state_chunks)):
         pairs += verify_state_chunk(manifest, index, header.state_leaves,
-                                    store.state_chunk(chain["height"], index))
+                                    store.state_chunk(chain["height"], index))[0]
     assert dict(pairs) == chain["executor"].state.raw_items()
     ids = []
     for j, (first, last, _) in enumerate(manifest.history):
