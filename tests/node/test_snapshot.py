@@ -129,3 +129,21 @@ def test_a_manifest_decodes_to_itself(chain: dict) -> None:
     assert Manifest.decode(manifest.encode()) == manifest
     with pytest.raises(SnapshotError, match="malformed"):
         Manifest.decode(b"\x93junk")
+
+
+def test_restored_tx_ids_keep_their_first_block_and_position_as_the_executor_does() -> None:
+    """An id ordered twice (after a view change) is indexed at its first occurrence."""
+    from node.snapshot_sync import Fetched
+    a, b, c = (bytes([i]) * 32 for i in (1, 2, 3))
+    got = Fetched(history={1: ([(5, [c, a]), (6, [a, b, a])], b""),
+                           0: ([(2, [b]), (3, [])], b"")})
+    assert got.tx_rows_by_id() == [(a, 5, 1), (b, 2, 0), (c, 5, 0)]
+
+
+def test_state_chunks_out_of_key_order_across_chunks_are_refused() -> None:
+    from node.snapshot_sync import Fetched
+    got = Fetched(state={0: ([("b", b"1")], [b"x"]), 1: ([("a", b"2")], [b"y"])})
+    with pytest.raises(SnapshotError, match="does not follow"):
+        got.state_in_order()
+    ok = Fetched(state={1: ([("b", b"1")], [b"x"]), 0: ([("a", b"2")], [b"y"])})
+    assert ok.state_in_order() == ([("a", b"2"), ("b", b"1")], [b"y", b"x"])
