@@ -145,10 +145,10 @@ class StateSync:
         """Restore the best offered snapshot; None when none is worth it."""
         started = time.monotonic()
         offers = await self.offers()
-        for (height, digest), peers in sorted(offers.items(), key=lambda kv: (-kv[0][0],
-                                                                             -len(kv[1]))):
-            if height <= self.height or (self.height and height - self.height < MIN_GAP_BLOCKS):
-                break
+        worth = [(key, peers) for key, peers in offers.items()
+                 if key[0] > self.height and (not self.height
+                                              or key[0] - self.height >= MIN_GAP_BLOCKS)]
+        for (height, digest), peers in sorted(worth, key=lambda kv: (-kv[0][0], -len(kv[1]))):
             for peer in peers:
                 manifest, votes = await self._manifest(peer, height, digest)
                 if manifest is None:
@@ -156,8 +156,8 @@ class StateSync:
                 report = await self._restore(manifest, votes, peers, started)
                 if report is not None:
                     return report
-        if offers:
-            raise StateSyncFailed("no offered snapshot could be restored")
+        if worth:
+            raise StateSyncFailed(f"none of {len(worth)} offered snapshots could be restored")
         return None
 
     async def _manifest(self, peer: int, height: int,
