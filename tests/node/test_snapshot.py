@@ -147,3 +147,86 @@ def test_state_chunks_out_of_key_order_across_chunks_are_refused() -> None:
         got.state_in_order()
     ok = Fetched(state={1: ([("b", b"1")], [b"x"]), 0: ([("a", b"2")], [b"y"])})
     assert ok.state_in_order() == ([("a", b"2"), ("b", b"1")], [b"y", b"x"])
+
+
+class FakePeers:
+    """StateSync's HTTP side served from one store: per peer, honest, tampering, or down."""
+
+    def __init__(self, chain: dict, behaviour: dict[int, str]) -> None:
+        self.chain, self.behaviour = chain, behaviour
+        self.links = dict.fromkeys(behaviour)
+        self.asked: list[tuple[int, str]] = []
+
+    def answer(self, peer: int, path: str) -> bytes | None:
+        self.asked.append((peer, path))
+        store, height = self.chain["store"], self.chain["height"]
+        kind = self.behaviour[peer]
+        if kind == "down":
+            return None
+        if path == "/p2p/snapshots":
+            return msgpack.packb({"snapshots": [[height, hashlib.sha256(
+                store.manifest(height)).digest()]]})
+        if path.endswith("/manifest"):
+            votes = self.chain["votes"][:2] if kind == "short-certificate" else self.chain["votes"]
+            return msgpack.packb({"manifest": store.manifest(height), "certificate": votes})
+        if "/state/" in path:
+            chunk = store.state_chunk(height, int(path.rsplit("/", 1)[1]))
+            return chunk[:-1] + bytes([chunk[-1] ^ 1]) if kind == "tamper" else chunk
+        first, last = (int(p.split("=")[1]) for p in path.split("?")[1].split("&"))
+        return store.history_chunk(first, last)
+
+
+def restore_with(chain: dict, behaviour: dict[int, str], tmp_path: Path):
+    import asyncio
+    from node.snapshot_sync import StateSync
+
+    peers = FakePeers(chain, behaviour)
+    target = Storage(tmp_path / "new.sqlite")
+    sync = StateSync(peers, target, None, chain["genesis"], chain["genesis_hash"], 0)
+
+    async def fake_get(peer: int, path: str) -> bytes | None:
+        await asyncio.sleep(0)
+        return peers.answer(peer, path)
+    sync._get = fake_get
+    report = asyncio.run(sync.run())
+    return report, sync, target, peers
+
+
+def test_a_restore_takes_chunks_from_every_honest_peer_and_none_from_a_tampering_one(
+        chain: dict, tmp_path: Path) -> None:
+    report, sync, target, peers = restore_with(
+        chain, {0: "honest", 1: "tamper", 2: "honest", 3: "down"}, tmp_path)
+    assert report["height"] == chain["height"]
+    assert {"0", "2"} <= set(report["chunks_by_peer"]) and "3" not in report["chunks_by_peer"]
+    assert report["rejected_by_peer"]["1"] >= 1  # (its history chunks are honest)
+    assert target.state_items() == chain["executor"].state.raw_items()
+    assert sync.state.root() == chain["executor"].state.root()
+    assert target.pruned_below() == chain["height"] == target.last_height()
+    refused = {p for p, path in peers.asked if p == 1 and "/state/" in path}
+    assert refused, "the tampering peer was asked for state chunks"
+    retried = [path for p, path in peers.asked if "/state/" in path]
+    assert len(retried) > len(sync_manifest(chain).state_chunks), "refused chunks refetched"
+    target.close()
+
+
+def test_a_manifest_with_a_short_certificate_is_passed_over_for_an_honest_peers(
+        chain: dict, tmp_path: Path) -> None:
+    report, _, target, _ = restore_with(chain, {0: "short-certificate", 1: "honest"}, tmp_path)
+    assert report["rejected_by_peer"] == {"0": 1}
+    assert target.state_items() == chain["executor"].state.raw_items()
+    target.close()
+
+
+def test_a_restore_whose_chunks_no_peer_serves_right_leaves_the_store_untouched(
+        chain: dict, tmp_path: Path) -> None:
+    from node.snapshot_sync import StateSyncFailed
+
+    with pytest.raises(StateSyncFailed):
+        restore_with(chain, {0: "tamper", 1: "tamper"}, tmp_path)
+    target = Storage(tmp_path / "new.sqlite")
+    assert target.last_height() == 0 and target.state_items() == {}
+    target.close()
+
+
+def sync_manifest(chain: dict) -> Manifest:
+    return chain["manifest"]
