@@ -161,23 +161,34 @@ def stable_checkpoint(storage: Storage, keys: list[nacl.signing.SigningKey], cha
     storage.set_meta("stable_checkpoint", [height, [wire.encode(m) for m in proof]])
 
 
-def resnapshot(cluster: Cluster, node: int, targets: list[int]) -> dict[str, Any]:
-    """Write the snapshot of node `node`'s head again (e.g. after a format change) from
-    its database, and copy it to `targets`."""
+def finish(cluster: Cluster, node: int, targets: list[int]) -> dict[str, Any]:
+    """Make node `node`'s database (a build stopped early, or a format change) ready to
+    serve: its head certified, its history complete, a snapshot of its head; then copy
+    database and snapshot to `targets`. Returns what the chain holds."""
     storage = Storage(cluster.node_dir(node) / "db.sqlite")
     executor = Executor(storage, cluster.genesis)
     store = SnapshotStore(cluster.node_dir(node), cluster.chain_id)
+    height, keys, chain_id = executor.height, node_keys(cluster), cluster.chain_id
+    if storage.exec_cert(height) is None:  # stopped between the block and its certificate
+        votes = [signed(Executed(height, executor.head.hash), i, k, chain_id)
+                 for i, k in enumerate(keys)]
+        storage.save_exec_cert(height, executor.head.hash, wire_certificate(votes))
+    store.backfill(storage, height)
     for old in store.heights():
         shutil.rmtree(store.root / str(old))
-    height = executor.height
     manifest = store.write(store.capture(height, executor.state), storage.block(height))
+    result = {"transactions": storage.db.execute("SELECT COUNT(*) FROM txs").fetchone()[0],
+              "height": height, "state_entries": len(executor.state),
+              "state_bytes": sum(len(k) + len(v) for k, v in executor.state.raw_items().items()),
+              "state_root": executor.state.root().hex(),
+              "state_chunks": len(manifest.state_chunks), "history_chunks": len(manifest.history)}
+    storage.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     store.close()
     storage.close()
     for target in targets:
-        shutil.rmtree(cluster.node_dir(target) / "snapshots", ignore_errors=True)
-        shutil.copytree(cluster.node_dir(node) / "snapshots",
-                        cluster.node_dir(target) / "snapshots")
-    return {"height": height, "state_chunks": len(manifest.state_chunks)}
+        copy_node(cluster, node, target)
+    return result
 
 
 def copy_node(cluster: Cluster, source: int, target: int) -> None:

@@ -8,6 +8,7 @@ Then the built nodes start, commit under a light load (a transfer every
 `load_interval_ms`, so the chain moves while the new node joins), and the new node
 starts. Measured, from the moment its process is started:
 
+- answering_s: until its API answers (it starts serving once the restore is done);
 - join_s: until it answers with a restored snapshot and stands at the others' height,
   state root and view, out of view change, with a block hash equal to theirs at a
   height all share (what "joined" means: it votes and executes like the others);
@@ -123,6 +124,9 @@ async def measure(cluster: Cluster, new: int, built: list[int], interval_ms: int
         t0 = time.monotonic()
         cluster.start([new])
         pid = cluster.pid(new)
+        await until(lambda: client.get_status(session, cluster.urls[new]), JOIN_DEADLINE_S,
+                    "the new node to answer")
+        answered_s = time.monotonic() - t0
         status = await until(lambda: joined(session, cluster, new, built), JOIN_DEADLINE_S,
                              "the new node to join")
         join_s = time.monotonic() - t0
@@ -131,7 +135,8 @@ async def measure(cluster: Cluster, new: int, built: list[int], interval_ms: int
         await load_task
         others = [await client.get_status(session, cluster.urls[i]) for i in built]
     sync = status["state_sync"]
-    return {"join_s": round(join_s, 2), "restore_ms": sync["ms"],
+    return {"join_s": round(join_s, 2), "answering_s": round(answered_s, 2),
+            "restore_ms": sync["ms"],
             "bytes_fetched": sync["bytes_fetched"], "snapshot_height": sync["height"],
             "state_entries": sync["state_entries"], "state_chunks": sync["state_chunks"],
             "history_chunks": sync["history_chunks"], "chunks_by_peer": sync["chunks_by_peer"],
