@@ -230,3 +230,24 @@ def test_a_restore_whose_chunks_no_peer_serves_right_leaves_the_store_untouched(
 
 def sync_manifest(chain: dict) -> Manifest:
     return chain["manifest"]
+
+
+def test_a_restored_state_behaves_as_a_loaded_one_through_later_writes() -> None:
+    """State.from_verified skips rebuilding leaves and root; every later write, delete
+    and root must come out as for a state loaded the ordinary way (this also catches a
+    State whose internals grew a field that from_verified does not fill)."""
+    from contracts.state import State, leaf_hash
+
+    items = {f"k/{i:04d}": codec.encode(i) for i in range(300)}
+    loaded = State(items)
+    pairs = sorted(items.items())
+    restored = State.from_verified(pairs, [leaf_hash(k, v) for k, v in pairs], loaded.root())
+    for state in (loaded, restored):
+        state.put("k/0150", "changed")
+        state.put("a/new", 1)
+        state.delete("k/0007")
+        state.put("z/new", [1, 2])
+    assert restored.root() == loaded.root()
+    assert restored.sorted_leaves() == loaded.sorted_leaves()
+    assert restored.take_dirty() == loaded.take_dirty()
+    assert list(restored.keys("k/01")) == list(loaded.keys("k/01"))
