@@ -402,9 +402,9 @@ def build_app(runtime: Runtime) -> web.Application:
     app.router.add_post("/p2p/messages", p2p_messages)
     app.router.add_post("/p2p/txs", p2p_txs)
     app.router.add_get("/p2p/blocks", p2p_blocks)
-    add_snapshot_routes(app, runtime)  # /p2p/snapshot... (node/snapshot_api.py)
     add_typed_routes(app, runtime)  # /v1/ops, /v1/accounts (node/typed_api.py)
     add_admin_routes(app, runtime)  # /admin/faults (node/admin.py)
     install_events(app, runtime)  # /v1/events, /metrics, MQTT (node/events.py)
+    add_snapshot_routes(app, runtime)  # /p2p/snapshot... (node/snapshot_api.py)
     add_explorer_routes(app, runtime.cfg)  # GET /, /v1/peers, /v1/genesis, CORS (node/explorer.py)
     return app

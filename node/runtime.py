@@ -100,6 +100,10 @@ class Runtime:
             self.engine = Engine(self.storage, cfg.genesis, replica, self, self, self,
                                  decoded=self.mempool.get, verified=self._is_verified)
         self.engine.observers.append(self._after_block)
+        self.snapshots = open_store(cfg)
+        self.snapshot_service: SnapshotService | None = None
+        self.state_sync: dict[str, Any] | None = self.storage.get_meta("state_sync")
+        """What the last restore from a snapshot fetched (node/snapshot_sync.py), or None."""
         if os.environ.get(PLANTED_FAULT_ENV) == "1":
             self.executor.planted_fault = lambda: "planted"
         self.waiters: dict[bytes, list[asyncio.Future]] = {}
@@ -115,10 +119,6 @@ class Runtime:
         self._timers: dict[str, tuple[int, asyncio.TimerHandle]] = {}
         self._generation = 0
         self._tasks: list[asyncio.Task] = []
-        self.snapshots = open_store(cfg)
-        self.snapshot_service: SnapshotService | None = None
-        self.state_sync: dict[str, Any] | None = self.storage.get_meta("state_sync")
-        """What the last restore from a snapshot fetched (node/snapshot_sync.py), or None."""
 
     def _rebuilt_damaged_state(self) -> bool:
         """A state that fails the start-up check is rebuilt from our own certified
@@ -213,10 +213,10 @@ class Runtime:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        self.snapshots.close()  # waits for a snapshot being written
         for _, handle in self._timers.values():
             handle.cancel()
         await self.transport.stop()
-        self.snapshots.close()
         self.storage.close()
 
     # -- admission ------------------------------------------------------------------------
