@@ -37,6 +37,11 @@ from node.snapshot import (Manifest, SnapshotError, verify_history_chunk, verify
 log = logging.getLogger("ipchain.statesync")
 
 REQUESTS_PER_PEER = 2
+REQUEST_TIMEOUT_S = 60.0
+"""Per request: a peer executing blocks on a large state answers slowly, and a chunk is
+worth waiting for (the transport's 10 s suits consensus messages, not this)."""
+OFFER_ROUNDS = 5
+"""A node asks again while no peer answered and some timed out (busy, not down)."""
 MIN_GAP_BLOCKS = 1_024
 """A node that has blocks syncs from a snapshot only this far behind it: closer, replaying
 the blocks costs less than fetching the whole state."""
@@ -59,6 +64,7 @@ class Progress:
     chunks_by_peer: collections.Counter = field(default_factory=collections.Counter)
     rejected_by_peer: collections.Counter = field(default_factory=collections.Counter)
     failed_requests: int = 0
+    timed_out: int = 0
 
 
 @dataclass
@@ -115,13 +121,16 @@ class StateSync:
     async def _get(self, peer: int, path: str) -> bytes | None:
         link = self.transport.links[peer]
         headers = self.transport.signer("GET", path, b"") if self.transport.signer else {}
+        timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S, connect=2)
         try:
-            async with link.session.get(link.peer.url + path, headers=headers) as resp:
+            async with link.session.get(link.peer.url + path, headers=headers,
+                                        timeout=timeout) as resp:
                 body = await resp.read()
                 if resp.status != 200:
                     return None
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             self.progress.failed_requests += 1
+            self.progress.timed_out += isinstance(exc, asyncio.TimeoutError)
             return None
         self.progress.bytes_fetched += len(body)
         return body
@@ -129,7 +138,13 @@ class StateSync:
     async def offers(self) -> dict[tuple[int, bytes], list[int]]:
         """(height, manifest hash) -> the peers offering it."""
         peers = sorted(self.transport.links)
-        answers = await asyncio.gather(*(self._get(p, "/p2p/snapshots") for p in peers))
+        for attempt in range(OFFER_ROUNDS):
+            timed_out = self.progress.timed_out
+            answers = await asyncio.gather(*(self._get(p, "/p2p/snapshots") for p in peers))
+            if any(body is not None for body in answers) or self.progress.timed_out == timed_out:
+                break  # someone answered, or every peer is down (a cluster starting)
+            log.warning(Event("snapshot_offers_timed_out", attempt=attempt + 1))
+            await asyncio.sleep(0.5 * 2 ** attempt)
         found: dict[tuple[int, bytes], list[int]] = collections.defaultdict(list)
         for peer, body in zip(peers, answers):
             try:
