@@ -38,7 +38,7 @@ from ipchain.workloads import bigchain
 
 READY_DEADLINE_S = 600.0
 """Nodes holding a million-entry state need a while to load it on a busy machine."""
-JOIN_DEADLINE_S = 300.0
+JOIN_DEADLINE_S = 600.0
 
 
 async def until(predicate, deadline_s: float, what: str) -> Any:
