@@ -1,6 +1,7 @@
 """Benchmark: a new node joins a large chain by state sync; time, bytes, and agreement.
 
     python -m ipchain.workloads.joinbench --data-dir DIR [--txs 1000000] [--out FILE]
+    python -m ipchain.workloads.joinbench --data-dir DIR --restore-only
 
 If DIR holds no cluster, one is created and its chain built first (bigchain.py: all
 nodes but the last get the chain and its snapshot; the last node is new and empty).
@@ -151,6 +152,63 @@ async def measure(cluster: Cluster, new: int, built: list[int], interval_ms: int
             "loadavg": os.getloadavg(), "load_committed": load.committed}
 
 
+def measure_restore(cluster: Cluster, source: int, work_dir: Path) -> dict[str, Any]:
+    """The restore alone, in-process and without HTTP: node `source`'s latest snapshot
+    through StateSync into a new store, then the executor and the start-up check. CPU
+    seconds are what the restore costs whatever else the machine is doing."""
+    import hashlib
+
+    import msgpack
+
+    from node.chain import Executor
+    from node.engine import check_at_rest
+    from node.snapshot_store import SnapshotStore
+    from node.snapshot_sync import StateSync
+    from node.storage import Storage
+
+    store = SnapshotStore(cluster.node_dir(source), cluster.chain_id)
+    height = store.latest()
+    src = Storage(cluster.node_dir(source) / "db.sqlite")
+    votes, genesis_hash = msgpack.unpackb(src.exec_cert(height)[1]), Executor(
+        src, cluster.genesis).genesis.hash
+    src.close()
+    shutil.rmtree(work_dir, ignore_errors=True)
+    work_dir.mkdir(parents=True)
+    target = Storage(work_dir / "db.sqlite")
+    peers = type("Peers", (), {"links": {0: None, 1: None, 2: None}, "signer": None})()
+    sync = StateSync(peers, target, None, cluster.genesis, genesis_hash, 0)
+    served = [0]
+
+    async def serve(peer: int, path: str) -> bytes:
+        await asyncio.sleep(0)
+        if path == "/p2p/snapshots":
+            digest = hashlib.sha256(store.manifest(height)).digest()
+            body = msgpack.packb({"snapshots": [[height, digest]]})
+        elif path.endswith("/manifest"):
+            body = msgpack.packb({"manifest": store.manifest(height), "certificate": votes})
+        elif "/state/" in path:
+            body = store.state_chunk(height, int(path.rsplit("/", 1)[1]))
+        else:
+            first, last = (int(p.split("=")[1]) for p in path.split("?")[1].split("&"))
+            body = store.history_chunk(first, last)
+        served[0] += len(body)
+        return body
+    sync._get = serve
+    wall, cpu = time.monotonic(), time.process_time()
+    report = asyncio.run(sync.run())
+    restore = (time.monotonic() - wall, time.process_time() - cpu)
+    executor = Executor(target, cluster.genesis, sync.state)
+    verdict = check_at_rest(target, executor)
+    total = (time.monotonic() - wall, time.process_time() - cpu)
+    target.close()
+    store.close()
+    return {"restore_wall_s": round(restore[0], 1), "restore_cpu_s": round(restore[1], 1),
+            "with_startup_check_wall_s": round(total[0], 1),
+            "with_startup_check_cpu_s": round(total[1], 1), "bytes": served[0],
+            "at_rest_check": verdict, "state_root": executor.state.root().hex(),
+            "state_entries": report["state_entries"], "loadavg": os.getloadavg()}
+
+
 def wipe(node_dir: Path) -> None:
     for path in node_dir.glob("db.sqlite*"):
         path.unlink()
@@ -166,6 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--block-txs", type=int, default=8_000)
     parser.add_argument("--load-interval-ms", type=int, default=200)
     parser.add_argument("--out", type=Path, default=Path("bench-statesync.json"))
+    parser.add_argument("--restore-only", action="store_true",
+                        help="measure the restore alone, in-process (no cluster, no HTTP)")
     args = parser.parse_args(argv)
     result: dict[str, Any] = {}
     if not Cluster.exists(args.data_dir):
@@ -179,6 +239,9 @@ def main(argv: list[str] | None = None) -> int:
     elif chain_file.exists():
         result["chain"] = json.loads(chain_file.read_text())
     new, built = cluster.n - 1, list(range(cluster.n - 1))
+    if args.restore_only:
+        result["restore"] = measure_restore(cluster, 0, args.data_dir / "restore-only")
+        return _write(result, args.out)
     wipe(cluster.node_dir(new))  # new each run: a database left by a previous run goes
     cluster.set_node_options(snapshot_interval_blocks=1 << 20, retain_blocks=0)
     cluster.start(built)
@@ -186,9 +249,13 @@ def main(argv: list[str] | None = None) -> int:
         result["join"] = asyncio.run(measure(cluster, new, built, args.load_interval_ms))
     finally:
         cluster.stop(timeout_s=20.0)
+    return _write(result, args.out)
+
+
+def _write(result: dict[str, Any], out: Path) -> int:
     text = json.dumps(result, indent=2)
     print(text)
-    args.out.write_text(text + "\n")
+    out.write_text(text + "\n")
     return 0
 
 
