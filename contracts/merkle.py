@@ -34,6 +34,23 @@ def merkle_root(leaves: list[bytes]) -> bytes:
     return level[0]
 
 
+def fold_subtree_roots(nodes: list[bytes]) -> bytes:
+    """The root over consecutive subtree roots of 2^k leaves each (the last may be short).
+
+    Level k of this tree is exactly those subtrees: a node's leaves start at a multiple
+    of 2^k and a carried-up odd node keeps its range. So a snapshot's chunk roots fold
+    to the state root (node/snapshot.py) with the same interior rule as every level."""
+    if not nodes:
+        raise ValueError("no subtree roots to fold")
+    level = list(nodes)
+    while len(level) > 1:
+        nxt = [_node(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level = nxt
+    return level[0]
+
+
 def merkle_path(leaves: list[bytes], index: int) -> list[tuple[str, bytes]]:
     """Sibling hashes from the leaf up: ("L", h) means h is the left sibling."""
     if not 0 <= index < len(leaves):

@@ -35,6 +35,19 @@ class State:
         self._dirty: set[str] = set()
         self._root: bytes | None = None
 
+    @classmethod
+    def from_verified(cls, pairs: list[tuple[str, bytes]], leaves: list[bytes],
+                      root: bytes) -> "State":
+        """A state whose sorted entries, leaf hashes and root the caller has already
+        checked against a certified root (a snapshot restore, node/snapshot_sync.py):
+        rebuilding them costs seconds per million entries."""
+        state = cls()
+        state._data = dict(pairs)
+        state._sorted_keys = [key for key, _ in pairs]
+        state._leaves = dict(zip(state._sorted_keys, leaves))
+        state._root = root
+        return state
+
     # -- reads ---------------------------------------------------------------
     def get(self, key: str, default: Any = None) -> Any:
         raw = self._data.get(key)

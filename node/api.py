@@ -27,6 +27,8 @@ from node.logs import Event
 from node.openapi import DOCUMENT
 from node.proofs import NotCertified, anchor, build_tx_proof, state_entry_proof
 from node.typed_api import add_typed_routes
+from node.snapshot_api import add_snapshot_routes
+from node.snapshot_service import pruned_message
 from node.admin import add_admin_routes
 from node.config import PEER_BODY_BYTES
 from node import http_input as inp
@@ -168,6 +170,8 @@ async def get_tx(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
     tx_id = _hex32(request.match_info["id"])
     stored = runtime.storage.tx(tx_id)
+    if stored is not None and not stored[2]:
+        raise_pruned(runtime, stored[0], f"transaction {tx_id.hex()} is in block {stored[0]}")
     if stored is not None:
         receipt = codec.decode(stored[2])
         return web.json_response({"id": tx_id.hex(), "status": receipt["status"],
@@ -181,6 +185,7 @@ def block_json(runtime: Runtime, height: int) -> dict[str, Any]:
         genesis = runtime.executor.genesis
         return {**_hexed(genesis.to_value()), "hash": genesis.hash.hex(),
                 "result_root": genesis.state_root.hex(), "tx_ids": [], "certificate": None}
+    raise_pruned(runtime, height)
     row = runtime.storage.block(height)
     if row is None:
         raise ApiError(404, "NotFound", f"no block at height {height}")
@@ -207,6 +212,9 @@ async def get_block(request: web.Request) -> web.Response:
 async def get_proof(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
     tx_id = _hex32(request.match_info["id"])
+    stored = runtime.storage.tx(tx_id)
+    if stored is not None:
+        raise_pruned(runtime, stored[0], f"transaction {tx_id.hex()} is in block {stored[0]}")
     deadline = asyncio.get_running_loop().time() + CERTIFICATE_WAIT_S
     while True:
         try:
@@ -320,6 +328,13 @@ async def p2p_blocks(request: web.Request) -> web.Response:
 
 
 # -- helpers --------------------------------------------------------------------------------
+def raise_pruned(runtime: Runtime, height: int, what: str = "") -> None:
+    """410 Gone for a height this node pruned (retain_blocks, or restored from a snapshot)."""
+    message = pruned_message(runtime.storage, height)
+    if message is not None:
+        raise ApiError(410, "Pruned", f"{what}; {message}" if what else message)
+
+
 PEER_SLICE_ITEMS = 256
 
 
@@ -390,5 +405,6 @@ def build_app(runtime: Runtime) -> web.Application:
     add_typed_routes(app, runtime)  # /v1/ops, /v1/accounts (node/typed_api.py)
     add_admin_routes(app, runtime)  # /admin/faults (node/admin.py)
     install_events(app, runtime)  # /v1/events, /metrics, MQTT (node/events.py)
+    add_snapshot_routes(app, runtime)  # /p2p/snapshot... (node/snapshot_api.py)
     add_explorer_routes(app, runtime.cfg)  # GET /, /v1/peers, /v1/genesis, CORS (node/explorer.py)
     return app

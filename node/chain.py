@@ -97,13 +97,14 @@ class Executor:
     duplicates. Synchronous and chunked (`begin`, `BlockRun.advance`, `commit`) so an
     asyncio adapter can yield mid-block and a simulator can model execution time."""
 
-    def __init__(self, storage: Any, genesis: dict[str, Any]) -> None:
+    def __init__(self, storage: Any, genesis: dict[str, Any], state: State | None = None) -> None:
+        """`state`: the stored state already loaded and checked (a snapshot restore)."""
         self.storage = storage
         self.chain_id = genesis["chain_id"]
         genesis_state = init_state(genesis)
         self.genesis = genesis_header(genesis_state, genesis["genesis_time_ms"])
         storage.init_state(genesis_state.raw_items())
-        self.state = State(storage.state_items())
+        self.state = state if state is not None else State(storage.state_items())
         self.state.take_dirty()
         self.height = storage.last_height()
         self.head = (self.genesis if self.height == 0

@@ -65,6 +65,17 @@ class NodeConfig:
     tls: TlsConfig | None = None
     cors_allowed_origins: tuple[str, ...] = ("*",)
     """Origins whose pages may read the public API (GETs only; never /admin or /p2p)."""
+    state_sync: bool = True
+    """A new (or far-behind) node restores a peer's certified snapshot at start instead
+    of replaying every block (node/snapshot_sync.py)."""
+    snapshot_interval_blocks: int = 0
+    """Take a state snapshot every this many blocks, for peers to restore from (0: never)."""
+    snapshots_kept: int = 2
+    snapshot_chunk_leaves_log2: int = 12
+    """State entries per snapshot chunk, as a power of two (node/snapshot.py)."""
+    retain_blocks: int = 0
+    """Keep at least this many latest blocks and drop older ones (0: keep all); blocks
+    after the latest snapshot are always kept (node/snapshot_service.py)."""
 
     @property
     def chain_id(self) -> str:
@@ -138,7 +149,21 @@ def load_config(path: str | Path) -> NodeConfig:
         mqtt_url=raw.get("mqtt_url", ""),
         max_body_bytes=raw.get("max_body_bytes", 8 * 1024 * 1024),
         max_mempool_txs=raw.get("max_mempool_txs", 50_000), consensus=consensus,
-        cors_allowed_origins=_origins(raw, where))
+        cors_allowed_origins=_origins(raw, where), **_snapshot_options(raw, where))
+
+
+def _snapshot_options(raw: dict[str, Any], where: str) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    if "state_sync" in raw:
+        options["state_sync"] = _get(raw, "state_sync", bool, where)
+    for name, low, high in (("snapshot_interval_blocks", 0, 2**40), ("snapshots_kept", 1, 100),
+                            ("retain_blocks", 0, 2**40), ("snapshot_chunk_leaves_log2", 1, 20)):
+        if name in raw:
+            value = _get(raw, name, int, where)
+            if not low <= value <= high:
+                raise ConfigError(f"{where}: field {name!r} must be in {low}..{high}")
+            options[name] = value
+    return options
 
 
 def _admin_token(raw: dict[str, Any], base: Path, where: str) -> str:

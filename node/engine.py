@@ -144,9 +144,10 @@ class Engine:
     def __init__(self, storage: Storage, genesis: dict[str, Any], replica: Replica,
                  bus: Bus, timers: Timers, clock: Clock,
                  decoded: Callable[[bytes], Transaction | None] = lambda _id: None,
-                 verified: Callable[[Transaction], bool] = Transaction.signature_ok) -> None:
+                 verified: Callable[[Transaction], bool] = Transaction.signature_ok,
+                 state: Any = None) -> None:
         self.storage = storage
-        self.executor = Executor(storage, genesis)
+        self.executor = Executor(storage, genesis, state)
         self.replica = replica
         self.bus, self.timers, self.clock = bus, timers, clock
         self.decoded, self.verified = decoded, verified
@@ -208,8 +209,9 @@ class Engine:
         for new traffic."""
         top = self.executor.height
         for height in range(max(1, top - REVOTE_BLOCKS + 1), top + 1):
-            if self.storage.exec_cert(height) is None:
-                header = Header.decode(self.storage.block(height)[1])
+            row = self.storage.block(height)
+            if row is not None and self.storage.exec_cert(height) is None:  # None: pruned
+                header = Header.decode(row[1])
                 self.step(ev.BlockExecuted(height, header.state_root, header.hash))
 
     def stable_proof(self) -> tuple[wire.Signed, ...]:

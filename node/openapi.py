@@ -83,10 +83,13 @@ def _client_paths() -> dict[str, dict[str, Any]]:
                                                          "format": "binary"}}}})},
         "/v1/tx/{id}": {"get": _op("Status and receipt of a transaction", {
             "200": _json(ref("TxAnswer"), "{id, status, receipt}"),
-            "400": "not a 64-hex id"}, params=[_path("id", "transaction id (hex)")])},
+            "400": "not a 64-hex id", "410": "its block is pruned on this node"},
+            params=[_path("id", "transaction id (hex)")])},
         "/v1/blocks/{height}": {"get": _op("A block header, its tx ids and commit certificate", {
             "200": _json(ref("Block"), "the block"), "400": "not a height",
-            "404": "no such block"}, params=[_path("height", "a height or 'latest'")])},
+            "404": "no such block", "410": "pruned on this node (the message names the "
+                                           "lowest retained height)"},
+            params=[_path("height", "a height or 'latest'")])},
         "/v1/state/{kind}/{path}": {"get": _op(
             "Contract queries: balances, supply, orgs, proposals, patents, families, quality, "
             "licences, open_licences, royalties, pools, pool_licensed, deals, deal_reports, "
@@ -99,7 +102,8 @@ def _client_paths() -> dict[str, dict[str, Any]]:
             "Merkle paths, the header and its execution certificate (docs/protocol.md §8); "
             "verify offline with `ipchain verify-proof` and the genesis file", {
                 "200": _json(ref("Proof"), "the proof"), "400": "not a 64-hex id",
-                "404": "not committed", "503": "not certified yet"},
+                "404": "not committed", "410": "its block is pruned on this node",
+                "503": "not certified yet"},
             params=[_path("id", "transaction id (hex)")])},
         "/v1/proof/state/{kind}/{key}": {"get": _op(
             "Portable state proof: one state key's value or absence with a Merkle path to a "
@@ -153,6 +157,28 @@ def _explorer_paths() -> dict[str, dict[str, Any]]:
     }
 
 
+def _snapshot_paths() -> dict[str, dict[str, Any]]:
+    """Peer endpoints for state sync (node/snapshot_api.py): validators only."""
+    binary = {"200": {"description": "msgpack", "content": {
+        "application/msgpack": {"schema": {"type": "string", "format": "binary"}}}},
+        "401": "not a validator's signed request", "404": "not kept here"}
+    height = _path("height", "the snapshot's block height")
+    return {
+        "/p2p/snapshots": {"get": _op("Peer endpoint: the certified snapshots offered, "
+                                      "[[height, manifest sha256]]", binary)},
+        "/p2p/snapshot/{height}/manifest": {"get": _op(
+            "Peer endpoint: a snapshot's manifest and its block's execution certificate",
+            binary, params=[height])},
+        "/p2p/snapshot/{height}/state/{index}": {"get": _op(
+            "Peer endpoint: one state chunk of a snapshot", binary,
+            params=[height, _path("index", "the chunk's index")])},
+        "/p2p/snapshot/history": {"get": _op(
+            "Peer endpoint: block headers and transaction ids for a height range",
+            {**binary, "400": "bad range"},
+            params=[_query("from", "first height"), _query("to", "last height")])},
+    }
+
+
 def _peer_and_admin_paths() -> dict[str, dict[str, Any]]:
     faults = _json(ref("Faults"), "the fault rules")
     return {
@@ -168,6 +194,7 @@ def _peer_and_admin_paths() -> dict[str, dict[str, Any]]:
                 "application/msgpack": {"schema": {"type": "string", "format": "binary"}}}},
                 "400": "bad range"},
             params=[_query("from", "first height"), _query("to", "last height")])},
+        **_snapshot_paths(),
         "/admin/faults": {
             "get": _op("Fault-injection rules (admin token)", {"200": faults, **ADMIN_ERRORS}),
             "post": _op("Install fault-injection rules (admin token)", {

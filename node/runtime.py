@@ -30,6 +30,8 @@ from node.chain import EXECUTE_CHUNK_TXS, Executor, Header, digest_batch, read_c
 from node.config import NodeConfig
 from node.engine import Engine
 from node.repair import replay_state
+from node.snapshot_service import SnapshotService, open_store
+from node.snapshot_sync import StateSync, StateSyncFailed
 from node.peer_auth import peer_request_signer
 from node.logs import Event
 from node.storage import Storage
@@ -99,6 +101,10 @@ class Runtime:
             self.engine = Engine(self.storage, cfg.genesis, replica, self, self, self,
                                  decoded=self.mempool.get, verified=self._is_verified)
         self.engine.observers.append(self._after_block)
+        self.snapshots = open_store(cfg)
+        self.snapshot_service: SnapshotService | None = None
+        self.state_sync: dict[str, Any] | None = self.storage.get_meta("state_sync")
+        """What the last restore from a snapshot fetched (node/snapshot_sync.py), or None."""
         if os.environ.get(PLANTED_FAULT_ENV) == "1":
             self.executor.planted_fault = lambda: "planted"
         self.waiters: dict[bytes, list[asyncio.Future]] = {}
@@ -175,16 +181,40 @@ class Runtime:
     # -- lifecycle ----------------------------------------------------------------------
     async def start(self) -> None:
         await self.transport.start()
+        await self._sync_state()
+        self.snapshot_service = SnapshotService(self)
+        self.snapshot_service.attach(self.engine)
         self.engine.restore()
         self._after_engine()
         self._tasks = [asyncio.create_task(self._replica_loop(), name="replica"),
                        asyncio.create_task(self._executor_loop(), name="executor")]
+
+    async def _sync_state(self) -> None:
+        """Restore a peer's certified snapshot if we are new or far behind; then the
+        engine starts over on the restored store (the replica has not run yet)."""
+        if not self.cfg.state_sync or self.engine.diverged is not None or not self.cfg.peers:
+            return
+        sync = StateSync(self.transport, self.storage, self.snapshots, self.cfg.genesis,
+                         self.executor.genesis.hash, self.executor.height)
+        try:
+            report = await sync.run()
+        except StateSyncFailed as exc:
+            log.error(Event("state_sync_gave_up", reason=str(exc), height=self.executor.height))
+            return
+        if report is None:
+            return
+        self.state_sync = report
+        self.engine = Engine(self.storage, self.cfg.genesis, self.replica, self, self, self,
+                             decoded=self.mempool.get, verified=self._is_verified,
+                             state=sync.state)
+        self.engine.observers.append(self._after_block)
 
     async def stop(self) -> None:
         tasks = [*self._tasks, *self._background]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        self.snapshots.close()  # waits for a snapshot being written
         for _, handle in self._timers.values():
             handle.cancel()
         await self.transport.stop()
@@ -405,4 +435,6 @@ class Runtime:
                 "consensus": dict(sorted(self.replica.stats.items())),
                 "transport": dict(sorted(self.counters.items())),
                 "failure": self.engine.failure, "diverged": self.engine.diverged,
-                "certified_height": self.storage.last_certified()}
+                "certified_height": self.storage.last_certified(),
+                "lowest_retained_height": self.storage.pruned_below(),
+                "state_sync": self.state_sync}

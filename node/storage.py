@@ -193,3 +193,51 @@ class Storage:
         with self.db:
             if self.db.execute("SELECT COUNT(*) FROM state").fetchone()[0] == 0:
                 self.db.executemany("INSERT INTO state VALUES (?,?)", sorted(items.items()))
+
+    # -- state sync and pruning (node/snapshot_sync.py, node/snapshot_service.py) -------------
+    def pruned_below(self) -> int:
+        """The lowest block height this node keeps (1 when nothing is pruned)."""
+        return self.get_meta("lowest_retained_height") or 1
+
+    def begin_restore(self) -> None:
+        """Open the one transaction a snapshot restore writes in: a crash before
+        `finish_restore` leaves the store as it was."""
+        self.db.execute("BEGIN")
+        self.db.execute("DELETE FROM state")
+        self.db.execute("DELETE FROM blocks")
+
+    def restore_state_rows(self, pairs: list[tuple[str, bytes]]) -> None:
+        self.db.executemany("INSERT INTO state VALUES (?,?)", pairs)
+
+    def restore_tx_ids(self, rows: list[tuple[bytes, int, int]]) -> None:
+        """(id, height, index) of pruned blocks' transactions, receipts unknown (empty).
+        An id this node already holds keeps its row (its height is the lower one)."""
+        self.db.executemany("INSERT OR IGNORE INTO txs VALUES (?,?,?,x'')", rows)
+
+    def finish_restore(self, height: int, block: tuple[bytes, bytes, bytes, bytes, bytes],
+                       exec_votes: bytes, report: dict[str, Any]) -> None:
+        block_hash, header, result_root, preprepare, certificate = block
+        self.db.execute("INSERT INTO blocks VALUES (?,?,?,?,?,?)",
+                        (height, block_hash, header, result_root, preprepare, certificate))
+        self.db.execute("INSERT OR REPLACE INTO exec_certs VALUES (?,?,?)",
+                        (height, block_hash, exec_votes))
+        for key, value in (("lowest_retained_height", height), ("state_sync", report)):
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                            (key, msgpack.packb(value, use_bin_type=True)))
+        # a checkpoint proof from before the restore would pull the watermarks below h
+        self.db.execute("DELETE FROM meta WHERE key = 'stable_checkpoint'")
+        self.db.execute("COMMIT")
+
+    def abort_restore(self) -> None:
+        if self.db.in_transaction:
+            self.db.execute("ROLLBACK")
+
+    def prune_blocks(self, below: int, tx_ids: list[bytes]) -> None:
+        """Drop blocks under `below` and the receipts of `tx_ids` (theirs); the ids stay,
+        so a replayed old transaction is still refused as a duplicate."""
+        with self.db:
+            self.db.execute("DELETE FROM blocks WHERE height < ?", (below,))
+            self.db.executemany("UPDATE txs SET receipt = x'' WHERE id = ? AND height < ?",
+                                ((tx_id, below) for tx_id in tx_ids))
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                            ("lowest_retained_height", msgpack.packb(below)))
