@@ -144,6 +144,11 @@ def request_id(raw: bytes) -> bytes:
 
 # -- encoding -------------------------------------------------------------------------
 def _field_value(value: Any) -> Any:
+    kind = type(value)
+    if kind is int or kind is bytes:  # most fields: answered before any isinstance
+        return value
+    if kind is tuple:
+        return [_field_value(v) for v in value]
     if isinstance(value, Signed):
         return _signed_value(value)
     if isinstance(value, PreparedProof):
