@@ -2,8 +2,8 @@
 
 The replica asks for a range (`FetchBlocks`); a peer answers with the blocks, their
 commit certificates, and the votes that certify the range's checkpoint and results.
-Checking their signatures costs milliseconds per block on a loaded machine, so it runs
-in the worker thread of `node.offload.PreverifiedKeyring`, a batch at a time, and the
+Checking their signatures costs milliseconds per block on a loaded machine, so it is
+done a batch at a time in short slices (`node.offload.PreverifiedKeyring`), and the
 replica's own checks of the same messages are then lookups. A peer's answer is bounded (node/serving.py): when it stops short, the
 rest is asked for at once rather than after the replica's fetch timeout.
 """
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ipchain.runtime")
 FETCH_BATCH_BLOCKS = 16
-"""Fetched blocks are decoded and checked in the worker thread this many at a time."""
+"""Fetched blocks are decoded and their signatures checked this many at a time."""
 QUEUED_FRESH_S = 2.0
 """A fetch asks only for blocks after those a fetch handed to the replica this recently:
 the replica asks again every fetch timeout while it still works through the last
@@ -88,9 +88,8 @@ class BlockFetcher:
                       ms=time.time_ns() // 1_000_000 - started_ms))
 
     async def _hand_over(self, raws: list[tuple[bytes, bytes]]) -> int:
-        """Decode a batch of fetched blocks, have their signatures checked in the worker
-        thread, and queue them for the replica. The highest sequence number in the batch
-        (0 if none was readable)."""
+        """Decode a batch of fetched blocks, check their signatures ahead, and queue them
+        for the replica. The highest sequence number in the batch (0 if none was readable)."""
         runtime = self.runtime
         events, malformed, top = self._decode(raws)
         if malformed:

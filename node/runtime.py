@@ -47,17 +47,17 @@ MAX_FETCHED_PER_STEP = 4
 core): a catch-up step takes at most this many, then yields, so /v1/status answers
 while a node catches up (asyncio's slow-callback log showed 25-60 ms steps at 16)."""
 CHECKED_AHEAD = (wire.Executed, wire.Checkpoint)
-"""Peer messages whose signatures the worker thread checks before the replica sees them.
+"""Peer messages whose signatures are checked ahead (node/offload.py) before the replica sees them.
 They come in floods (a catching-up peer's execution vote per block, the votes that come
 with a fetched range) and nothing in ordering waits for them; PRE-PREPARE, PREPARE,
-COMMIT and view changes go straight to the replica, without a thread hop."""
+COMMIT and view changes go straight to the replica, as before."""
 MAX_BULK_PER_STEP = 64
 """Execution and checkpoint votes, and executed blocks, per replica step: a fetched
 range brings 3 votes per block at once, and one step taking all 768 of a chunk held
 the loop for 60-180 ms even with their signatures checked ahead."""
 MAX_CHECKING_AHEAD = 8192
-"""Messages waiting for the worker thread at most; beyond that they are checked inline
-(slower, never lost)."""
+"""Messages waiting to be checked ahead at most; beyond that the replica checks them
+itself (in one step, never lost)."""
 
 
 class ShuttingDown(Exception):
@@ -209,7 +209,6 @@ class Runtime:
         for _, handle in self._timers.values():
             handle.cancel()
         await self.transport.stop()
-        self.keyring.close()
         if self.checkpointer is not None:
             await asyncio.to_thread(self.checkpointer.stop)
         self.storage.close()
@@ -297,7 +296,7 @@ class Runtime:
             self.spawn(self._arrive_checked(ahead))
 
     async def _arrive_checked(self, msgs: list[wire.Signed]) -> None:
-        """Hand `msgs` to the replica once the worker thread has checked them."""
+        """Hand `msgs` to the replica once their signatures are checked (in slices)."""
         try:
             await self.keyring.check_ahead(msgs)
         finally:

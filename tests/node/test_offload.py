@@ -1,7 +1,8 @@
-"""Work moved off the node's event loop (node/offload.py, node/serving.py): the replica's
-verdicts do not change, invalid signatures are never remembered, memory is bounded, the
-WAL checkpoint runs in its thread (and a failure there is reported), and block serving
-is bounded per answer and per peer."""
+"""Catch-up work kept from holding the node's event loop (node/offload.py,
+node/serving.py): signatures checked ahead in slices leave the replica's verdicts as
+they were, invalid ones are never remembered, memory is bounded; the WAL checkpoint runs
+in its thread (and a failure there is reported); block serving is bounded per answer
+and per peer."""
 
 from __future__ import annotations
 
@@ -57,54 +58,59 @@ def is_authentic(keyring, msg: wire.Signed) -> bool:
 async def test_checked_ahead_valid_messages_are_lookups_with_the_same_verdict() -> None:
     signers, inner = keyrings()
     keyring = PreverifiedKeyring(inner, CHAIN)
-    try:
-        good = [signed(signers[i % 4], i) for i in range(1, 9)]
-        forged = wire.Signed(good[0].body, 2, good[0].sig)  # node 1's signature, claimed by 2
-        tampered = wire.Signed(wire.Commit(0, 99, good[1].body.digest), 1, good[1].sig)
-        await keyring.check_ahead([*good, forged, tampered])
-        checked = inner.checks
-        assert checked == 10
-        assert all(is_authentic(keyring, m) for m in good)
-        assert inner.checks == checked and keyring.hits == len(good)  # lookups, no checks
-        assert not is_authentic(keyring, forged) and not is_authentic(keyring, tampered)
-        assert inner.checks == checked + 2  # never remembered: checked inline, refused again
-        unseen = signed(signers[3], 50)
-        assert is_authentic(keyring, unseen) and inner.checks == checked + 3
-    finally:
-        keyring.close()
+    good = [signed(signers[i % 4], i) for i in range(1, 9)]
+    forged = wire.Signed(good[0].body, 2, good[0].sig)  # node 1's signature, claimed by 2
+    tampered = wire.Signed(wire.Commit(0, 99, good[1].body.digest), 1, good[1].sig)
+    await keyring.check_ahead([*good, forged, tampered])
+    checked = inner.checks
+    assert checked == 10
+    assert all(is_authentic(keyring, m) for m in good)
+    assert inner.checks == checked and keyring.hits == len(good)  # lookups, no checks
+    assert not is_authentic(keyring, forged) and not is_authentic(keyring, tampered)
+    assert inner.checks == checked + 2  # never remembered: checked inline, refused again
+    unseen = signed(signers[3], 50)
+    assert is_authentic(keyring, unseen) and inner.checks == checked + 3
 
 
 async def test_a_message_checked_twice_ahead_costs_one_signature_check() -> None:
     signers, inner = keyrings()
     keyring = PreverifiedKeyring(inner, CHAIN)
-    try:
-        votes = [signed(signers[1], i) for i in range(1, 6)]
-        await keyring.check_ahead(votes)
-        await keyring.check_ahead(votes)  # a fetch timeout later, the same range again
-        assert inner.checks == len(votes)
-    finally:
-        keyring.close()
+    votes = [signed(signers[1], i) for i in range(1, 6)]
+    await keyring.check_ahead(votes)
+    await keyring.check_ahead(votes)  # a fetch timeout later, the same range again
+    assert inner.checks == len(votes)
+
+
+async def test_checking_ahead_yields_to_the_loop_between_slices() -> None:
+    signers, inner = keyrings()
+    keyring = PreverifiedKeyring(inner, CHAIN)
+    ticks = 0
+
+    async def other_work() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(other_work())
+    await asyncio.sleep(0)
+    before = ticks
+    await keyring.check_ahead([signed(signers[1], i) for i in range(1, 8 * offload.CHECK_SLICE + 1)])
+    task.cancel()
+    assert ticks - before >= 8  # the API ran between slices, not after all 64 checks
 
 
 async def test_remembered_signatures_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(offload, "MAX_REMEMBERED", 3)
     signers, inner = keyrings()
     keyring = PreverifiedKeyring(inner, CHAIN)
-    try:
-        msgs = [signed(signers[1], i) for i in range(1, 6)]
-        await keyring.check_ahead(msgs)
-        assert len(keyring._valid) == 3
-        before = inner.checks
-        assert is_authentic(keyring, msgs[0])  # forgotten: checked again, still valid
-        assert inner.checks == before + 1
-        assert is_authentic(keyring, msgs[-1]) and inner.checks == before + 1
-    finally:
-        keyring.close()
-
-
-def wal_frames(path: Path) -> int:
-    wal = Path(f"{path}-wal")
-    return wal.stat().st_size if wal.exists() else 0
+    msgs = [signed(signers[1], i) for i in range(1, 6)]
+    await keyring.check_ahead(msgs)
+    assert len(keyring._valid) == 3
+    before = inner.checks
+    assert is_authentic(keyring, msgs[0])  # forgotten: checked again, still valid
+    assert inner.checks == before + 1
+    assert is_authentic(keyring, msgs[-1]) and inner.checks == before + 1
 
 
 def test_the_checkpointer_thread_copies_the_wal_into_the_database(tmp_path: Path) -> None:
