@@ -193,9 +193,13 @@ class Runtime:
     async def start(self) -> None:
         await self.transport.start()
         loop = asyncio.get_running_loop()
-        self.checkpointer = WalCheckpointer(
-            self.storage.db, self.cfg.data_dir / "db.sqlite",
-            lambda why: loop.call_soon_threadsafe(self._storage_failed, why))
+
+        def checkpoint_failed(why: str) -> None:  # called in the checkpoint thread
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(self._storage_failed, why)
+
+        self.checkpointer = WalCheckpointer(self.storage.db, self.cfg.data_dir / "db.sqlite",
+                                            checkpoint_failed)
         self.engine.restore()
         self._after_engine()
         self._tasks = [asyncio.create_task(self._replica_loop(), name="replica"),
