@@ -266,11 +266,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--blocks", type=int, default=10_000, help="chain length to catch up")
     parser.add_argument("--senders", type=int, default=8, help="closed-loop clients")
     parser.add_argument("--window-s", type=float, default=20.0, help="the 'before' window")
+    parser.add_argument("--deadline-s", type=float, default=0.0,
+                        help="stop measuring a catch-up after this long (default 60 s + 50 ms "
+                             "per block); the figures are reported either way")
     parser.add_argument("--json", default="", help="also write the result here")
     args = parser.parse_args(argv)
     if not 1 <= args.lagging <= (args.nodes - 1) // 3:
         parser.error(f"--lagging must be 1..f ({(args.nodes - 1) // 3} for {args.nodes} nodes)")
-    setup = Setup(args.nodes, args.lagging, args.blocks, args.senders, args.window_s)
+    setup = Setup(args.nodes, args.lagging, args.blocks, args.senders, args.window_s,
+                  catchup_deadline_s=args.deadline_s)
     with tempfile.TemporaryDirectory(prefix="ipchain-catchup-") as tmp:
         result = asyncio.run(run(setup, Path(tmp)))
     text = json.dumps(result, indent=2)
