@@ -1,8 +1,10 @@
 """Catch-up benchmark on real node processes (issues 15 and 16): prints figures, writes JSON.
 
 Does a node catching up a long chain stall anyone? On a fresh loopback cluster the
-`--lagging` highest-numbered nodes are killed, the others build a chain of `--blocks`
-one-transaction blocks, and the lagging nodes' databases are deleted. Under the same
+`--lagging` highest-numbered nodes are stopped (SIGSTOP: they keep their ports), the
+others build a chain of `--blocks` one-transaction blocks; after the "before" window
+the lagging nodes are killed, their databases deleted, and they restart as soon as
+their ports are free. Under the same
 closed-loop `token.transfer` load on the live nodes, the benchmark then measures
 - **before**: the live nodes' commit rate for `--window-s` seconds;
 - **during**: the same while the lagging nodes restart from nothing and catch up
@@ -164,6 +166,16 @@ async def build_chain(session: Any, cluster: Cluster, url: str, blocks: int,
     return time.monotonic() - started
 
 
+async def ports_released(cluster: Cluster, nodes: list[int], deadline_s: float = 120.0) -> None:
+    """A killed node's port stays taken while its peers' connections to it close
+    (FIN_WAIT): wait until it can be bound again."""
+    deadline = time.monotonic() + deadline_s
+    while cluster.busy_ports(nodes):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"ports {cluster.busy_ports(nodes)} still taken")
+        await asyncio.sleep(0.2)
+
+
 def wipe(cluster: Cluster, i: int) -> None:
     """Node i starts from nothing: every block comes by state transfer."""
     for path in cluster.node_dir(i).glob("db.sqlite*"):
@@ -185,12 +197,10 @@ class Setup:
 async def measure(cluster: Cluster, session: Any, setup: Setup) -> dict[str, Any]:
     lagging = list(range(setup.nodes - setup.lagging, setup.nodes))
     live = [i for i in range(setup.nodes) if i not in lagging]
-    for i in lagging:
-        cluster.kill(i, signal.SIGKILL)
+    for i in lagging:  # stopped, not killed: a stopped node keeps its port for the restart
+        cluster.kill(i, signal.SIGSTOP, wait_s=0)
     build_s = await build_chain(session, cluster, cluster.urls[live[0]], setup.blocks,
                                 setup.senders)
-    for i in lagging:
-        wipe(cluster, i)
     load = Load(cluster, session, 0)
     load.live = set(live)
     clients = [asyncio.create_task(load.client(f"client-{i:03d}")) for i in range(setup.senders)]
@@ -201,6 +211,11 @@ async def measure(cluster: Cluster, session: Any, setup: Setup) -> dict[str, Any
         await asyncio.sleep(setup.warm_s)  # the load's ramp-up, left out of the figures
         t_before, acked_before, load_before = time.monotonic(), load.acked, loadavg()
         await asyncio.sleep(setup.window_s)  # the "before" window itself
+        t_before_end, acked_before_end, load_before_end = time.monotonic(), load.acked, loadavg()
+        for i in lagging:
+            cluster.kill(i, signal.SIGKILL)
+            wipe(cluster, i)
+        await ports_released(cluster, lagging)
         t_start, acked_start, load_start = time.monotonic(), load.acked, loadavg()
         target = watch.height()
         cluster.start(lagging)
@@ -221,9 +236,10 @@ async def measure(cluster: Cluster, session: Any, setup: Setup) -> dict[str, Any
     return {
         "nodes": setup.nodes, "live": live, "lagging": lagging, "built_blocks": setup.blocks,
         "build_s": round(build_s, 1), "catchup_target_height": target,
-        "before": {**watch.commit_figures(t_before, t_start),
-                   "acked_tx_per_s": round((acked_start - acked_before) / (t_start - t_before), 1),
-                   "loadavg": [load_before, load_start]},
+        "before": {**watch.commit_figures(t_before, t_before_end),
+                   "acked_tx_per_s": round((acked_before_end - acked_before)
+                                           / (t_before_end - t_before), 1),
+                   "loadavg": [load_before, load_before_end]},
         "during": {**watch.commit_figures(t_start, t_end),
                    "acked_tx_per_s": round((acked_end - acked_start) / (t_end - t_start), 1),
                    "loadavg": [load_start, load_end], "caught_up": caught_up},
