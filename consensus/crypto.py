@@ -96,15 +96,17 @@ class RememberingKeyring:
         return self.inner.sign(data)
 
     def verify(self, signer: int, data: bytes, sig: bytes) -> bool:
-        if len(data) > self.max_data_bytes:
-            return self.inner.verify(signer, data, sig)
-        key = (signer, sig, data)
-        if key in self._good:
+        if (signer, sig, data) in self._good:
             self.hits += 1
             return True
+        return self.remember(signer, data, sig)
+
+    def remember(self, signer: int, data: bytes, sig: bytes) -> bool:
+        """Check one signature with the inner keyring; keep it if valid and small."""
         if not self.inner.verify(signer, data, sig):
             return False
-        if len(self._good) >= self.capacity:
-            del self._good[next(iter(self._good))]  # the oldest: insertion order
-        self._good[key] = None
+        if len(data) <= self.max_data_bytes:
+            if len(self._good) >= self.capacity:
+                del self._good[next(iter(self._good))]  # the oldest: insertion order
+            self._good[(signer, sig, data)] = None
         return True

@@ -13,7 +13,6 @@ import hashlib
 import logging
 from typing import Any
 
-import msgpack
 from aiohttp import web
 
 from consensus import messages as wire
@@ -25,6 +24,7 @@ from node.events import install as install_events
 from node.explorer import add_explorer_routes
 from node.logs import Event
 from node.openapi import DOCUMENT
+from node.serving import add_block_serving
 from node.proofs import NotCertified, anchor, build_tx_proof, state_entry_proof
 from node.typed_api import add_typed_routes
 from node.snapshot_api import add_snapshot_routes
@@ -38,7 +38,6 @@ from node.runtime import MempoolFull, Runtime, ShuttingDown
 log = logging.getLogger("ipchain.api")
 RUNTIME = web.AppKey("runtime", Runtime)
 MSGPACK = "application/msgpack"
-MAX_FETCH_BLOCKS = 256
 DEFAULT_WAIT_MS = 10_000
 CERTIFICATE_WAIT_S = 5.0
 """How long a proof request waits for a fresh block's execution certificate."""
@@ -48,8 +47,6 @@ REFUSED_WHEN_DIVERGED = ("/v1/tx", "/v1/state", "/v1/proof", "/p2p/blocks")
 Its /v1/blocks stay readable: they are the evidence of what it executed."""
 MAX_WAIT_MS = 600_000
 ADMIT_SLICE_TXS = 50
-MAX_FETCH_BYTES = 32 * 1024 * 1024
-"""A /p2p/blocks answer stops early past this; the fetcher asks again from there."""
 
 
 class ApiError(Exception):
@@ -312,21 +309,6 @@ async def p2p_txs(request: web.Request) -> web.Response:
     return web.Response(status=202)
 
 
-async def p2p_blocks(request: web.Request) -> web.Response:
-    runtime = request.app[RUNTIME]
-    first = inp.query_int(request, "from", 1, low=1)
-    last = min(inp.query_int(request, "to", first, low=1), first + MAX_FETCH_BLOCKS - 1)
-    rows = _rows_within_bytes(runtime, first, last)
-    stable = runtime.storage.get_meta("stable_checkpoint")
-    served = rows[-1][0] if rows else first - 1  # the byte cap may have cut the range
-    execution = [vote for votes in runtime.storage.exec_certs(first, served)
-                 for vote in codec.decode(votes)]
-    body = msgpack.packb({"blocks": [[pp, cert] for _, pp, cert in rows],
-                          "checkpoint": stable[1] if stable else [],
-                          "execution": execution}, use_bin_type=True)
-    return web.Response(body=body, content_type=MSGPACK)
-
-
 # -- helpers --------------------------------------------------------------------------------
 def raise_pruned(runtime: Runtime, height: int, what: str = "") -> None:
     """410 Gone for a height this node pruned (retain_blocks, or restored from a snapshot)."""
@@ -336,22 +318,6 @@ def raise_pruned(runtime: Runtime, height: int, what: str = "") -> None:
 
 
 PEER_SLICE_ITEMS = 256
-
-
-def _rows_within_bytes(runtime: Runtime, first: int, last: int) -> list[tuple]:
-    """Stored blocks first..last, read a few at a time, stopping past MAX_FETCH_BYTES."""
-    rows: list[tuple] = []
-    size = 0
-    for start in range(first, last + 1, 16):
-        chunk = runtime.storage.blocks(start, min(last, start + 15))
-        for row in chunk:
-            rows.append(row)
-            size += len(row[1]) + len(row[2])
-            if size > MAX_FETCH_BYTES:
-                return rows
-        if len(chunk) < min(last, start + 15) - start + 1:
-            break
-    return rows
 
 
 async def _msgpack_list(request: web.Request) -> list[bytes]:
@@ -401,7 +367,7 @@ def build_app(runtime: Runtime) -> web.Application:
     app.router.add_get(r"/v1/state/{kind}{tail:(/.*)?}", get_state)
     app.router.add_post("/p2p/messages", p2p_messages)
     app.router.add_post("/p2p/txs", p2p_txs)
-    app.router.add_get("/p2p/blocks", p2p_blocks)
+    add_block_serving(app, runtime.cfg.data_dir / "db.sqlite")  # GET /p2p/blocks (node/serving.py)
     add_typed_routes(app, runtime)  # /v1/ops, /v1/accounts (node/typed_api.py)
     add_admin_routes(app, runtime)  # /admin/faults (node/admin.py)
     install_events(app, runtime)  # /v1/events, /metrics, MQTT (node/events.py)

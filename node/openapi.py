@@ -192,7 +192,8 @@ def _peer_and_admin_paths() -> dict[str, dict[str, Any]]:
             "Peer endpoint for state transfer: blocks with certificates and the stable "
             "checkpoint proof", {"200": {"description": "msgpack", "content": {
                 "application/msgpack": {"schema": {"type": "string", "format": "binary"}}}},
-                "400": "bad range"},
+                "400": "bad range",
+                "429": "rate limited, or a range for this peer is already being served"},
             params=[_query("from", "first height"), _query("to", "last height")])},
         **_snapshot_paths(),
         "/admin/faults": {
