@@ -60,12 +60,18 @@ class NormalCase:
         while self.pending and self.can_propose():
             full = (len(self.pending) >= self.cfg.max_batch_txs
                     or self.pending_bytes >= self.cfg.max_batch_bytes)
-            if not (full or force or self.batch_due):
+            if not (full or force or self.batch_due or self.pipeline_idle()):
                 return
             self.send_preprepare(self.take_batch())
         if not self.pending:
             self.batch_due = False
             self.cancel_timer("batch")
+
+    def pipeline_idle(self: "Replica") -> bool:
+        """Nothing of ours is in flight: waiting out the batch delay would only add
+        latency, since no delivery is coming to clock the next batch. While blocks are in
+        flight requests batch up behind them (Nagle's rule), so load still fills blocks."""
+        return self.next_seq == self.last_delivered + 1
 
     def take_batch(self: "Replica") -> tuple[bytes, ...]:
         batch: list[bytes] = []
