@@ -81,6 +81,8 @@ class Tally:
     """When the primary proposed the tx's block (its header's proposal timestamp, on the
     monotonic clock): splits latency into waiting to be proposed and agreeing on it."""
     rejected: int = 0
+    shed: int = 0
+    """Transactions of batches the node refused with 503 MempoolFull (over capacity)."""
     errors: int = 0
     blocks: int = 0
     block_txs: int = 0
@@ -116,8 +118,11 @@ async def send_batch(session: Any, url: str, batch: Batch, tally: Tally,
             tally.submitted_at[tx_id] = sent
         try:
             answer = await client.submit_batch(session, url, batch.body)
-        except client.ApiError:
-            tally.errors += len(batch.ids)
+        except client.ApiError as exc:
+            if exc.status == 503 and exc.code == "MempoolFull":
+                tally.shed += len(batch.ids)  # load shedding: refused at the door, cheaply
+            else:
+                tally.errors += len(batch.ids)
             for tx_id in batch.ids:
                 tally.submitted_at.pop(tx_id, None)
             return
@@ -271,6 +276,7 @@ def summarize(cfg: BenchConfig, tally: Tally, start: float, sent_end: float,
         "after_proposal_p50_ms": percentile_ms(after_proposal, 50),
         "after_proposal_p99_ms": percentile_ms(after_proposal, 99),
         "submitted": submitted, "committed": committed, "rejected": tally.rejected,
+        "shed": tally.shed,
         "errors": tally.errors, "uncommitted": len(tally.submitted_at) - committed,
         "blocks": tally.blocks, "final_height": tally.final_height,
         "txs_per_block": round(tally.block_txs / tally.blocks, 1) if tally.blocks else 0.0,
