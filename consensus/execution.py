@@ -44,6 +44,9 @@ class Execution:
         self.exec_settled: dict[int, Signed] = {}
         """Certified heights, with our own vote: a replica that votes late (it was down,
         or catching up) is sent ours, so it can certify the block and judge its result."""
+        self.exec_heard: dict[int, set[int]] = {}
+        """Certified heights -> replicas whose vote we have seen: a first vote arriving
+        after the certificate needs no answer (it came with our broadcast vote)."""
         self.exec_answered: dict[tuple[int, int], tuple[int, int, int]] = {}
         """(height, replica) -> (our executed height, now_ms, timed answers) when we last
         sent it our vote."""
@@ -89,6 +92,8 @@ class Execution:
         if settled is not None:
             # Answered again after a few blocks (a lost answer must not leave it without
             # a certificate for good), not at once: two settled replicas would ping-pong.
+            if self.first_late_vote(height, msg.sender):
+                return
             if self.should_answer(height, msg.sender):
                 self.emit(ev.Send(msg.sender, settled))
             return
@@ -97,6 +102,17 @@ class Execution:
             return
         if self.add_exec_vote(msg):
             self.check_execution(height)
+
+    def first_late_vote(self: "Replica", height: int, sender: int) -> bool:
+        """A slower replica's first vote after we certified: it has our broadcast vote
+        and the others', so answering would only make every settled replica send it a
+        copy (at 7 nodes, most execution votes received were such copies). A vote seen
+        again is a re-vote (restarted, or ours was lost): that one is answered."""
+        heard = self.exec_heard.get(height)
+        if heard is None or sender in heard:
+            return False
+        heard.add(sender)
+        return True
 
     def should_answer(self: "Replica", height: int, sender: int) -> bool:
         last = self.exec_answered.get((height, sender))
@@ -138,6 +154,8 @@ class Execution:
             self.stats["execution_certified"] += 1
             self.emit(ev.ExecutionCertified(height, block_hash, votes))
             self.exec_settled[height] = mine
+            self.exec_heard[height] = {i for by_hash in self.exec_votes.get(height, {}).values()
+                                       for i in by_hash}
             for table in (self.exec_votes, self.own_exec, self.exec_resent_at):
                 table.pop(height, None)
             return
@@ -167,4 +185,5 @@ class Execution:
             for old in [h for h in table if h <= floor]:
                 del table[old]
         self.exec_settled = {h: v for h, v in self.exec_settled.items() if h > floor}
+        self.exec_heard = {h: v for h, v in self.exec_heard.items() if h > floor}
         self.exec_answered = {k: v for k, v in self.exec_answered.items() if k[0] > floor}

@@ -303,7 +303,7 @@ class NormalCase:
         """Re-broadcast our own pre-prepare, prepare and commit for slots open too long."""
         if self.in_view_change:
             return
-        stale = self.now_ms - self.cfg.resend_timeout_ms
+        stale = self.now_ms - self.resend_after_ms()
         open_slots = [(seq, slot) for seq, slot in sorted(self.slots.items())
                       if seq > self.last_delivered]
         for seq, slot in open_slots:

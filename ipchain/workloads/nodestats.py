@@ -67,8 +67,11 @@ class NodeWatch:
                 status = await self.fetch_status(i)
             except Exception:  # an unreachable node: no figure, not a failed bench
                 return None
+            stats = status.get("consensus", {})
             return {"view": status.get("view"), "in_view_change": status.get("in_view_change"),
-                    "started": status.get("consensus", {}).get("view_changes_started", 0)}
+                    "started": stats.get("view_changes_started", 0),
+                    "resent": stats.get("resent", 0),
+                    "received": sum(v for k, v in stats.items() if k.startswith("received_"))}
         return list(await asyncio.gather(*(one(i) for i in range(len(self.pids)))))
 
     def rss_sample(self) -> None:
@@ -89,16 +92,16 @@ class NodeWatch:
 
     def summary(self) -> dict[str, Any]:
         first, last = self.views[0], self.views[-1]
-        per_node = []
-        for a, b in zip(first, last):
-            if a is None or b is None:
-                per_node.append(None)
-            else:
-                per_node.append(b["started"] - a["started"])
+        def delta(name: str) -> list[int | None]:
+            return [None if a is None or b is None else b[name] - a[name]
+                    for a, b in zip(first, last)]
+        per_node = delta("started")
         known = [v for v in per_node if v is not None]
         return {
             "view_changes": max(known) if known else None,
             "view_changes_per_node": per_node,
+            "consensus_msgs_received": delta("received"),
+            "consensus_msgs_resent": delta("resent"),
             "views_end": [None if b is None else b["view"] for b in last],
             "in_view_change_end": [None if b is None else b["in_view_change"] for b in last],
             "rss_mb_start": [points[0][1] if points else None for points in self.rss],

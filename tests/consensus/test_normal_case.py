@@ -231,8 +231,7 @@ def test_4_2_request_larger_than_any_batch_is_never_proposed():
     pre-prepare, and each primary holding the request would stall its view in turn."""
     net = Network.build(4, max_batch_bytes=100)
     huge, small = b"h" * 150, b"s" * 10
-    net.submit(0, [huge, small])
-    net.fire(0, "batch")
+    net.submit(0, [huge, small])  # nothing in flight: proposed at once, without `huge`
     settle(net)
     net.assert_agreement(height=1)
     assert delivered_txs(net, 1) == [small]
