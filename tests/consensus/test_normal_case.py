@@ -200,10 +200,11 @@ def test_4_2_batching_by_count_and_by_delay():
     out = net.submit(0, tx[4:9])
     assert [pp.txs for pp in bodies(out, PrePrepare)] == [tuple(tx[4:7])]
     assert "batch" in net.timers[0]
-    out = net.fire(0, "batch")
-    assert [(pp.seq, pp.txs) for pp in bodies(out, PrePrepare)] == [(4, tuple(tx[7:9]))]
-
-    settle(net)
+    out = net.fire(0, "batch")  # three blocks in flight: a partial batch waits...
+    assert not bodies(out, PrePrepare)
+    settle(net)  # ...for a delivery, then goes out
+    assert [(pp.seq, pp.txs) for pp in bodies(
+        [a for i, a in net.actions if i == 0], PrePrepare)][-1] == (4, tuple(tx[7:9]))
     net.assert_agreement(height=4)
     assert delivered_txs(net, 2) == tx
 
@@ -218,9 +219,10 @@ def test_4_2_batching_by_bytes():
     assert not bodies(net.submit(0, tx[:2]), PrePrepare)  # a block in flight: batch up
     out = net.submit(0, tx[2:])
     assert [pp.txs for pp in bodies(out, PrePrepare)] == [tuple(tx[:2])]
-    out = net.fire(0, "batch")
-    assert [pp.txs for pp in bodies(out, PrePrepare)] == [(tx[2],)]
+    assert not bodies(net.fire(0, "batch"), PrePrepare)  # two in flight: wait a delivery
     settle(net)
+    assert [pp.txs for pp in bodies([a for i, a in net.actions if i == 0],
+                                    PrePrepare)][-1] == (tx[2],)
     net.assert_agreement(height=3)
     assert all(sum(map(len, block.txs)) <= 100 for block in net.delivered[1])
 
