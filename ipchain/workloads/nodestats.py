@@ -8,7 +8,8 @@ whose resident memory grows with the load it has seen will fail a long run that 
 - views: `/v1/status` at the start and end (view, in_view_change, and the replica's
   `view_changes_started` counter), so `view_changes` is what the window started;
 - rss_mb: VmRSS from /proc/PID/status every `every_s` seconds (local nodes only), and a
-  least-squares slope in MB per minute over the run, so "flat" is a number.
+  least-squares slope in MB per minute over the run and over its second half (after
+  warm-up), so "flat" is a number.
 """
 
 from __future__ import annotations
@@ -108,4 +109,6 @@ class NodeWatch:
             "rss_mb_end": [points[-1][1] if points else None for points in self.rss],
             "rss_mb_max": [max(v for _, v in points) if points else None for points in self.rss],
             "rss_mb_per_min": [slope_per_min(points) for points in self.rss],
+            "rss_mb_per_min_second_half": [slope_per_min(points[len(points) // 2:])
+                                           for points in self.rss],
         }
