@@ -258,10 +258,9 @@ def percentile_ms(sorted_s: list[float], pct: int) -> float | None:
 def summarize(cfg: BenchConfig, tally: Tally, start: float, sent_end: float,
               agreement: bool | None) -> dict[str, Any]:
     latencies = sorted(tally.committed_at[i] - tally.submitted_at[i] for i in tally.committed_at)
-    to_proposal = sorted(max(0.0, tally.proposed_at[i] - tally.submitted_at[i])
-                         for i in tally.committed_at)
-    after_proposal = sorted(max(0.0, tally.committed_at[i] - tally.proposed_at[i])
-                            for i in tally.committed_at)
+    split = [i for i in tally.committed_at if i in tally.proposed_at]
+    to_proposal = sorted(max(0.0, tally.proposed_at[i] - tally.submitted_at[i]) for i in split)
+    after_proposal = sorted(max(0.0, tally.committed_at[i] - tally.proposed_at[i]) for i in split)
     committed = len(latencies)
     submitted = len(tally.submitted_at) + tally.rejected
     span = (tally.last_commit - start) if committed else 0.0
