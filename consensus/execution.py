@@ -73,6 +73,8 @@ class Execution:
         if settled is not None:
             # Answered again after a few blocks (a lost answer must not leave it without
             # a certificate for good), not at once: two settled replicas would ping-pong.
+            if self.first_late_vote(height, msg.sender):
+                return
             if self.should_answer(height, msg.sender):
                 self.emit(ev.Send(msg.sender, settled))
             return
@@ -81,6 +83,17 @@ class Execution:
             return
         if self.add_exec_vote(msg):
             self.check_execution(height)
+
+    def first_late_vote(self: "Replica", height: int, sender: int) -> bool:
+        """A slower replica's first vote after we certified: it has our broadcast vote
+        and the others', so answering would only make every settled replica send it a
+        copy (at 7 nodes, most execution votes received were such copies). A vote seen
+        again is a re-vote (restarted, or ours was lost): that one is answered."""
+        heard = self.exec_heard.get(height)
+        if heard is None or sender in heard:
+            return False
+        heard.add(sender)
+        return True
 
     def should_answer(self: "Replica", height: int, sender: int) -> bool:
         last = self.exec_answered.get((height, sender))
@@ -122,6 +135,8 @@ class Execution:
             self.stats["execution_certified"] += 1
             self.emit(ev.ExecutionCertified(height, block_hash, votes))
             self.exec_settled[height] = mine
+            self.exec_heard[height] = {i for by_hash in self.exec_votes.get(height, {}).values()
+                                       for i in by_hash}
             for table in (self.exec_votes, self.own_exec, self.exec_resent_at):
                 table.pop(height, None)
             return
@@ -151,4 +166,5 @@ class Execution:
             for old in [h for h in table if h <= floor]:
                 del table[old]
         self.exec_settled = {h: v for h, v in self.exec_settled.items() if h > floor}
+        self.exec_heard = {h: v for h, v in self.exec_heard.items() if h > floor}
         self.exec_answered = {k: v for k, v in self.exec_answered.items() if k[0] > floor}

@@ -16,6 +16,9 @@ from consensus.messages import Commit, PreparedProof, PrePrepare, Prepare, Signe
 if TYPE_CHECKING:
     from consensus.replica import Replica, Slot
 
+PARTIAL_IN_FLIGHT = 2
+"""Blocks in flight beyond which only full batches are proposed (`may_propose_partial`)."""
+
 
 class NormalCase:
     """Methods only: their fields are declared, with who writes them, in consensus/state.py."""
@@ -51,12 +54,27 @@ class NormalCase:
         while self.pending and self.can_propose():
             full = (len(self.pending) >= self.cfg.max_batch_txs
                     or self.pending_bytes >= self.cfg.max_batch_bytes)
-            if not (full or force or self.batch_due):
+            due = force or self.batch_due or self.pipeline_idle()
+            if not (full or (due and self.may_propose_partial())):
                 return
             self.send_preprepare(self.take_batch())
         if not self.pending:
             self.batch_due = False
             self.cancel_timer("batch")
+
+    def pipeline_idle(self: "Replica") -> bool:
+        """Nothing of ours is in flight: waiting out the batch delay would only add
+        latency, since no delivery is coming to clock the next batch. While blocks are in
+        flight requests batch up behind them (Nagle's rule), so load still fills blocks."""
+        return self.next_seq == self.last_delivered + 1
+
+    def may_propose_partial(self: "Replica") -> bool:
+        """A batch that is not full goes out only while fewer than PARTIAL_IN_FLIGHT
+        blocks are in flight; later ones wait for a delivery and grow meanwhile. Every
+        block costs each replica a fixed part (votes to sign and check, one storage
+        transaction) besides its transactions: on a CPU-bound cluster, eight small blocks
+        in flight bought no throughput and cost a third more CPU per transaction."""
+        return self.next_seq - self.last_delivered - 1 < PARTIAL_IN_FLIGHT
 
     def take_batch(self: "Replica") -> tuple[bytes, ...]:
         batch: list[bytes] = []
@@ -289,7 +307,7 @@ class NormalCase:
         """Re-broadcast our own pre-prepare, prepare and commit for slots open too long."""
         if self.in_view_change:
             return
-        stale = self.now_ms - self.cfg.resend_timeout_ms
+        stale = self.now_ms - self.resend_after_ms()
         open_slots = [(seq, slot) for seq, slot in sorted(self.slots.items())
                       if seq > self.last_delivered]
         for seq, slot in open_slots:

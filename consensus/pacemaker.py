@@ -32,6 +32,7 @@ LATENCY_SAMPLES = 8
 """Commit latency is an EWMA with weight 1/LATENCY_SAMPLES; until that many blocks were
 measured the timeout stays at `request_timeout_ms` (nothing is known yet)."""
 MAX_BACKOFF_DOUBLINGS = 6
+RESEND_LATENCY_MULTIPLE = 2
 
 
 class Pacemaker:
@@ -49,6 +50,17 @@ class Pacemaker:
             return self.cfg.request_timeout_ms
         adaptive = LATENCY_MULTIPLE * self.commit_latency_ms
         return max(self.cfg.min_view_timeout_ms, min(self.cfg.request_timeout_ms, adaptive))
+
+    def resend_after_ms(self: "Replica") -> int:
+        """A slot's messages are re-sent once it has been open twice as long as blocks
+        take to commit here lately, at least `resend_timeout_ms`, and always before the
+        request timer could fire. A fixed 400 ms was shorter than every slot's life under
+        load: each replica re-sent all its votes to everyone, and every peer checked each
+        signature again (half the signature checks at 7 nodes were such repeats)."""
+        if self.commit_latency_ms is None or self.latency_samples < LATENCY_SAMPLES:
+            return self.cfg.resend_timeout_ms
+        return max(self.cfg.resend_timeout_ms, min(RESEND_LATENCY_MULTIPLE * self.commit_latency_ms,
+                                                   self.base_timeout_ms() // 2))
 
     def measure_commit(self: "Replica", opened_ms: int) -> None:
         """One block delivered: its latency, and the gap since the previous delivery

@@ -326,6 +326,10 @@ class ReplicaState:
     exec_settled: dict[int, Signed] = own(factory=dict, writes="execution",
                                           doc="Certified heights with our vote, sent to a "
                                               "replica that votes late.")
+    exec_heard: dict[int, set[int]] = own(
+        factory=dict, writes="execution",
+        doc="Certified heights -> replicas whose vote we have seen: a first vote arriving "
+            "after the certificate needs no answer (it came with our broadcast vote).")
     exec_answered: dict[tuple[int, int], tuple[int, int, int]] = own(
         factory=dict, writes="execution",
         doc="(height, replica) -> (our executed height, now_ms, timed answers) when we last "

@@ -32,7 +32,7 @@ from node.snapshot_service import pruned_message
 from node.admin import add_admin_routes
 from node.config import PEER_BODY_BYTES
 from node import http_input as inp
-from node import limits
+from node import admission, limits
 from node.runtime import MempoolFull, Runtime, ShuttingDown
 
 log = logging.getLogger("ipchain.api")
@@ -347,7 +347,8 @@ def _hex32(text: str) -> bytes:
 
 def build_app(runtime: Runtime) -> web.Application:
     connections = limits.ConnectionGuard.for_this_process()
-    app = web.Application(middlewares=[connections.middleware, errors_middleware,
+    app = web.Application(middlewares=[connections.middleware, admission.install(runtime),
+                                       errors_middleware,
                                        inp.input_errors_middleware,
                                        limits.peer_guard_middleware],
                           client_max_size=PEER_BODY_BYTES)

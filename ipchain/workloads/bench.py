@@ -42,8 +42,11 @@ from ipchain.cluster.manager import Cluster
 from ipchain.cluster.procs import find_free_base_port
 from ipchain.render import Progress
 from ipchain.workloads.cpu import NodeCpu, summarize_cpu, verify_us
+from ipchain.workloads.nodestats import NodeWatch
 
 FOLLOW_POLL_S = 0.01
+WALL_MINUS_MONOTONIC_S = time.time() - time.monotonic()
+"""Block headers carry wall-clock milliseconds; the bench times with the monotonic clock."""
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,12 @@ class Batch:
 class Tally:
     submitted_at: dict[str, float] = field(default_factory=dict)
     committed_at: dict[str, float] = field(default_factory=dict)
+    proposed_at: dict[str, float] = field(default_factory=dict)
+    """When the primary proposed the tx's block (its header's proposal timestamp, on the
+    monotonic clock): splits latency into waiting to be proposed and agreeing on it."""
     rejected: int = 0
+    shed: int = 0
+    """Transactions of batches the node refused with 503 MempoolFull (over capacity)."""
     errors: int = 0
     blocks: int = 0
     block_txs: int = 0
@@ -109,8 +117,11 @@ async def send_batch(session: Any, url: str, batch: Batch, tally: Tally,
             tally.submitted_at[tx_id] = sent
         try:
             answer = await client.submit_batch(session, url, batch.body)
-        except client.ApiError:
-            tally.errors += len(batch.ids)
+        except client.ApiError as exc:
+            if exc.status == 503 and exc.code == "MempoolFull":
+                tally.shed += len(batch.ids)  # load shedding: refused at the door, cheaply
+            else:
+                tally.errors += len(batch.ids)
             for tx_id in batch.ids:
                 tally.submitted_at.pop(tx_id, None)
             return
@@ -139,9 +150,11 @@ async def follow(session: Any, url: str, tally: Tally, stop: asyncio.Event) -> N
                 break
             tally.blocks += 1
             tally.block_txs += len(block["tx_ids"])
+            proposed = block["proposal_timestamp_ms"] / 1000 - WALL_MINUS_MONOTONIC_S
             for tx_id in block["tx_ids"]:
                 if tx_id in tally.submitted_at and tx_id not in tally.committed_at:
                     tally.committed_at[tx_id] = seen
+                    tally.proposed_at[tx_id] = proposed
                     tally.last_commit = seen
         progressed = top > height
         height = max(height, top)
@@ -184,9 +197,13 @@ async def drive(urls: list[str], batches: list[Batch], cfg: BenchConfig,
                 return await answer.text()
 
         cpu = NodeCpu(pids or [None] * len(urls), metrics_text)
+        watch = NodeWatch(pids or [None] * len(urls),
+                          lambda i: client.get_status(session, urls[i]))
         stop = asyncio.Event()
+        await watch.mark()
         follower = asyncio.create_task(follow(session, urls[0], tally, stop))
         reporter = asyncio.create_task(report_progress(tally, cfg, log, bar))
+        sampler = asyncio.create_task(watch.sample_rss_forever())
         sends: list[asyncio.Task] = []
         try:
             await cpu.mark()
@@ -199,13 +216,15 @@ async def drive(urls: list[str], batches: list[Batch], cfg: BenchConfig,
             await cpu.mark()
             stop.set()
             await follower
+            await watch.mark()
             agreement = await check_agreement(session, urls, tally.final_height)
         finally:  # also on Ctrl-C: no task may outlive the session it uses
-            for task in (follower, reporter, *sends):
+            for task in (follower, reporter, sampler, *sends):
                 task.cancel()
-            await asyncio.gather(follower, reporter, *sends, return_exceptions=True)
+            await asyncio.gather(follower, reporter, sampler, *sends, return_exceptions=True)
     result = summarize(cfg, tally, start, sent_end, agreement)
     result["cpu"] = cpu.cpu_us_per_tx(result["committed"])
+    result.update(watch.summary())
     return result
 
 
@@ -246,6 +265,9 @@ def percentile_ms(sorted_s: list[float], pct: int) -> float | None:
 def summarize(cfg: BenchConfig, tally: Tally, start: float, sent_end: float,
               agreement: bool | None) -> dict[str, Any]:
     latencies = sorted(tally.committed_at[i] - tally.submitted_at[i] for i in tally.committed_at)
+    split = [i for i in tally.committed_at if i in tally.proposed_at]
+    to_proposal = sorted(max(0.0, tally.proposed_at[i] - tally.submitted_at[i]) for i in split)
+    after_proposal = sorted(max(0.0, tally.committed_at[i] - tally.proposed_at[i]) for i in split)
     committed = len(latencies)
     submitted = len(tally.submitted_at) + tally.rejected
     span = (tally.last_commit - start) if committed else 0.0
@@ -255,7 +277,12 @@ def summarize(cfg: BenchConfig, tally: Tally, start: float, sent_end: float,
         "committed_tps": round(committed / span, 1) if span > 0 else 0.0,
         "p50_ms": percentile_ms(latencies, 50), "p90_ms": percentile_ms(latencies, 90),
         "p99_ms": percentile_ms(latencies, 99), "max_ms": percentile_ms(latencies, 100),
+        "to_proposal_p50_ms": percentile_ms(to_proposal, 50),
+        "to_proposal_p99_ms": percentile_ms(to_proposal, 99),
+        "after_proposal_p50_ms": percentile_ms(after_proposal, 50),
+        "after_proposal_p99_ms": percentile_ms(after_proposal, 99),
         "submitted": submitted, "committed": committed, "rejected": tally.rejected,
+        "shed": tally.shed,
         "errors": tally.errors, "uncommitted": len(tally.submitted_at) - committed,
         "blocks": tally.blocks, "final_height": tally.final_height,
         "txs_per_block": round(tally.block_txs / tally.blocks, 1) if tally.blocks else 0.0,

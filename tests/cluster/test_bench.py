@@ -41,6 +41,10 @@ def test_bench_prints_one_json_result_and_cleans_up(tmp_path: Path) -> None:
     assert len(result["cpu_us_per_tx"]) == 4
     assert all(v is not None and v > result["verify_us"] > 0 for v in result["cpu_us_per_tx"])
     assert 0 < result["limit_ratio"] < 1
+    # A light load causes no view change, and each node's memory was sampled.
+    assert result["view_changes"] == 0 and result["views_end"] == [0, 0, 0, 0]
+    assert all(v is not None and v > 0 for v in result["rss_mb_start"] + result["rss_mb_end"])
+    assert result["shed"] == 0
     workdir = bench_dir(run.stderr)
     assert not workdir.exists() and pids_under(workdir) == []
 

@@ -180,26 +180,32 @@ def test_4_2_commits_for_another_digest_do_not_deliver_our_preprepare():
 
 
 def test_4_2_batching_by_count_and_by_delay():
-    """Reference: Castro & Liskov TOCS'02 §5.1.4 (request batching) — the primary
-    proposes as soon as a batch is full, and otherwise when the batch delay expires."""
+    """Reference: Castro & Liskov TOCS'02 §5.1.4 (request batching) — with nothing in
+    flight the primary proposes at once (waiting would only add latency); while a block
+    is in flight it batches, proposing as soon as a batch is full, and otherwise when the
+    batch delay expires."""
     net = Network.build(4, max_batch_txs=3, batch_delay_ms=20)
-    tx = payloads(8)
+    tx = payloads(9)
     out = net.submit(0, tx[:1])
+    assert [pp.txs for pp in bodies(out, PrePrepare)] == [(tx[0],)]
+
+    out = net.submit(0, tx[1:2])  # seq 1 is in flight: batch up
     assert not bodies(out, PrePrepare)
     assert ev.SetTimer("batch", 20) in out
 
-    out = net.submit(0, tx[1:3])
-    assert [pp.txs for pp in bodies(out, PrePrepare)] == [tuple(tx[0:3])]
+    out = net.submit(0, tx[2:4])
+    assert [pp.txs for pp in bodies(out, PrePrepare)] == [tuple(tx[1:4])]
     assert ev.CancelTimer("batch") in out
 
-    out = net.submit(0, tx[3:8])
-    assert [pp.txs for pp in bodies(out, PrePrepare)] == [tuple(tx[3:6])]
+    out = net.submit(0, tx[4:9])
+    assert [pp.txs for pp in bodies(out, PrePrepare)] == [tuple(tx[4:7])]
     assert "batch" in net.timers[0]
-    out = net.fire(0, "batch")
-    assert [(pp.seq, pp.txs) for pp in bodies(out, PrePrepare)] == [(3, tuple(tx[6:8]))]
-
-    settle(net)
-    net.assert_agreement(height=3)
+    out = net.fire(0, "batch")  # three blocks in flight: a partial batch waits...
+    assert not bodies(out, PrePrepare)
+    settle(net)  # ...for a delivery, then goes out
+    assert [(pp.seq, pp.txs) for pp in bodies(
+        [a for i, a in net.actions if i == 0], PrePrepare)][-1] == (4, tuple(tx[7:9]))
+    net.assert_agreement(height=4)
     assert delivered_txs(net, 2) == tx
 
 
@@ -207,14 +213,17 @@ def test_4_2_batching_by_bytes():
     """Reference: Castro & Liskov TOCS'02 §5.1.4 — a batch is also full by size; no
     proposal exceeds `max_batch_bytes`, which backups enforce."""
     net = Network.build(4, max_batch_bytes=100)
+    first = b"\xff" * 10
+    assert [pp.txs for pp in bodies(net.submit(0, [first]), PrePrepare)] == [(first,)]
     tx = [bytes([i]) * 40 for i in range(3)]
-    assert not bodies(net.submit(0, tx[:2]), PrePrepare)
+    assert not bodies(net.submit(0, tx[:2]), PrePrepare)  # a block in flight: batch up
     out = net.submit(0, tx[2:])
     assert [pp.txs for pp in bodies(out, PrePrepare)] == [tuple(tx[:2])]
-    out = net.fire(0, "batch")
-    assert [pp.txs for pp in bodies(out, PrePrepare)] == [(tx[2],)]
+    assert not bodies(net.fire(0, "batch"), PrePrepare)  # two in flight: wait a delivery
     settle(net)
-    net.assert_agreement(height=2)
+    assert [pp.txs for pp in bodies([a for i, a in net.actions if i == 0],
+                                    PrePrepare)][-1] == (tx[2],)
+    net.assert_agreement(height=3)
     assert all(sum(map(len, block.txs)) <= 100 for block in net.delivered[1])
 
 
@@ -224,8 +233,7 @@ def test_4_2_request_larger_than_any_batch_is_never_proposed():
     pre-prepare, and each primary holding the request would stall its view in turn."""
     net = Network.build(4, max_batch_bytes=100)
     huge, small = b"h" * 150, b"s" * 10
-    net.submit(0, [huge, small])
-    net.fire(0, "batch")
+    net.submit(0, [huge, small])  # nothing in flight: proposed at once, without `huge`
     settle(net)
     net.assert_agreement(height=1)
     assert delivered_txs(net, 1) == [small]

@@ -36,8 +36,12 @@ def test_summarize_counts_and_rates() -> None:
     tally = bench.Tally(rejected=1, blocks=2, block_txs=3, final_height=5)
     tally.submitted_at = {"a": 10.0, "b": 10.5, "c": 11.0}
     tally.committed_at = {"a": 10.1, "b": 10.7}
+    tally.proposed_at = {"a": 10.02, "b": 10.6}
     tally.last_commit = 10.7
     result = bench.summarize(cfg, tally, start=10.0, sent_end=11.0, agreement=True)
+    # Latency split at the primary's proposal: waiting to be proposed, then agreeing.
+    assert (result["to_proposal_p50_ms"], result["to_proposal_p99_ms"]) == (20.0, 100.0)
+    assert (result["after_proposal_p50_ms"], result["after_proposal_p99_ms"]) == (80.0, 100.0)
     assert result["submitted"] == 4 and result["committed"] == 2
     assert result["rejected"] == 1 and result["uncommitted"] == 1
     assert result["committed_tps"] == round(2 / 0.7, 1)
