@@ -63,6 +63,10 @@ class ReplicaRecord:
     blocks: list[Block] = field(default_factory=list)
     receipts: list[Receipt] | None = None
     """Every receipt of every block, duplicates included; None when not recorded."""
+    refused_repeats: set[tuple[str, int]] = field(default_factory=set)
+    """(tx id, height) of a block's copy of a tx this replica executed at another height
+    (fault run, where receipts are not recorded: the node's stored receipt names the one
+    execution, so its executor refused this copy as a duplicate)."""
     height: int = 0
     """The height it reported (its chain may have been fetched shorter)."""
     state_root: str = ""

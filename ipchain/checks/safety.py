@@ -158,7 +158,7 @@ def check_state_roots(history: History) -> list[Violation]:
 def _executions(record: ReplicaRecord) -> dict[str, list[tuple[int, bool | None, str | None]]]:
     """tx id -> (height, ok, code) of each time the replica executed it (a DUPLICATE
     receipt is a repeat the executor refused, so not an execution). Without receipts
-    every appearance in a block counts."""
+    every appearance in a block counts, but for the copies the replica said it refused."""
     runs: dict[str, list[tuple[int, bool | None, str | None]]] = defaultdict(list)
     if record.receipts is not None:
         for r in record.receipts:
@@ -167,7 +167,8 @@ def _executions(record: ReplicaRecord) -> dict[str, list[tuple[int, bool | None,
         return runs
     for block in sorted(record.blocks, key=lambda b: b.height):
         for tx_id in block.tx_ids:
-            runs[tx_id].append((block.height, None, None))
+            if (tx_id, block.height) not in record.refused_repeats:
+                runs[tx_id].append((block.height, None, None))
     return runs
 
 

@@ -315,6 +315,7 @@ async def _collect(scenario: Scenario, cluster: Cluster, session: Any, controlle
         record = ReplicaRecord(i, honest=i in honest, up=status is not None)
         await _chain(cluster, i, session, status["height"] if status else 0, gate, record)
         await _final(cluster.urls[i], session, status, orgs, record)
+        await _refused_repeats(cluster.urls[i], session, record)
         replicas.append(record)
     chains = {r.index: r.blocks for r in replicas}
     probe_ids = {probe["id"]} if probe and probe.get("id") else set()
@@ -322,6 +323,26 @@ async def _collect(scenario: Scenario, cluster: Cluster, session: Any, controlle
     return History(replicas=replicas, submissions=load.submissions, liveness=liveness,
                    genesis_supply_bpc=sum(o["bpc"] for o in cluster.genesis["organisations"]),
                    probe_ids=probe_ids)
+
+
+async def _refused_repeats(url: str, session: Any, record: ReplicaRecord) -> None:
+    """A tx may sit in two blocks (a Byzantine primary re-proposes it, or a view change
+    re-orders it); the node executes the first copy and refuses the second as a duplicate,
+    storing one receipt. Without per-node receipts the checker would count both, so ask
+    the node where it executed each repeated tx: the other copies were refused."""
+    heights: dict[str, list[int]] = {}
+    for block in record.blocks:
+        for tx_id in block.tx_ids:
+            heights.setdefault(tx_id, []).append(block.height)
+    for tx_id, seen in sorted(heights.items()):
+        if len(seen) < 2:
+            continue
+        try:
+            receipt = (await client.get_tx(session, url, tx_id)).get("receipt") or {}
+        except client.ApiError:
+            continue
+        if receipt.get("height") in seen:
+            record.refused_repeats.update((tx_id, h) for h in seen if h != receipt["height"])
 
 
 async def _chain(cluster: Cluster, i: int, session: Any, height: int, gate: asyncio.Semaphore,

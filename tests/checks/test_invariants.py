@@ -159,6 +159,12 @@ def test_a_refused_duplicate_is_not_a_second_execution_but_a_repeat_without_rece
         record.receipts = None
     (v, *_) = violations_of(history)["exactly_once"]
     assert v.heights == (2, 4) and v.evidence["examples"] == {"a": [2, 4]}
+    for record in history.replicas:  # a fault run: the node named where it executed "a"
+        record.refused_repeats = {("a", 4)}
+    assert "exactly_once" not in violations_of(history)
+    history.replicas[1].refused_repeats = {("a", 2)}  # it says it executed the later copy
+    (v, *_) = violations_of(history)["exactly_once"]
+    assert v.nodes == (1,) and "another height" in v.message
 
 
 def test_the_client_told_another_refusal_is_caught() -> None:
