@@ -82,7 +82,9 @@ class BlockFetcher:
             if answer.top < asked:
                 break  # nobody served anything, or only what we did not ask for
             asked = answer.top + 1
-        log.log(logging.INFO if received else logging.WARNING,
+        # An empty answer is normal (a restarted node probes for blocks nobody has yet):
+        # at info it was a warning in every fresh cluster's log.
+        log.log(logging.INFO if received else logging.DEBUG,
                 Event("fetched", first=first, last=last, blocks=received,
                       height=runtime.executor.height,
                       ms=time.time_ns() // 1_000_000 - started_ms))
