@@ -145,6 +145,19 @@ async def height_of(session: Any, url: str) -> int:
     return (await client.get_status(session, url))["height"]
 
 
+async def submit_admitted(session: Any, url: str, txs: list[Any], deadline: float) -> None:
+    """Submit a batch, waiting out a 503 MempoolFull (node/admission.py sheds a client
+    whose batch would queue more than about a second of the cluster's throughput)."""
+    while True:
+        try:
+            await client.submit_batch(session, url, txs)
+            return
+        except client.ApiError as exc:
+            if exc.status != 503 or time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
 async def build_chain(session: Any, cluster: Cluster, url: str, blocks: int,
                       senders: int) -> float:
     """`blocks` one-transaction blocks through `url`, the mempool kept bounded; the
@@ -154,8 +167,8 @@ async def build_chain(session: Any, cluster: Cluster, url: str, blocks: int,
     txs = transfers(cluster, blocks, senders)
     deadline = started + 60 + blocks / 10
     for i in range(0, len(txs), BUILD_CHUNK_TXS):
-        await client.submit_batch(session, url, txs[i:i + BUILD_CHUNK_TXS])
-        while await height_of(session, url) < base + i - 4 * BUILD_CHUNK_TXS:
+        await submit_admitted(session, url, txs[i:i + BUILD_CHUNK_TXS], deadline)
+        while await height_of(session, url) < base + i:  # one chunk queued at most
             if time.monotonic() > deadline:
                 raise TimeoutError(f"chain not built within {deadline - started:.0f} s")
             await asyncio.sleep(0.2)
