@@ -144,6 +144,11 @@ def request_id(raw: bytes) -> bytes:
 
 # -- encoding -------------------------------------------------------------------------
 def _field_value(value: Any) -> Any:
+    kind = type(value)
+    if kind is int or kind is bytes:  # most fields: answered before any isinstance
+        return value
+    if kind is tuple:
+        return [_field_value(v) for v in value]
     if isinstance(value, Signed):
         return _signed_value(value)
     if isinstance(value, PreparedProof):
@@ -153,11 +158,18 @@ def _field_value(value: Any) -> Any:
     return value
 
 
+_WIRE_FIELDS: dict[type, tuple[str, ...]] = {cls: tuple(f.name for f in fields(cls))
+                                             for cls in KINDS.values()}
+"""Each body's fields in wire order (dataclasses.fields() is too slow for every message)."""
+_SIGNED_FIELDS: dict[type, tuple[str, ...]] = {
+    cls: tuple(name for name in names if not (cls is PrePrepare and name == "txs"))
+    for cls, names in _WIRE_FIELDS.items()}
+"""What a signature covers: a PRE-PREPARE's transactions are bound by its digest instead."""
+
+
 def _body_value(body: Body, signed_part_only: bool = False) -> list[Any]:
-    names = [f.name for f in fields(body)]
-    if signed_part_only and isinstance(body, PrePrepare):
-        names.remove("txs")
-    return [body.KIND, *(_field_value(getattr(body, name)) for name in names)]
+    names = (_SIGNED_FIELDS if signed_part_only else _WIRE_FIELDS)[type(body)]
+    return [body.KIND, *[_field_value(getattr(body, name)) for name in names]]
 
 
 def _signed_value(msg: Signed) -> list[Any]:
@@ -170,7 +182,13 @@ def signing_bytes(body: Body, chain_id: str) -> bytes:
 
 
 def encode(msg: Signed) -> bytes:
-    return msgpack.packb(_signed_value(msg), use_bin_type=True)
+    """The wire bytes, computed once per message object: a message is frozen, and the
+    same one is encoded for its WAL record, each send, certificates and evidence."""
+    encoded = msg.__dict__.get("_encoded")
+    if encoded is None:
+        encoded = msgpack.packb(_signed_value(msg), use_bin_type=True)
+        object.__setattr__(msg, "_encoded", encoded)
+    return encoded
 
 
 # -- decoding -------------------------------------------------------------------------
@@ -179,20 +197,29 @@ def _expect(condition: bool, what: str) -> None:
         raise WireError(what)
 
 
+# The checks below run for every field of every message a replica receives: each
+# tests the exact type (msgpack yields exactly int, bytes and list; bool is not an int
+# here) and raises only on failure, without building a message when all is well.
+_MAX_INT = 2**63
+
+
 def _int(value: Any) -> int:
-    _expect(isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63,
-            "expected a non-negative integer")
+    if type(value) is not int or not 0 <= value < _MAX_INT:
+        raise WireError("expected a non-negative integer")
     return value
 
 
 def _bytes(value: Any, size: int | None = None) -> bytes:
-    _expect(isinstance(value, bytes), "expected bytes")
-    _expect(size is None or len(value) == size, f"expected {size} bytes")
+    if type(value) is not bytes:
+        raise WireError("expected bytes")
+    if size is not None and len(value) != size:
+        raise WireError(f"expected {size} bytes")
     return value
 
 
 def _list(value: Any) -> list[Any]:
-    _expect(isinstance(value, list), "expected an array")
+    if type(value) is not list:
+        raise WireError("expected an array")
     return value
 
 

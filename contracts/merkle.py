@@ -92,3 +92,23 @@ def path_sides(index: int, count: int) -> list[str]:
             sides.append("L" if sibling < index else "R")
         index, width = index // 2, (width + 1) // 2
     return sides
+
+
+def leaf_node(leaf: bytes) -> bytes:
+    """A leaf as it enters the tree, H(0x00 || leaf): a caller that keeps these between
+    roots (contracts/state.py, whose leaves mostly do not change from block to block)
+    hashes only the changed ones again and folds with `root_of_leaf_nodes`."""
+    return _leaf(leaf)
+
+
+def root_of_leaf_nodes(nodes: list[bytes]) -> bytes:
+    """`merkle_root` of the leaves whose `leaf_node`s these are, in order."""
+    if not nodes:
+        return EMPTY_ROOT
+    level = nodes
+    while len(level) > 1:
+        nxt = [_node(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level = nxt
+    return level[0]

@@ -15,7 +15,7 @@ from typing import Any, Iterator
 import msgpack
 
 from contracts.codec import encode
-from contracts.merkle import merkle_root
+from contracts.merkle import leaf_node, root_of_leaf_nodes
 
 _DELETED = object()
 
@@ -31,6 +31,11 @@ class State:
         self._data: dict[str, bytes] = dict(items or {})
         self._sorted_keys: list[str] = sorted(self._data)
         self._leaves: dict[str, bytes] = {k: leaf_hash(k, v) for k, v in self._data.items()}
+        self._leaf_nodes: dict[str, bytes] = {k: leaf_node(h) for k, h in self._leaves.items()}
+        """Each leaf as it enters the Merkle tree, kept so a root rehashes only what changed."""
+        self._unhashed: set[str] = set()
+        """Keys written since their leaves were last hashed: hashed when a root or the
+        leaves are next asked for, once however often a block wrote them."""
         self._journal: dict[str, Any] | None = None
         self._dirty: set[str] = set()
         self._root: bytes | None = None
@@ -94,12 +99,14 @@ class State:
         if raw is None:
             if existed:
                 del self._data[key]
-                del self._leaves[key]
+                self._leaves.pop(key, None)
+                self._leaf_nodes.pop(key, None)
+                self._unhashed.discard(key)
                 index = bisect.bisect_left(self._sorted_keys, key)
                 del self._sorted_keys[index]
         else:
             self._data[key] = raw
-            self._leaves[key] = leaf_hash(key, raw)
+            self._unhashed.add(key)
             if not existed:
                 bisect.insort(self._sorted_keys, key)
         self._dirty.add(key)
@@ -122,12 +129,21 @@ class State:
     # -- roots and persistence --------------------------------------------------
     def root(self) -> bytes:
         if self._root is None:
-            self._root = merkle_root([self._leaves[k] for k in self._sorted_keys])
+            self._hash_leaves()
+            nodes = self._leaf_nodes
+            self._root = root_of_leaf_nodes([nodes[k] for k in self._sorted_keys])
         return self._root
 
     def sorted_leaves(self) -> tuple[list[str], list[bytes]]:
         """Keys in root order and their leaf hashes: what a state proof's paths are cut from."""
+        self._hash_leaves()
         return list(self._sorted_keys), [self._leaves[k] for k in self._sorted_keys]
+
+    def _hash_leaves(self) -> None:
+        for key in self._unhashed:
+            self._leaves[key] = leaf = leaf_hash(key, self._data[key])
+            self._leaf_nodes[key] = leaf_node(leaf)
+        self._unhashed.clear()
 
     def take_dirty(self) -> dict[str, bytes | None]:
         """Keys changed since the last call, with their new raw value (None = deleted).

@@ -76,8 +76,13 @@ class SharedSigned(wire.Signed):
 def over_the_wire(msg: wire.Signed, encoded: bytes | None = None) -> SharedSigned:
     """Encode (unless `encoded` is given) and decode, as a real link would: a codec bug
     shows up as a finding."""
-    decoded = wire.decode(encoded if encoded is not None else wire.encode(msg))
-    return SharedSigned(decoded.body, decoded.sender, decoded.sig)
+    encoded = encoded if encoded is not None else wire.encode(msg)
+    decoded = wire.decode(encoded)
+    shared = SharedSigned(decoded.body, decoded.sender, decoded.sig)
+    # Our encoder is deterministic: re-encoding the decoded copy gives these same bytes,
+    # so its receivers (WAL records, certificates) need not compute them again.
+    object.__setattr__(shared, "_encoded", encoded)
+    return shared
 
 
 def certificate_problem(block: ev.Deliver, needed: int) -> str:

@@ -18,7 +18,7 @@ import hashlib
 import random
 import time
 import traceback
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Callable
 
 import nacl.signing
@@ -39,7 +39,7 @@ from ipchain.sim.host import FailStop, Host
 from ipchain.sim.record import history_of
 from ipchain.sim.network import LatencyModel, LinkCondition, Network
 from ipchain.sim.rewrite import UnsignedRewriter
-from ipchain.sim.workload import (FAST_TX_SIGNATURES, GENESIS_TIME_MS, Client, ClientTx,
+from ipchain.sim.workload import (FAST_TX_SIGNATURES, GENESIS_TIME_MS, Ack, Client, ClientTx,
                                build_genesis, make_bursts, trusted_signatures, validator_seed)
 
 CLIENT_LATENCY_US = 1_000
@@ -322,11 +322,20 @@ class Simulation:
             stats[key] = sum(h.stats.get(key, 0) for h in self.hosts)
         fingerprint = hashlib.sha256(repr((sorted(digests.items()),
                                            [h.chain.roots[-1].hex() for h in self.hosts],
-                                           sorted((k, asdict(v)) for k, v in self.client.acked.items()),
+                                           sorted((k, _plain(v)) for k, v in self.client.acked.items()),
                                            [v.to_json() for v in violations],
                                            {k: v for k, v in stats.items() if k != "wall_s"}
                                            )).encode()).hexdigest()
         return RunResult(self.seed, self.cfg, self.plan, violations, stats, digests, fingerprint)
+
+
+_ACK_FIELDS = tuple(f.name for f in fields(Ack))
+
+
+def _plain(ack: Ack) -> dict[str, Any]:
+    """`dataclasses.asdict(ack)` (same keys, order and values: all scalars), without its
+    deep copy: the fingerprint takes one per acknowledged transaction."""
+    return {name: getattr(ack, name) for name in _ACK_FIELDS}
 
 
 def _collusion_audience(rng: random.Random, colluders: list[int], n: int) -> frozenset[int]:

@@ -79,7 +79,7 @@ def make_bursts(rng: random.Random, chain_id: str, clients: int, bursts: int,
             amount = (10 * INITIAL_BPC * clients if rng.randrange(100) < OVERDRAFT_PERCENT
                       else rng.randint(1, 1000))
             tx = sign_tx(client_key(sender), chain_id, nonces[sender], "token.transfer",
-                         {"to": client_org(target), "amount": amount})
+                         {"amount": amount, "to": client_org(target)})  # canonical order
             nonces[sender] += 1
             raw = tx.to_bytes()
             id_bytes = hashlib.sha256(raw).digest()
