@@ -82,3 +82,22 @@ class MerkleLevels:
             height += 1
         del self.levels[height + 1:]
         return self.root()
+
+    @classmethod
+    def from_subtrees(cls, subtrees: list[list[list[bytes]]]) -> "MerkleLevels":
+        """The whole tree from the levels of consecutive subtrees of 2^k leaves each (the
+        last may be short), e.g. a snapshot's verified state chunks: the chunk check
+        already hashed every node below the chunk roots, so a restore re-hashes none.
+
+        Level h <= k of the tree is the subtrees' level h side by side (a node's leaves
+        start at a multiple of 2^h, and the last subtree ends where every level ends, so
+        its carried-up odd nodes are the tree's); a short subtree stays at its root."""
+        tree = cls([])
+        if not subtrees:
+            return tree
+        top = len(subtrees[0]) - 1
+        tree.levels = [[node for sub in subtrees for node in sub[min(height, len(sub) - 1)]]
+                       for height in range(top + 1)]
+        while len(tree.levels[-1]) > 1:
+            tree.levels.append(_parents(tree.levels[-1], 0))
+        return tree

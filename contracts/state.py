@@ -52,15 +52,21 @@ class State:
 
     @classmethod
     def from_verified(cls, pairs: list[tuple[str, bytes]], leaves: list[bytes],
-                      root: bytes) -> "State":
+                      root: bytes, tree: MerkleLevels | None = None) -> "State":
         """A state whose sorted entries, leaf hashes and root the caller has already
         checked against a certified root (a snapshot restore, node/snapshot_sync.py):
-        rebuilding them costs seconds per million entries."""
+        rebuilding them costs seconds per million entries. `tree`, when given, is the
+        Merkle levels the check built (MerkleLevels.from_subtrees); used if its root is
+        `root`, so neither the restore nor the first block hashes the tree again."""
         state = cls()
         state._data = dict(pairs)
         state._sorted_keys = [key for key, _ in pairs]
         state._leaves = dict(zip(state._sorted_keys, leaves))
-        state._leaf_nodes = {key: leaf_node(leaf) for key, leaf in state._leaves.items()}
+        if tree is not None and len(tree) == len(pairs) and tree.root() == root:
+            state._leaf_nodes = dict(zip(state._sorted_keys, tree.levels[0]))
+            state._tree = tree
+        else:
+            state._leaf_nodes = {key: leaf_node(leaf) for key, leaf in state._leaves.items()}
         state._root = root
         return state
 

@@ -89,3 +89,16 @@ def test_an_emptied_state_has_the_empty_root() -> None:
     assert state.root() == EMPTY_ROOT
     state.put("z", 1)
     assert state.root() == merkle_root([leaf_hash("z", state.get_raw("z"))])
+
+
+@settings(max_examples=100, deadline=None)
+@given(leaves=st.lists(st.binary(max_size=3), min_size=1, max_size=70),
+       log2=st.integers(0, 4))
+def test_a_tree_from_aligned_subtrees_is_the_tree_of_all_leaves(leaves, log2) -> None:
+    """What a snapshot restore assembles from its verified chunks (the last one short)."""
+    size = 1 << log2
+    nodes = [leaf_node(b) for b in leaves]
+    subtrees = [MerkleLevels(nodes[i:i + size]).levels for i in range(0, len(nodes), size)]
+    whole = MerkleLevels.from_subtrees(subtrees)
+    assert whole.levels == MerkleLevels(nodes).levels
+    assert whole.root() == merkle_root(leaves)
