@@ -15,7 +15,8 @@ from typing import Any, Iterator
 import msgpack
 
 from contracts.codec import encode
-from contracts.merkle import leaf_node, root_of_leaf_nodes
+from contracts.merkle import leaf_node
+from contracts.merkle_levels import MerkleLevels
 
 _DELETED = object()
 
@@ -39,17 +40,33 @@ class State:
         self._journal: dict[str, Any] | None = None
         self._dirty: set[str] = set()
         self._root: bytes | None = None
+        self._init_tree()
+
+    def _init_tree(self) -> None:
+        self._tree: MerkleLevels | None = None
+        """The tree's levels as of the last root; None until a root is first asked for."""
+        self._tree_stale: set[str] = set()
+        """Keys written since the tree was last brought up to date."""
+        self._tree_shift_key: str | None = None
+        """The least key inserted or deleted since then: positions from it on shifted."""
 
     @classmethod
     def from_verified(cls, pairs: list[tuple[str, bytes]], leaves: list[bytes],
-                      root: bytes) -> "State":
+                      root: bytes, tree: MerkleLevels | None = None) -> "State":
         """A state whose sorted entries, leaf hashes and root the caller has already
         checked against a certified root (a snapshot restore, node/snapshot_sync.py):
-        rebuilding them costs seconds per million entries."""
+        rebuilding them costs seconds per million entries. `tree`, when given, is the
+        Merkle levels the check built (MerkleLevels.from_subtrees); used if its root is
+        `root`, so neither the restore nor the first block hashes the tree again."""
         state = cls()
         state._data = dict(pairs)
         state._sorted_keys = [key for key, _ in pairs]
         state._leaves = dict(zip(state._sorted_keys, leaves))
+        if tree is not None and len(tree) == len(pairs) and tree.root() == root:
+            state._leaf_nodes = dict(zip(state._sorted_keys, tree.levels[0]))
+            state._tree = tree
+        else:
+            state._leaf_nodes = {key: leaf_node(leaf) for key, leaf in state._leaves.items()}
         state._root = root
         return state
 
@@ -109,6 +126,10 @@ class State:
             self._unhashed.add(key)
             if not existed:
                 bisect.insort(self._sorted_keys, key)
+        if existed != (raw is not None):
+            shift = self._tree_shift_key
+            self._tree_shift_key = key if shift is None or key < shift else shift
+        self._tree_stale.add(key)
         self._dirty.add(key)
         self._root = None
 
@@ -130,9 +151,25 @@ class State:
     def root(self) -> bytes:
         if self._root is None:
             self._hash_leaves()
-            nodes = self._leaf_nodes
-            self._root = root_of_leaf_nodes([nodes[k] for k in self._sorted_keys])
+            self._root = self._update_tree()
         return self._root
+
+    def _update_tree(self) -> bytes:
+        """Bring the cached levels up to date: re-hash the paths of updated values, and
+        every level from the least inserted/deleted key's position rightward."""
+        nodes, keys = self._leaf_nodes, self._sorted_keys
+        shift_key, stale = self._tree_shift_key, self._tree_stale
+        self._tree_shift_key, self._tree_stale = None, set()
+        if self._tree is None:
+            self._tree = MerkleLevels([nodes[k] for k in keys])
+            return self._tree.root()
+        shift = None if shift_key is None else bisect.bisect_left(keys, shift_key)
+        changed = {}
+        for key in stale:
+            if key in nodes and (shift_key is None or key < shift_key):
+                changed[bisect.bisect_left(keys, key)] = nodes[key]
+        tail = [] if shift is None else [nodes[k] for k in keys[shift:]]
+        return self._tree.update(changed, shift, tail)
 
     def sorted_leaves(self) -> tuple[list[str], list[bytes]]:
         """Keys in root order and their leaf hashes: what a state proof's paths are cut from."""

@@ -39,7 +39,8 @@ from consensus import messages as wire
 from consensus.messages import Commit, Executed, PrePrepare, compute_digest
 from consensus.quorum import quorum
 from contracts import codec
-from contracts.merkle import EMPTY_ROOT, fold_subtree_roots, merkle_root
+from contracts.merkle import EMPTY_ROOT, fold_subtree_roots, leaf_node, merkle_root
+from contracts.merkle_levels import MerkleLevels
 from contracts.state import leaf_hash
 from node.chain import Header, read_certificate, tx_root
 
@@ -234,6 +235,14 @@ def verify_state_chunk(manifest: Manifest, index: int, leaves: int,
                        data: bytes) -> tuple[list[tuple[str, bytes]], list[bytes]]:
     """The chunk's (key, value) pairs and their leaf hashes, once they rebuild the
     manifest's root for it."""
+    pairs, hashes, _levels = verify_state_chunk_levels(manifest, index, leaves, data)
+    return pairs, hashes
+
+
+def verify_state_chunk_levels(manifest: Manifest, index: int, leaves: int, data: bytes
+                              ) -> tuple[list[tuple[str, bytes]], list[bytes], list[list[bytes]]]:
+    """`verify_state_chunk`, plus the chunk's Merkle levels that the check built: a
+    restore assembles the state's tree from them (MerkleLevels.from_subtrees)."""
     _check(0 <= index < len(manifest.state_chunks), "no such state chunk")
     expected = min(manifest.chunk_leaves, leaves - index * manifest.chunk_leaves)
     try:
@@ -247,9 +256,10 @@ def verify_state_chunk(manifest: Manifest, index: int, leaves: int,
     _check(all(a[0] < b[0] for a, b in zip(pairs, pairs[1:])),
            f"state chunk {index} is not in key order")
     hashes = [leaf_hash(key, value) for key, value in pairs]
-    _check(merkle_root(hashes) == manifest.state_chunks[index],
+    tree = MerkleLevels([leaf_node(leaf) for leaf in hashes])
+    _check(tree.root() == manifest.state_chunks[index],
            f"state chunk {index} does not match its root")
-    return pairs, hashes
+    return pairs, hashes, tree.levels
 
 
 def verify_history_chunk(manifest: Manifest, index: int, genesis_hash: bytes,

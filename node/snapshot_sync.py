@@ -28,11 +28,12 @@ import aiohttp
 import msgpack
 
 from consensus import messages as wire
+from contracts.merkle_levels import MerkleLevels
 from contracts.state import State
 from node.chain import wire_certificate
 from node.logs import Event
 from node.snapshot import (Manifest, SnapshotError, verify_history_chunk, verify_manifest,
-                           verify_state_chunk)
+                           verify_state_chunk_levels)
 
 log = logging.getLogger("ipchain.statesync")
 
@@ -73,6 +74,13 @@ class Fetched:
 
     state: dict[int, tuple[list[tuple[str, bytes]], list[bytes]]] = field(default_factory=dict)
     history: dict[int, tuple[list[tuple[int, list[bytes]]], bytes]] = field(default_factory=dict)
+    state_levels: dict[int, list[list[bytes]]] = field(default_factory=dict)
+    """Each state chunk's Merkle levels, built by its check: the restored state's tree."""
+
+    def state_tree(self) -> MerkleLevels | None:
+        if len(self.state_levels) != len(self.state):
+            return None
+        return MerkleLevels.from_subtrees([self.state_levels[i] for i in sorted(self.state)])
 
     def state_in_order(self) -> tuple[list[tuple[str, bytes]], list[bytes]]:
         pairs: list[tuple[str, bytes]] = []
@@ -228,7 +236,7 @@ class StateSync:
             raise
         if self.snapshots is not None:
             self.snapshots.record_blocks(got.history_rows())
-        self.state = State.from_verified(pairs, leaves, header.state_root)
+        self.state = State.from_verified(pairs, leaves, header.state_root, got.state_tree())
         report["ms"] = int((time.monotonic() - started) * 1000)
         log.warning(Event("state_synced", height=manifest.height, ms=report["ms"],
                           bytes=report["bytes_fetched"], peers=",".join(map(str, report["peers"]))))
@@ -270,7 +278,9 @@ class StateSync:
             return False
         try:
             if job.kind == "state":
-                got.state[job.index] = verify_state_chunk(manifest, job.index, leaves, body)
+                pairs, hashes, levels = verify_state_chunk_levels(manifest, job.index, leaves,
+                                                                  body)
+                got.state[job.index], got.state_levels[job.index] = (pairs, hashes), levels
             else:
                 got.history[job.index] = (verify_history_chunk(
                     manifest, job.index, self.genesis_hash, body), body)

@@ -1,0 +1,104 @@
+"""The state root kept incrementally (contracts/merkle_levels.py) must equal a from-scratch
+`merkle_root` over the sorted leaves after any writes: proofs, snapshot chunks and the
+browser verifier all depend on that exact tree shape."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from contracts.merkle import EMPTY_ROOT, leaf_node, merkle_root
+from contracts.merkle_levels import MerkleLevels
+from contracts.state import State, leaf_hash
+
+KEYS = st.text(alphabet="abcdefgh", min_size=1, max_size=3)
+OPS = st.lists(st.tuples(st.sampled_from(["put", "delete", "root", "begin", "commit",
+                                           "rollback"]),
+                         KEYS, st.integers(0, 5)), max_size=60)
+
+
+def scratch_root(state: State) -> bytes:
+    keys = sorted(state.raw_items())
+    return merkle_root([leaf_hash(k, state.get_raw(k)) for k in keys])
+
+
+def apply(state: State, op: str, key: str, value: int) -> None:
+    if op == "put":
+        state.put(key, value)
+    elif op == "delete":
+        state.delete(key)
+    elif op == "root":
+        assert state.root() == scratch_root(state)
+    elif op == "begin" and state._journal is None:
+        state.begin()
+    elif op in ("commit", "rollback") and state._journal is not None:
+        getattr(state, op)()
+
+
+@settings(max_examples=300, deadline=None)
+@given(start=st.dictionaries(KEYS, st.integers(0, 5), max_size=20), ops=OPS)
+def test_the_cached_root_equals_a_from_scratch_root_after_any_writes(start, ops) -> None:
+    state = State()
+    for key, value in start.items():
+        state.put(key, value)
+    state.root()
+    for op, key, value in ops:
+        apply(state, op, key, value)
+    assert state.root() == scratch_root(state)
+
+
+@settings(max_examples=100, deadline=None)
+@given(start=st.dictionaries(KEYS, st.integers(0, 5), max_size=20), ops=OPS)
+def test_a_restored_state_keeps_the_root_exact_through_later_writes(start, ops) -> None:
+    loaded = State()
+    for key, value in start.items():
+        loaded.put(key, value)
+    keys, leaves = loaded.sorted_leaves()
+    pairs = [(k, loaded.get_raw(k)) for k in keys]
+    restored = State.from_verified(pairs, leaves, loaded.root())
+    for op, key, value in ops:
+        apply(restored, op, key, value)
+    assert restored.root() == scratch_root(restored)
+
+
+@settings(max_examples=200, deadline=None)
+@given(before=st.lists(st.binary(max_size=4), max_size=40),
+       edits=st.lists(st.tuples(st.integers(0, 40), st.binary(max_size=4)), max_size=8),
+       cut=st.integers(0, 45), tail=st.lists(st.binary(max_size=4), max_size=40))
+def test_levels_update_matches_merkle_root(before, edits, cut, tail) -> None:
+    """Point updates below a shift position plus a replaced tail, at the level-cache API."""
+    tree = MerkleLevels([leaf_node(b) for b in before])
+    assert tree.root() == merkle_root(before)
+    cut = min(cut, len(before))
+    after = list(before)
+    changed = {}
+    for index, value in edits:
+        if index < cut:
+            after[index] = value
+            changed[index] = leaf_node(value)
+    after = after[:cut] + tail
+    assert tree.update(changed, cut, [leaf_node(b) for b in tail]) == merkle_root(after)
+    assert len(tree) == len(after)
+
+
+def test_an_emptied_state_has_the_empty_root() -> None:
+    state = State({"a": b"\x01", "b": b"\x02", "c": b"\x03"})
+    state.root()
+    for key in "abc":
+        state.delete(key)
+    assert state.root() == EMPTY_ROOT
+    state.put("z", 1)
+    assert state.root() == merkle_root([leaf_hash("z", state.get_raw("z"))])
+
+
+@settings(max_examples=100, deadline=None)
+@given(leaves=st.lists(st.binary(max_size=3), min_size=1, max_size=70),
+       log2=st.integers(0, 4))
+def test_a_tree_from_aligned_subtrees_is_the_tree_of_all_leaves(leaves, log2) -> None:
+    """What a snapshot restore assembles from its verified chunks (the last one short)."""
+    size = 1 << log2
+    nodes = [leaf_node(b) for b in leaves]
+    subtrees = [MerkleLevels(nodes[i:i + size]).levels for i in range(0, len(nodes), size)]
+    whole = MerkleLevels.from_subtrees(subtrees)
+    assert whole.levels == MerkleLevels(nodes).levels
+    assert whole.root() == merkle_root(leaves)
