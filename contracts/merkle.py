@@ -22,16 +22,18 @@ def _node(left: bytes, right: bytes) -> bytes:
     return hashlib.sha256(b"\x01" + left + right).digest()
 
 
-def merkle_root(leaves: list[bytes]) -> bytes:
-    if not leaves:
-        return EMPTY_ROOT
-    level = [_leaf(leaf) for leaf in leaves]
+def _fold(level: list[bytes]) -> bytes:
+    """Pair nodes level by level; an odd last node is carried up unchanged."""
     while len(level) > 1:
         nxt = [_node(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
         if len(level) % 2:
             nxt.append(level[-1])
         level = nxt
     return level[0]
+
+
+def merkle_root(leaves: list[bytes]) -> bytes:
+    return _fold([_leaf(leaf) for leaf in leaves]) if leaves else EMPTY_ROOT
 
 
 def fold_subtree_roots(nodes: list[bytes]) -> bytes:
@@ -42,13 +44,7 @@ def fold_subtree_roots(nodes: list[bytes]) -> bytes:
     to the state root (node/snapshot.py) with the same interior rule as every level."""
     if not nodes:
         raise ValueError("no subtree roots to fold")
-    level = list(nodes)
-    while len(level) > 1:
-        nxt = [_node(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
-        if len(level) % 2:
-            nxt.append(level[-1])
-        level = nxt
-    return level[0]
+    return _fold(list(nodes))
 
 
 def merkle_path(leaves: list[bytes], index: int) -> list[tuple[str, bytes]]:
@@ -103,12 +99,4 @@ def leaf_node(leaf: bytes) -> bytes:
 
 def root_of_leaf_nodes(nodes: list[bytes]) -> bytes:
     """`merkle_root` of the leaves whose `leaf_node`s these are, in order."""
-    if not nodes:
-        return EMPTY_ROOT
-    level = nodes
-    while len(level) > 1:
-        nxt = [_node(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
-        if len(level) % 2:
-            nxt.append(level[-1])
-        level = nxt
-    return level[0]
+    return _fold(nodes) if nodes else EMPTY_ROOT
