@@ -30,6 +30,9 @@ FLOOR_TXS = 500
 """Never bound below this (ten client batches of 50): a quiet node still takes a burst."""
 RATE_WINDOW_S = 5.0
 """Executed throughput is measured over this sliding window."""
+MAX_RETRY_AFTER_S = 5
+"""A node that executed little in the last window (just started, or between bursts)
+would otherwise divide by a rate near zero and tell clients to wait minutes."""
 SHED_PATHS = frozenset({"/v1/tx", "/v1/txs"})
 
 
@@ -62,7 +65,7 @@ class AdmissionControl:
         if mempool_txs < limit:
             return None
         rate = max(self.executed_tps(), 1.0)
-        return max(1, math.ceil((mempool_txs - limit // 2) / rate))
+        return min(MAX_RETRY_AFTER_S, max(1, math.ceil((mempool_txs - limit // 2) / rate)))
 
 
 def install(runtime: Any) -> Any:

@@ -9,7 +9,8 @@ from types import SimpleNamespace
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from node.admission import FLOOR_TXS, QUEUE_BUDGET_S, RATE_WINDOW_S, AdmissionControl, install
+from node.admission import (FLOOR_TXS, MAX_RETRY_AFTER_S, QUEUE_BUDGET_S, RATE_WINDOW_S,
+                            AdmissionControl, install)
 
 
 class FakeClock:
@@ -33,6 +34,7 @@ def test_bound_is_the_floor_until_blocks_are_executed_then_follows_throughput() 
     assert control.retry_after_s(control.limit_txs()) >= 1
     clock.now += 2 * RATE_WINDOW_S  # nothing executed lately: back to the floor
     assert control.limit_txs() == FLOOR_TXS
+    assert control.retry_after_s(5 * FLOOR_TXS) == MAX_RETRY_AFTER_S  # not minutes
 
 
 def test_bound_never_exceeds_the_configured_mempool_size() -> None:
