@@ -31,7 +31,7 @@ MSGPACK = "application/msgpack"
 MAX_SERVE_BLOCKS = 256
 MAX_SERVE_BYTES = 4 * 1024 * 1024
 """An answer stops after the block that crosses this: a few ms to pack and send, and a
-peer that needs more asks again (node/runtime.py `_fetch`)."""
+peer that needs more asks again (node/fetching.py `BlockFetcher`)."""
 READ_SLICE_BLOCKS = 16
 ANONYMOUS = "anonymous"
 """Unsigned requests share one slot (and a small rate limit: node/limits.py)."""
