@@ -27,7 +27,8 @@ import pytest
 from ipchain.cluster.manager import Cluster, start_and_wait
 from ipchain.cluster.procs import find_free_base_port, pids_under
 from ipchain.sdk import client
-from ipchain.workloads.catchup import submit_admitted
+from ipchain.workloads import catchup
+from ipchain.workloads.catchup import height_of, submit_admitted
 
 pytestmark = pytest.mark.cluster
 
@@ -38,18 +39,7 @@ CHUNK_TXS = 250
 
 
 def transfers(cluster: Cluster, count: int) -> list[client.Transaction]:
-    keys = [cluster.client_key(f"client-{i:03d}") for i in range(SENDERS)]
-    txs = []
-    for k in range(count):
-        key = keys[k % SENDERS]
-        nonce = cluster.nonces.reserve(client.sender_hex(key))
-        txs.append(client.sign(key, cluster.chain_id, nonce, "token.transfer",
-                               {"to": "north-university", "amount": 1}))
-    return txs
-
-
-async def height_of(session: Any, url: str) -> int:
-    return (await client.get_status(session, url))["height"]
+    return catchup.transfers(cluster, count, SENDERS)
 
 
 async def build_chain(session: Any, cluster: Cluster, blocks: int) -> float:

@@ -21,6 +21,7 @@ from typing import Any
 
 import msgpack
 import pytest
+import waiting
 
 from ipchain.cluster.manager import Cluster
 from ipchain.cluster.procs import find_free_base_port, pids_under
@@ -39,16 +40,7 @@ def cluster(tmp_path: Path):
 
 
 async def until(predicate, what: str, deadline_s: float = DEADLINE_S) -> Any:
-    deadline = time.monotonic() + deadline_s
-    while True:
-        try:
-            found = await predicate()
-        except client.ApiError:
-            found = None
-        if found:
-            return found
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.1)
+    return await waiting.until(predicate, what, deadline_s)
 
 
 async def transfers(session: Any, cluster: Cluster, url: str, count: int) -> None:

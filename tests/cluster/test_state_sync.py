@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import waiting
 
 from ipchain.cluster import layout
 from ipchain.cluster.manager import Cluster
@@ -52,16 +53,7 @@ def set_options(cluster: Cluster, node: int, options: dict[str, Any]) -> None:
 
 
 async def until(predicate, what: str, deadline_s: float = DEADLINE_S) -> Any:
-    deadline = time.monotonic() + deadline_s
-    while True:
-        try:
-            found = await predicate()
-        except client.ApiError:
-            found = None
-        if found:
-            return found
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.1)
+    return await waiting.until(predicate, what, deadline_s)
 
 
 async def transfers(session: Any, cluster: Cluster, url: str, count: int) -> list[str]:
