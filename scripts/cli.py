@@ -21,7 +21,7 @@ from scripts import ops, proof, watch
 from ipchain.cluster import broker, monitoring
 from ipchain.sdk import client
 from ipchain.cluster import layout
-from scripts.argtypes import json_object, non_negative, positive
+from scripts.argtypes import base_port, json_object, non_negative, positive
 from scripts.oneline import explain
 from node.logs import FORMATS as LOG_FORMATS, LEVELS as LOG_LEVELS
 from ipchain.cluster.manager import Cluster, ClusterError
@@ -36,7 +36,7 @@ def _common(parser: argparse.ArgumentParser, base_port_default: int | None = Non
             data_dir_default: str = layout.DEFAULT_DATA_DIR) -> None:
     parser.add_argument("--data-dir", default=data_dir_default, type=Path,
                         help="cluster data directory (default: %(default)s under the cwd)")
-    parser.add_argument("--base-port", type=int, default=base_port_default,
+    parser.add_argument("--base-port", type=base_port, default=base_port_default,
                         help="node i listens on base-port + i (default: "
                              f"{base_port_default or layout.DEFAULT_BASE_PORT})")
 
@@ -134,7 +134,7 @@ def _add_demo_and_bench(sub: Any) -> None:
     bench.add_argument("--rate", type=positive, default=500,
                        help="offered tx/s (default %(default)s)")
     bench.add_argument("--out", type=Path, help="also write the JSON result here")
-    bench.add_argument("--base-port", type=int, default=None,
+    bench.add_argument("--base-port", type=base_port, default=None,
                        help="default: a free range found at start")
     bench.add_argument("--batch-size", type=positive, default=50,
                        help="txs per POST /v1/txs (default %(default)s)")
@@ -197,6 +197,9 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def _check_ports_free(base_port: int, n: int) -> None:
     """Before anything is written: a busy port must not leave a half-made data dir."""
+    if base_port + n - 1 > 65535:
+        raise ClusterError(f"{n} nodes from --base-port {base_port} would need ports above 65535; "
+                           f"choose a base port of at most {65536 - n} (nothing was written)")
     busy = [base_port + i for i in range(n) if not is_port_free(base_port + i)]
     if busy:
         raise ClusterError(f"ports {busy} on {layout.HOST} are in use by another process; "

@@ -20,6 +20,7 @@ from typing import Sequence
 from ipchain.sdk.client import ApiError
 from ipchain.cluster.manager import ClusterError
 from ipchain.render import Progress, print_table
+from scripts.argtypes import base_port
 from node.logs import LEVELS as LOG_LEVELS
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -37,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
     run.add_argument("--out", type=Path, default=None,
                      help=f"output directory (default {DEFAULT_OUT}/<scenario>-s<seed>-<time>)")
-    run.add_argument("--base-port", type=int, default=None,
+    run.add_argument("--base-port", type=base_port, default=None,
                      help="node i listens on base-port + i (default: a free range)")
     run.add_argument("--log-level", default="warning", choices=LOG_LEVELS,
                      help="the nodes' log level (default %(default)s; logs in "

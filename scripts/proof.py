@@ -16,6 +16,7 @@ from urllib.parse import quote
 from ipchain.cluster import layout
 from ipchain.cluster.manager import Cluster
 from ipchain.sdk import client
+from scripts.argtypes import base_port
 from scripts.oneline import explain
 from node.proofs import ProofError, verify_proof
 
@@ -42,7 +43,7 @@ def add_parsers(sub: Any) -> None:
 def _where(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", default=layout.DEFAULT_DATA_DIR, type=Path,
                         help="cluster data directory (default: %(default)s under the cwd)")
-    parser.add_argument("--base-port", type=int, default=None,
+    parser.add_argument("--base-port", type=base_port, default=None,
                         help=f"node i listens on base-port + i (default: {layout.DEFAULT_BASE_PORT})")
 
 

@@ -33,7 +33,7 @@ from ipchain.cluster import broker
 from ipchain.cluster import layout
 from ipchain.sdk import client as http
 from ipchain.sdk.aio import AsyncClient
-from scripts.argtypes import non_negative
+from scripts.argtypes import base_port, non_negative
 
 MAX_REMEMBERED_IDS = 100_000
 RETRY_S = (0.5, 5.0)
@@ -49,7 +49,7 @@ def add_parser(sub: Any) -> None:
                                          "(server-sent events; MQTT with --mqtt)")
     watch.add_argument("--data-dir", default=layout.DEFAULT_DATA_DIR, type=Path,
                        help="cluster data directory (default: %(default)s under the cwd)")
-    watch.add_argument("--base-port", type=int, default=None,
+    watch.add_argument("--base-port", type=base_port, default=None,
                        help="without a cluster in --data-dir: node i on base-port + i "
                             f"(default {layout.DEFAULT_BASE_PORT})")
     watch.add_argument("--node", metavar="URL", help="read this node's event stream")

@@ -53,6 +53,11 @@ def test_parse(argv: list[str], expected: dict) -> None:
     ["submit", "token.transfer", "--key", "k", "--org", "cnipa"],
     ["submit", "token.transfer", "--nonce", "-3"],
     ["bench", "--rate", "0"],
+    ["up", "--base-port", "0"],
+    ["up", "--base-port", "65500"],
+    ["bench", "--base-port", "http"],
+    ["proof", "abc", "--base-port", "-1"],
+    ["watch", "--base-port", "99999"],
     ["frobnicate"],
 ])
 def test_refused(argv: list[str], capsys: pytest.CaptureFixture) -> None:
@@ -60,6 +65,32 @@ def test_refused(argv: list[str], capsys: pytest.CaptureFixture) -> None:
         parse(*argv)
     assert exc.value.code == 2
     assert "usage:" in capsys.readouterr().err
+
+
+def test_a_privileged_base_port_is_refused_before_anything_runs(monkeypatch, capsys) -> None:
+    """Not root: a port below 1024 would fail in every node's log after the data dir was
+    written, so the parser says it first."""
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    with pytest.raises(SystemExit):
+        parse("up", "--base-port", "80")
+    assert "below 1024 need root" in capsys.readouterr().err
+    monkeypatch.setattr("os.geteuid", lambda: 0)
+    assert parse("up", "--base-port", "80").base_port == 80
+
+
+def test_a_cluster_that_would_run_past_port_65535_is_refused_before_writing(
+        tmp_path, capsys) -> None:
+    assert cli.main(["up", "-n", "100", "--base-port", "65450",
+                     "--data-dir", str(tmp_path / "c")]) == 1
+    assert "ports above 65535" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()
+
+
+def test_faults_run_refuses_a_base_port_out_of_range(capsys) -> None:
+    from scripts.faults import main as faults_main
+    with pytest.raises(SystemExit) as exc:
+        faults_main(["run", "crash-backup", "--base-port", "70000"])
+    assert exc.value.code == 2 and "must be between 1 and" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("error", [
