@@ -93,6 +93,7 @@ class Progress:
         self._bar: Any = None
         self._task: Any = None
         self._last_line_s: float | None = None
+        self._last_line = ""
 
     def __enter__(self) -> "Progress":
         if is_tty(self.stream):
@@ -127,8 +128,10 @@ class Progress:
 
     def _line(self) -> None:
         done = f"{self.completed:,.0f}" + (f"/{self.total:,.0f}" if self.total else "")
-        print(f"{self.what}: {done}{self.unit}" + (f" | {self.note}" if self.note else ""),
-              file=self.stream, flush=True)
+        line = f"{self.what}: {done}{self.unit}" + (f" | {self.note}" if self.note else "")
+        if line != self._last_line:  # the closing line repeats nothing already said
+            print(line, file=self.stream, flush=True)
+            self._last_line = line
 
     def __exit__(self, kind: Any, *exc: Any) -> None:
         if self._bar is not None:

@@ -40,3 +40,14 @@ def test_print_table_is_plain_without_a_tty() -> None:
     out = io.StringIO()
     print_table("nodes", ["a"], [[1]], out)
     assert out.getvalue() == "nodes\na\n-\n1\n"
+
+
+def test_progress_without_a_tty_prints_lines_and_never_the_same_one_twice() -> None:
+    import io
+    from ipchain.render import Progress
+    stream = io.StringIO()
+    with Progress("faults run x", total=10, unit="s", stream=stream, every_s=0) as bar:
+        bar.update(completed=3)
+        bar.update(completed=10, note="done")
+    assert stream.getvalue().splitlines() == ["faults run x: 3/10s",
+                                              "faults run x: 10/10s | done"]
