@@ -7,6 +7,7 @@ inherited a recycled pid; without /proc, a signal-0 check is all there is.
 from __future__ import annotations
 
 import os
+import random
 import socket
 from pathlib import Path
 
@@ -31,16 +32,31 @@ def is_port_free(port: int, host: str = layout.HOST) -> bool:
     return True
 
 
-def find_free_base_port(n: int, attempts: int = 100) -> int:
+LISTEN_PORTS_FROM = 10000
+"""The lowest base port chosen for a cluster; below it live well-known services."""
+
+
+def ephemeral_port_range() -> tuple[int, int]:
+    """The kernel's range for outgoing connections' local ports (Linux default)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def find_free_base_port(n: int, attempts: int = 200) -> int:
     """A base port whose n consecutive ports are all free on loopback.
 
-    Starts from a port the kernel hands out for port 0 (so parallel runs spread out)
-    and checks the following n-1."""
+    Chosen at random below the kernel's ephemeral range: a port in that range can be taken
+    by any outgoing connection (the nodes' own peer links among them) between this probe
+    and the node's bind, which made cluster starts fail now and then. Random, so parallel
+    runs spread out; the probe still skips ranges another process holds."""
+    low, _ = ephemeral_port_range()
+    top = low - n if low - n > LISTEN_PORTS_FROM else 65536 - n
     for _ in range(attempts):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind((layout.HOST, 0))
-            base = sock.getsockname()[1]
-        if base + n < 65536 and all(is_port_free(base + i) for i in range(n)):
+        base = random.randrange(LISTEN_PORTS_FROM, top)
+        if all(is_port_free(base + i) for i in range(n)):
             return base
     raise ClusterError(f"no {n} consecutive free ports found on {layout.HOST}")
 

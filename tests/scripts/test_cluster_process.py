@@ -136,3 +136,13 @@ def test_wait_for_blocks_names_the_nodes_that_lack_the_height(make_fake_cluster)
     before, after = asyncio.run(run())
     assert [b is not None for b in before] == [True, False, False]
     assert [b["height"] for b in after] == [1, 1]
+
+
+def test_a_free_base_port_range_lies_below_the_kernels_outgoing_port_range() -> None:
+    """Outgoing connections take local ports from the ephemeral range at any moment; a
+    cluster's listening ports chosen there could be taken between the probe and the bind."""
+    from ipchain.cluster.procs import LISTEN_PORTS_FROM, ephemeral_port_range, find_free_base_port
+    low, _ = ephemeral_port_range()
+    bases = {find_free_base_port(16) for _ in range(20)}
+    assert all(LISTEN_PORTS_FROM <= base and base + 15 < low for base in bases)
+    assert len(bases) > 1  # random, so parallel runs spread out
