@@ -348,7 +348,8 @@ def measure(cluster: Cluster, cfg: BenchConfig, log: Any,
     batches = presign(cluster, total, cfg.clients, cfg.batch_size, random.Random(cfg.seed))
     log(f"bench: signed {total} txs in {time.monotonic() - signing:.1f}s; "
         f"offering {cfg.rate_tps} tx/s for {cfg.duration_s}s")
-    sample = tx_from_bytes(msgpack.unpackb(batches[-1].body)[0])
+    sample = [tx_from_bytes(raw) for batch in batches[-20:]
+              for raw in msgpack.unpackb(batch.body)]  # 1,000 txs, 32 senders
     verify_before = verify_cpu_us(sample)
     load_before = os.getloadavg()[0]
     result = asyncio.run(drive(cluster.urls, batches, cfg,

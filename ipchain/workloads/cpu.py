@@ -6,8 +6,9 @@ CPU time (user + system): from /proc/PID/stat when the node runs on this machine
 from its /metrics `process_cpu_seconds_total`.
 
 `verify_cpu_us` is the other side of `limit_ratio = verify_us / cpu_us_per_tx`: the
-CPU time of the very check a node makes (`Transaction.signature_ok` on one of the
-bench's own transactions), timed with this thread's CPU clock over thousands of rounds.
+CPU time of the very check a node makes (`Transaction.signature_ok` on the bench's own
+transactions, a different one each time), on this thread's CPU clock over thousands
+of rounds.
 A wall-clock median of single calls swung 60-105 µs from run to run on a busy machine
 (every preemption lands in some sample, and timer reads cost a few µs each); CPU time
 over blocks of rounds, median of the blocks, is what the node's CPU time is compared
@@ -74,15 +75,17 @@ class NodeCpu:
                 and committed else None for a, b in zip(first, last)]
 
 
-def verify_cpu_us(tx: Any, rounds: int = 1000, blocks: int = 5) -> float:
-    """CPU µs of one `tx.signature_ok()` (the node's own call): median over `blocks`
-    blocks of `rounds` checks each, on this thread's CPU clock."""
-    if not tx.signature_ok():
-        raise ValueError("the sample transaction's signature does not verify")
+def verify_cpu_us(txs: list[Any], rounds: int = 1000, blocks: int = 5) -> float:
+    """CPU µs of one `signature_ok()` (the node's own call) on one of `txs`, taken in
+    turn as a node meets them (other senders, other bytes): median over `blocks` blocks
+    of `rounds` checks each, on this thread's CPU clock."""
+    if not txs or not all(tx.signature_ok() for tx in txs):
+        raise ValueError("a sample transaction's signature does not verify")
+    order = [txs[i % len(txs)] for i in range(rounds)]
     per_block = []
     for _ in range(blocks):
         started = time.thread_time_ns()
-        for _ in range(rounds):
+        for tx in order:
             tx.signature_ok()
         per_block.append((time.thread_time_ns() - started) / rounds)
     return round(statistics.median(per_block) / 1000, 1)

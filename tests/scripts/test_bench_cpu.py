@@ -15,10 +15,13 @@ from ipchain.workloads.cpu import summarize_cpu, verify_cpu_us
 def test_verify_cost_is_timed_on_the_nodes_own_check_of_a_real_transaction() -> None:
     key = nacl.signing.SigningKey(bytes(range(32)))
     tx = sign_tx(key, "bench", 7, "token.transfer", {"to": "client-001", "amount": 5})
-    assert verify_cpu_us(tx, rounds=50, blocks=3) > 0
+    other = sign_tx(key, "bench", 8, "token.transfer", {"to": "client-002", "amount": 6})
+    assert verify_cpu_us([tx, other], rounds=50, blocks=3) > 0
     forged = dataclasses.replace(tx, nonce=8, encoded=b"")  # same signature, other body
     with pytest.raises(ValueError, match="does not verify"):
-        verify_cpu_us(forged, rounds=1, blocks=1)
+        verify_cpu_us([other, forged], rounds=1, blocks=1)
+    with pytest.raises(ValueError):
+        verify_cpu_us([], rounds=1, blocks=1)
 
 
 def test_ratio_uses_the_mean_of_the_costs_before_and_after_the_load() -> None:
