@@ -29,7 +29,7 @@ from aiohttp import web
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from node.http_input import InputError, peek_array_count, read_body
-from node.peer_auth import PeerAuthError, body_matches, verify_envelope
+from node.peer_auth import H_MAC, H_SIG, PeerAuthError, body_matches, verify_envelope
 
 log = logging.getLogger("ipchain.limits")
 
@@ -304,6 +304,8 @@ class PeerRequests:
     blocks_for_peers: TokenBucket = field(default_factory=lambda: TokenBucket(50, 100))
     blocks_for_others: TokenBucket = field(default_factory=lambda: TokenBucket(5, 10))
     refused: int = 0
+    pair_keys: dict[int, bytes] = field(default_factory=dict)
+    """This node's MAC key with each peer (node/peer_auth.py pair_keys)."""
 
 
 PEER_REQUESTS = web.AppKey("peer_requests", PeerRequests)
@@ -311,11 +313,12 @@ PEER_REQUESTS = web.AppKey("peer_requests", PeerRequests)
 
 def _authenticate(request: web.Request, peers: PeerRequests) -> tuple[int, bytes] | None:
     """(sender, declared body hash) for a signed request; None when it carries no envelope."""
-    if "X-Ipchain-Signature" not in request.headers:
+    if H_SIG not in request.headers and H_MAC not in request.headers:
         return None
     try:
         return verify_envelope(request.headers, peers.chain_id, peers.validator_keys,
-                               request.method, request.path_qs, request.content_length or 0)
+                               request.method, request.path_qs, request.content_length or 0,
+                               pair_key=peers.pair_keys.get)
     except PeerAuthError as exc:
         peers.refused += 1
         raise InputError(401, "PeerAuthFailed", str(exc)) from None

@@ -33,7 +33,7 @@ from node.fetching import BlockFetcher
 from node.repair import replay_state
 from node.snapshot_service import SnapshotService, open_store
 from node.snapshot_sync import StateSync, StateSyncFailed
-from node.peer_auth import peer_request_signer
+from node.peer_auth import peer_link_signers, peer_request_signer
 from node.logs import Event
 from node.offload import PreverifiedKeyring, WalCheckpointer
 from node.storage import Storage
@@ -106,7 +106,8 @@ class Runtime:
                           self.keyring, digest_batch)
         self.transport = Transport(
             cfg.peers, self.counters, signer=peer_request_signer(cfg),
-            ssl_context=tls.client_context(cfg.tls) if cfg.tls else None)
+            ssl_context=tls.client_context(cfg.tls) if cfg.tls else None,
+            link_signers=peer_link_signers(cfg))
         self.events: asyncio.Queue[Any] = asyncio.Queue()
         self.mempool: dict[bytes, Transaction] = {}
         self.engine = Engine(self.storage, cfg.genesis, replica, self, self, self,
