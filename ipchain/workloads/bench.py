@@ -21,7 +21,8 @@ Method (what the numbers mean):
   it. verify_us is the CPU time of the node's own signature check of one of the
   bench's transactions (ipchain/workloads/cpu.py), measured before and after the load
   (verify_us_before/_after; verify_us is their mean), and limit_ratio = verify_us /
-  mean cpu_us_per_tx (1.0: a node that only verifies). These are what the code costs
+  mean cpu_us_per_tx (1.0: a node that only verifies). verify_us_during is the same
+  check sampled every 2 s during the load (limit_ratio_during uses it). These are what the code costs
   whatever else the machine does; loadavg says how busy it was.
 - With --data-dir of a running cluster the bench loads it as it is (keys from there),
   and leaves it running.
@@ -50,7 +51,7 @@ from ipchain.cluster import layout
 from ipchain.cluster.manager import Cluster
 from ipchain.cluster.procs import find_free_base_port
 from ipchain.render import Progress
-from ipchain.workloads.cpu import NodeCpu, summarize_cpu, verify_cpu_us
+from ipchain.workloads.cpu import NodeCpu, VerifyDuring, summarize_cpu, verify_cpu_us
 from ipchain.workloads.nodestats import NodeWatch
 
 FOLLOW_POLL_S = 0.01
@@ -352,9 +353,11 @@ def measure(cluster: Cluster, cfg: BenchConfig, log: Any,
               for raw in msgpack.unpackb(batch.body)]  # 1,000 txs, 32 senders
     verify_before = verify_cpu_us(sample)
     load_before = os.getloadavg()[0]
-    result = asyncio.run(drive(cluster.urls, batches, cfg,
-                               [cluster.pid(i) for i in range(cluster.n)], log, bar))
+    with VerifyDuring(sample) as during:
+        result = asyncio.run(drive(cluster.urls, batches, cfg,
+                                   [cluster.pid(i) for i in range(cluster.n)], log, bar))
     result.update(summarize_cpu(result.pop("cpu"), verify_before, verify_cpu_us(sample)))
+    result.update(during.summary(result["cpu_us_per_tx_mean"]))
     result["loadavg_1m"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     return result
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import statistics
+import threading
 import time
 from pathlib import Path
 from typing import Any, Awaitable, Callable
@@ -89,6 +90,37 @@ def verify_cpu_us(txs: list[Any], rounds: int = 1000, blocks: int = 5) -> float:
             tx.signature_ok()
         per_block.append((time.thread_time_ns() - started) / rounds)
     return round(statistics.median(per_block) / 1000, 1)
+
+
+class VerifyDuring:
+    """`verify_cpu_us` sampled in a thread while the load runs, under the very contention
+    the nodes see (the ends of the window can differ by a third on a shared machine).
+    Each sample is `rounds` checks every `every_s` (about 2 % of one core); PyNaCl
+    releases the GIL in its C call, and the thread's own CPU clock times only it."""
+
+    def __init__(self, txs: list[Any], every_s: float = 2.0, rounds: int = 500) -> None:
+        self.txs, self.every_s, self.rounds = txs, every_s, rounds
+        self.samples: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="verify-during", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            self.samples.append(verify_cpu_us(self.txs, self.rounds, blocks=1))
+
+    def __enter__(self) -> VerifyDuring:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def summary(self, cpu_us_per_tx_mean: float | None) -> dict[str, Any]:
+        during = round(statistics.median(self.samples), 1) if self.samples else None
+        return {"verify_us_during": during, "verify_during_samples": len(self.samples),
+                "limit_ratio_during": round(during / cpu_us_per_tx_mean, 3)
+                if during and cpu_us_per_tx_mean else None}
 
 
 def summarize_cpu(per_node: list[float | None], verify_before: float,

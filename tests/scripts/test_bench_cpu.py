@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import nacl.signing
 import pytest
 
 from contracts.tx import sign_tx
 from ipchain.workloads import bench
-from ipchain.workloads.cpu import summarize_cpu, verify_cpu_us
+from ipchain.workloads.cpu import VerifyDuring, summarize_cpu, verify_cpu_us
 
 
 def test_verify_cost_is_timed_on_the_nodes_own_check_of_a_real_transaction() -> None:
@@ -38,3 +39,18 @@ def test_restarting_the_tally_forgets_the_warm_up_but_not_the_height() -> None:
     tally.submitted_at["a"] = tally.committed_at["a"] = tally.proposed_at["a"] = 1.0
     tally.restart()
     assert tally == bench.Tally(final_height=7)
+
+
+def test_verification_is_sampled_while_the_load_runs() -> None:
+    key = nacl.signing.SigningKey(bytes(range(32)))
+    txs = [sign_tx(key, "bench", n, "token.transfer", {"to": "client-001", "amount": 5})
+           for n in range(4)]
+    with VerifyDuring(txs, every_s=0.01, rounds=5) as during:
+        deadline = time.monotonic() + 10
+        while len(during.samples) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert len(during.samples) >= 3 and all(v > 0 for v in during.samples)
+    summary = during.summary(1000.0)
+    assert summary["verify_during_samples"] == len(during.samples)
+    assert summary["limit_ratio_during"] == round(summary["verify_us_during"] / 1000.0, 3)
+    assert VerifyDuring(txs).summary(None)["limit_ratio_during"] is None
