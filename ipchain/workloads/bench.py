@@ -22,8 +22,8 @@ Method (what the numbers mean):
   bench's transactions (ipchain/workloads/cpu.py), measured before and after the load
   (verify_us_before/_after; verify_us is their mean), and limit_ratio = verify_us /
   mean cpu_us_per_tx (1.0: a node that only verifies). verify_us_during is the same
-  check sampled every 2 s during the load (limit_ratio_during uses it). These are what the code costs
-  whatever else the machine does; loadavg says how busy it was.
+  check sampled every 2 s during the load (limit_ratio_during uses it). These are what
+  the code costs whatever else the machine does; loadavg says how busy it was.
 - With --data-dir of a running cluster the bench loads it as it is (keys from there),
   and leaves it running.
 """
