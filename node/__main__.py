@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -34,6 +35,7 @@ async def serve(config_path: str, log_level: str | None, log_file: str | None = 
                            keepalive_timeout=limits.IDLE_TIMEOUT_S)
     await runner.setup()
     listeners = await listen(runner, cfg, app[limits.CONNECTIONS])
+    settle_gc()
     log.info(Event("started", port=cfg.port, height=runtime.executor.height,
                    view=runtime.replica.view, peers=len(cfg.peers)))
     stop = asyncio.Event()
@@ -53,6 +55,21 @@ async def serve(config_path: str, log_level: str | None, log_file: str | None = 
     await runner.cleanup()
     await runtime.stop()
     return 1 if runtime.fatal.is_set() else 0
+
+
+GC_THRESHOLDS = (20_000, 20, 20)
+"""Young-generation collections every 20,000 net allocations instead of 700: every
+admitted transaction allocates dozens of short-lived containers (decoded maps, the
+Transaction, its checks), which reference counting frees; collecting every 700 only
+re-scanned the few survivors. Cyclic garbage is still found, a little later."""
+
+
+def settle_gc() -> None:
+    """Once started: freeze what start-up built (modules, genesis, config) so no later
+    collection scans it again, then collect less often (GC_THRESHOLDS)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 async def listen(runner: web.AppRunner, cfg: NodeConfig,

@@ -31,6 +31,7 @@ from node.snapshot_api import add_snapshot_routes
 from node.snapshot_service import pruned_message
 from node.admin import add_admin_routes
 from node.config import PEER_BODY_BYTES
+from node.peer_auth import pair_keys
 from node import http_input as inp
 from node import admission, limits
 from node.runtime import MempoolFull, Runtime, ShuttingDown
@@ -354,8 +355,10 @@ def build_app(runtime: Runtime) -> web.Application:
                           client_max_size=PEER_BODY_BYTES)
     app[RUNTIME] = runtime
     app[limits.CONNECTIONS] = connections
-    app[limits.PEER_REQUESTS] = limits.PeerRequests(runtime.cfg.chain_id,
-                                                    runtime.cfg.validator_keys)
+    cfg = runtime.cfg
+    app[limits.PEER_REQUESTS] = limits.PeerRequests(
+        cfg.chain_id, cfg.validator_keys,
+        pair_keys=pair_keys(cfg.signing_key, cfg.index, cfg.validator_keys, cfg.chain_id))
     app.router.add_post("/v1/tx", post_tx)
     app.router.add_post("/v1/txs", post_txs)
     app.router.add_get("/v1/tx/{id}", get_tx)

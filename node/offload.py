@@ -21,7 +21,7 @@ and shared with the simulator, and nothing they see changes.
   for the OS to reschedule the loop's thread — a worker thread measured a median
   /v1/status latency of 109 ms during catch-up against 72 ms for slices on the loop.
 - `WalCheckpointer` turns the automatic checkpoint off and runs it from its own
-  connection in a thread (one C call every half second: no GIL traffic to speak of).
+  connection in a thread (one C call every two seconds: no GIL traffic to speak of).
   Commits still happen on the loop, in the engine's order (persist before send); in WAL
   mode with synchronous=NORMAL they are appends without an fsync. A checkpoint that
   fails for any reason but a busy database is a storage error: the node fail-stops, as
@@ -48,8 +48,11 @@ MAX_REMEMBERED = 16_384
 brings about 1,800; the oldest are forgotten first (then checked inline again)."""
 CHECK_SLICE = 8
 """Signatures checked between two yields: about half a millisecond on an idle core."""
-CHECKPOINT_INTERVAL_S = 0.5
-"""How often the WAL is copied into the database: the log stays a few MB at most."""
+CHECKPOINT_INTERVAL_S = 2.0
+"""How often the WAL is copied into the database: the log stays a few MB at most.
+Every block rewrites the same state and index pages; a checkpoint copies each page
+once however often it changed since the last, so every 2 s instead of 0.5 s cost
+about 8 % less node CPU per transaction in a same-run saturated A/B bench."""
 
 
 class PreverifiedKeyring(RememberingKeyring):

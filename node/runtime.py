@@ -31,9 +31,10 @@ from node.config import NodeConfig
 from node.engine import Engine
 from node.fetching import BlockFetcher
 from node.repair import replay_state
+from node.seen_ids import CommittedIds
 from node.snapshot_service import SnapshotService, open_store
 from node.snapshot_sync import StateSync, StateSyncFailed
-from node.peer_auth import peer_request_signer
+from node.peer_auth import peer_link_signers, peer_request_signer
 from node.logs import Event
 from node.offload import PreverifiedKeyring, WalCheckpointer
 from node.storage import Storage
@@ -106,9 +107,12 @@ class Runtime:
                           self.keyring, digest_batch)
         self.transport = Transport(
             cfg.peers, self.counters, signer=peer_request_signer(cfg),
-            ssl_context=tls.client_context(cfg.tls) if cfg.tls else None)
+            ssl_context=tls.client_context(cfg.tls) if cfg.tls else None,
+            link_signers=peer_link_signers(cfg))
         self.events: asyncio.Queue[Any] = asyncio.Queue()
         self.mempool: dict[bytes, Transaction] = {}
+        self.committed_ids = CommittedIds()
+        """A Bloom filter of the chain's tx ids: admission's first, cheap, duplicate check."""
         self.engine = Engine(self.storage, cfg.genesis, replica, self, self, self,
                              decoded=self.mempool.get, verified=self._is_verified)
         if self._rebuilt_damaged_state() or self._moved_damaged_data_aside():
@@ -209,6 +213,7 @@ class Runtime:
 
         self.checkpointer = WalCheckpointer(self.storage.db, self.cfg.data_dir / "db.sqlite",
                                             checkpoint_failed)
+        self.committed_ids = CommittedIds(self.storage.tx_ids())
         self.engine.restore()
         self._after_engine()
         self._tasks = [asyncio.create_task(self._replica_loop(), name="replica"),
@@ -253,7 +258,7 @@ class Runtime:
         results: list[errors.ContractError | None] = []
         fresh: list[tuple[bytes, bytes]] = []
         ids = [bytes.fromhex(tx.id) for tx in txs]
-        committed = self.storage.known_tx_ids([i for i in ids if i not in self.mempool])
+        committed = self._committed_among(ids)
         for tx, tx_id in zip(txs, ids):
             try:
                 if tx_id not in self.mempool and tx_id not in committed:
@@ -275,6 +280,12 @@ class Runtime:
                 except Exception:
                     log.exception("event=admission_listener_failed")
         return results
+
+    def _committed_among(self, ids: list[bytes]) -> set[bytes]:
+        """Which of `ids` (not pending here) the chain holds: SQLite is asked only about
+        those the Bloom filter cannot rule out (node/seen_ids.py)."""
+        maybe = [i for i in ids if i not in self.mempool and self.committed_ids.might_hold(i)]
+        return self.storage.known_tx_ids(maybe) if maybe else set()
 
     def _check_admission(self, tx: Transaction) -> None:
         if len(self.mempool) >= self.cfg.max_mempool_txs:
@@ -448,6 +459,7 @@ class Runtime:
         self.counters["txs_executed"] += len(receipts)
         for receipt in receipts:
             tx_id = bytes.fromhex(receipt.tx_id)
+            self.committed_ids.add(tx_id)
             self.mempool.pop(tx_id, None)
             for future in self.waiters.pop(tx_id, []):
                 if not future.done():

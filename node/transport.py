@@ -166,10 +166,14 @@ class PeerLink:
 class Transport:
     def __init__(self, peers: tuple[Peer, ...], counters: collections.Counter,
                  signer: RequestSigner | None = None,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+                 ssl_context: ssl.SSLContext | None = None,
+                 link_signers: dict[int, RequestSigner] | None = None) -> None:
         self.peers = {p.index: p for p in peers}
         self.signer = signer
         """Signs each request so peers accept large bodies from us (None: unsigned)."""
+        self.link_signers = link_signers or {}
+        """Per peer index, a cheaper envelope for the POSTs to that peer (a MAC with a
+        key only the two share, node/peer_auth.py); `signer` for the others."""
         self.counters = counters
         self.ssl_context = ssl_context
         """Mutual TLS to peers (node.tls.client_context), or None for plain HTTP."""
@@ -183,7 +187,8 @@ class Transport:
         self.session = aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(
             limit_per_host=4, ssl=self.ssl_context if self.ssl_context is not None else True))
         for index, peer in self.peers.items():
-            link = PeerLink(peer, self.session, self.counters, self.signer)
+            link = PeerLink(peer, self.session, self.counters,
+                            self.link_signers.get(index, self.signer))
             link.task = asyncio.create_task(link.run(), name=f"peer-{peer.id}")
             self.links[index] = link
 

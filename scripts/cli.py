@@ -145,6 +145,8 @@ def _add_demo_and_bench(sub: Any) -> None:
     bench.add_argument("--drain", type=float, default=30.0,
                        help="seconds to wait for stragglers after the load (default %(default)s)")
     bench.add_argument("--seed", type=int, default=1, help="workload seed (default %(default)s)")
+    bench.add_argument("--warmup-batches", type=non_negative, default=10,
+                       help="batches committed before the measured window (default %(default)s)")
     bench.add_argument("--keep", action="store_true", help="keep the temp data dir (logs)")
     bench.add_argument("--data-dir", type=Path, default=None,
                        help="load this running cluster (from `ipchain up`) instead of a fresh one")

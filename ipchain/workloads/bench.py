@@ -7,16 +7,23 @@ Method (what the numbers mean):
 - Batches go to the nodes round-robin (POST /v1/txs) on a fixed schedule (offered
   rate), with at most `max_inflight` batches outstanding. If the cluster falls behind,
   the schedule slips: `sent_tps` then shows what was really offered.
-- Commit times are observed by following node0's chain (GET /v1/blocks/latest, then
-  each new height): no per-transaction round trip. Latency is from the moment the
+- Commit times are observed by following node0's chain (GET /v1/blocks/{next height},
+  a 404 until it exists): no per-transaction round trip. Latency is from the moment the
   batch was sent to the moment its block was first seen, so it includes the follower's
   polling interval (~10 ms).
 - committed_tps = committed / (last commit seen - start).
-- cpu_us_per_tx: each node's process CPU (user + system) over the window from the first
-  batch sent to the last commit drained, divided by the transactions committed in it;
-  verify_us is one Ed25519 verification timed here just before the load, and
-  limit_ratio = verify_us / mean cpu_us_per_tx (1.0: a node that only verifies). These
-  are what the code costs whatever else the machine does; loadavg says how busy it was.
+- Warm-up: `warmup_batches` batches go first and are committed on every node before
+  anything is measured (connections opened, caches and code paths warm); they are not
+  in any figure.
+- cpu_us_per_tx: each node's process CPU (user + system) over the window from just
+  before the first measured batch to the moment every node holds the last block
+  (drain included, for every node alike), divided by the transactions committed in
+  it. verify_us is the CPU time of the node's own signature check of one of the
+  bench's transactions (ipchain/workloads/cpu.py), measured before and after the load
+  (verify_us_before/_after; verify_us is their mean), and limit_ratio = verify_us /
+  mean cpu_us_per_tx (1.0: a node that only verifies). verify_us_during is the same
+  check sampled every 2 s during the load (limit_ratio_during uses it). These are what
+  the code costs whatever else the machine does; loadavg says how busy it was.
 - With --data-dir of a running cluster the bench loads it as it is (keys from there),
   and leaves it running.
 """
@@ -36,12 +43,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgpack
+
+from contracts.tx import from_bytes as tx_from_bytes
 from ipchain.sdk import client
 from ipchain.cluster import layout
 from ipchain.cluster.manager import Cluster
 from ipchain.cluster.procs import find_free_base_port
 from ipchain.render import Progress
-from ipchain.workloads.cpu import NodeCpu, summarize_cpu, verify_us
+from ipchain.workloads.cpu import NodeCpu, VerifyDuring, summarize_cpu, verify_cpu_us
 from ipchain.workloads.nodestats import NodeWatch
 
 FOLLOW_POLL_S = 0.01
@@ -64,6 +74,8 @@ class BenchConfig:
     data_dir: Path | None = None
     """Load this running cluster instead of a fresh temporary one."""
     progress_s: float = 2.0
+    warmup_batches: int = 10
+    """Sent and committed before the measured window opens (see the module docstring)."""
 
 
 @dataclass
@@ -87,6 +99,13 @@ class Tally:
     block_txs: int = 0
     last_commit: float = 0.0
     final_height: int = 0
+
+    def restart(self) -> None:
+        """Forget the warm-up (in place: the follower holds this object)."""
+        for seen in (self.submitted_at, self.committed_at, self.proposed_at):
+            seen.clear()
+        self.rejected = self.shed = self.errors = self.blocks = self.block_txs = 0
+        self.last_commit = 0.0
 
 
 def presign(cluster: Cluster, total: int, clients: int, batch_size: int,
@@ -133,34 +152,33 @@ async def send_batch(session: Any, url: str, batch: Batch, tally: Tally,
 
 
 async def follow(session: Any, url: str, tally: Tally, stop: asyncio.Event) -> None:
-    """Record when each submitted tx is first seen in a block of `url`'s chain."""
+    """Record when each submitted tx is first seen in a block of `url`'s chain.
+
+    Asks for the next height only, so a poll that finds nothing new is a cheap 404 and
+    each block is fetched once: polling "latest" every 10 ms made node0 decode its newest
+    block (hundreds of transactions) 100 times a second, and the bench's own probing
+    showed up in node0's CPU per transaction."""
     latest = await client.get_block(session, url, "latest")
     height = latest["height"] if latest else 0
     while not stop.is_set():
         try:
-            latest = await client.get_block(session, url, "latest")
+            block = await client.get_block(session, url, height + 1)
         except client.ApiError:
-            latest = None
-        seen = time.monotonic()
-        top = latest["height"] if latest else height
-        for h in range(height + 1, top + 1):
-            block = latest if h == top else await client.get_block(session, url, h)
-            if block is None:
-                top = h - 1
-                break
-            tally.blocks += 1
-            tally.block_txs += len(block["tx_ids"])
-            proposed = block["proposal_timestamp_ms"] / 1000 - WALL_MINUS_MONOTONIC_S
-            for tx_id in block["tx_ids"]:
-                if tx_id in tally.submitted_at and tx_id not in tally.committed_at:
-                    tally.committed_at[tx_id] = seen
-                    tally.proposed_at[tx_id] = proposed
-                    tally.last_commit = seen
-        progressed = top > height
-        height = max(height, top)
-        tally.final_height = height
-        if not progressed:
+            block = None
+        if block is None:
             await asyncio.sleep(FOLLOW_POLL_S)
+            continue
+        seen = time.monotonic()
+        height += 1
+        tally.blocks += 1
+        tally.block_txs += len(block["tx_ids"])
+        proposed = block["proposal_timestamp_ms"] / 1000 - WALL_MINUS_MONOTONIC_S
+        for tx_id in block["tx_ids"]:
+            if tx_id in tally.submitted_at and tx_id not in tally.committed_at:
+                tally.committed_at[tx_id] = seen
+                tally.proposed_at[tx_id] = proposed
+                tally.last_commit = seen
+        tally.final_height = height
 
 
 def _is_drained(tally: Tally) -> bool:
@@ -168,11 +186,12 @@ def _is_drained(tally: Tally) -> bool:
 
 
 async def offer(session: Any, urls: list[str], batches: list[Batch], cfg: BenchConfig,
-                tally: Tally, sends: list[asyncio.Task]) -> tuple[float, float]:
+                tally: Tally, sends: list[asyncio.Task],
+                duration_s: float | None = None) -> tuple[float, float]:
     """Send the batches on schedule until the duration is over; return (start, end)."""
     slots = asyncio.Semaphore(cfg.max_inflight)
     start = time.monotonic()
-    end = start + cfg.duration_s
+    end = start + (cfg.duration_s if duration_s is None else duration_s)
     for k, batch in enumerate(batches):
         due = start + k * cfg.batch_size / cfg.rate_tps
         if due >= end:
@@ -206,18 +225,18 @@ async def drive(urls: list[str], batches: list[Batch], cfg: BenchConfig,
         sampler = asyncio.create_task(watch.sample_rss_forever())
         sends: list[asyncio.Task] = []
         try:
+            warmup, batches = batches[:cfg.warmup_batches], batches[cfg.warmup_batches:]
+            if warmup:
+                await warm_up(session, urls, warmup, cfg, tally, follower)
             await cpu.mark()
             start, sent_end = await offer(session, urls, batches, cfg, tally, sends)
             await asyncio.gather(*sends)
-            drain_deadline = time.monotonic() + cfg.drain_s
-            while (not _is_drained(tally) and not follower.done()
-                   and time.monotonic() < drain_deadline):
-                await asyncio.sleep(0.05)
-            await cpu.mark()
+            await drain(tally, follower, cfg.drain_s)
             stop.set()
             await follower
-            await watch.mark()
             agreement = await check_agreement(session, urls, tally.final_height)
+            await cpu.mark()  # every node holds the last block: its work for it is done
+            await watch.mark()
         finally:  # also on Ctrl-C: no task may outlive the session it uses
             for task in (follower, reporter, sampler, *sends):
                 task.cancel()
@@ -226,6 +245,25 @@ async def drive(urls: list[str], batches: list[Batch], cfg: BenchConfig,
     result["cpu"] = cpu.cpu_us_per_tx(result["committed"])
     result.update(watch.summary())
     return result
+
+
+async def drain(tally: Tally, follower: asyncio.Task, drain_s: float) -> None:
+    deadline = time.monotonic() + drain_s
+    while not _is_drained(tally) and not follower.done() and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+
+
+async def warm_up(session: Any, urls: list[str], batches: list[Batch], cfg: BenchConfig,
+                  tally: Tally, follower: asyncio.Task) -> None:
+    """Offer `batches` at the bench's rate, wait until every node holds them, forget them."""
+    sends: list[asyncio.Task] = []
+    await offer(session, urls, batches, cfg, tally, sends,
+                duration_s=len(batches) * cfg.batch_size / cfg.rate_tps + 1.0)
+    await asyncio.gather(*sends)
+    await drain(tally, follower, cfg.drain_s)
+    if tally.final_height:
+        await client.wait_for_blocks(session, urls, tally.final_height, deadline_s=10.0)
+    tally.restart()
 
 
 async def report_progress(tally: Tally, cfg: BenchConfig, log: Any,
@@ -306,17 +344,20 @@ def load_cluster(cfg: BenchConfig, log: Any) -> Cluster:
 
 def measure(cluster: Cluster, cfg: BenchConfig, log: Any,
             bar: Progress | None = None) -> dict[str, Any]:
-    total = max(1, int(cfg.rate_tps * cfg.duration_s))
+    total = max(1, int(cfg.rate_tps * cfg.duration_s)) + cfg.warmup_batches * cfg.batch_size
     signing = time.monotonic()
     batches = presign(cluster, total, cfg.clients, cfg.batch_size, random.Random(cfg.seed))
     log(f"bench: signed {total} txs in {time.monotonic() - signing:.1f}s; "
         f"offering {cfg.rate_tps} tx/s for {cfg.duration_s}s")
-    tx_bytes = len(batches[0].body) // max(1, len(batches[0].ids))
-    verify = verify_us(cluster.client_key(layout.client_org_id(0)), bytes(tx_bytes - 64))
+    sample = [tx_from_bytes(raw) for batch in batches[-20:]
+              for raw in msgpack.unpackb(batch.body)]  # 1,000 txs, 32 senders
+    verify_before = verify_cpu_us(sample)
     load_before = os.getloadavg()[0]
-    result = asyncio.run(drive(cluster.urls, batches, cfg,
-                               [cluster.pid(i) for i in range(cluster.n)], log, bar))
-    result.update(summarize_cpu(result.pop("cpu"), verify))
+    with VerifyDuring(sample) as during:
+        result = asyncio.run(drive(cluster.urls, batches, cfg,
+                                   [cluster.pid(i) for i in range(cluster.n)], log, bar))
+    result.update(summarize_cpu(result.pop("cpu"), verify_before, verify_cpu_us(sample)))
+    result.update(during.summary(result["cpu_us_per_tx_mean"]))
     result["loadavg_1m"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     return result
 
@@ -360,7 +401,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = BenchConfig(nodes=args.n, duration_s=args.duration, rate_tps=args.rate,
                       batch_size=args.batch_size, max_inflight=args.max_inflight,
                       clients=args.clients, drain_s=args.drain, seed=args.seed,
-                      base_port=args.base_port, keep=args.keep, data_dir=args.data_dir)
+                      base_port=args.base_port, keep=args.keep, data_dir=args.data_dir,
+                      warmup_batches=args.warmup_batches)
     previous = signal.signal(signal.SIGTERM, _terminate)  # SIGTERM cleans up like Ctrl-C
     try:
         result = run_bench(cfg)

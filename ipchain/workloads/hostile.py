@@ -3,7 +3,7 @@ against node0 — the primary — of a real 4-node cluster on loopback, every no
 with a 1024-descriptor limit.
 
 For each attack it records what node0 answered, its worst event-loop stall during
-the attack (the node's own 10 ms probe, `ipchain_event_loop_lag_recent_max_ms`), its
+the attack (the node's own 50 ms probe, `ipchain_event_loop_lag_recent_max_ms`), its
 peak RSS growth (sampled from /proc every 50 ms), how many transactions a steady
 client load sent through node1 committed meanwhile, and whether any node changed
 view. Attacks are bounded in count and time and go only to the nodes started here.
