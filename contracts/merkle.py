@@ -97,6 +97,13 @@ def leaf_node(leaf: bytes) -> bytes:
     return _leaf(leaf)
 
 
+def concatenated_leaf_nodes(leaves: bytes, width: int) -> list[bytes]:
+    """`leaf_node` of each `width`-byte leaf of one concatenation (a block's tx ids as
+    history stores them), without cutting them into objects first."""
+    sha256 = hashlib.sha256
+    return [sha256(b"\x00" + leaves[i:i + width]).digest() for i in range(0, len(leaves), width)]
+
+
 def root_of_leaf_nodes(nodes: list[bytes]) -> bytes:
     """`merkle_root` of the leaves whose `leaf_node`s these are, in order."""
     return _fold(nodes) if nodes else EMPTY_ROOT

@@ -131,13 +131,23 @@ def test_a_manifest_decodes_to_itself(chain: dict) -> None:
         Manifest.decode(b"\x93junk")
 
 
-def test_restored_tx_ids_keep_their_first_block_and_position_as_the_executor_does() -> None:
-    """An id ordered twice (after a view change) is indexed at its first occurrence."""
+def test_restored_tx_ids_keep_their_first_block_and_position_as_the_executor_does(
+        tmp_path: Path) -> None:
+    """An id ordered twice (after a view change) is indexed at its first occurrence,
+    whatever order the history chunks arrived in."""
     from node.snapshot_sync import Fetched
     a, b, c = (bytes([i]) * 32 for i in (1, 2, 3))
-    got = Fetched(history={1: ([(5, [c, a]), (6, [a, b, a])], b""),
-                           0: ([(2, [b]), (3, [])], b"")})
-    assert got.tx_rows_by_id() == [(a, 5, 1), (b, 2, 0), (c, 5, 0)]
+    got = Fetched(history={1: ([(5, c + a), (6, a + b + a)], b""),
+                           0: ([(2, b), (3, b"")], b"")})
+    assert got.tx_blocks() == [(2, b), (3, b""), (5, c + a), (6, a + b + a)]
+    store = Storage(tmp_path / "db.sqlite")
+    store.begin_restore()
+    store.restore_tx_blocks(reversed(got.tx_blocks()))
+    store.index_restored_tx_ids()
+    store.finish_restore(7, (b"h" * 32, b"hdr", b"r" * 32, b"pp", b"cert"), b"votes", {})
+    assert [store.tx(i) for i in (a, b, c)] == [(5, 1, b""), (2, 0, b""), (5, 0, b"")]
+    assert store.db.execute("SELECT COUNT(*) FROM txs").fetchone()[0] == 3
+    store.close()
 
 
 def test_state_chunks_out_of_key_order_across_chunks_are_refused() -> None:
