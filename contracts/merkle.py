@@ -97,6 +97,12 @@ def leaf_node(leaf: bytes) -> bytes:
     return _leaf(leaf)
 
 
+def leaf_nodes(leaves: list[bytes]) -> list[bytes]:
+    """`leaf_node` of each leaf, in one loop (a snapshot restore enters a million)."""
+    sha256 = hashlib.sha256
+    return [sha256(b"\x00" + leaf).digest() for leaf in leaves]
+
+
 def concatenated_leaf_nodes(leaves: bytes, width: int) -> list[bytes]:
     """`leaf_node` of each `width`-byte leaf of one concatenation (a block's tx ids as
     history stores them), without cutting them into objects first."""

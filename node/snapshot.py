@@ -40,9 +40,9 @@ from consensus.messages import Commit, Executed, PrePrepare, compute_digest
 from consensus.quorum import quorum
 from contracts import codec
 from contracts.merkle import (EMPTY_ROOT, concatenated_leaf_nodes, fold_subtree_roots,
-                             leaf_node, merkle_root, root_of_leaf_nodes)
+                             leaf_nodes, merkle_root, root_of_leaf_nodes)
 from contracts.merkle_levels import MerkleLevels
-from contracts.state import leaf_hash
+from contracts.state import leaf_hashes
 from node.chain import Header, read_certificate, tx_root
 
 FORMAT = 1
@@ -256,8 +256,8 @@ def verify_state_chunk_levels(manifest: Manifest, index: int, leaves: int, data:
     _check(len(pairs) == len(items) == expected, f"state chunk {index} has the wrong size")
     _check(all(a[0] < b[0] for a, b in zip(pairs, pairs[1:])),
            f"state chunk {index} is not in key order")
-    hashes = [leaf_hash(key, value) for key, value in pairs]
-    tree = MerkleLevels([leaf_node(leaf) for leaf in hashes])
+    hashes = leaf_hashes(pairs)
+    tree = MerkleLevels(leaf_nodes(hashes))
     _check(tree.root() == manifest.state_chunks[index],
            f"state chunk {index} does not match its root")
     return pairs, hashes, tree.levels
