@@ -28,6 +28,7 @@ way; Fabric's snapshots list per-file hashes in a signed metadata file.
 from __future__ import annotations
 
 import hashlib
+import operator
 from dataclasses import dataclass
 from typing import Any
 
@@ -254,7 +255,8 @@ def verify_state_chunk_levels(manifest: Manifest, index: int, leaves: int, data:
             msgpack.StackError):
         raise SnapshotError(f"state chunk {index} is malformed") from None
     _check(len(pairs) == len(items) == expected, f"state chunk {index} has the wrong size")
-    _check(all(a[0] < b[0] for a, b in zip(pairs, pairs[1:])),
+    keys = [key for key, _ in pairs]
+    _check(all(map(operator.lt, keys, keys[1:])),
            f"state chunk {index} is not in key order")
     hashes = leaf_hashes(pairs)
     tree = MerkleLevels(leaf_nodes(hashes))
