@@ -261,3 +261,19 @@ def test_a_restored_state_behaves_as_a_loaded_one_through_later_writes() -> None
     assert restored.sorted_leaves() == loaded.sorted_leaves()
     assert restored.take_dirty() == loaded.take_dirty()
     assert list(restored.keys("k/01")) == list(loaded.keys("k/01"))
+
+
+def test_the_start_up_check_after_a_restore_skips_only_sqlites_read_back(
+        chain: dict, tmp_path: Path) -> None:
+    """The restoring process just wrote the store from checked chunks, so the engine it
+    hands the state to skips quick_check; the state root is still compared."""
+    from node.engine import check_at_rest
+
+    _, sync, target, _ = restore_with(chain, {0: "honest", 1: "honest"}, tmp_path)
+    executor = Executor(target, chain["genesis"], sync.state)
+    target.quick_check = lambda: "page 7: btreeInitPage() returns error code 11"
+    assert "btreeInitPage" in check_at_rest(target, executor)["reason"]
+    assert check_at_rest(target, executor, sqlite_check=False) is None
+    sync.state.put("token/injected", 1)
+    assert "does not match" in check_at_rest(target, executor, sqlite_check=False)["reason"]
+    target.close()
