@@ -32,9 +32,6 @@ CREATE TABLE IF NOT EXISTS exec_certs (
     height INTEGER PRIMARY KEY, hash BLOB NOT NULL, votes BLOB NOT NULL);
 """
 
-RESTORE_CACHE_KIB = 262_144
-"""SQLite's page cache during a snapshot restore (default 2 MB): fewer pages spilled to
-the WAL and written again before the one COMMIT; set back when the restore ends."""
 _STAGE_BLOCK_IDS = (
     "INSERT INTO temp.restore_ids WITH RECURSIVE pos(i) AS "
     "(SELECT 0 UNION ALL SELECT i + 1 FROM pos WHERE i + 1 < ?3) "
@@ -214,7 +211,6 @@ class Storage:
         staged in a temporary table (memory, gone with the connection) and indexed in
         id order at the end, so SQLite sorts them, not Python."""
         self.db.execute("PRAGMA temp_store=MEMORY")
-        self.db.execute(f"PRAGMA cache_size=-{RESTORE_CACHE_KIB}")
         self.db.execute("BEGIN")
         self.db.execute("DELETE FROM state")
         self.db.execute("DELETE FROM blocks")
@@ -262,7 +258,6 @@ class Storage:
             self._end_restore()
 
     def _end_restore(self) -> None:
-        self.db.execute("PRAGMA cache_size=-2000")  # SQLite's default
         self.db.execute("PRAGMA temp_store=DEFAULT")
 
     def abort_restore(self) -> None:
