@@ -258,7 +258,8 @@ class Storage:
             self._end_restore()
 
     def _end_restore(self) -> None:
-        self.db.execute("PRAGMA temp_store=DEFAULT")
+        if not self.db.in_transaction:  # (a failed COMMIT: abort_restore rolls back first)
+            self.db.execute("PRAGMA temp_store=DEFAULT")
 
     def abort_restore(self) -> None:
         if self.db.in_transaction:

@@ -277,3 +277,17 @@ def test_the_start_up_check_after_a_restore_skips_only_sqlites_read_back(
     sync.state.put("token/injected", 1)
     assert "does not match" in check_at_rest(target, executor, sqlite_check=False)["reason"]
     target.close()
+
+
+def test_an_aborted_restore_leaves_no_staged_ids_and_the_store_as_it_was(tmp_path: Path) -> None:
+    store = Storage(tmp_path / "db.sqlite")
+    store.init_state({"k": b"v"})
+    store.begin_restore()
+    store.restore_state_rows([("a", b"1")])
+    store.restore_tx_blocks([(1, bytes(32))])
+    store.abort_restore()
+    assert store.state_items() == {"k": b"v"}
+    assert store.db.execute("SELECT COUNT(*) FROM txs").fetchone()[0] == 0
+    store.begin_restore()  # the staging table is gone with the rolled-back transaction
+    store.abort_restore()
+    store.close()
