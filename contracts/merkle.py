@@ -23,9 +23,12 @@ def _node(left: bytes, right: bytes) -> bytes:
 
 
 def _fold(level: list[bytes]) -> bytes:
-    """Pair nodes level by level; an odd last node is carried up unchanged."""
+    """Pair nodes level by level; an odd last node is carried up unchanged. (`_node`
+    inlined: a million-leaf history check folds a million nodes.)"""
+    sha256 = hashlib.sha256
     while len(level) > 1:
-        nxt = [_node(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+        nxt = [sha256(b"\x01" + left + right).digest()
+               for left, right in zip(level[0::2], level[1::2])]
         if len(level) % 2:
             nxt.append(level[-1])
         level = nxt
@@ -95,6 +98,19 @@ def leaf_node(leaf: bytes) -> bytes:
     roots (contracts/state.py, whose leaves mostly do not change from block to block)
     hashes only the changed ones again and folds with `root_of_leaf_nodes`."""
     return _leaf(leaf)
+
+
+def leaf_nodes(leaves: list[bytes]) -> list[bytes]:
+    """`leaf_node` of each leaf, in one loop (a snapshot restore enters a million)."""
+    sha256 = hashlib.sha256
+    return [sha256(b"\x00" + leaf).digest() for leaf in leaves]
+
+
+def concatenated_leaf_nodes(leaves: bytes, width: int) -> list[bytes]:
+    """`leaf_node` of each `width`-byte leaf of one concatenation (a block's tx ids as
+    history stores them), without cutting them into objects first."""
+    sha256 = hashlib.sha256
+    return [sha256(b"\x00" + leaves[i:i + width]).digest() for i in range(0, len(leaves), width)]
 
 
 def root_of_leaf_nodes(nodes: list[bytes]) -> bytes:

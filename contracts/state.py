@@ -27,6 +27,13 @@ def leaf_hash(key: str, value: bytes) -> bytes:
     return hashlib.sha256(b"\x00" + len(key_bytes).to_bytes(4, "big") + key_bytes + value).digest()
 
 
+def leaf_hashes(pairs: list[tuple[str, bytes]]) -> list[bytes]:
+    """`leaf_hash` of each pair, in one loop: a snapshot restore checks a million."""
+    sha256 = hashlib.sha256
+    return [sha256(b"\x00" + len(key_bytes := key.encode()).to_bytes(4, "big") + key_bytes
+                   + value).digest() for key, value in pairs]
+
+
 class State:
     def __init__(self, items: dict[str, bytes] | None = None) -> None:
         self._data: dict[str, bytes] = dict(items or {})

@@ -163,7 +163,8 @@ class Engine:
         self.failure: str | None = None
         """Why the engine stopped (fail-stop), or None while it runs."""
         self.diverged: dict[str, Any] | None = (storage.get_meta("diverged")
-                                                 or check_at_rest(storage, self.executor))
+                                                 or check_at_rest(storage, self.executor,
+                                                                  sqlite_check=state is None))
         """Set once this replica's results cannot be trusted: a quorum certified another
         header hash (`ev.Diverged`), or its data at rest fails the start-up check. It then
         votes, executes and serves state no more, and the adapter says why."""
@@ -377,17 +378,21 @@ class Engine:
                      exc_info=(type(exc), exc, exc.__traceback__) if exc else None)
 
 
-def check_at_rest(storage: Storage, executor: Executor) -> dict[str, Any] | None:
+def check_at_rest(storage: Storage, executor: Executor,
+                  sqlite_check: bool = True) -> dict[str, Any] | None:
     """Why this replica's stored chain cannot be trusted, or None when it checks out.
 
     SQLite's quick_check finds a damaged file, but not a flipped bit inside a stored
     value or a WAL cut short after kill -9: those leave a readable database whose state
     no longer matches its last header. So the state root is recomputed and compared
     with that header's (which 2f+1 validators signed once certified), and the header
-    with the certificate stored for it.
+    with the certificate stored for it. `sqlite_check=False` skips quick_check for a
+    store this process has just written from checked snapshot chunks (a state handed
+    to the Engine by a restore): no crash can have come between, and reading back the
+    whole ~1 GB store would cost a joining node seconds.
     """
     height = executor.height
-    verdict = storage.quick_check()
+    verdict = storage.quick_check() if sqlite_check else "ok"
     if verdict != "ok":
         return {"height": height, "mine": "", "quorum": "", "reason": f"sqlite: {verdict}"}
     mine = executor.state.root()

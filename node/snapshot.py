@@ -28,6 +28,7 @@ way; Fabric's snapshots list per-file hashes in a signed metadata file.
 from __future__ import annotations
 
 import hashlib
+import operator
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,9 +40,10 @@ from consensus import messages as wire
 from consensus.messages import Commit, Executed, PrePrepare, compute_digest
 from consensus.quorum import quorum
 from contracts import codec
-from contracts.merkle import EMPTY_ROOT, fold_subtree_roots, leaf_node, merkle_root
+from contracts.merkle import (EMPTY_ROOT, concatenated_leaf_nodes, fold_subtree_roots,
+                             leaf_nodes, merkle_root, root_of_leaf_nodes)
 from contracts.merkle_levels import MerkleLevels
-from contracts.state import leaf_hash
+from contracts.state import leaf_hashes
 from node.chain import Header, read_certificate, tx_root
 
 FORMAT = 1
@@ -253,10 +255,11 @@ def verify_state_chunk_levels(manifest: Manifest, index: int, leaves: int, data:
             msgpack.StackError):
         raise SnapshotError(f"state chunk {index} is malformed") from None
     _check(len(pairs) == len(items) == expected, f"state chunk {index} has the wrong size")
-    _check(all(a[0] < b[0] for a, b in zip(pairs, pairs[1:])),
+    keys = [key for key, _ in pairs]
+    _check(all(map(operator.lt, keys, keys[1:])),
            f"state chunk {index} is not in key order")
-    hashes = [leaf_hash(key, value) for key, value in pairs]
-    tree = MerkleLevels([leaf_node(leaf) for leaf in hashes])
+    hashes = leaf_hashes(pairs)
+    tree = MerkleLevels(leaf_nodes(hashes))
     _check(tree.root() == manifest.state_chunks[index],
            f"state chunk {index} does not match its root")
     return pairs, hashes, tree.levels
@@ -265,6 +268,14 @@ def verify_state_chunk_levels(manifest: Manifest, index: int, leaves: int, data:
 def verify_history_chunk(manifest: Manifest, index: int, genesis_hash: bytes,
                          data: bytes) -> list[tuple[int, list[bytes]]]:
     """(height, tx ids) per block, once the chunk is shown to be certified history."""
+    return [(height, [ids[i:i + ID_BYTES] for i in range(0, len(ids), ID_BYTES)])
+            for height, ids in verify_history_chunk_blocks(manifest, index, genesis_hash, data)]
+
+
+def verify_history_chunk_blocks(manifest: Manifest, index: int, genesis_hash: bytes,
+                                data: bytes) -> list[tuple[int, bytes]]:
+    """`verify_history_chunk` with each block's ids left concatenated, as a restore
+    stores them (node/storage.py splits them in SQL)."""
     _check(0 <= index < len(manifest.history), "no such history chunk")
     first, last, top = manifest.history[index]
     prev = manifest.history[index - 1][2] if index else genesis_hash
@@ -275,14 +286,13 @@ def verify_history_chunk(manifest: Manifest, index: int, genesis_hash: bytes,
             msgpack.FormatError, msgpack.StackError):
         raise SnapshotError(f"history chunk {index} is malformed") from None
     _check(len(blocks) == last - first + 1, f"history chunk {index} has the wrong size")
-    out: list[tuple[int, list[bytes]]] = []
+    out: list[tuple[int, bytes]] = []
     for offset, (header, ids) in enumerate(blocks):
         _check(type(ids) is bytes and len(ids) % ID_BYTES == 0 and header.height == first + offset
                and header.prev_hash == prev, f"history chunk {index} does not chain")
-        id_list = [ids[i:i + ID_BYTES] for i in range(0, len(ids), ID_BYTES)]
-        _check(merkle_root(id_list) == header.tx_root,
+        _check(root_of_leaf_nodes(concatenated_leaf_nodes(ids, ID_BYTES)) == header.tx_root,
                f"history chunk {index}: block {header.height}'s ids miss its tx root")
-        out.append((header.height, id_list))
+        out.append((header.height, ids))
         prev = header.hash
     _check(prev == top, f"history chunk {index} does not end at its certified header")
     return out

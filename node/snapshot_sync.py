@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import logging
 import time
 from dataclasses import dataclass, field
@@ -32,8 +33,8 @@ from contracts.merkle_levels import MerkleLevels
 from contracts.state import State
 from node.chain import wire_certificate
 from node.logs import Event
-from node.snapshot import (Manifest, SnapshotError, verify_history_chunk, verify_manifest,
-                           verify_state_chunk_levels)
+from node.snapshot import (Manifest, SnapshotError, verify_history_chunk_blocks,
+                           verify_manifest, verify_state_chunk_levels)
 
 log = logging.getLogger("ipchain.statesync")
 
@@ -73,7 +74,7 @@ class Fetched:
     """Verified chunks by index, written once all are in."""
 
     state: dict[int, tuple[list[tuple[str, bytes]], list[bytes]]] = field(default_factory=dict)
-    history: dict[int, tuple[list[tuple[int, list[bytes]]], bytes]] = field(default_factory=dict)
+    history: dict[int, tuple[list[tuple[int, bytes]], bytes]] = field(default_factory=dict)
     state_levels: dict[int, list[list[bytes]]] = field(default_factory=dict)
     """Each state chunk's Merkle levels, built by its check: the restored state's tree."""
 
@@ -93,15 +94,9 @@ class Fetched:
             leaves += chunk_leaves
         return pairs, leaves
 
-    def tx_rows_by_id(self) -> list[tuple[bytes, int, int]]:
-        """(id, height, index) sorted by id; an id in two blocks keeps the lower height,
-        as the executor's index does."""
-        first: dict[bytes, tuple[int, int]] = {}
-        for index in sorted(self.history, reverse=True):
-            for height, ids in reversed(self.history[index][0]):
-                for position in range(len(ids) - 1, -1, -1):
-                    first[ids[position]] = (height, position)
-        return [(tx_id, *first[tx_id]) for tx_id in sorted(first)]
+    def tx_blocks(self) -> list[tuple[int, bytes]]:
+        """(height, concatenated ids) of every block, ascending."""
+        return [block for index in sorted(self.history) for block in self.history[index][0]]
 
     def history_rows(self) -> list[tuple[int, bytes, bytes]]:
         """(height, header, ids) for the node's own history (it serves them on)."""
@@ -109,8 +104,7 @@ class Fetched:
         for index in sorted(self.history):
             blocks, body = self.history[index]
             headers = msgpack.unpackb(body, raw=False)
-            rows += [(height, header, b"".join(ids))
-                     for (height, ids), (header, _) in zip(blocks, headers)]
+            rows += [(height, header, ids) for (height, ids), (header, _) in zip(blocks, headers)]
         return rows
 
 
@@ -228,7 +222,13 @@ class StateSync:
         self.storage.begin_restore()
         try:  # in key order and id order: SQLite appends instead of splitting pages
             self.storage.restore_state_rows(pairs)
-            self.storage.restore_tx_ids(got.tx_rows_by_id())
+            self.storage.restore_tx_blocks(got.tx_blocks())
+            # the id index is one GIL-free SQLite statement: build the state meanwhile
+            # (leaving the block waits for the thread, so an abort never races it)
+            with concurrent.futures.ThreadPoolExecutor(1, "restore-index") as pool:
+                indexing = pool.submit(self.storage.index_restored_tx_ids)
+                state = State.from_verified(pairs, leaves, header.state_root, got.state_tree())
+            indexing.result()
             self.storage.finish_restore(manifest.height, block, wire_certificate_raw(votes),
                                         report)
         except BaseException:
@@ -236,7 +236,7 @@ class StateSync:
             raise
         if self.snapshots is not None:
             self.snapshots.record_blocks(got.history_rows())
-        self.state = State.from_verified(pairs, leaves, header.state_root, got.state_tree())
+        self.state = state
         report["ms"] = int((time.monotonic() - started) * 1000)
         log.warning(Event("state_synced", height=manifest.height, ms=report["ms"],
                           bytes=report["bytes_fetched"], peers=",".join(map(str, report["peers"]))))
@@ -282,7 +282,7 @@ class StateSync:
                                                                   body)
                 got.state[job.index], got.state_levels[job.index] = (pairs, hashes), levels
             else:
-                got.history[job.index] = (verify_history_chunk(
+                got.history[job.index] = (verify_history_chunk_blocks(
                     manifest, job.index, self.genesis_hash, body), body)
         except SnapshotError as exc:
             self.progress.rejected_by_peer[peer] += 1

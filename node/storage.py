@@ -32,6 +32,11 @@ CREATE TABLE IF NOT EXISTS exec_certs (
     height INTEGER PRIMARY KEY, hash BLOB NOT NULL, votes BLOB NOT NULL);
 """
 
+_STAGE_BLOCK_IDS = (
+    "INSERT INTO temp.restore_ids WITH RECURSIVE pos(i) AS "
+    "(SELECT 0 UNION ALL SELECT i + 1 FROM pos WHERE i + 1 < ?3) "
+    "SELECT substr(?1, i * 32 + 1, 32), ?2, i FROM pos")
+
 
 class Storage:
     """The node's store; `node.memory_storage.MemoryStorage` is the simulator's twin."""
@@ -205,18 +210,34 @@ class Storage:
 
     def begin_restore(self) -> None:
         """Open the one transaction a snapshot restore writes in: a crash before
-        `finish_restore` leaves the store as it was."""
+        `finish_restore` leaves the store as it was (WAL frames of a transaction that
+        never committed are ignored on recovery). The restore's transaction ids are
+        staged in a temporary table (memory, gone with the connection) and indexed in
+        id order at the end, so SQLite sorts them, not Python."""
+        self.db.execute("PRAGMA temp_store=MEMORY")
         self.db.execute("BEGIN")
         self.db.execute("DELETE FROM state")
         self.db.execute("DELETE FROM blocks")
+        self.db.execute("CREATE TEMP TABLE restore_ids "
+                        "(id BLOB NOT NULL, height INTEGER NOT NULL, idx INTEGER NOT NULL)")
 
     def restore_state_rows(self, pairs: list[tuple[str, bytes]]) -> None:
         self.db.executemany("INSERT INTO state VALUES (?,?)", pairs)
 
-    def restore_tx_ids(self, rows: list[tuple[bytes, int, int]]) -> None:
-        """(id, height, index) of pruned blocks' transactions, receipts unknown (empty).
-        An id this node already holds keeps its row (its height is the lower one)."""
-        self.db.executemany("INSERT OR IGNORE INTO txs VALUES (?,?,?,x'')", rows)
+    def restore_tx_blocks(self, blocks: Iterable[tuple[int, bytes]]) -> None:
+        """Stage (height, concatenated 32-byte ids) of pruned blocks; SQLite cuts each
+        block's ids apart itself (a million tuples built in Python cost seconds)."""
+        self.db.executemany(_STAGE_BLOCK_IDS, ((ids, height, len(ids) // 32)
+                                               for height, ids in blocks if ids))
+
+    def index_restored_tx_ids(self) -> None:
+        """The staged ids into the tx index, receipts unknown (empty), in id order (SQLite
+        appends instead of splitting pages). An id in two blocks keeps its first block
+        and position, as the executor's index does; an id this node already holds keeps
+        its row. One statement: sqlite3 leaves the GIL free while it runs."""
+        self.db.execute("INSERT OR IGNORE INTO txs SELECT id, height, idx, x'' "
+                        "FROM temp.restore_ids ORDER BY id, height, idx")
+        self.db.execute("DROP TABLE temp.restore_ids")
 
     def finish_restore(self, height: int, block: tuple[bytes, bytes, bytes, bytes, bytes],
                        exec_votes: bytes, report: dict[str, Any]) -> None:
@@ -230,11 +251,24 @@ class Storage:
                             (key, msgpack.packb(value, use_bin_type=True)))
         # a checkpoint proof from before the restore would pull the watermarks below h
         self.db.execute("DELETE FROM meta WHERE key = 'stable_checkpoint'")
-        self.db.execute("COMMIT")
+        # No checkpoint inside this COMMIT: copying the restore's ~0.5 GB of WAL into the
+        # database is the node's checkpoint thread's job (node/offload.py), not the join's.
+        autocheckpoint = self.db.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+        self.db.execute("PRAGMA wal_autocheckpoint=0")
+        try:
+            self.db.execute("COMMIT")
+        finally:
+            self.db.execute(f"PRAGMA wal_autocheckpoint={int(autocheckpoint)}")
+            self._end_restore()
+
+    def _end_restore(self) -> None:
+        if not self.db.in_transaction:  # (a failed COMMIT: abort_restore rolls back first)
+            self.db.execute("PRAGMA temp_store=DEFAULT")
 
     def abort_restore(self) -> None:
         if self.db.in_transaction:
             self.db.execute("ROLLBACK")
+        self._end_restore()
 
     def prune_blocks(self, below: int, tx_ids: list[bytes]) -> None:
         """Drop blocks under `below` and the receipts of `tx_ids` (theirs); the ids stay,

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from contracts.merkle import EMPTY_ROOT, leaf_node, merkle_root
 from contracts.merkle_levels import MerkleLevels
-from contracts.state import State, leaf_hash
+from contracts.state import State, leaf_hash, leaf_hashes
 
 KEYS = st.text(alphabet="abcdefgh", min_size=1, max_size=3)
 OPS = st.lists(st.tuples(st.sampled_from(["put", "delete", "root", "begin", "commit",
@@ -102,3 +102,15 @@ def test_a_tree_from_aligned_subtrees_is_the_tree_of_all_leaves(leaves, log2) ->
     whole = MerkleLevels.from_subtrees(subtrees)
     assert whole.levels == MerkleLevels(nodes).levels
     assert whole.root() == merkle_root(leaves)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.tuples(st.text(max_size=5), st.binary(max_size=8)), max_size=20))
+def test_the_batched_leaf_hashes_a_restore_checks_with_are_the_single_ones(
+        pairs: list[tuple[str, bytes]]) -> None:
+    from contracts.merkle import concatenated_leaf_nodes, leaf_nodes
+
+    hashes = leaf_hashes(pairs)
+    assert hashes == [leaf_hash(k, v) for k, v in pairs]
+    assert leaf_nodes(hashes) == [leaf_node(h) for h in hashes]
+    assert concatenated_leaf_nodes(b"".join(hashes), 32) == leaf_nodes(hashes)

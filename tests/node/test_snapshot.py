@@ -131,13 +131,23 @@ def test_a_manifest_decodes_to_itself(chain: dict) -> None:
         Manifest.decode(b"\x93junk")
 
 
-def test_restored_tx_ids_keep_their_first_block_and_position_as_the_executor_does() -> None:
-    """An id ordered twice (after a view change) is indexed at its first occurrence."""
+def test_restored_tx_ids_keep_their_first_block_and_position_as_the_executor_does(
+        tmp_path: Path) -> None:
+    """An id ordered twice (after a view change) is indexed at its first occurrence,
+    whatever order the history chunks arrived in."""
     from node.snapshot_sync import Fetched
     a, b, c = (bytes([i]) * 32 for i in (1, 2, 3))
-    got = Fetched(history={1: ([(5, [c, a]), (6, [a, b, a])], b""),
-                           0: ([(2, [b]), (3, [])], b"")})
-    assert got.tx_rows_by_id() == [(a, 5, 1), (b, 2, 0), (c, 5, 0)]
+    got = Fetched(history={1: ([(5, c + a), (6, a + b + a)], b""),
+                           0: ([(2, b), (3, b"")], b"")})
+    assert got.tx_blocks() == [(2, b), (3, b""), (5, c + a), (6, a + b + a)]
+    store = Storage(tmp_path / "db.sqlite")
+    store.begin_restore()
+    store.restore_tx_blocks(reversed(got.tx_blocks()))
+    store.index_restored_tx_ids()
+    store.finish_restore(7, (b"h" * 32, b"hdr", b"r" * 32, b"pp", b"cert"), b"votes", {})
+    assert [store.tx(i) for i in (a, b, c)] == [(5, 1, b""), (2, 0, b""), (5, 0, b"")]
+    assert store.db.execute("SELECT COUNT(*) FROM txs").fetchone()[0] == 3
+    store.close()
 
 
 def test_state_chunks_out_of_key_order_across_chunks_are_refused() -> None:
@@ -251,3 +261,33 @@ def test_a_restored_state_behaves_as_a_loaded_one_through_later_writes() -> None
     assert restored.sorted_leaves() == loaded.sorted_leaves()
     assert restored.take_dirty() == loaded.take_dirty()
     assert list(restored.keys("k/01")) == list(loaded.keys("k/01"))
+
+
+def test_the_start_up_check_after_a_restore_skips_only_sqlites_read_back(
+        chain: dict, tmp_path: Path) -> None:
+    """The restoring process just wrote the store from checked chunks, so the engine it
+    hands the state to skips quick_check; the state root is still compared."""
+    from node.engine import check_at_rest
+
+    _, sync, target, _ = restore_with(chain, {0: "honest", 1: "honest"}, tmp_path)
+    executor = Executor(target, chain["genesis"], sync.state)
+    target.quick_check = lambda: "page 7: btreeInitPage() returns error code 11"
+    assert "btreeInitPage" in check_at_rest(target, executor)["reason"]
+    assert check_at_rest(target, executor, sqlite_check=False) is None
+    sync.state.put("token/injected", 1)
+    assert "does not match" in check_at_rest(target, executor, sqlite_check=False)["reason"]
+    target.close()
+
+
+def test_an_aborted_restore_leaves_no_staged_ids_and_the_store_as_it_was(tmp_path: Path) -> None:
+    store = Storage(tmp_path / "db.sqlite")
+    store.init_state({"k": b"v"})
+    store.begin_restore()
+    store.restore_state_rows([("a", b"1")])
+    store.restore_tx_blocks([(1, bytes(32))])
+    store.abort_restore()
+    assert store.state_items() == {"k": b"v"}
+    assert store.db.execute("SELECT COUNT(*) FROM txs").fetchone()[0] == 0
+    store.begin_restore()  # the staging table is gone with the rolled-back transaction
+    store.abort_restore()
+    store.close()
