@@ -13,6 +13,7 @@ import asyncio
 import collections
 import logging
 import os
+import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -213,7 +214,8 @@ class Runtime:
 
         self.checkpointer = WalCheckpointer(self.storage.db, self.cfg.data_dir / "db.sqlite",
                                             checkpoint_failed)
-        self.committed_ids = CommittedIds(self.storage.tx_ids())
+        self.committed_ids = CommittedIds(complete=False)
+        self.spawn(self._load_committed_ids())
         self.engine.restore()
         self._after_engine()
         self._tasks = [asyncio.create_task(self._replica_loop(), name="replica"),
@@ -280,6 +282,25 @@ class Runtime:
                 except Exception:
                     log.exception("event=admission_listener_failed")
         return results
+
+    async def _load_committed_ids(self) -> None:
+        """The filter of earlier ids is built in a thread from its own connection: on a
+        chain of millions of transactions that is seconds of work a starting (or just
+        state-synced) node should not wait for; until then the store answers alone."""
+        path = self.cfg.data_dir / "db.sqlite"
+
+        def load() -> CommittedIds:
+            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            try:
+                return CommittedIds(row[0] for row in db.execute("SELECT id FROM txs"))
+            finally:
+                db.close()
+        try:
+            earlier = await asyncio.to_thread(load)
+        except sqlite3.Error as exc:  # the store keeps answering alone: slower, still right
+            log.warning(Event("committed_ids_not_loaded", error=str(exc)))
+            return
+        self.committed_ids.take_in(earlier)
 
     def _committed_among(self, ids: list[bytes]) -> set[bytes]:
         """Which of `ids` (not pending here) the chain holds: SQLite is asked only about

@@ -26,10 +26,20 @@ _ID_BYTES = (BITS_LOG2 * HASHES + 7) // 8
 class CommittedIds:
     """A Bloom filter of committed transaction ids (32-byte SHA-256 digests)."""
 
-    def __init__(self, ids: Iterable[bytes] = ()) -> None:
+    def __init__(self, ids: Iterable[bytes] = (), complete: bool = True) -> None:
         self.bits = bytearray(1 << (BITS_LOG2 - 3))
+        self.complete = complete
+        """False while the chain's earlier ids are still being loaded: every answer is
+        then "maybe", so the store decides, as it did before the filter."""
         for tx_id in ids:
             self.add(tx_id)
+
+    def take_in(self, earlier: "CommittedIds") -> None:
+        """Add every id `earlier` holds (loaded in a thread while this filter already took
+        new blocks' ids) and start answering "no"."""
+        merged = int.from_bytes(self.bits, "little") | int.from_bytes(earlier.bits, "little")
+        self.bits = bytearray(merged.to_bytes(len(self.bits), "little"))
+        self.complete = True
 
     def add(self, tx_id: bytes) -> None:
         bits, value = self.bits, int.from_bytes(tx_id[:_ID_BYTES], "little")
@@ -41,6 +51,8 @@ class CommittedIds:
     def might_hold(self, tx_id: bytes) -> bool:
         """False: certainly not committed here. True: ask the store. (Unrolled for
         HASHES = 4: this runs for every admitted transaction.)"""
+        if not self.complete:
+            return True
         bits, value = self.bits, int.from_bytes(tx_id[:_ID_BYTES], "little")
         return bool(bits[(value & _MASK) >> 3] >> (value & 7) & 1
                     and bits[(value >> 24 & _MASK) >> 3] >> (value >> 24 & 7) & 1

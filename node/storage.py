@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable
 
 import msgpack
 
@@ -135,10 +135,6 @@ class Storage:
         """The encoded receipts of one block, in transaction order."""
         return [r[0] for r in self.db.execute(
             "SELECT receipt FROM txs WHERE height = ? ORDER BY idx", (height,))]
-
-    def tx_ids(self) -> Iterator[bytes]:
-        """Every committed transaction id (node/seen_ids.py loads them at start)."""
-        return (row[0] for row in self.db.execute("SELECT id FROM txs"))
 
     def known_tx_ids(self, ids: list[bytes]) -> set[bytes]:
         found: set[bytes] = set()

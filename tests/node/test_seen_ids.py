@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from node.api import build_app
 from node.runtime import Runtime
 from node.seen_ids import CommittedIds
-from tests.node.conftest import LocalCluster
+from tests.node.conftest import LocalCluster, until
 
 
 def ids(prefix: bytes, count: int) -> list[bytes]:
@@ -48,6 +48,7 @@ async def test_a_committed_transaction_sent_again_is_known_across_a_restart(tmp_
             if round_ == 0:
                 resp = await client.post("/v1/tx?wait=commit", json=tx.to_json())
                 assert resp.status == 200 and (await resp.json())["status"] == "committed"
+            await until(lambda: runtime.committed_ids.complete, 10.0, "the earlier ids loaded")
             assert runtime.committed_ids.might_hold(tx_id)
             resp = await client.post("/v1/tx", json=tx.to_json())
             assert resp.status == 200 and (await resp.json())["status"] == "committed"
@@ -57,3 +58,16 @@ async def test_a_committed_transaction_sent_again_is_known_across_a_restart(tmp_
         finally:
             await client.close()
             await runtime.stop()
+
+
+def test_a_filter_still_loading_answers_maybe_and_takes_in_the_earlier_ids() -> None:
+    """While the chain's earlier ids load in a thread, new blocks' ids go straight into the
+    live filter; merging keeps both and only then may the filter answer "no"."""
+    earlier, newer, strangers = ids(b"e", 500), ids(b"n", 500), ids(b"s", 500)
+    live = CommittedIds(complete=False)
+    for tx_id in newer:
+        live.add(tx_id)
+    assert all(live.might_hold(tx_id) for tx_id in strangers)  # nothing ruled out yet
+    live.take_in(CommittedIds(earlier))
+    assert live.complete and all(live.might_hold(tx_id) for tx_id in earlier + newer)
+    assert sum(live.might_hold(tx_id) for tx_id in strangers) < 5
