@@ -21,6 +21,7 @@ CREATE TABLE IF NOT EXISTS blocks (
     result_root BLOB NOT NULL, preprepare BLOB NOT NULL, certificate BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS txs (
     id BLOB PRIMARY KEY, height INTEGER NOT NULL, idx INTEGER NOT NULL, receipt BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS txs_by_height ON txs (height, idx) WHERE receipt != x'';
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS wal (
     id INTEGER PRIMARY KEY AUTOINCREMENT, view INTEGER NOT NULL, seq INTEGER NOT NULL,
@@ -132,9 +133,15 @@ class Storage:
         return None if row is None else tuple(row)
 
     def receipts_at(self, height: int) -> list[bytes]:
-        """The encoded receipts of one block, in transaction order."""
+        """The encoded receipts of one block, in transaction order.
+
+        Through `txs_by_height`: without it every proof scanned the whole tx table (0.6-0.8 s
+        on the loop for a 1M-tx chain). The index leaves out the receipt-less rows a
+        snapshot restore writes, so a restore does not pay for it; their heights are pruned
+        and have no receipts to give anyway."""
         return [r[0] for r in self.db.execute(
-            "SELECT receipt FROM txs WHERE height = ? ORDER BY idx", (height,))]
+            "SELECT receipt FROM txs WHERE height = ? AND receipt != x'' ORDER BY idx",
+            (height,))]
 
     def known_tx_ids(self, ids: list[bytes]) -> set[bytes]:
         found: set[bytes] = set()
