@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from functools import cached_property
-from typing import Any
+from typing import Any, Callable
 
-import msgpack
 import nacl.exceptions
 import nacl.signing
 
-from contracts.codec import CodecError, decode, encode
+from contracts.codec import CodecError, decode, encode, pack
 from contracts.errors import BadTransaction
 
 TX_DOMAIN = b"ipchain/tx/v1"
@@ -25,6 +23,23 @@ SIG_ENTRY_HEAD = b"\xa3sig\xc4\x40"
 """A canonical tx map (fixmap of 6) ends with "sig" (str 3) and its 64-byte bin 8 value."""
 SIG_ENTRY_BYTES = len(SIG_ENTRY_HEAD) + 64
 FIELDS = ("args", "chain", "nonce", "op", "sender", "sig")
+
+
+class _computed_once:
+    """A value computed on first read and kept in the instance's __dict__ (a frozen
+    dataclass has one): `functools.cached_property` without the lock it takes on
+    Python 3.11, which cost more than the hash it guards on every transaction."""
+
+    def __init__(self, compute: Callable[[Any], Any]) -> None:
+        self.compute = compute
+        self.name = compute.__name__
+        self.__doc__ = compute.__doc__
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        value = obj.__dict__[self.name] = self.compute(obj)
+        return value
 
 
 @dataclass(frozen=True)
@@ -37,13 +52,14 @@ class Transaction:
     sig: bytes
     encoded: bytes = field(default=b"", compare=False, repr=False)
 
-    @cached_property
+    @_computed_once
     def id(self) -> str:
         """SHA-256 of the canonical encoding, hex: the same on every node."""
         return hashlib.sha256(self.encoded or self.to_bytes()).hexdigest()
 
-    @property
+    @_computed_once
     def sender_hex(self) -> str:
+        """Read several times per transaction (key, nonce and account lookups)."""
         return self.sender.hex()
 
     def body(self) -> dict[str, Any]:
@@ -105,7 +121,7 @@ def from_value(value: Any, checked: bool = False) -> Transaction:
         raise BadTransaction("nonce must be a non-negative integer")
     if not isinstance(args, dict):
         raise BadTransaction("args must be a map")
-    encoded = msgpack.packb(value, use_bin_type=True) if checked else encode(value)
+    encoded = pack(value) if checked else encode(value)
     if len(encoded) > MAX_TX_BYTES:
         raise BadTransaction(f"transaction is {len(encoded)} bytes; limit {MAX_TX_BYTES}")
     return Transaction(chain, sender, nonce, op, args, sig, encoded)

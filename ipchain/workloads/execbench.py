@@ -106,13 +106,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=1, help="passes per mode; the fastest is kept")
+    parser.add_argument("--mode", choices=("both", "admitted", "fetched", "setup"),
+                        default="both", help="setup: build the workload only (subtract it "
+                        "from a cachegrind count of another mode)")
     parser.add_argument("--out", default="execbench.json")
     args = parser.parse_args(argv)
     genesis = build_genesis(CHAIN_ID, 4, args.clients)
     blocks = make_blocks(args.blocks, args.txs_per_block, args.clients, args.seed)
     verified = trusted_signatures(blocks)
     rows = []
-    for admitted in (True, False):
+    modes = {"both": (True, False), "admitted": (True,), "fetched": (False,), "setup": ()}
+    for admitted in modes[args.mode]:
         passes = [run_pass(genesis, blocks, admitted, verified) for _ in range(args.repeat)]
         rows.append(min(passes, key=lambda row: row["us_per_tx"]))
     for row in rows:
