@@ -180,9 +180,13 @@ class State:
         return list(self._sorted_keys), [self._leaves[k] for k in self._sorted_keys]
 
     def _hash_leaves(self) -> None:
+        """`leaf_hash` then `leaf_node` of each written key, inlined (once per write)."""
+        data, leaves, nodes, sha256 = self._data, self._leaves, self._leaf_nodes, hashlib.sha256
         for key in self._unhashed:
-            self._leaves[key] = leaf = leaf_hash(key, self._data[key])
-            self._leaf_nodes[key] = leaf_node(leaf)
+            key_bytes = key.encode()
+            leaves[key] = leaf = sha256(b"".join((b"\x00", len(key_bytes).to_bytes(4, "big"),
+                                                  key_bytes, data[key]))).digest()
+            nodes[key] = sha256(b"\x00" + leaf).digest()
         self._unhashed.clear()
 
     def take_dirty(self) -> dict[str, bytes | None]:

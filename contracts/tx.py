@@ -14,7 +14,7 @@ from typing import Any, Callable
 import nacl.exceptions
 import nacl.signing
 
-from contracts.codec import CodecError, decode, encode, pack
+from contracts.codec import CodecError, decode, encode, pack, sorted_copy
 from contracts.errors import BadTransaction
 
 TX_DOMAIN = b"ipchain/tx/v1"
@@ -23,6 +23,7 @@ SIG_ENTRY_HEAD = b"\xa3sig\xc4\x40"
 """A canonical tx map (fixmap of 6) ends with "sig" (str 3) and its 64-byte bin 8 value."""
 SIG_ENTRY_BYTES = len(SIG_ENTRY_HEAD) + 64
 FIELDS = ("args", "chain", "nonce", "op", "sender", "sig")
+_FIELD_SET = frozenset(FIELDS)
 
 
 class _computed_once:
@@ -100,17 +101,17 @@ def sign_tx(key: nacl.signing.SigningKey, chain: str, nonce: int, op: str,
 def from_value(value: Any, checked: bool = False) -> Transaction:
     """Build a transaction from a decoded canonical map, checking every field's type.
 
-    `checked`: `value` comes from `codec.decode`, which has already checked every type
-    and sorted every map, so packing it gives its canonical bytes without a second walk
-    (every node decodes every transaction: this is on the hot path)."""
+    `checked`: `value` comes from `codec.decode` or `codec.sorted_copy`, which have
+    already checked every type and sorted every map, so packing it gives its canonical
+    bytes without a second walk (every node decodes every transaction: a hot path)."""
     if not isinstance(value, dict):
         raise BadTransaction("a transaction is a map")
-    if set(value) != set(FIELDS):
+    if value.keys() != _FIELD_SET:
         missing = sorted(set(FIELDS) - set(value))
         extra = sorted(set(value) - set(FIELDS))
         raise BadTransaction(f"transaction fields wrong: missing={missing} unexpected={extra}")
-    chain, sender, nonce, op, args, sig = (value[k] for k in
-                                           ("chain", "sender", "nonce", "op", "args", "sig"))
+    chain, sender, nonce, op = value["chain"], value["sender"], value["nonce"], value["op"]
+    args, sig = value["args"], value["sig"]
     if not isinstance(chain, str) or not isinstance(op, str):
         raise BadTransaction("chain and op must be strings")
     if not isinstance(sender, bytes) or len(sender) != 32:
@@ -151,6 +152,6 @@ def from_json(value: Any) -> Transaction:
         except ValueError as exc:
             raise BadTransaction(f"{name} is not valid hex") from exc
     try:
-        return from_value(decode(encode(converted)))
+        return from_value(sorted_copy(converted), checked=True)
     except CodecError as exc:
         raise BadTransaction(str(exc)) from exc

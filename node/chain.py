@@ -134,7 +134,7 @@ class Executor:
         self.storage.save_block(
             block.seq, header.hash, header.encode(), self.state.root(),
             wire.encode(block.preprepare), wire_certificate(block.certificate),
-            [(bytes.fromhex(r.tx_id), r.index, record) for r, _, record in kept], changes)
+            [(run.ids[r.index], r.index, record) for r, _, record in kept], changes)
         self.height, self.head = block.seq, header
         return header, receipts
 
@@ -260,6 +260,7 @@ def apply_raw(state: State, ctx: BlockContext, raw: bytes, tx_id: bytes, index: 
         if tx.to_bytes() != raw:
             return Receipt(tx_id.hex(), ctx.height, index, False, "BadTransaction",
                            "transaction bytes are not canonical")
+        tx.__dict__["id"] = tx_id.hex()  # its bytes are `raw`, whose hash is `tx_id`
     return apply_transaction(state, ctx, tx, index, verified)
 
 
