@@ -23,9 +23,12 @@ def _node(left: bytes, right: bytes) -> bytes:
 
 
 def _fold(level: list[bytes]) -> bytes:
-    """Pair nodes level by level; an odd last node is carried up unchanged."""
+    """Pair nodes level by level; an odd last node is carried up unchanged. `_node`
+    is inlined: every block folds its tx ids and receipts, a call per pair."""
+    sha256 = hashlib.sha256
     while len(level) > 1:
-        nxt = [_node(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+        nxt = [sha256(b"\x01" + left + right).digest()
+               for left, right in zip(level[::2], level[1::2])]
         if len(level) % 2:
             nxt.append(level[-1])
         level = nxt
@@ -33,7 +36,8 @@ def _fold(level: list[bytes]) -> bytes:
 
 
 def merkle_root(leaves: list[bytes]) -> bytes:
-    return _fold([_leaf(leaf) for leaf in leaves]) if leaves else EMPTY_ROOT
+    sha256 = hashlib.sha256
+    return _fold([sha256(b"\x00" + leaf).digest() for leaf in leaves]) if leaves else EMPTY_ROOT
 
 
 def fold_subtree_roots(nodes: list[bytes]) -> bytes:

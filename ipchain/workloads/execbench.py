@@ -8,9 +8,10 @@ check is the trusted-id set the simulator's fast mode uses; verifying is issue 1
 unit, not part of the executor's cost).
 
 Two passes over the same blocks on fresh executors: `admitted` hands the executor the
-decoded transactions (the node's mempool, the simulator's cache) and `fetched` makes
-it decode every transaction's bytes (a block fetched from a peer). Both print µs per
-transaction and a digest over every header, stored receipt and state change, which
+transactions as the node's admission left them in its mempool (decoded, id taken,
+arguments checked; untimed) and `fetched` makes it decode every transaction's bytes
+(a block fetched from a peer). Both print µs per
+transaction and a digest over every stored header, receipt and the final state, which
 must not move when the executor is made faster: the bytes are the protocol.
 
     python -m ipchain.workloads.execbench --blocks 200 --txs-per-block 50 --out execbench.json
@@ -27,6 +28,7 @@ from typing import Any, Callable
 
 from consensus import events as ev
 from consensus import messages as wire
+from contracts.runtime import check_args
 from contracts.tx import Transaction
 from ipchain.sim.workload import ClientTx, build_genesis, make_bursts, trusted_signatures
 from node.chain import Executor
@@ -48,31 +50,32 @@ def deliver(seq: int, raws: tuple[bytes, ...]) -> ev.Deliver:
                                   0, bytes(64)), ())
 
 
-class DigestingStorage(MemoryStorage):
-    """Hashes every block, receipt and state change as it is saved: the output bytes."""
+def output_digest(storage: MemoryStorage) -> str:
+    """SHA-256 over every stored block row (header bytes: each block's state root,
+    receipts root and tx root), every stored receipt record and the final state."""
+    digest = hashlib.sha256()
+    for height, row in sorted(storage.blocks_by_height.items()):
+        for part in (height.to_bytes(8, "big"), *row):
+            digest.update(len(part).to_bytes(4, "big") + part)
+    for tx_id, (height, index, record) in sorted(storage.txs.items()):
+        digest.update(tx_id + height.to_bytes(8, "big") + index.to_bytes(4, "big") + record)
+    for key, value in sorted(storage.state.items()):
+        digest.update(key.encode() + b"\x00" + len(value).to_bytes(4, "big") + value)
+    return digest.hexdigest()
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.digest = hashlib.sha256()
 
-    def save_block(self, height: int, block_hash: bytes, header: bytes, result_root: bytes,
-                   preprepare: bytes, certificate: bytes, receipts: Any,
-                   state_changes: dict[str, bytes | None]) -> None:
-        rows = list(receipts)
-        update = self.digest.update
-        for part in (block_hash, header, result_root, preprepare, certificate):
-            update(len(part).to_bytes(4, "big") + part)
-        for tx_id, index, record in rows:
-            update(tx_id + index.to_bytes(4, "big") + record)
-        for key, value in state_changes.items():
-            update(key.encode() + b"\x00" + (b"-" if value is None else b"+" + value))
-        super().save_block(height, block_hash, header, result_root, preprepare, certificate,
-                           rows, state_changes)
+def admit(blocks: list[list[ClientTx]]) -> None:
+    """What the node's admission does to each transaction object before it is ordered
+    (its id taken, its arguments checked); untimed, and part of `--mode setup` too."""
+    for burst in blocks:
+        for ctx in burst:
+            _ = ctx.tx.id
+            check_args(ctx.tx)
 
 
 def run_pass(genesis: dict[str, Any], blocks: list[list[ClientTx]], admitted: bool,
              verified: Callable[[Transaction], bool]) -> dict[str, Any]:
-    storage = DigestingStorage()
+    storage = MemoryStorage()
     executor = Executor(storage, genesis)
     cache = {ctx.id_bytes: ctx.tx for burst in blocks for ctx in burst} if admitted else {}
     known = cache.get
@@ -96,7 +99,7 @@ def run_pass(genesis: dict[str, Any], blocks: list[list[ClientTx]], admitted: bo
             "apply_us_per_tx": round(apply_s * 1e6 / txs, 1),
             "commit_us_per_tx": round(commit_s * 1e6 / txs, 1),
             "state_root": executor.state.root().hex(), "head": executor.head.hash.hex(),
-            "output_digest": storage.digest.hexdigest()}
+            "output_digest": output_digest(storage)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     genesis = build_genesis(CHAIN_ID, 4, args.clients)
     blocks = make_blocks(args.blocks, args.txs_per_block, args.clients, args.seed)
     verified = trusted_signatures(blocks)
+    admit(blocks)
     rows = []
     modes = {"both": (True, False), "admitted": (True,), "fetched": (False,), "setup": ()}
     for admitted in modes[args.mode]:
