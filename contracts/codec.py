@@ -116,6 +116,19 @@ def encode(value: Any) -> bytes:
     return _pack_sorted(value)
 
 
+def encode_event_list(events: list[dict[str, Any]]) -> bytes:
+    """`encode` of a list of maps {"contract": str, "data": map, "name": str} built by
+    the caller (node/chain.py's receipt events): only each map's `data` is walked, not
+    the list and the maps around it (once per receipt on every replica)."""
+    for event in events:
+        if type(event["contract"]) is not str or type(event["name"]) is not str:
+            raise CodecError("an event's contract and name must be strings")
+        if type(event["data"]) is not dict:
+            raise CodecError("an event's data must be a map")
+        is_canonical(event["data"], 2)
+    return _pack_sorted(events)
+
+
 def _refuse_ext(code: int, data: bytes) -> Any:
     """An extension type would otherwise arrive as an ExtType tuple and pass as a list."""
     raise CodecError(f"msgpack extension type {code} is not allowed")

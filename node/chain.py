@@ -180,8 +180,8 @@ RECEIPT_LEAF_FIELDS = ("code", "events", "index", "status", "tx_id")
 def _events_raw(receipt: Receipt) -> msgspec.Raw:
     """The receipt's events as canonical bytes, encoded once (types checked, every map
     sorted) and embedded as they are in both the leaf and the stored record."""
-    return msgspec.Raw(codec.encode([{"contract": e.contract, "data": e.data, "name": e.name}
-                                     for e in receipt.events]))
+    return msgspec.Raw(codec.encode_event_list(
+        [{"contract": e.contract, "data": e.data, "name": e.name} for e in receipt.events]))
 
 
 def receipt_leaf(receipt: Receipt, events: msgspec.Raw | None = None) -> bytes:

@@ -10,9 +10,10 @@ order must be str's code-point order.
 from __future__ import annotations
 
 import msgpack
+import pytest
 from hypothesis import given, settings, strategies as st
 
-from contracts.codec import encode, pack
+from contracts.codec import CodecError, encode, encode_event_list, pack
 from contracts.state import State
 
 EDGE_INTS = [0, 1, -1, 31, 32, 127, 128, 255, 256, -32, -33, -128, -129, -32768, -32769,
@@ -41,13 +42,13 @@ def reference_bytes(value) -> bytes:
     return msgpack.packb(sorted_copy(value), use_bin_type=True)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(values)
 def test_encode_writes_msgpack_pythons_bytes_of_the_sorted_value(value):
     assert encode(value) == reference_bytes(value)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(values)
 def test_pack_of_a_sorted_value_writes_the_same_bytes(value):
     assert pack(sorted_copy(value)) == reference_bytes(value)
@@ -62,7 +63,7 @@ def test_the_large_length_classes_match():
     assert encode(b"x" * 70000) == reference_bytes(b"x" * 70000)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(values)
 def test_state_reads_back_what_msgpack_python_would_decode(value):
     state = State()
@@ -71,3 +72,27 @@ def test_state_reads_back_what_msgpack_python_would_decode(value):
     got = state.get("k")
     assert got == expected
     assert type(got) is type(expected)
+
+
+event_lists = st.lists(st.fixed_dictionaries({
+    "contract": st.text(max_size=6), "name": st.text(max_size=6),
+    "data": st.dictionaries(keys, values, max_size=5)}), max_size=3)
+
+
+@settings(max_examples=100, deadline=None)
+@given(event_lists)
+def test_an_event_list_encodes_as_the_generic_encoder_does(events):
+    assert encode_event_list(events) == encode(events) == reference_bytes(events)
+
+
+@pytest.mark.parametrize("bad", [
+    {"contract": "c", "name": "n", "data": {"x": 1.5}},
+    {"contract": "c", "name": "n", "data": {"x": [{"y": 0.0}]}},
+    {"contract": "c", "name": "n", "data": {1: 2}},
+    {"contract": "c", "name": "n", "data": [1]},
+    {"contract": 1, "name": "n", "data": {}},
+    {"contract": "c", "name": b"n", "data": {}},
+])
+def test_an_event_list_refuses_what_encode_refuses(bad):
+    with pytest.raises(CodecError):
+        encode_event_list([bad])
