@@ -108,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--txs-per-block", type=int, default=50)
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--repeat", type=int, default=1, help="passes per mode; the fastest is kept")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="passes per mode; the fastest is kept")
     parser.add_argument("--mode", choices=("both", "admitted", "fetched", "setup"),
                         default="both", help="setup: build the workload only (subtract it "
                         "from a cachegrind count of another mode)")
