@@ -23,12 +23,12 @@ def _node(left: bytes, right: bytes) -> bytes:
 
 
 def _fold(level: list[bytes]) -> bytes:
-    """Pair nodes level by level; an odd last node is carried up unchanged. `_node`
-    is inlined: every block folds its tx ids and receipts, a call per pair."""
+    """Pair nodes level by level; an odd last node is carried up unchanged. (`_node`
+    inlined: a million-leaf history check folds a million nodes.)"""
     sha256 = hashlib.sha256
     while len(level) > 1:
         nxt = [sha256(b"\x01" + left + right).digest()
-               for left, right in zip(level[::2], level[1::2])]
+               for left, right in zip(level[0::2], level[1::2])]
         if len(level) % 2:
             nxt.append(level[-1])
         level = nxt
