@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgpack
+import msgspec
 
 MAX_DEPTH = 32
 
@@ -35,6 +36,13 @@ _INT_MIN, _INT_END = -(2**63), 2**64
 
 
 _CONTAINERS = frozenset({dict, list, tuple})
+
+
+def sorted_copy(value: Any) -> Any:
+    """A fresh copy of `value` with every map's keys in order and tuples as lists: what
+    `decode(encode(value))` returns, without writing and parsing the bytes."""
+    is_canonical(value)
+    return _sort_maps(value)
 
 
 def _sort_maps(value: Any) -> Any:
@@ -86,9 +94,39 @@ def is_canonical(value: Any, depth: int = 0) -> bool:
     raise CodecError(f"type {kind.__name__} is not allowed")
 
 
+_SORTED_ENCODER = msgspec.msgpack.Encoder(order="sorted")
+_pack_sorted = _SORTED_ENCODER.encode
+pack = msgspec.msgpack.encode
+"""Pack a value already checked and in canonical order (`is_canonical` was True, or
+it came from `decode`): the same bytes as msgpack-python's `packb(use_bin_type=True)`
+(tests/contracts/test_codec_msgspec_identity.py compares them), about 3x faster."""
+
+
 def encode(value: Any) -> bytes:
-    """The canonical bytes of `value`."""
-    return msgpack.packb(canonical(value), use_bin_type=True)
+    """The canonical bytes of `value`.
+
+    Types are checked here; the key order is left to msgspec's sorted encoder, which
+    writes every map's keys in code-point order (str's `<`, as `_sort_maps` does)
+    instead of building a sorted copy first. Its output is byte-for-byte msgpack-python's
+    `packb(canonical(value), use_bin_type=True)`: smallest int and length formats,
+    str8 for strings, bin for bytes (tests/contracts/test_codec_msgspec_identity.py)."""
+    if type(value) is int and _INT_MIN <= value < _INT_END:
+        return pack(value)  # a balance or a counter: most state writes
+    is_canonical(value)
+    return _pack_sorted(value)
+
+
+def encode_event_list(events: list[dict[str, Any]]) -> bytes:
+    """`encode` of a list of maps {"contract": str, "data": map, "name": str} built by
+    the caller (node/chain.py's receipt events): only each map's `data` is walked, not
+    the list and the maps around it (once per receipt on every replica)."""
+    for event in events:
+        if type(event["contract"]) is not str or type(event["name"]) is not str:
+            raise CodecError("an event's contract and name must be strings")
+        if type(event["data"]) is not dict:
+            raise CodecError("an event's data must be a map")
+        is_canonical(event["data"], 2)
+    return _pack_sorted(events)
 
 
 def _refuse_ext(code: int, data: bytes) -> Any:

@@ -36,7 +36,8 @@ def _fold(level: list[bytes]) -> bytes:
 
 
 def merkle_root(leaves: list[bytes]) -> bytes:
-    return _fold([_leaf(leaf) for leaf in leaves]) if leaves else EMPTY_ROOT
+    sha256 = hashlib.sha256
+    return _fold([sha256(b"\x00" + leaf).digest() for leaf in leaves]) if leaves else EMPTY_ROOT
 
 
 def fold_subtree_roots(nodes: list[bytes]) -> bytes:

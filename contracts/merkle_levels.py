@@ -28,13 +28,6 @@ def _parents(level: list[bytes], start: int) -> list[bytes]:
     return out
 
 
-def _parent(level: list[bytes], index: int) -> bytes:
-    left = 2 * index
-    if left + 1 < len(level):
-        return _sha256(b"\x01" + level[left] + level[left + 1]).digest()
-    return level[left]
-
-
 class MerkleLevels:
     """levels[0] are the leaf nodes (`leaf_node`s) in order; the last level is the root."""
 
@@ -74,8 +67,11 @@ class MerkleLevels:
             if start is not None:
                 start = min(start // 2, len(upper))
             points = {i // 2 for i in points if start is None or i // 2 < start}
-            for index in points:
-                upper[index] = _parent(level, index)
+            width = len(level)
+            for index in points:  # a call per node would cost more than its hash
+                left = 2 * index
+                upper[index] = (_sha256(b"\x01" + level[left] + level[left + 1]).digest()
+                                if left + 1 < width else level[left])
             if start is not None:
                 del upper[start:]
                 upper.extend(_parents(level, start))

@@ -49,16 +49,28 @@ def get_ops() -> dict[str, Op]:
     return catalogue.get_ops()
 
 
+_TYPED_ARGS = "_typed_args"
+"""Where `check_args` keeps a transaction's decoded arguments (in its __dict__)."""
+
+
 def check_args(tx: Transaction) -> Any:
     """The transaction's arguments decoded into its op's schema, or BadArguments naming
     the field. The node calls this at admission (a typo costs no block); the executor
-    calls it again, so a transaction ordered anyway is refused the same on every node."""
+    calls it again, so a transaction ordered anyway is refused the same on every node.
+
+    The decoded struct is kept on the transaction object, so a transaction admitted by
+    this node is decoded once, not again when its block runs. That is safe: it is a
+    pure function of the frozen transaction's own fields, and a block fetched from a
+    peer arrives as bytes that this node decodes into new objects (node/chain.py)."""
+    typed = tx.__dict__.get(_TYPED_ARGS, _TYPED_ARGS)
+    if typed is not _TYPED_ARGS:
+        return typed
     op = get_ops().get(tx.op)
     if op is None:
         raise errors.UnknownOp(f"unknown op {tx.op!r}")
-    if op.args is None:
-        return tx.args
-    return decode_args(tx.op, op.args, tx.args)
+    typed = tx.args if op.args is None else decode_args(tx.op, op.args, tx.args)
+    tx.__dict__[_TYPED_ARGS] = typed
+    return typed
 
 
 def check_nonce(state: State, sender_hex: str, nonce: int) -> tuple[int, int]:

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from functools import cached_property
-from typing import Any
+from typing import Any, Callable
 
-import msgpack
 import nacl.exceptions
 import nacl.signing
 
-from contracts.codec import CodecError, decode, encode
+from contracts.codec import CodecError, decode, encode, pack, sorted_copy
 from contracts.errors import BadTransaction
 
 TX_DOMAIN = b"ipchain/tx/v1"
@@ -25,6 +23,24 @@ SIG_ENTRY_HEAD = b"\xa3sig\xc4\x40"
 """A canonical tx map (fixmap of 6) ends with "sig" (str 3) and its 64-byte bin 8 value."""
 SIG_ENTRY_BYTES = len(SIG_ENTRY_HEAD) + 64
 FIELDS = ("args", "chain", "nonce", "op", "sender", "sig")
+_FIELD_SET = frozenset(FIELDS)
+
+
+class _computed_once:
+    """A value computed on first read and kept in the instance's __dict__ (a frozen
+    dataclass has one): `functools.cached_property` without the lock it takes on
+    Python 3.11, which cost more than the hash it guards on every transaction."""
+
+    def __init__(self, compute: Callable[[Any], Any]) -> None:
+        self.compute = compute
+        self.name = compute.__name__
+        self.__doc__ = compute.__doc__
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        value = obj.__dict__[self.name] = self.compute(obj)
+        return value
 
 
 @dataclass(frozen=True)
@@ -37,13 +53,14 @@ class Transaction:
     sig: bytes
     encoded: bytes = field(default=b"", compare=False, repr=False)
 
-    @cached_property
+    @_computed_once
     def id(self) -> str:
         """SHA-256 of the canonical encoding, hex: the same on every node."""
         return hashlib.sha256(self.encoded or self.to_bytes()).hexdigest()
 
-    @property
+    @_computed_once
     def sender_hex(self) -> str:
+        """Read several times per transaction (key, nonce and account lookups)."""
         return self.sender.hex()
 
     def body(self) -> dict[str, Any]:
@@ -84,17 +101,17 @@ def sign_tx(key: nacl.signing.SigningKey, chain: str, nonce: int, op: str,
 def from_value(value: Any, checked: bool = False) -> Transaction:
     """Build a transaction from a decoded canonical map, checking every field's type.
 
-    `checked`: `value` comes from `codec.decode`, which has already checked every type
-    and sorted every map, so packing it gives its canonical bytes without a second walk
-    (every node decodes every transaction: this is on the hot path)."""
+    `checked`: `value` comes from `codec.decode` or `codec.sorted_copy`, which have
+    already checked every type and sorted every map, so packing it gives its canonical
+    bytes without a second walk (every node decodes every transaction: a hot path)."""
     if not isinstance(value, dict):
         raise BadTransaction("a transaction is a map")
-    if set(value) != set(FIELDS):
+    if value.keys() != _FIELD_SET:
         missing = sorted(set(FIELDS) - set(value))
         extra = sorted(set(value) - set(FIELDS))
         raise BadTransaction(f"transaction fields wrong: missing={missing} unexpected={extra}")
-    chain, sender, nonce, op, args, sig = (value[k] for k in
-                                           ("chain", "sender", "nonce", "op", "args", "sig"))
+    chain, sender, nonce, op = value["chain"], value["sender"], value["nonce"], value["op"]
+    args, sig = value["args"], value["sig"]
     if not isinstance(chain, str) or not isinstance(op, str):
         raise BadTransaction("chain and op must be strings")
     if not isinstance(sender, bytes) or len(sender) != 32:
@@ -105,7 +122,7 @@ def from_value(value: Any, checked: bool = False) -> Transaction:
         raise BadTransaction("nonce must be a non-negative integer")
     if not isinstance(args, dict):
         raise BadTransaction("args must be a map")
-    encoded = msgpack.packb(value, use_bin_type=True) if checked else encode(value)
+    encoded = pack(value) if checked else encode(value)
     if len(encoded) > MAX_TX_BYTES:
         raise BadTransaction(f"transaction is {len(encoded)} bytes; limit {MAX_TX_BYTES}")
     return Transaction(chain, sender, nonce, op, args, sig, encoded)
@@ -135,6 +152,6 @@ def from_json(value: Any) -> Transaction:
         except ValueError as exc:
             raise BadTransaction(f"{name} is not valid hex") from exc
     try:
-        return from_value(decode(encode(converted)))
+        return from_value(sorted_copy(converted), checked=True)
     except CodecError as exc:
         raise BadTransaction(str(exc)) from exc

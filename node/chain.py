@@ -17,7 +17,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
-import msgpack
+import msgspec
 
 from consensus import events as ev
 from consensus import messages as wire
@@ -134,7 +134,7 @@ class Executor:
         self.storage.save_block(
             block.seq, header.hash, header.encode(), self.state.root(),
             wire.encode(block.preprepare), wire_certificate(block.certificate),
-            [(bytes.fromhex(r.tx_id), r.index, record) for r, _, record in kept], changes)
+            [(run.ids[r.index], r.index, record) for r, _, record in kept], changes)
         self.height, self.head = block.seq, header
         return header, receipts
 
@@ -177,40 +177,41 @@ def block_time_ms(prev: Header, block: ev.Deliver) -> int:
 RECEIPT_LEAF_FIELDS = ("code", "events", "index", "status", "tx_id")
 
 
-def _event_values(receipt: Receipt) -> list[Any]:
-    return [codec.canonical({"contract": e.contract, "data": e.data, "name": e.name})
-            for e in receipt.events]
+def _events_raw(receipt: Receipt) -> msgspec.Raw:
+    """The receipt's events as canonical bytes, encoded once (types checked, every map
+    sorted) and embedded as they are in both the leaf and the stored record."""
+    return msgspec.Raw(codec.encode_event_list(
+        [{"contract": e.contract, "data": e.data, "name": e.name} for e in receipt.events]))
 
 
-def receipt_leaf(receipt: Receipt, events: list[Any] | None = None) -> bytes:
+def receipt_leaf(receipt: Receipt, events: msgspec.Raw | None = None) -> bytes:
     """What a receipt contributes to the receipts root (docs/protocol.md §3.1): no
     height (the header has it) and no human message (wording is not a result).
 
     The same bytes as `codec.encode` of that map, built with the keys already in order
-    (only the events' data needs the canonical check): this runs for every transaction
-    on every replica, and the generic encoder costs four times as much."""
-    return msgpack.packb({"code": receipt.code,
-                          "events": _event_values(receipt) if events is None else events,
-                          "index": receipt.index,
-                          "status": "committed" if receipt.ok else "rejected",
-                          "tx_id": receipt.tx_id}, use_bin_type=True)
+    (only the events needed the canonical check, done once in `_events_raw`): this runs
+    for every transaction on every replica."""
+    return codec.pack({"code": receipt.code,
+                       "events": _events_raw(receipt) if events is None else events,
+                       "index": receipt.index,
+                       "status": "committed" if receipt.ok else "rejected",
+                       "tx_id": receipt.tx_id})
 
 
-def receipt_record(receipt: Receipt, events: list[Any] | None = None) -> bytes:
+def receipt_record(receipt: Receipt, events: msgspec.Raw | None = None) -> bytes:
     """The stored receipt: the same bytes as `codec.encode(receipt.to_value())`, built
     with the keys already in order, like `receipt_leaf` (once per transaction)."""
-    return msgpack.packb({"code": receipt.code,
-                          "events": _event_values(receipt) if events is None else events,
-                          "height": receipt.height, "index": receipt.index,
-                          "message": receipt.message,
-                          "status": "committed" if receipt.ok else "rejected",
-                          "tx_id": receipt.tx_id}, use_bin_type=True)
+    return codec.pack({"code": receipt.code,
+                       "events": _events_raw(receipt) if events is None else events,
+                       "height": receipt.height, "index": receipt.index,
+                       "message": receipt.message,
+                       "status": "committed" if receipt.ok else "rejected",
+                       "tx_id": receipt.tx_id})
 
 
 def receipt_bytes(receipt: Receipt) -> tuple[bytes, bytes]:
-    """(leaf, stored record) of one receipt, its events made canonical once for both:
-    that check and sort is most of what sealing a block costs per transaction."""
-    events = _event_values(receipt)
+    """(leaf, stored record) of one receipt, its events encoded once for both."""
+    events = _events_raw(receipt)
     return receipt_leaf(receipt, events), receipt_record(receipt, events)
 
 
@@ -259,6 +260,7 @@ def apply_raw(state: State, ctx: BlockContext, raw: bytes, tx_id: bytes, index: 
         if tx.to_bytes() != raw:
             return Receipt(tx_id.hex(), ctx.height, index, False, "BadTransaction",
                            "transaction bytes are not canonical")
+        tx.__dict__["id"] = tx_id.hex()  # its bytes are `raw`, whose hash is `tx_id`
     return apply_transaction(state, ctx, tx, index, verified)
 
 
