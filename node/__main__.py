@@ -10,7 +10,7 @@ import sys
 
 from aiohttp import web
 
-from node import limits
+from node import limits, offload
 from node.api import build_app
 from node import tls
 from node.config import ConfigError, NodeConfig, load_config
@@ -33,9 +33,10 @@ async def serve(config_path: str, log_level: str | None, log_file: str | None = 
     runner = web.AppRunner(app, access_log=None, handle_signals=False,
                            keepalive_timeout=limits.IDLE_TIMEOUT_S)
     await runner.setup()
+    frozen = offload.freeze_startup_heap()  # full collections then skip these (node/offload.py)
     listeners = await listen(runner, cfg, app[limits.CONNECTIONS])
     log.info(Event("started", port=cfg.port, height=runtime.executor.height,
-                   view=runtime.replica.view, peers=len(cfg.peers)))
+                   view=runtime.replica.view, peers=len(cfg.peers), frozen_objects=frozen))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
