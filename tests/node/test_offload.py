@@ -7,6 +7,7 @@ and per peer."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import sqlite3
 import threading
 import time
@@ -223,3 +224,14 @@ async def test_one_range_per_peer_at_a_time(tmp_path: Path,
     finally:
         release.set()
         await server.close()
+
+
+def test_the_startup_heap_is_frozen_out_of_full_collections() -> None:
+    """A full collection walked every object the node made at startup (27-37 ms of CPU
+    per collection on a loaded machine, mid-callback); after the freeze it walks none."""
+    try:
+        frozen = offload.freeze_startup_heap()
+        assert frozen == gc.get_freeze_count() > 10_000  # pytest, nacl, aiohttp, node...
+        assert len(gc.get_objects(generation=2)) < frozen // 100
+    finally:
+        gc.unfreeze()
