@@ -75,7 +75,8 @@ CHECKPOINT_INTERVAL_S = 0.5
 def freeze_startup_heap() -> int:
     """Collect once, then exempt everything still alive from later collections (it is
     still freed by reference counting; only cycles among it would stay). Called once the
-    node is started and listening. How many objects were frozen."""
+    node is built, before it listens: the collection's own pause then comes before the
+    loop-lag probe and the first request. How many objects were frozen."""
     gc.collect()
     gc.freeze()
     return gc.get_freeze_count()
