@@ -10,7 +10,10 @@ closed-loop `token.transfer` load on the live nodes, the benchmark then measures
 - **during**: the same while the lagging nodes restart from nothing and catch up
   (until each is past the height the live nodes had when it started), and
   /v1/status latency of each catching-up node, polled every 50 ms beside a live
-  control node (what the shared machine's load alone costs).
+  control node (what the shared machine's load alone costs), and the catching-up
+  node's worst event-loop stalls from its own probe, read every 5 s: wall-clock lag
+  and the CPU its loop thread spent meanwhile (`loop_stall_worst_ms`: the part of a
+  status request's wait that is the node's own, whatever the machine's load).
 The live nodes are a quorum on their own (lagging ≤ f), so a stall in the live figures
 is the catch-up's doing. Commit rate is blocks/s of a live node's height and
 acknowledged transactions/s; the longest commit gap is the longest time that node's
