@@ -11,7 +11,7 @@ import sys
 
 from aiohttp import web
 
-from node import limits
+from node import limits, offload
 from node.api import build_app
 from node import tls
 from node.config import ConfigError, NodeConfig, load_config
@@ -34,10 +34,11 @@ async def serve(config_path: str, log_level: str | None, log_file: str | None = 
     runner = web.AppRunner(app, access_log=None, handle_signals=False,
                            keepalive_timeout=limits.IDLE_TIMEOUT_S)
     await runner.setup()
+    frozen = offload.freeze_startup_heap()  # full collections then skip these (node/offload.py)
     listeners = await listen(runner, cfg, app[limits.CONNECTIONS])
-    settle_gc()
+    gc.set_threshold(*GC_THRESHOLDS)
     log.info(Event("started", port=cfg.port, height=runtime.executor.height,
-                   view=runtime.replica.view, peers=len(cfg.peers)))
+                   view=runtime.replica.view, peers=len(cfg.peers), frozen_objects=frozen))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -61,15 +62,8 @@ GC_THRESHOLDS = (20_000, 20, 20)
 """Young-generation collections every 20,000 net allocations instead of 700: every
 admitted transaction allocates dozens of short-lived containers (decoded maps, the
 Transaction, its checks), which reference counting frees; collecting every 700 only
-re-scanned the few survivors. Cyclic garbage is still found, a little later."""
-
-
-def settle_gc() -> None:
-    """Once started: freeze what start-up built (modules, genesis, config) so no later
-    collection scans it again, then collect less often (GC_THRESHOLDS)."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
+re-scanned the few survivors. Cyclic garbage is still found, a little later. (What
+start-up built is frozen first: `offload.freeze_startup_heap`.)"""
 
 
 async def listen(runner: web.AppRunner, cfg: NodeConfig,

@@ -230,19 +230,31 @@ class Engine:
     def step_many(self, events: list[ev.Event]) -> None:
         """Step the replica with each event, then carry out all their actions at once
         (one WAL transaction for the batch). Nothing happens once the engine has failed."""
+        self.step_until(events, lambda: False)
+
+    def step_until(self, events: list[ev.Event], over: Callable[[], bool]) -> int:
+        """`step_many` for the events up to the one after which `over()` says the
+        adapter's time slice is spent (at least one); how many were taken, all of them
+        once the engine has failed (they are dropped, as `step_many` drops them). The
+        asyncio adapter steps a catch-up's thousands of events in turns this way."""
         if self.failure is not None or self.diverged is not None:
-            return
+            return len(events)
         actions: list[ev.Action] = []
-        if log.isEnabledFor(logging.DEBUG):
-            for event in events:
-                log.debug(Event("step", kind=describe_event(event)))
+        taken = 0
         for event in events:
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug(Event("step", kind=describe_event(event)))
+            taken += 1
             out = self.decide(event)
             if out is None:
+                taken = len(events)
                 break
             actions.extend(out)
+            if over():
+                break
         self.carry_out(actions)
         self.watch.observe()
+        return taken
 
     def decide(self, event: ev.Event) -> list[ev.Action] | None:
         """The replica's actions for one event, or None if it failed (the engine stops)."""

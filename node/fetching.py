@@ -3,9 +3,11 @@
 The replica asks for a range (`FetchBlocks`); a peer answers with the blocks, their
 commit certificates, and the votes that certify the range's checkpoint and results.
 Checking their signatures costs milliseconds per block on a loaded machine, so it is
-done a batch at a time in short slices (`node.offload.PreverifiedKeyring`), and the
-replica's own checks of the same messages are then lookups. A peer's answer is bounded (node/serving.py): when it stops short, the
-rest is asked for at once rather than after the replica's fetch timeout.
+done a batch at a time in turns with the API (`node.offload.Turns`,
+`PreverifiedKeyring`), and the replica's own checks of the same messages are then
+lookups; decoding an answer's blocks and votes takes turns too. A peer's answer is
+bounded (node/serving.py): when it stops short, the rest is asked for at once rather
+than after the replica's fetch timeout.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("ipchain.runtime")
 FETCH_BATCH_BLOCKS = 16
 """Fetched blocks are decoded and their signatures checked this many at a time."""
+VOTES_PER_TURN = 32
+"""Fetched votes decoded in one turn (node/offload.py `Turns`): about 1 ms."""
 QUEUED_FRESH_S = 2.0
 """A fetch asks only for blocks after those a fetch handed to the replica this recently:
 the replica asks again every fetch timeout while it still works through the last
@@ -78,7 +82,7 @@ class BlockFetcher:
             proof = await runtime.transport.fetch_blocks(asked, last, answer.add)
             await answer.flush()
             received += answer.count
-            runtime.on_peer_messages(proof)  # stable checkpoint votes, the range's execution votes
+            await self._hand_over_votes(proof)
             if answer.top < asked:
                 break  # nobody served anything, or only what we did not ask for
             asked = answer.top + 1
@@ -89,11 +93,19 @@ class BlockFetcher:
                       height=runtime.executor.height,
                       ms=time.time_ns() // 1_000_000 - started_ms))
 
+    async def _hand_over_votes(self, raws: list[bytes]) -> None:
+        """The range's stable checkpoint votes and execution votes (three per block:
+        768 for a full answer), decoded VOTES_PER_TURN at a time."""
+        for start in range(0, len(raws), VOTES_PER_TURN):
+            async with self.runtime.turns.turn():
+                self.runtime.on_peer_messages(raws[start:start + VOTES_PER_TURN])
+
     async def _hand_over(self, raws: list[tuple[bytes, bytes]]) -> int:
         """Decode a batch of fetched blocks, check their signatures ahead, and queue them
         for the replica. The highest sequence number in the batch (0 if none was readable)."""
         runtime = self.runtime
-        events, malformed, top = self._decode(raws)
+        async with runtime.turns.turn():
+            events, malformed, top = self._decode(raws)
         if malformed:
             runtime.counters["fetched_block_malformed"] += malformed
         await runtime.keyring.check_ahead(

@@ -29,7 +29,7 @@ from contracts.tx import Transaction
 from node import tls
 from node.chain import EXECUTE_CHUNK_TXS, Executor, Header, digest_batch
 from node.config import NodeConfig
-from node.engine import Engine
+from node.engine import Engine, Executed
 from node.fetching import BlockFetcher
 from node.repair import replay_state
 from node.seen_ids import CommittedIds
@@ -37,7 +37,7 @@ from node.snapshot_service import SnapshotService, open_store
 from node.snapshot_sync import StateSync, StateSyncFailed
 from node.peer_auth import peer_link_signers, peer_request_signer
 from node.logs import Event
-from node.offload import PreverifiedKeyring, WalCheckpointer
+from node.offload import PreverifiedKeyring, Turn, Turns, WalCheckpointer
 from node.storage import Storage
 from node.transport import Transport
 
@@ -101,8 +101,11 @@ class Runtime:
         self.cfg = cfg
         self.counters: collections.Counter[str] = collections.Counter()
         self.storage = Storage(cfg.data_dir / "db.sqlite")
+        self.turns = Turns()
+        """Catch-up work takes turns with the API for the loop (node/offload.py)."""
         self.keyring = PreverifiedKeyring(  # re-sent, nested and fetched votes: one check each
-            Ed25519Keyring(cfg.index, cfg.signing_key, cfg.validator_keys), cfg.chain_id)
+            Ed25519Keyring(cfg.index, cfg.signing_key, cfg.validator_keys), cfg.chain_id,
+            self.turns)
         replica = Replica(ReplicaConfig(n=len(cfg.validator_keys), index=cfg.index,
                                         chain_id=cfg.chain_id, **cfg.consensus),
                           self.keyring, digest_batch)
@@ -390,9 +393,11 @@ class Runtime:
                     del self._timers[item.name]
                     item = ev.TimerFired(item.name)
                 events.append(item)
-            self.engine.step_many(events)
-            self._after_engine()
-            await asyncio.sleep(0)  # a non-empty queue's get() never yields: let the API in
+            while events:  # in turns: a non-empty queue's get() never yields
+                async with self.turns.turn() as turn:
+                    taken = self.engine.step_until(events, turn.over)
+                    self._after_engine()
+                events = events[taken:]
 
     def _after_engine(self) -> None:
         if self.engine.failure is not None:
@@ -446,16 +451,32 @@ class Runtime:
             await self._blocks_ready.wait()
             self._blocks_ready.clear()
             while self.engine.has_blocks:
-                async with self.executor.lock:
-                    while (done := self.engine.execute(EXECUTE_CHUNK_TXS)) is None \
-                            and self.engine.current is not None:
-                        await asyncio.sleep(0)  # let the API and transport breathe mid-block
+                async with self.executor.lock:  # readers never see a block half applied
+                    while True:
+                        async with self.turns.turn() as turn:
+                            finished = self._execute_for(turn)
+                        for done in finished:
+                            self.events.put_nowait(done.event)
+                        if self.engine.current is None or not self.engine.has_blocks:
+                            break  # at a block's end (or failed, or diverged)
                 if self.engine.failure is not None:
                     self.fatal.set()
                     return
-                if done is not None:
-                    self.events.put_nowait(done.event)
-                await asyncio.sleep(0)  # between blocks too: a catch-up is thousands of them
+
+    def _execute_for(self, turn: Turn) -> list[Executed]:
+        """Execute chunks of delivered blocks until the turn is over (at least one
+        chunk): the blocks finished in it. A catch-up's blocks take one transaction
+        each, so a turn applies and stores one to a few blocks."""
+        finished: list[Executed] = []
+        while self.engine.has_blocks:
+            done = self.engine.execute(EXECUTE_CHUNK_TXS)
+            if done is not None:
+                finished.append(done)
+            elif self.engine.current is None:
+                break  # failed, or nothing after all
+            if turn.over():
+                break
+        return finished
 
     def _is_verified(self, tx: Transaction) -> bool:
         """The executor's check: a transaction admitted here was verified at admission; one

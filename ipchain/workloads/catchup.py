@@ -10,7 +10,10 @@ closed-loop `token.transfer` load on the live nodes, the benchmark then measures
 - **during**: the same while the lagging nodes restart from nothing and catch up
   (until each is past the height the live nodes had when it started), and
   /v1/status latency of each catching-up node, polled every 50 ms beside a live
-  control node (what the shared machine's load alone costs).
+  control node (what the shared machine's load alone costs), and the catching-up
+  node's worst event-loop stalls from its own probe, read every 5 s: wall-clock lag
+  and the CPU its loop thread spent meanwhile (`loop_stall_worst_ms`: the part of a
+  status request's wait that is the node's own, whatever the machine's load).
 The live nodes are a quorum on their own (lagging ≤ f), so a stall in the live figures
 is the catch-up's doing. Commit rate is blocks/s of a live node's height and
 acknowledged transactions/s; the longest commit gap is the longest time that node's
@@ -35,12 +38,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from ipchain.cluster.manager import Cluster
 from ipchain.cluster.procs import find_free_base_port
 from ipchain.sdk import client
 from ipchain.workloads.viewchange import Load
 
 POLL_S = 0.05
+STALL_POLL_S = 5.0
+"""How often the catching-up node's loop-stall figures are read: its probe keeps the
+worst of the last 10 s (node/limits.py `LoopLagProbe`), so nothing falls between."""
 STATUS_TIMEOUT_S = 5.0
 BUILD_CHUNK_TXS = 250
 CONSENSUS = {"max_batch_txs": 1, "batch_delay_ms": 1, "request_timeout_ms": 600_000}
@@ -141,6 +149,47 @@ def transfers(cluster: Cluster, count: int, senders: int) -> list[client.Transac
     return txs
 
 
+async def loop_stalls_ms(session: Any, url: str) -> dict[str, float]:
+    """The node's worst event-loop stalls of the last 10 s from /metrics: `lag` the
+    wall-clock overshoot of its 10 ms probe timer, `busy` the CPU time its loop thread
+    spent in that overshoot (what its own code cost, whatever the machine's load)."""
+    async with session.get(url + "/metrics") as resp:
+        text = await resp.text()
+    found = {}
+    for line in text.splitlines():
+        for name in ("lag", "busy"):
+            if line.startswith(f"ipchain_event_loop_{name}_recent_max_ms "):
+                found[name] = float(line.split()[1])
+    return found
+
+
+@dataclass
+class StallWatch:
+    """Reads a node's loop-stall figures every STALL_POLL_S; keeps the worst."""
+
+    session: Any
+    url: str
+    worst: dict[str, float] = field(default_factory=lambda: {"lag": 0.0, "busy": 0.0})
+    reads: int = 0
+    running: bool = True
+
+    async def run(self) -> None:
+        while self.running:
+            await self.read()
+            await asyncio.sleep(STALL_POLL_S)
+
+    async def read(self) -> None:
+        try:
+            figures = await asyncio.wait_for(loop_stalls_ms(self.session, self.url),
+                                             STATUS_TIMEOUT_S)
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError):
+            return  # still starting (or the read timed out): the next read covers it
+        if figures:
+            self.reads += 1
+            for name, value in figures.items():
+                self.worst[name] = max(self.worst[name], value)
+
+
 async def height_of(session: Any, url: str) -> int:
     return (await client.get_status(session, url))["height"]
 
@@ -219,6 +268,7 @@ async def measure(cluster: Cluster, session: Any, setup: Setup) -> dict[str, Any
     clients = [asyncio.create_task(load.client(f"client-{i:03d}")) for i in range(setup.senders)]
     watch = Poller(session, cluster.urls[live[-1]])
     pollers = {i: Poller(session, cluster.urls[i]) for i in lagging}
+    stalls = {i: StallWatch(session, cluster.urls[i]) for i in lagging}
     tasks = [asyncio.create_task(watch.run())]
     try:
         await asyncio.sleep(setup.warm_s)  # the load's ramp-up, left out of the figures
@@ -232,16 +282,17 @@ async def measure(cluster: Cluster, session: Any, setup: Setup) -> dict[str, Any
         t_start, acked_start, load_start = time.monotonic(), load.acked, loadavg()
         target = watch.height()
         cluster.start(lagging)
-        tasks += [asyncio.create_task(p.run()) for p in pollers.values()]
+        tasks += [asyncio.create_task(p.run()) for p in [*pollers.values(), *stalls.values()]]
         deadline_s = setup.catchup_deadline_s or 60 + setup.blocks / 20
         while not all(p.height() >= target for p in pollers.values()):
             if time.monotonic() - t_start > deadline_s:
                 break
             await asyncio.sleep(POLL_S)
         t_end, acked_end, load_end = time.monotonic(), load.acked, loadavg()
+        await asyncio.gather(*(watch.read() for watch in stalls.values()))  # the last 10 s
     finally:
         load.running = False
-        for p in [watch, *pollers.values()]:
+        for p in [watch, *pollers.values(), *stalls.values()]:
             p.running = False
         await asyncio.gather(*tasks, return_exceptions=True)
         await asyncio.wait(clients, timeout=35)
@@ -256,7 +307,9 @@ async def measure(cluster: Cluster, session: Any, setup: Setup) -> dict[str, Any
         "during": {**watch.commit_figures(t_start, t_end),
                    "acked_tx_per_s": round((acked_end - acked_start) / (t_end - t_start), 1),
                    "loadavg": [load_start, load_end], "caught_up": caught_up},
-        "catching_up": {f"node{i}": catching_up_figures(p, t_start, target)
+        "catching_up": {f"node{i}": {**catching_up_figures(p, t_start, target),
+                                     "loop_stall_worst_ms": stalls[i].worst,
+                                     "loop_stall_reads": stalls[i].reads}
                         for i, p in pollers.items()},
         "control_status_during": latency_summary(watch.latencies(t_start, t_end)),
     }

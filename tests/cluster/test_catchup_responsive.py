@@ -6,9 +6,20 @@ restarts from nothing, catching up by state transfer while the test polls its
 /v1/status every 50 ms and records each answer's latency. The figures are printed and
 written as JSON (`IPCHAIN_CATCHUP_JSON`, default catchup_latency.json in the test's tmp
 dir). The chain length is `IPCHAIN_CATCHUP_BLOCKS` (default 2,000 to keep CI short; the
-issue's figure is for 10,000). The test fails if catch-up does not finish, if any poll
-goes unanswered, or if the worst answer takes longer than 2 s (before the yields were
-added, a catching-up node went dark for ~5 s).
+issue's 10,000-block figure comes from `python -m ipchain.workloads.catchup`).
+
+What a status request waits for is the machine (is the process scheduled at all?) and
+the node (how long its event loop runs other work before the handler). Wall-clock
+latency measures both, and on a shared 2-core machine the first alone reaches 100 ms
+(the control node, not catching up, shows it). So the 100 ms claim is checked on the
+part that is the node's: the CPU time its loop thread spent while its own 10 ms probe
+timer was overdue (node/limits.py `LoopLagProbe` "busy"), read from /metrics every 5 s
+through the whole catch-up — a handler ready during such a stall waits for all of it.
+It must stay under LOOP_CPU_BOUND_MS, half the budget (catch-up work runs in turns of
+3 ms: node/offload.py `Turns`; before them single callbacks took 80-120 ms of CPU).
+The latency figures are checked too, against bounds the machine's load cannot break
+alone: no poll unanswered, the median within max(100 ms, twice the control node's),
+the worst under 2 s (before the yields a catching-up node went dark for ~5 s).
 """
 
 from __future__ import annotations
@@ -28,12 +39,14 @@ from ipchain.cluster.manager import Cluster, start_and_wait
 from ipchain.cluster.procs import find_free_base_port, pids_under
 from ipchain.sdk import client
 from ipchain.workloads import catchup
-from ipchain.workloads.catchup import height_of, submit_admitted
+from ipchain.workloads.catchup import StallWatch, height_of, submit_admitted
 
 pytestmark = pytest.mark.cluster
 
 BLOCKS = int(os.environ.get("IPCHAIN_CATCHUP_BLOCKS", "2000"))
 WORST_BOUND_MS = 2000.0
+LOOP_CPU_BOUND_MS = 50.0
+MEDIAN_BOUND_MS = 100.0
 SENDERS = 8
 CHUNK_TXS = 250
 
@@ -116,13 +129,21 @@ async def scenario(cluster: Cluster, out: Path) -> dict[str, Any]:
             path.unlink()
         stop = asyncio.Event()
         talker = asyncio.create_task(trickle(session, cluster, stop))
+        stalls = StallWatch(session, cluster.urls[3])
+        watcher = asyncio.create_task(stalls.run())
         try:
             cluster.start([3])
             figures = await poll_status(session, cluster.urls[3], cluster.urls[1], target,
                                         60 + target / 20)
+            await stalls.read()  # the last 10 s of the catch-up
         finally:
             stop.set()
+            stalls.running = False
             await talker
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
+        figures["loop_stall_worst_ms"] = stalls.worst
+        figures["loop_stall_reads"] = stalls.reads
         figures["build_s"] = round(build_s, 1)
         out.write_text(json.dumps(figures, indent=2) + "\n")
         return figures
@@ -139,6 +160,10 @@ def test_status_answers_promptly_while_a_node_catches_up(tmp_path: Path):
         print(f"\ncatch-up of {figures['blocks']} blocks: {json.dumps(figures)}")
         assert figures["unanswered"] == 0, figures
         assert figures["polls"] >= 10, figures
+        assert figures["loop_stall_reads"] >= figures["catchup_s"] // 10, figures
+        assert figures["loop_stall_worst_ms"]["busy"] < LOOP_CPU_BOUND_MS, figures
+        assert figures["p50_ms"] <= max(MEDIAN_BOUND_MS,
+                                        2 * figures["control_node1"]["p50_ms"]), figures
         assert figures["worst_ms"] < WORST_BOUND_MS, figures
     finally:
         cluster.stop(timeout_s=10.0)

@@ -156,3 +156,29 @@ def test_a_failed_engine_steps_and_executes_nothing_more() -> None:
     engine.carry_out([ev.Persist(engine.replica.sign(Prepare(0, 999, b"d" * 32)))])
     assert engine.failure == "planted" and engine.storage.wal() == wal
     assert engine.execute() is None and engine.executor.height == height
+
+
+def test_step_until_stops_after_the_event_that_ends_the_turn(monkeypatch) -> None:
+    """The node steps a catch-up's events in turns (node/offload.py `Turns`): a batch is
+    cut after the event on which the turn ends, the rest is stepped next turn, and a
+    failure mid-batch drops the rest (as `step_many` does) instead of looping on it."""
+    sim = Simulation(1, replace(CFG, mix=MIXES["none"]))
+    sim.run()
+    engine = sim.hosts[0].engine
+    stepped: list[ev.Event] = []
+    original = engine.replica.step
+
+    def step(event, now_ms):
+        stepped.append(event)
+        if len(stepped) == 7:
+            raise KeyError("planted replica bug")
+        return original(event, now_ms)
+
+    monkeypatch.setattr(engine.replica, "step", step)
+    events = [ev.TimerFired("fetch") for _ in range(5)]
+    turn_over = iter([False, True])
+    assert engine.step_until(events, lambda: next(turn_over)) == 2 and stepped == events[:2]
+    assert engine.step_until(events[2:], lambda: False) == 3 and len(stepped) == 5
+    assert engine.step_until(events, lambda: False) == 5 and len(stepped) == 7
+    assert "planted replica bug" in engine.failure
+    assert engine.step_until(events, lambda: False) == 5 and len(stepped) == 7
