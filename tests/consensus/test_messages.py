@@ -71,6 +71,17 @@ def test_every_message_kind_survives_the_wire_unchanged(msg):
     assert decode(encode(msg)) == msg
 
 
+@settings(max_examples=150, deadline=None)
+@given(signed(any_body))
+def test_wire_and_signing_bytes_are_what_msgpack_python_writes(msg):
+    """The encoder is msgspec's (faster); the bytes are the ones msgpack-python wrote before,
+    so signatures, WALs and peers of older versions agree."""
+    from consensus.messages import _body_value, _signed_value, signing_bytes
+    assert encode(msg) == msgpack.packb(_signed_value(msg), use_bin_type=True)
+    packed = msgpack.packb(_body_value(msg.body, signed_part_only=True), use_bin_type=True)
+    assert signing_bytes(msg.body, CHAIN).endswith(b"\x00" + packed)
+
+
 @pytest.mark.parametrize("kind", ["PP", "P", "C", "CP", "VC", "NV"])
 def test_each_kind_round_trips_with_nested_proofs(kind):
     """One hand-built example per kind, so a kind the strategies stop reaching still fails."""
