@@ -8,12 +8,14 @@ from dataclasses import replace
 from consensus import events as ev
 from consensus.messages import Commit, PrePrepare, Prepare, Signed
 from consensus.replica import Replica
+from contracts import codec
+from contracts.tx import sign_tx
 from node.chain import Executor, digest_batch
 from node.memory_storage import MemoryStorage
 from ipchain.sim.faults import MIXES
 from ipchain.sim.host import certificate_problem
 from ipchain.sim.run import SimConfig, Simulation
-from ipchain.sim.workload import (Client, build_genesis, client_org, make_bursts,
+from ipchain.sim.workload import (Client, build_genesis, client_key, client_org, make_bursts,
                                trusted_signatures)
 
 CFG = SimConfig(blocks=12, liveness_blocks=2, mix=MIXES["none"])
@@ -133,6 +135,22 @@ def test_executor_runs_real_transfers_and_marks_a_repeated_tx_duplicate() -> Non
     assert all(r.code != "BadSignature" for r in receipts)
     assert storage.block(1)[2] == executor.state.root() != genesis_root and executor.height == 1
     assert set(storage.txs) == {c.id_bytes for c in bursts[0]}
+
+
+def test_workload_transfers_are_the_bytes_sign_tx_makes() -> None:
+    """make_bursts packs its canonical-order maps directly: same bytes as the SDK's path,
+    a valid Ed25519 signature, the overdraft amounts included."""
+    bursts = make_bursts(random.Random(5), "chain-x", 4, 30, 4)
+    for ctx in (c for burst in bursts for c in burst):
+        tx = ctx.tx
+        again = sign_tx(client_key(client_index(tx.sender)), "chain-x", tx.nonce,
+                        "token.transfer", tx.args)
+        assert ctx.raw == again.to_bytes() == codec.encode(codec.decode(ctx.raw))
+        assert tx.signature_ok() and ctx.id_hex == tx.id == again.id
+
+
+def client_index(sender: bytes) -> int:
+    return next(i for i in range(16) if bytes(client_key(i).verify_key) == sender)
 
 
 def test_fast_signature_check_trusts_only_what_the_clients_signed() -> None:
