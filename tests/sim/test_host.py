@@ -6,6 +6,7 @@ import random
 from dataclasses import replace
 
 from consensus import events as ev
+from consensus import messages as wire
 from consensus.messages import Commit, PrePrepare, Prepare, Signed
 from consensus.replica import Replica
 from contracts import codec
@@ -15,6 +16,7 @@ from node.memory_storage import MemoryStorage
 from ipchain.sim.faults import MIXES
 from ipchain.sim.host import certificate_problem
 from ipchain.sim.run import SimConfig, Simulation
+from ipchain.sim.witness import record_signature
 from ipchain.sim.workload import (Client, build_genesis, client_key, client_org, make_bursts,
                                trusted_signatures)
 
@@ -185,3 +187,11 @@ def test_client_takes_receipts_only_from_honest_nodes_it_asked_and_retries_elsew
     client.on_receipt(sent[-1][0], tx, 4, True, "ok")
     assert client.acked[tx].height == 4 and client.acked[tx].host == sent[-1][0]
     assert client.unacked() == [burst[1].id_hex] and client_org(7) == "client-007"
+
+
+def test_witness_reads_a_records_signature_where_the_encoding_puts_it() -> None:
+    """Senders past the one-byte fixint range take the decoding path: same answer."""
+    for sender in (0, 3, 127, 128, 300):
+        for body in (Commit(1, 2, b"d" * 32), PrePrepare(0, 5, b"d" * 32, 7, (b"x" * 100,) * 3)):
+            msg = Signed(body, sender, bytes(range(64)))
+            assert record_signature(wire.encode(msg)) == msg.sig
