@@ -29,7 +29,9 @@ class EventQueue:
         heapq.heappush(self._heap, (max(time_us, self.now_us), self._order, fn, args))
 
     def after(self, delay_us: int, fn: Callable[..., Any], *args: Any) -> None:
-        self.at(self.now_us + delay_us, fn, *args)
+        """`at(now_us + delay_us, ...)`, pushed here: every packet and timer comes this way."""
+        self._order += 1
+        heapq.heappush(self._heap, (self.now_us + max(delay_us, 0), self._order, fn, args))
 
     def __len__(self) -> int:
         return len(self._heap)

@@ -238,7 +238,8 @@ class Host:
 
     # -- entry points -----------------------------------------------------------------------------
     def _runs_now(self, fn: Callable[..., None], *args: Any) -> bool:
-        """False if the host cannot act now: dropped when down, queued while paused."""
+        """False if the host cannot act now: dropped when down, queued while paused.
+        (Callers test `down_count or pause_count` first: the call is for those cases.)"""
         if self.down_count:
             return False
         if self.pause_count:
@@ -265,7 +266,7 @@ class Host:
         self._after_engine()
 
     def on_packet(self, src: int, packet: tuple[Any, ...]) -> None:
-        if not self._runs_now(self.on_packet, src, packet):
+        if (self.down_count or self.pause_count) and not self._runs_now(self.on_packet, src, packet):
             return
         kind = packet[0]
         if kind == "msg":
@@ -293,7 +294,7 @@ class Host:
 
     def admit(self, txs: tuple[ClientTx, ...] | list[ClientTx], relay: bool) -> None:
         """A client's (relay=True) or a peer's (relay=False) transactions arrive."""
-        if not self._runs_now(self.admit, txs, relay):
+        if (self.down_count or self.pause_count) and not self._runs_now(self.admit, txs, relay):
             return
         fresh = []
         for ctx in txs:
@@ -311,13 +312,14 @@ class Host:
     def _on_timer(self, name: str, serial: int, epoch: int) -> None:
         if epoch != self.epoch or self.timers.get(name) != serial:
             return  # cancelled, re-armed, or set by a crashed incarnation
-        if not self._runs_now(self._on_timer, name, serial, epoch):
+        if (self.down_count or self.pause_count) and not self._runs_now(self._on_timer, name, serial, epoch):
             return
         del self.timers[name]
         self.step(ev.TimerFired(name))
 
     def _on_block_done(self, event: ev.BlockExecuted, receipts: list[Receipt], epoch: int) -> None:
-        if epoch != self.epoch or not self._runs_now(self._on_block_done, event, receipts, epoch):
+        if epoch != self.epoch or ((self.down_count or self.pause_count)
+                                   and not self._runs_now(self._on_block_done, event, receipts, epoch)):
             return
         for r in receipts:
             if r.code != DUPLICATE:

@@ -42,9 +42,7 @@ class WitnessedStorage:
 
     def append_wal(self, records: list[tuple[int, int, str, bytes]]) -> None:
         self.inner.append_wal(records)
-        # A record is a message as `wire.encode` wrote it, [sender, sig, body]: only the
-        # signature is needed here (what restores from it decodes it in full).
-        self.durable.update(msgpack.unpackb(r[3])[1] for r in records)
+        self.durable.update(record_signature(r[3]) for r in records)
 
     def prune_wal(self, settled: Any) -> None:
         self.inner.prune_wal(settled)
@@ -52,6 +50,21 @@ class WitnessedStorage:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
+
+
+SIGNED_HEAD = 0x93
+"""A message as `wire.encode` writes it: [sender, sig, body], a msgpack array of 3."""
+SIG_HEAD = b"\xc4\x40"
+"""msgpack bin 8 of 64 bytes: the signature, right after a sender below 128 (fixint)."""
+
+
+def record_signature(record: bytes) -> bytes:
+    """The signature of an encoded message, read where the encoding puts it; only the
+    signature is needed here (what restores from a record decodes it in full), and a
+    PRE-PREPARE record carries its whole batch. Anything else is decoded."""
+    if record[0] == SIGNED_HEAD and record[1] < 0x80 and record[2:4] == SIG_HEAD:
+        return record[4:68]
+    return msgpack.unpackb(record)[1]
 
 
 class ChainRecord:

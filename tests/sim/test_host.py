@@ -6,14 +6,18 @@ import random
 from dataclasses import replace
 
 from consensus import events as ev
+from consensus import messages as wire
 from consensus.messages import Commit, PrePrepare, Prepare, Signed
 from consensus.replica import Replica
+from contracts import codec
+from contracts.tx import sign_tx
 from node.chain import Executor, digest_batch
 from node.memory_storage import MemoryStorage
 from ipchain.sim.faults import MIXES
 from ipchain.sim.host import certificate_problem
 from ipchain.sim.run import SimConfig, Simulation
-from ipchain.sim.workload import (Client, build_genesis, client_org, make_bursts,
+from ipchain.sim.witness import record_signature
+from ipchain.sim.workload import (Client, build_genesis, client_key, client_org, make_bursts,
                                trusted_signatures)
 
 CFG = SimConfig(blocks=12, liveness_blocks=2, mix=MIXES["none"])
@@ -135,6 +139,22 @@ def test_executor_runs_real_transfers_and_marks_a_repeated_tx_duplicate() -> Non
     assert set(storage.txs) == {c.id_bytes for c in bursts[0]}
 
 
+def test_workload_transfers_are_the_bytes_sign_tx_makes() -> None:
+    """make_bursts packs its canonical-order maps directly: same bytes as the SDK's path,
+    a valid Ed25519 signature, the overdraft amounts included."""
+    bursts = make_bursts(random.Random(5), "chain-x", 4, 30, 4)
+    for ctx in (c for burst in bursts for c in burst):
+        tx = ctx.tx
+        again = sign_tx(client_key(client_index(tx.sender)), "chain-x", tx.nonce,
+                        "token.transfer", tx.args)
+        assert ctx.raw == again.to_bytes() == codec.encode(codec.decode(ctx.raw))
+        assert tx.signature_ok() and ctx.id_hex == tx.id == again.id
+
+
+def client_index(sender: bytes) -> int:
+    return next(i for i in range(16) if bytes(client_key(i).verify_key) == sender)
+
+
 def test_fast_signature_check_trusts_only_what_the_clients_signed() -> None:
     bursts = make_bursts(random.Random(1), "c", 3, 1, 1)
     other = make_bursts(random.Random(2), "c", 3, 1, 1)
@@ -167,3 +187,11 @@ def test_client_takes_receipts_only_from_honest_nodes_it_asked_and_retries_elsew
     client.on_receipt(sent[-1][0], tx, 4, True, "ok")
     assert client.acked[tx].height == 4 and client.acked[tx].host == sent[-1][0]
     assert client.unacked() == [burst[1].id_hex] and client_org(7) == "client-007"
+
+
+def test_witness_reads_a_records_signature_where_the_encoding_puts_it() -> None:
+    """Senders past the one-byte fixint range take the decoding path: same answer."""
+    for sender in (0, 3, 127, 128, 300):
+        for body in (Commit(1, 2, b"d" * 32), PrePrepare(0, 5, b"d" * 32, 7, (b"x" * 100,) * 3)):
+            msg = Signed(body, sender, bytes(range(64)))
+            assert record_signature(wire.encode(msg)) == msg.sig
