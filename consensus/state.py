@@ -136,7 +136,10 @@ class Slot:
     later view (`preprepare` then moves on), but a block is always delivered and stored
     with a pre-prepare and commits of one and the same view."""
     opened_ms: int = 0
-    """When this replica first heard of the slot (for retransmission and fetching)."""
+    """When this replica first heard of the slot (commit latency, retransmission, fetching)."""
+    heard_ms: int = 0
+    """When the slot last learned something: its pre-prepare or a new vote. Re-sends wait
+    until a slot has been quiet for a while, not merely open (`on_resend_timer`)."""
     prepared_proof: PreparedProof | None = None
     """The latest view's prepared certificate, carried into VIEW-CHANGE messages."""
 
@@ -203,7 +206,7 @@ class ReplicaState:
     keys: Keyring = given("Signs as this replica, verifies the others.", reads="replica")
     digest_batch: DigestFn = given("(timestamp_ms, txs) -> batch digest: the host's Merkle "
                                    "root over tx ids.", reads="catchup normal viewchange")
-    n: int = own(writes="", reads="replica viewchange", doc="Replicas in the cluster.")
+    n: int = own(writes="", reads="normal replica viewchange", doc="Replicas in the cluster.")
     f: int = own(writes="", doc="Faulty replicas tolerated (n >= 3f + 1).")
     quorum: int = own(writes="", reads="catchup checkpoints execution normal pacemaker viewchange",
                       doc="2f+1: votes that make a certificate.")
@@ -317,7 +320,8 @@ class ReplicaState:
 
     # -- certified execution (execution.py) -------------------------------------------------
     exec_votes: dict[int, dict[bytes, dict[int, Signed]]] = own(
-        factory=dict, writes="execution", doc="height -> block hash -> sender -> EXECUTED.")
+        factory=dict, writes="execution", reads="normal",
+        doc="height -> block hash -> sender -> EXECUTED.")
     own_exec: dict[int, Signed] = own(factory=dict, writes="execution",
                                       doc="Our vote per executed height not yet certified.")
     exec_resent_at: dict[int, int] = own(factory=dict, writes="execution",
@@ -336,6 +340,9 @@ class ReplicaState:
             "sent it our vote.")
     exec_floor: int = own(0, writes="execution",
                           doc="Votes at or below this height are old news and ignored.")
+    exec_heard_ms: int = own(0, writes="execution",
+                             doc="When an execution vote (ours or a peer's) last counted: "
+                                 "timed re-sends wait until votes stop coming.")
     exec_timer_rounds: int = own(0, writes="execution",
                                  doc="Timed re-sends since our last executed block.")
     diverged: tuple[int, bytes, bytes] | None = own(None, writes="execution", reads="replica",
