@@ -312,17 +312,19 @@ class NormalCase:
         A slot is re-sent once it has heard nothing new (no pre-prepare, no new vote)
         for `resend_after_ms`: while votes still come in, messages are flowing and a
         re-send would only make every peer decode and check a copy (at 16 nodes under
-        load, 40 % of consensus messages were such copies of slots merely slow). The
-        first re-sends go only to peers that have not shown they are past the message
-        (`resend_slot`); a slot still quiet twice as long goes to everyone."""
+        load, 40 % of consensus messages were such copies of slots merely slow). A slot
+        open half a view timeout is re-sent even so, so that a re-send still comes
+        before a suspicion. The first re-sends go only to peers that have not shown they
+        are past the message (`resend_slot`); a slot quiet twice as long goes to everyone."""
         if self.in_view_change:
             return
         quiet_after = self.resend_after_ms()
+        open_after = self.base_timeout_ms() // 2
         open_slots = [(seq, slot) for seq, slot in sorted(self.slots.items())
                       if seq > self.last_delivered]
         for seq, slot in open_slots:
             quiet_ms = self.now_ms - max(slot.opened_ms, slot.heard_ms)
-            if quiet_ms < quiet_after:
+            if quiet_ms < quiet_after and self.now_ms - slot.opened_ms < open_after:
                 continue
             if quiet_ms >= quiet_after + 2 * self.cfg.resend_timeout_ms:
                 self.note_future(seq)  # peers may have settled it: fetch the block
@@ -335,19 +337,20 @@ class NormalCase:
 
     def resend_slot(self: "Replica", slot: "Slot", everyone: bool) -> None:
         """A peer whose COMMIT we hold has prepared (it needs neither our pre-prepare nor
-        our prepare); one whose PREPARE we hold has the pre-prepare; one whose execution
-        vote for the block we hold has committed and stored it. Only the others get a
-        copy, unless `everyone`: a peer that restarted since it voted has lost what it
-        had, and a slot still quiet after targeted re-sends reaches all."""
+        our prepare), and one whose execution vote for the block we hold has committed
+        and stored it. Only the others get a copy, unless `everyone`: a peer that
+        restarted since it voted has lost what it had, and a slot still quiet after
+        targeted re-sends reaches all. (A PREPARE alone is no sign: a backup that
+        restarted after preparing keeps its vote in its WAL but not the pre-prepare, and
+        cannot commit without it.)"""
         pp = slot.preprepare
         key = (pp.body.view, pp.body.digest)
         prepared, committed = slot.prepares.get(key, {}), slot.commits.get(key, {})
         executed = {i for voters in self.exec_votes.get(slot.seq, {}).values() for i in voters}
         me = self.cfg.index
-        for mine, past_it in ((pp if pp.sender == me else None,
-                               executed if everyone else {*prepared, *committed, *executed}),
-                              (prepared.get(me), executed if everyone else {*committed, *executed}),
-                              (committed.get(me), executed)):
+        past_commit = executed if everyone else {*committed, *executed}
+        for mine, past_it in ((pp if pp.sender == me else None, past_commit),
+                              (prepared.get(me), past_commit), (committed.get(me), executed)):
             if mine is None:
                 continue
             past_it = past_it - {me}

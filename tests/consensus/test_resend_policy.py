@@ -14,11 +14,14 @@ CONFIG = dict(batch_delay_ms=5, max_batch_txs=10, request_timeout_ms=60_000,
               resend_timeout_ms=RESEND_MS)
 
 
-def held_commits_to_primary() -> Network:
-    """One block whose COMMITs to the primary (replica 0) are held: the backups certify
-    it, the primary keeps an open slot with every PREPARE and no COMMIT."""
-    net = Network.build(4, **CONFIG)
-    net.hold = is_kind(Commit, dst=0)
+def held_commits_to_primary(held_from: frozenset[int] = frozenset({2, 3}),
+                            **config) -> Network:
+    """One block whose COMMITs from `held_from` to the primary (replica 0) are held: the
+    backups certify it, the primary keeps an open slot with every PREPARE and too few
+    COMMITs."""
+    net = Network.build(4, **{**CONFIG, **config})
+    held = is_kind(Commit, dst=0)
+    net.hold = lambda src, dst, msg: src in held_from and held(src, dst, msg)
     net.submit(0, [b"tx-1"])
     net.run(for_ms=0)
     assert net.heights() == [0, 1, 1, 1]
@@ -32,29 +35,27 @@ def resends(net: Network, by: int) -> list[tuple[str, int | None]]:
     for i, action in net.actions:
         if i == by and isinstance(action, (ev.Broadcast, ev.Send)):
             out.append((action.msg.body.KIND, action.to if isinstance(action, ev.Send) else None))
-    return out
+    return sorted(out, key=lambda item: (item[0], -1 if item[1] is None else item[1]))
 
 
 def test_a_quiet_slot_resends_only_what_peers_lack():
-    """Every backup's PREPARE shows it has the pre-prepare: the primary re-sends its
-    COMMIT, not its PRE-PREPARE."""
+    """Replica 1's COMMIT shows it has prepared: the primary re-sends its PRE-PREPARE to
+    replicas 2 and 3 only, and its COMMIT to everyone."""
     net = held_commits_to_primary()
     net.now_ms += RESEND_MS
     net.step(0, ev.TimerFired("resend"))
-    assert resends(net, 0) == [("C", None)]
-    assert net.replicas[0].stats["resend_peers_skipped"] == 3  # the PRE-PREPARE's
-    assert net.replicas[0].stats["resent"] == 1
+    assert resends(net, 0) == [("C", None), ("PP", 2), ("PP", 3)]
+    assert net.replicas[0].stats["resend_peers_skipped"] == 1
 
 
 def test_a_slot_still_hearing_votes_is_not_resent():
     """A slot open longer than the re-send delay but with a vote just in is slow, not
     lost: nothing goes out until it has been quiet that long."""
-    net = held_commits_to_primary()
+    net = held_commits_to_primary(frozenset({1, 2, 3}))
     net.now_ms += RESEND_MS // 2
-    net.release()  # the held COMMITs arrive: the primary certifies only now
-    held_again = net.queue[:]
-    net.queue.clear()
-    net.inject(0, held_again[0][2])  # one COMMIT: new, but no quorum yet
+    (first, *_) = net.held
+    net.held.clear()
+    net.inject(0, first[2])  # one COMMIT: new, but no quorum yet
     net.now_ms += RESEND_MS // 2 + 1
     net.step(0, ev.TimerFired("resend"))
     assert resends(net, 0) == []
@@ -63,34 +64,53 @@ def test_a_slot_still_hearing_votes_is_not_resent():
     assert ("C", None) in resends(net, 0)
 
 
+def test_a_slot_open_half_a_view_timeout_is_resent_even_while_votes_come():
+    """Votes trickling in never leave the slot quiet, yet a re-send must still come
+    before the request timer could suspect the view (half its timeout here: 1 s)."""
+    net = Network.build(4, **{**CONFIG, "request_timeout_ms": 2_000})
+    net.hold = lambda src, dst, msg: dst == 0
+    net.submit(0, [b"tx-1"])
+    net.run(for_ms=0)
+    held = sorted(net.held, key=lambda link: isinstance(link[2].body, Commit))[:4]
+    net.held.clear()
+    opened_ms = net.now_ms
+    replica = net.replicas[0]
+    for _, _, msg in held:  # three PREPAREs and one COMMIT, 300 ms apart
+        net.now_ms += 300
+        net.inject(0, msg)
+        net.actions.clear()
+        net.step(0, ev.TimerFired("resend"))
+        if net.now_ms - opened_ms < 1_000:
+            assert replica.stats["resent"] == 0
+    assert net.heights()[0] == 0 and net.now_ms - opened_ms == 1_200
+    assert replica.stats["resent"] == 2
+    committer = held[-1][2].sender
+    assert resends(net, 0) == [("C", None)] + [("PP", i) for i in (1, 2, 3) if i != committer]
+
+
 def test_a_peer_that_executed_the_block_gets_no_copy():
     """An execution vote for the slot proves the peer committed and stored the block:
-    the re-sent COMMIT goes to the other peers only."""
+    it gets neither the PRE-PREPARE nor the COMMIT again."""
     net = held_commits_to_primary()
-    vote = net.sign_as(1, Executed(1, b"h" * 32))
-    net.inject(0, vote)
+    net.inject(0, net.sign_as(2, Executed(1, b"h" * 32)))
     net.actions.clear()
     net.now_ms += RESEND_MS
     net.step(0, ev.TimerFired("resend"))
-    assert sorted(resends(net, 0)) == [("C", 2), ("C", 3)]
-    assert net.replicas[0].stats["resend_peers_skipped"] == 3 + 1
+    assert resends(net, 0) == [("C", 1), ("C", 3), ("PP", 3)]
+    assert net.replicas[0].stats["resend_peers_skipped"] == 2 + 1
 
 
 def test_a_slot_quiet_twice_as_long_goes_to_everyone():
     """A peer that voted may have restarted since and lost the pre-prepare: after a
     second quiet period the primary's PRE-PREPARE goes to all again."""
-    net = Network.build(4, **CONFIG)
-    net.hold = is_kind(Commit)
-    net.submit(0, [b"tx-1"])
-    net.run(for_ms=0)
+    net = held_commits_to_primary()
+    net.now_ms += RESEND_MS
+    net.step(0, ev.TimerFired("resend"))
+    assert ("PP", 1) not in resends(net, 0)
     net.actions.clear()
     net.now_ms += RESEND_MS
     net.step(0, ev.TimerFired("resend"))
-    assert [k for k, _ in resends(net, 0)] == ["C"]
-    net.actions.clear()
-    net.now_ms += RESEND_MS
-    net.step(0, ev.TimerFired("resend"))
-    assert sorted(resends(net, 0)) == [("C", None), ("PP", None)]
+    assert resends(net, 0) == [("C", None), ("PP", None)]
     assert any(isinstance(a.msg.body, PrePrepare) for a in net.emitted(ev.Broadcast, by=0))
 
 
