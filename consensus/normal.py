@@ -337,19 +337,19 @@ class NormalCase:
 
     def resend_slot(self: "Replica", slot: "Slot", everyone: bool) -> None:
         """A peer whose COMMIT we hold has prepared (it needs neither our pre-prepare nor
-        our prepare), and one whose execution vote for the block we hold has committed
-        and stored it. Only the others get a copy, unless `everyone`: a peer that
-        restarted since it voted has lost what it had, and a slot still quiet after
-        targeted re-sends reaches all. (A PREPARE alone is no sign: a backup that
-        restarted after preparing keeps its vote in its WAL but not the pre-prepare, and
-        cannot commit without it.)"""
+        our prepare), one whose PREPARE we hold has the pre-prepare, and one whose
+        execution vote for the block we hold has committed and stored it. Only the
+        others get a copy, unless `everyone`: a peer that restarted since it voted has
+        lost what it had (a backup's WAL keeps its votes, not the pre-prepare), and a
+        slot still quiet after targeted re-sends reaches all."""
         pp = slot.preprepare
         key = (pp.body.view, pp.body.digest)
         prepared, committed = slot.prepares.get(key, {}), slot.commits.get(key, {})
         executed = {i for voters in self.exec_votes.get(slot.seq, {}).values() for i in voters}
         me = self.cfg.index
         past_commit = executed if everyone else {*committed, *executed}
-        for mine, past_it in ((pp if pp.sender == me else None, past_commit),
+        past_preprepare = executed if everyone else {*prepared, *past_commit}
+        for mine, past_it in ((pp if pp.sender == me else None, past_preprepare),
                               (prepared.get(me), past_commit), (committed.get(me), executed)):
             if mine is None:
                 continue

@@ -39,13 +39,14 @@ def resends(net: Network, by: int) -> list[tuple[str, int | None]]:
 
 
 def test_a_quiet_slot_resends_only_what_peers_lack():
-    """Replica 1's COMMIT shows it has prepared: the primary re-sends its PRE-PREPARE to
-    replicas 2 and 3 only, and its COMMIT to everyone."""
+    """Every backup's PREPARE shows it has the pre-prepare: the primary re-sends its
+    COMMIT, not its PRE-PREPARE."""
     net = held_commits_to_primary()
     net.now_ms += RESEND_MS
     net.step(0, ev.TimerFired("resend"))
-    assert resends(net, 0) == [("C", None), ("PP", 2), ("PP", 3)]
-    assert net.replicas[0].stats["resend_peers_skipped"] == 1
+    assert resends(net, 0) == [("C", None)]
+    assert net.replicas[0].stats["resend_peers_skipped"] == 3
+    assert net.replicas[0].stats["resent"] == 1
 
 
 def test_a_slot_still_hearing_votes_is_not_resent():
@@ -83,21 +84,20 @@ def test_a_slot_open_half_a_view_timeout_is_resent_even_while_votes_come():
         if net.now_ms - opened_ms < 1_000:
             assert replica.stats["resent"] == 0
     assert net.heights()[0] == 0 and net.now_ms - opened_ms == 1_200
-    assert replica.stats["resent"] == 2
-    committer = held[-1][2].sender
-    assert resends(net, 0) == [("C", None)] + [("PP", i) for i in (1, 2, 3) if i != committer]
+    assert replica.stats["resent"] == 1
+    assert resends(net, 0) == [("C", None)]  # every backup's PREPARE came: no PRE-PREPARE
 
 
 def test_a_peer_that_executed_the_block_gets_no_copy():
     """An execution vote for the slot proves the peer committed and stored the block:
-    it gets neither the PRE-PREPARE nor the COMMIT again."""
+    the re-sent COMMIT goes to the other peers only."""
     net = held_commits_to_primary()
     net.inject(0, net.sign_as(2, Executed(1, b"h" * 32)))
     net.actions.clear()
     net.now_ms += RESEND_MS
     net.step(0, ev.TimerFired("resend"))
-    assert resends(net, 0) == [("C", 1), ("C", 3), ("PP", 3)]
-    assert net.replicas[0].stats["resend_peers_skipped"] == 2 + 1
+    assert resends(net, 0) == [("C", 1), ("C", 3)]
+    assert net.replicas[0].stats["resend_peers_skipped"] == 3 + 1
 
 
 def test_a_slot_quiet_twice_as_long_goes_to_everyone():
@@ -106,7 +106,7 @@ def test_a_slot_quiet_twice_as_long_goes_to_everyone():
     net = held_commits_to_primary()
     net.now_ms += RESEND_MS
     net.step(0, ev.TimerFired("resend"))
-    assert ("PP", 1) not in resends(net, 0)
+    assert resends(net, 0) == [("C", None)]
     net.actions.clear()
     net.now_ms += RESEND_MS
     net.step(0, ev.TimerFired("resend"))
