@@ -161,7 +161,6 @@ class NormalCase:
         pp: PrePrepare = msg.body
         slot = self.slot(pp.seq)
         slot.preprepare = msg
-        slot.heard_ms = self.now_ms
         self.last_timestamp_ms = max(self.last_timestamp_ms, pp.timestamp_ms)
         for raw in pp.txs:
             tx_id = request_id(raw)
@@ -183,13 +182,11 @@ class NormalCase:
             return
         slot = self.vote_slot(msg)
         if slot is not None and self.add_vote(slot.prepares, msg, "conflicting-prepare"):
-            slot.heard_ms = self.now_ms
             self.check_prepared(slot)
 
     def on_commit(self: "Replica", msg: Signed) -> None:
         slot = self.vote_slot(msg)
         if slot is not None and self.add_vote(slot.commits, msg, "conflicting-commit"):
-            slot.heard_ms = self.now_ms
             self.check_committed(slot)
 
     def is_current_view(self: "Replica", msg: Signed) -> bool:
@@ -307,63 +304,29 @@ class NormalCase:
             self.arm_request_timer()
 
     def on_resend_timer(self: "Replica") -> None:
-        """Re-send our own pre-prepare, prepare and commit for slots gone quiet.
-
-        A slot is re-sent once it has heard nothing new (no pre-prepare, no new vote)
-        for `resend_after_ms`: while votes still come in, messages are flowing and a
-        re-send would only make every peer decode and check a copy (at 16 nodes under
-        load, 40 % of consensus messages were such copies of slots merely slow). A slot
-        open half a view timeout is re-sent even so, so that a re-send still comes
-        before a suspicion. The first re-sends go only to peers that have not shown they
-        are past the message (`resend_slot`); a slot quiet twice as long goes to everyone."""
+        """Re-broadcast our own pre-prepare, prepare and commit for slots open too long."""
         if self.in_view_change:
             return
-        quiet_after = self.resend_after_ms()
-        open_after = self.base_timeout_ms() // 2
+        stale = self.now_ms - self.resend_after_ms()
         open_slots = [(seq, slot) for seq, slot in sorted(self.slots.items())
                       if seq > self.last_delivered]
         for seq, slot in open_slots:
-            quiet_ms = self.now_ms - max(slot.opened_ms, slot.heard_ms)
-            if quiet_ms < quiet_after and self.now_ms - slot.opened_ms < open_after:
+            if slot.opened_ms > stale:
                 continue
-            if quiet_ms >= quiet_after + 2 * self.cfg.resend_timeout_ms:
+            if slot.opened_ms <= stale - 2 * self.cfg.resend_timeout_ms:
                 self.note_future(seq)  # peers may have settled it: fetch the block
             pp = slot.preprepare
             if pp is None or pp.body.view != self.view or slot.certified:
                 continue
-            self.resend_slot(slot, everyone=quiet_ms >= 2 * quiet_after)
+            key = (pp.body.view, pp.body.digest)
+            for mine in (pp if pp.sender == self.cfg.index else None,
+                         slot.prepares.get(key, {}).get(self.cfg.index),
+                         slot.commits.get(key, {}).get(self.cfg.index)):
+                if mine is not None:
+                    self.emit(ev.Broadcast(mine))
+                    self.stats["resent"] += 1
         if open_slots:  # even a slot we only heard votes for: keep trying to fetch it
             self.set_timer("resend", self.cfg.resend_timeout_ms)
-
-    def resend_slot(self: "Replica", slot: "Slot", everyone: bool) -> None:
-        """A peer whose COMMIT we hold has prepared (it needs neither our pre-prepare nor
-        our prepare), one whose PREPARE we hold has the pre-prepare, and one whose
-        execution vote for the block we hold has committed and stored it. Only the
-        others get a copy, unless `everyone`: a peer that restarted since it voted has
-        lost what it had (a backup's WAL keeps its votes, not the pre-prepare), and a
-        slot still quiet after targeted re-sends reaches all."""
-        pp = slot.preprepare
-        key = (pp.body.view, pp.body.digest)
-        prepared, committed = slot.prepares.get(key, {}), slot.commits.get(key, {})
-        executed = {i for voters in self.exec_votes.get(slot.seq, {}).values() for i in voters}
-        me = self.cfg.index
-        past_commit = executed if everyone else {*committed, *executed}
-        past_preprepare = executed if everyone else {*prepared, *past_commit}
-        for mine, past_it in ((pp if pp.sender == me else None, past_preprepare),
-                              (prepared.get(me), past_commit), (committed.get(me), executed)):
-            if mine is None:
-                continue
-            past_it = past_it - {me}
-            self.stats["resend_peers_skipped"] += len(past_it)
-            if len(past_it) == self.n - 1:
-                continue
-            self.stats["resent"] += 1
-            if not past_it:
-                self.emit(ev.Broadcast(mine))
-                continue
-            for peer in range(self.n):
-                if peer != me and peer not in past_it:
-                    self.emit(ev.Send(peer, mine))
 
     def has_undelivered(self: "Replica") -> bool:
         return any(seq > self.last_delivered and s.preprepare is not None

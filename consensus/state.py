@@ -136,10 +136,7 @@ class Slot:
     later view (`preprepare` then moves on), but a block is always delivered and stored
     with a pre-prepare and commits of one and the same view."""
     opened_ms: int = 0
-    """When this replica first heard of the slot (commit latency, retransmission, fetching)."""
-    heard_ms: int = 0
-    """When the slot last learned something: its pre-prepare or a new vote. Re-sends wait
-    until a slot has been quiet for a while, not merely open (`on_resend_timer`)."""
+    """When this replica first heard of the slot (for retransmission and fetching)."""
     prepared_proof: PreparedProof | None = None
     """The latest view's prepared certificate, carried into VIEW-CHANGE messages."""
 
@@ -206,7 +203,7 @@ class ReplicaState:
     keys: Keyring = given("Signs as this replica, verifies the others.", reads="replica")
     digest_batch: DigestFn = given("(timestamp_ms, txs) -> batch digest: the host's Merkle "
                                    "root over tx ids.", reads="catchup normal viewchange")
-    n: int = own(writes="", reads="normal replica viewchange", doc="Replicas in the cluster.")
+    n: int = own(writes="", reads="replica viewchange", doc="Replicas in the cluster.")
     f: int = own(writes="", doc="Faulty replicas tolerated (n >= 3f + 1).")
     quorum: int = own(writes="", reads="catchup checkpoints execution normal pacemaker viewchange",
                       doc="2f+1: votes that make a certificate.")
@@ -320,8 +317,7 @@ class ReplicaState:
 
     # -- certified execution (execution.py) -------------------------------------------------
     exec_votes: dict[int, dict[bytes, dict[int, Signed]]] = own(
-        factory=dict, writes="execution", reads="normal",
-        doc="height -> block hash -> sender -> EXECUTED.")
+        factory=dict, writes="execution", doc="height -> block hash -> sender -> EXECUTED.")
     own_exec: dict[int, Signed] = own(factory=dict, writes="execution",
                                       doc="Our vote per executed height not yet certified.")
     exec_resent_at: dict[int, int] = own(factory=dict, writes="execution",

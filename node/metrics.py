@@ -110,8 +110,7 @@ REPLICA_EVENTS = {
     "rejected_preprepare_clock": "PRE-PREPAREs refused: timestamp beyond the allowed skew.",
     "rejected_preprepare_size": "PRE-PREPAREs refused: batch over the size limits.",
     "rejected_view_change": "VIEW-CHANGE messages refused as invalid.",
-    "resend_peers_skipped": "Peers a resent vote skipped: they had shown they were past it.",
-    "resent": "Own PRE-PREPARE/PREPARE/COMMIT resent for a slot gone quiet.",
+    "resent": "Own PREPARE/COMMIT votes resent for a slot still open.",
     "stable_checkpoints": "Checkpoints that became stable.",
     "state_divergence": "Checkpoints or results where this replica's state differs from a "
                         "quorum's.",
