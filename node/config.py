@@ -16,14 +16,9 @@ from contracts.genesis import validate as validate_genesis
 from node.tls import TlsConfig
 
 CONSENSUS_DEFAULTS: dict[str, int] = {
-    # batch_delay_ms: a partial batch waits this long only while one block is already in
-    # flight (with none it goes at once, with two it waits for a delivery: normal.py), so
-    # it only gathers requests arriving together. At 20 ms it was the one fixed wait on
-    # the way to a proposal at half load (goal: p50 <= 50 ms end to end); at saturation
-    # two blocks are always in flight and it decides nothing.
     "max_batch_txs": 1000,
     "max_batch_bytes": 2 * 1024 * 1024,
-    "batch_delay_ms": 2,
+    "batch_delay_ms": 20,
     "window_blocks": 8,
     "checkpoint_interval_blocks": 64,
     "request_timeout_ms": 5000,
