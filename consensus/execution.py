@@ -52,11 +52,17 @@ class Execution:
                 self.set_timer("exec_resend", REANSWER_AFTER_MS)
 
     def on_exec_resend_timer(self: "Replica") -> None:
-        """Votes still uncertified a while later go out again, without waiting for new
-        blocks: a restarted replica re-votes on an idle chain, and a peer that answered
-        its first re-vote too recently answers this one."""
+        """Votes still uncertified once no new vote has come for a while go out again,
+        without waiting for new blocks: a restarted replica re-votes on an idle chain,
+        and a peer that answered its first re-vote too recently answers this one."""
         pending = sorted(self.own_exec)[-MAX_RESENDS_PER_BLOCK:]
         if not pending or self.diverged is not None:
+            return
+        if self.now_ms - self.exec_heard_ms < REANSWER_AFTER_MS:
+            # Votes are still coming in: the blocks are slow to certify, not stuck. Under
+            # load, certifying took longer than this timer, and every replica re-sent
+            # every vote about once a block (a third of the execution votes received).
+            self.set_timer("exec_resend", REANSWER_AFTER_MS)
             return
         for height in pending:
             self.stats["execution_vote_resent"] += 1
@@ -118,6 +124,7 @@ class Execution:
         if msg.sender in voters:
             return False
         voters[msg.sender] = msg
+        self.exec_heard_ms = self.now_ms
         return True
 
     def check_execution(self: "Replica", height: int) -> None:

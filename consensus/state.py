@@ -336,6 +336,9 @@ class ReplicaState:
             "sent it our vote.")
     exec_floor: int = own(0, writes="execution",
                           doc="Votes at or below this height are old news and ignored.")
+    exec_heard_ms: int = own(0, writes="execution",
+                             doc="When an execution vote (ours or a peer's) last counted: "
+                                 "timed re-sends wait until votes stop coming.")
     exec_timer_rounds: int = own(0, writes="execution",
                                  doc="Timed re-sends since our last executed block.")
     diverged: tuple[int, bytes, bytes] | None = own(None, writes="execution", reads="replica",
