@@ -127,11 +127,11 @@ def summarize_cpu(per_node: list[float | None], verify_before: float,
                   verify_after: float | None = None) -> dict[str, Any]:
     """The per-node figures and the ratio; `verify_us` is the mean of the verification
     cost measured before and after the load (either alone if only one was taken)."""
-    after = verify_before if verify_after is None else verify_after
-    verify = round((verify_before + after) / 2, 1)
+    taken = [verify_before] if verify_after is None else [verify_before, verify_after]
+    verify = round(sum(taken) / len(taken), 1)
     known = [v for v in per_node if v is not None]
     mean = round(sum(known) / len(known), 1) if known else None
     return {"cpu_us_per_tx": per_node, "cpu_us_per_tx_mean": mean, "verify_us": verify,
-            "verify_us_before": verify_before, "verify_us_after": after,
+            "verify_us_before": verify_before, "verify_us_after": verify_after,
             "verify_clock": "thread_cpu",
             "limit_ratio": round(verify / mean, 3) if mean else None}

@@ -31,6 +31,8 @@ def test_ratio_uses_the_mean_of_the_costs_before_and_after_the_load() -> None:
     assert (result["verify_us_before"], result["verify_us_after"]) == (90.0, 110.0)
     assert result["verify_us"] == 100.0 and result["limit_ratio"] == 0.4
     assert summarize_cpu([None], 80.0)["limit_ratio"] is None
+    alone = summarize_cpu([160.0], 80.0)  # no figure after the load: none is made up
+    assert alone["verify_us_after"] is None and alone["limit_ratio"] == 0.5
 
 
 def test_restarting_the_tally_forgets_the_warm_up_but_not_the_height() -> None:
