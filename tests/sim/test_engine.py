@@ -25,8 +25,7 @@ CFG = SimConfig(blocks=30, mix=MIXES["full"])
 STORE_SEEDS = (1, 11, 14)
 """Full-mix seeds with crashes, torn crashes and restarts among them (asserted below)."""
 PLANT_SEEDS = (0, 1, 2, 4)
-"""Full-mix seeds the correct engine passes (seed 3 ends with a view_convergence
-violation on main too: a replica issue, not the engine's)."""
+"""Full-mix seeds the correct engine passes and each planted bug below fails."""
 
 
 def _chain_of(storage) -> list:
