@@ -15,7 +15,7 @@ import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Awaitable, Callable, Iterable, Iterator
 
 import aiohttp
 import msgpack
@@ -129,6 +129,23 @@ async def wait_for_blocks(session: aiohttp.ClientSession, urls: list[str], heigh
                 blocks.append(None)
         if all(blocks) or time.monotonic() >= deadline:
             return blocks
+        await asyncio.sleep(poll_s)
+
+
+async def until(predicate: Callable[[], Awaitable[Any]], what: str, deadline_s: float, *,
+                poll_s: float = 0.05) -> Any:
+    """The predicate's first truthy answer; a node answering with an API error counts as
+    not yet. TimeoutError naming `what` once `deadline_s` has passed."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        try:
+            found = await predicate()
+        except ApiError:
+            found = None
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {deadline_s:.0f}s waiting for {what}")
         await asyncio.sleep(poll_s)
 
 

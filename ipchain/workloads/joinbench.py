@@ -42,20 +42,6 @@ READY_DEADLINE_S = 600.0
 JOIN_DEADLINE_S = 600.0
 
 
-async def until(predicate, deadline_s: float, what: str) -> Any:
-    deadline = time.monotonic() + deadline_s
-    while True:
-        try:
-            found = await predicate()
-        except client.ApiError:
-            found = None
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {deadline_s:.0f}s waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
 def process_cpu_s(pid: int | None) -> float | None:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -114,22 +100,22 @@ async def measure(cluster: Cluster, new: int, built: list[int], interval_ms: int
                 await client.get_status(session, cluster.urls[i])
             return True
         started = time.monotonic()
-        await until(built_up, READY_DEADLINE_S, "the built nodes to answer")
+        await client.until(built_up, "the built nodes to answer", READY_DEADLINE_S)
         load = Load(cluster, built, interval_ms)
         load_task = asyncio.create_task(load.run(session))
         async def committing() -> bool:
             return load.committed >= 3
-        await until(committing, READY_DEADLINE_S, "the built nodes to commit")
+        await client.until(committing, "the built nodes to commit", READY_DEADLINE_S)
         ready_s = time.monotonic() - started
         base = (await client.get_status(session, cluster.urls[built[0]]))["height"]
         t0 = time.monotonic()
         cluster.start([new])
         pid = cluster.pid(new)
-        await until(lambda: client.get_status(session, cluster.urls[new]), JOIN_DEADLINE_S,
-                    "the new node to answer")
+        await client.until(lambda: client.get_status(session, cluster.urls[new]),
+                           "the new node to answer", JOIN_DEADLINE_S)
         answered_s = time.monotonic() - t0
-        status = await until(lambda: joined(session, cluster, new, built), JOIN_DEADLINE_S,
-                             "the new node to join")
+        status = await client.until(lambda: joined(session, cluster, new, built),
+                                    "the new node to join", JOIN_DEADLINE_S)
         join_s = time.monotonic() - t0
         cpu_s = process_cpu_s(pid)
         load.stop.set()

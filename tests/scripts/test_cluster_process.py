@@ -146,3 +146,20 @@ def test_a_free_base_port_range_lies_below_the_kernels_outgoing_port_range() -> 
     bases = {find_free_base_port(16) for _ in range(20)}
     assert all(LISTEN_PORTS_FROM <= base and base + 15 < low for base in bases)
     assert len(bases) > 1  # random, so parallel runs spread out
+
+
+async def test_until_treats_an_api_error_as_not_yet_and_names_what_timed_out() -> None:
+    from ipchain.sdk import client
+    answers = iter([client.ApiError(503, "Busy", "later"), None, {"height": 3}])
+
+    async def poll():
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+    assert await client.until(poll, "height 3", 5.0, poll_s=0) == {"height": 3}
+
+    async def never():
+        return None
+    with pytest.raises(TimeoutError, match="waiting for the moon"):
+        await client.until(never, "the moon", 0.05, poll_s=0.01)
