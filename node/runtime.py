@@ -218,6 +218,7 @@ class Runtime:
         self.checkpointer = WalCheckpointer(self.storage.db, self.cfg.data_dir / "db.sqlite",
                                             checkpoint_failed)
         self.committed_ids = CommittedIds(complete=False)
+        self.storage.screen_ids_with(self.committed_ids)  # each commit adds its ids
         self.spawn(self._load_committed_ids())
         self.engine.restore()
         self._after_engine()
@@ -501,7 +502,6 @@ class Runtime:
         self.counters["txs_executed"] += len(receipts)
         for receipt in receipts:
             tx_id = bytes.fromhex(receipt.tx_id)
-            self.committed_ids.add(tx_id)
             self.mempool.pop(tx_id, None)
             for future in self.waiters.pop(tx_id, []):
                 if not future.done():
