@@ -38,7 +38,7 @@ from node.snapshot_sync import StateSync, StateSyncFailed
 from node.peer_auth import peer_link_signers, peer_request_signer
 from node.logs import Event
 from node.offload import PreverifiedKeyring, Turn, Turns, WalCheckpointer
-from node.storage import Storage
+from node.storage import ALL_TX_IDS, Storage
 from node.transport import Transport
 
 log = logging.getLogger("ipchain.runtime")
@@ -296,7 +296,7 @@ class Runtime:
         def load() -> CommittedIds:
             db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
             try:
-                return CommittedIds(row[0] for row in db.execute("SELECT id FROM txs"))
+                return CommittedIds(row[0] for row in db.execute(ALL_TX_IDS))
             finally:
                 db.close()
         try:

@@ -177,7 +177,7 @@ def finish(cluster: Cluster, node: int, targets: list[int]) -> dict[str, Any]:
     for old in store.heights():
         shutil.rmtree(store.root / str(old))
     manifest = store.write(store.capture(height, executor.state), storage.block(height))
-    result = {"transactions": storage.db.execute("SELECT COUNT(*) FROM txs").fetchone()[0],
+    result = {"transactions": storage.tx_count(),
               "height": height, "state_entries": len(executor.state),
               "state_bytes": sum(len(k) + len(v) for k, v in executor.state.raw_items().items()),
               "state_root": executor.state.root().hex(),

@@ -96,6 +96,7 @@ class Variant:
 
     def __init__(self, label: str, module: ModuleType, path: Path) -> None:
         self.label = label
+        self.module = module
         self.store = module.Storage(path)
         self.store.db.execute("PRAGMA wal_autocheckpoint=0")  # as node/offload.py does
         self.checkpointer = sqlite3.connect(str(path), isolation_level=None)
@@ -114,7 +115,7 @@ class Variant:
             self.store.save_block(height, rng.randbytes(32), b"h", b"r", b"p", b"c", rows, {})
         self.checkpointer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         if hasattr(self.store, "screen_ids_with"):  # as node/runtime.py does at start
-            earlier = self.store.db.execute("SELECT id FROM txs")
+            earlier = self.store.db.execute(getattr(self.module, "ALL_TX_IDS", "SELECT id FROM txs"))
             self.store.screen_ids_with(CommittedIds(row[0] for row in earlier))
 
     def run(self, blocks: list[Block], checkpoint: bool) -> None:
