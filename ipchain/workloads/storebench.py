@@ -104,6 +104,9 @@ class Variant:
         self.cpu_s = {"known_tx_ids": 0.0, "save_block": 0.0, "save_exec_cert": 0.0,
                       "checkpoint": 0.0}
         self.frames = self.blocks = self.txs = 0
+        self.rounds: list[float] = []
+        """CPU seconds of each round (its blocks and their checkpoint): paired with the
+        other variants' same round, which ran under the same machine load."""
 
     def prefill(self, genesis_state: dict[str, bytes], txs: int, receipt: bytes,
                 per_block: int, seed: int) -> None:
@@ -120,6 +123,7 @@ class Variant:
 
     def run(self, blocks: list[Block], checkpoint: bool) -> None:
         cpu = self.cpu_s
+        before = sum(cpu.values())
         for call in blocks:
             ids = [tx_id for tx_id, _, _ in call[6]]
             start = time.process_time()
@@ -138,6 +142,7 @@ class Variant:
             row = self.checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
             cpu["checkpoint"] += time.process_time() - start
             self.frames += row[1]
+        self.rounds.append(sum(cpu.values()) - before)
 
     def report(self) -> dict[str, Any]:
         total = sum(self.cpu_s.values())
@@ -165,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint-every", type=int, default=10,
                         help="blocks between WAL checkpoints (node: every 2 s)")
     parser.add_argument("--ref", action="append", default=[],
-                        help="also run node/storage.py at this git revision (repeatable)")
+                        help="also run node/storage.py at this git revision (repeatable; the "
+                        "last is the one the others are compared with, round by round)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", default="storebench.json")
     args = parser.parse_args(argv)
@@ -188,6 +194,11 @@ def main(argv: list[str] | None = None) -> int:
             for variant in variants:
                 variant.run(calls[start:start + step], checkpoint=True)
         rows = [v.report() for v in variants]
+        for row, variant in zip(rows, variants):
+            ratios = sorted(mine / theirs for mine, theirs
+                            in zip(variant.rounds, variants[-1].rounds))
+            row[f"median_round_ratio_vs_{variants[-1].label}"] = round(
+                ratios[len(ratios) // 2], 3)
         for variant in variants:
             variant.close()
     loadavg = Path("/proc/loadavg").read_text().split()[:3]
