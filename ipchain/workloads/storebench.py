@@ -94,8 +94,9 @@ def load_storage_module(ref: str | None) -> ModuleType:
 class Variant:
     """One storage module on its own database, with its CPU tallies."""
 
-    def __init__(self, label: str, module: ModuleType, path: Path) -> None:
-        self.label = label
+    def __init__(self, label: str, module: ModuleType, path: Path,
+                 checkpoint_every: int) -> None:
+        self.label, self.checkpoint_every = label, checkpoint_every
         self.module = module
         self.store = module.Storage(path)
         self.store.db.execute("PRAGMA wal_autocheckpoint=0")  # as node/offload.py does
@@ -121,7 +122,7 @@ class Variant:
             earlier = self.store.db.execute(getattr(self.module, "ALL_TX_IDS", "SELECT id FROM txs"))
             self.store.screen_ids_with(CommittedIds(row[0] for row in earlier))
 
-    def run(self, blocks: list[Block], checkpoint: bool) -> None:
+    def run(self, blocks: list[Block]) -> None:
         cpu = self.cpu_s
         before = sum(cpu.values())
         for call in blocks:
@@ -137,7 +138,7 @@ class Variant:
             cpu["save_exec_cert"] += time.process_time() - end
             self.blocks += 1
             self.txs += len(ids)
-        if checkpoint:
+        if self.blocks % self.checkpoint_every == 0:
             start = time.process_time()
             row = self.checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
             cpu["checkpoint"] += time.process_time() - start
@@ -168,9 +169,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--txs-per-block", type=int, default=500)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--checkpoint-every", type=int, default=10,
-                        help="blocks between WAL checkpoints (node: every 2 s)")
+                        help="blocks between WAL checkpoints (node: every 2 s), and per round")
     parser.add_argument("--ref", action="append", default=[],
-                        help="also run node/storage.py at this git revision (repeatable; the "
+                        help="also run node/storage.py at git revision REV, checkpointed every N "
+                        "blocks if REV@N (N a multiple of --checkpoint-every; REV may be "
+                        "worktree). Repeatable; the "
                         "last is the one the others are compared with, round by round)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", default="storebench.json")
@@ -183,16 +186,17 @@ def main(argv: list[str] | None = None) -> int:
     receipt = calls[0][6][0][2]
     with tempfile.TemporaryDirectory(prefix="storebench-") as tmp:
         variants = []
-        for ref in [None, *args.ref]:
-            label = ref or "worktree"
-            variant = Variant(label, load_storage_module(ref),
-                              Path(tmp) / label.replace("/", "_") / "db.sqlite")
+        for label in ["worktree", *args.ref]:
+            ref, _, every = label.partition("@")
+            variant = Variant(label, load_storage_module(None if ref == "worktree" else ref),
+                              Path(tmp) / label.replace("/", "_") / "db.sqlite",
+                              int(every or args.checkpoint_every))
             variant.prefill(genesis_state, args.prefill, receipt, args.txs_per_block, args.seed)
             variants.append(variant)
         step = args.checkpoint_every
         for start in range(0, len(calls), step):  # round by round: the same load for each
             for variant in variants:
-                variant.run(calls[start:start + step], checkpoint=True)
+                variant.run(calls[start:start + step])
         rows = [v.report() for v in variants]
         for row, variant in zip(rows, variants):
             ratios = sorted(mine / theirs for mine, theirs
