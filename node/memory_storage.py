@@ -58,6 +58,9 @@ class MemoryStorage:
     def known_tx_ids(self, ids: list[bytes]) -> set[bytes]:
         return {i for i in ids if i in self.txs}
 
+    def tx_count(self) -> int:
+        return len(self.txs)
+
     def state_items(self) -> dict[str, bytes]:
         return dict(self.state)
 
