@@ -79,7 +79,7 @@ small store uses what it has."""
 class IdFilter(Protocol):
     """`node.seen_ids.CommittedIds`: a certain "no" or a "maybe" for a tx id."""
 
-    def add(self, tx_id: bytes) -> None: ...
+    def add_all(self, tx_ids: Iterable[bytes]) -> None: ...
 
     def might_hold(self, tx_id: bytes) -> bool: ...
 
@@ -159,9 +159,7 @@ class Storage:
             raise
         self._recent_rows = 0 if moving else self._recent_rows + len(receipts)
         if self.id_filter is not None:
-            add = self.id_filter.add
-            for tx_id, _, _ in receipts:
-                add(tx_id)
+            self.id_filter.add_all([tx_id for tx_id, _, _ in receipts])
 
     def block(self, height: int) -> tuple[bytes, bytes, bytes, bytes, bytes] | None:
         """(hash, header, result_root, preprepare, certificate) or None."""
