@@ -54,7 +54,8 @@ CREATE INDEX IF NOT EXISTS txs_recent_by_height ON txs_recent (height, idx);
 RECENT_TXS_MAX = 4_096
 """Rows `txs_recent` collects before they move into `txs` (about eight 500-tx blocks):
 more shares the big index's pages better, but makes the block that moves them longer
-(on a 200k-tx store the move costs about as much as three ordinary blocks)."""
+(on a 200k-tx store the move costs about two ordinary blocks' save: 15-18 ms of CPU on
+this loaded 2-core machine)."""
 
 ALL_TX_IDS = "SELECT id FROM txs UNION ALL SELECT id FROM txs_recent"
 """Every stored tx id (node/runtime.py fills the committed-id filter from it)."""
