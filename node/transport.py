@@ -107,8 +107,9 @@ class PeerLink:
         body, so a refused batch is split until the one message the peer will not take
         stands alone — and that one is an alarm, never a silent loss (issue 17 B1)."""
         body = msgpack.packb(batch, use_bin_type=True)
-        stream = self.streams.get(path)
-        if stream is not None and await stream.send(body):
+        stream = self.streams.get(path)  # one oversized message goes by POST: a peer
+        # refuses it there with a 4xx, and the split below makes that an alarm
+        if stream is not None and len(body) <= MAX_POST_BYTES and await stream.send(body):
             self._note_reachable(True)
             self.counters[f"sent:{self.peer.id}"] += len(batch)
             return

@@ -1,0 +1,74 @@
+"""Peer traffic over WebSockets (node/peer_stream.py): a cluster's consensus messages and
+relayed transactions travel in stream frames, a stream opens only with a validator's MAC
+envelope, and a frame whose MAC is wrong closes the stream with an alarm and delivers
+nothing."""
+
+from __future__ import annotations
+
+import aiohttp
+import msgpack
+import pytest
+
+from node.peer_auth import mac_request, pair_keys
+from node.peer_stream import STREAM_PATH, frame_mac
+from tests.node.conftest import LocalCluster, until
+
+
+def stream_headers(cluster: LocalCluster, sender: int, receiver: int, kind: str
+                   ) -> tuple[dict[str, str], bytes]:
+    key = pair_keys(cluster.node_keys[sender], sender,
+                    [bytes(k.verify_key) for k in cluster.node_keys],
+                    cluster.genesis["chain_id"])[receiver]
+    return mac_request(key, cluster.genesis["chain_id"], sender, "GET", STREAM_PATH + kind,
+                       b""), key
+
+
+async def test_consensus_and_relayed_transactions_travel_in_stream_frames(local_cluster) -> None:
+    cluster = await local_cluster(4)
+    txs = cluster.transfers(40)
+    await cluster.submit(txs[:20], node=1)
+    await cluster.submit(txs[20:], node=2)
+    await cluster.wait_committed(txs)
+    for i in range(4):
+        counters = cluster.node(i).runtime.counters
+        assert counters["peer_streams_opened"] >= 3, (i, counters)
+        assert counters["peer_stream_frames_received"] > 0, (i, counters)
+        assert counters["peer_stream_frame_refused"] == 0, (i, counters)
+    metrics = await cluster.get_text(0, "/metrics")
+    assert 'ipchain_node_events_total{event="peer_stream_frames_received"}' in metrics
+
+
+async def test_a_stream_without_a_mac_envelope_is_refused(local_cluster) -> None:
+    cluster = await local_cluster(4)
+    assert cluster.session is not None
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await cluster.session.ws_connect(cluster.url(0) + STREAM_PATH + "messages")
+    assert refused.value.status == 401
+    headers, _ = stream_headers(cluster, 1, 0, "nonsense")
+    with pytest.raises(aiohttp.WSServerHandshakeError) as unknown:
+        await cluster.session.ws_connect(cluster.url(0) + STREAM_PATH + "nonsense",
+                                         headers=headers)
+    assert unknown.value.status == 404
+
+
+async def test_a_frame_with_a_wrong_mac_closes_the_stream_and_delivers_nothing(
+        local_cluster) -> None:
+    cluster = await local_cluster(4)
+    assert cluster.session is not None
+    counters = cluster.node(0).runtime.counters
+    headers, key = stream_headers(cluster, 1, 0, "messages")
+    stream_id = bytes.fromhex(headers["X-Ipchain-Mac"])
+    body = msgpack.packb([b"not a consensus message"], use_bin_type=True)
+    ws = await cluster.session.ws_connect(cluster.url(0) + STREAM_PATH + "messages",
+                                          headers=headers)
+    malformed = counters["peer_message_malformed"]
+    await ws.send_bytes(frame_mac(key, stream_id, 0, body) + body)  # good: handed on
+    await until(lambda: counters["peer_message_malformed"] == malformed + 1, 5.0,
+                "the well-MACed frame reached the node")
+    await ws.send_bytes(frame_mac(key, stream_id, 0, body) + body)  # replayed number
+    closing = await ws.receive(timeout=5.0)
+    assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+    assert ws.close_code == aiohttp.WSCloseCode.POLICY_VIOLATION
+    assert counters["peer_stream_frame_refused"] == 1
+    assert counters["peer_message_malformed"] == malformed + 1
+    await ws.close()
