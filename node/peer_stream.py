@@ -53,6 +53,10 @@ REOPEN_AFTER_S = 2.0
 
 Take = Callable[[list[bytes]], Awaitable[None]]
 TAKERS = web.AppKey("ipchain_peer_stream_takers", dict)
+OPEN = web.AppKey("ipchain_peer_streams_open", set)
+"""The streams peers hold open to this node; closed on shutdown, or a graceful stop
+would wait on them (aiohttp waits for every running handler)."""
+CLOSE_WAIT_S = 1.0
 
 
 def frame_mac(pair_key: bytes, stream_id: bytes, number: int, body: bytes) -> bytes:
@@ -130,10 +134,21 @@ def add_peer_stream_routes(app: web.Application, takers: dict[str, Take],
                            counters: Any) -> None:
     """GET /p2p/stream/{kind}: frames handed to `takers[kind]` as the POST handler would."""
     app[TAKERS] = takers
+    app[OPEN] = set()
 
     async def handler(request: web.Request) -> web.StreamResponse:
         return await _serve(request, counters)
     app.router.add_get(STREAM_PATH + "{kind}", handler)
+    app.on_shutdown.append(_close_all)
+
+
+async def _close_all(app: web.Application) -> None:
+    async def close(ws: web.WebSocketResponse) -> None:
+        try:
+            await asyncio.wait_for(ws.close(code=aiohttp.WSCloseCode.GOING_AWAY), CLOSE_WAIT_S)
+        except (asyncio.TimeoutError, OSError, aiohttp.ClientError):
+            pass
+    await asyncio.gather(*(close(ws) for ws in list(app[OPEN])))
 
 
 async def _serve(request: web.Request, counters: Any) -> web.StreamResponse:
@@ -148,6 +163,16 @@ async def _serve(request: web.Request, counters: Any) -> web.StreamResponse:
     stream_id = bytes.fromhex(request.headers[H_MAC])
     ws = web.WebSocketResponse(max_msg_size=PEER_BODY_BYTES + MAC_BYTES, heartbeat=None)
     await ws.prepare(request)
+    request.app[OPEN].add(ws)
+    try:
+        await _take_frames(ws, take, pair_key, stream_id, sender, counters)
+    finally:
+        request.app[OPEN].discard(ws)
+    return ws
+
+
+async def _take_frames(ws: web.WebSocketResponse, take: Take, pair_key: bytes,
+                       stream_id: bytes, sender: int, counters: Any) -> None:
     number = 0
     async for msg in ws:
         data = msg.data
@@ -167,7 +192,6 @@ async def _serve(request: web.Request, counters: Any) -> web.StreamResponse:
             continue
         counters["peer_stream_frames_received"] += 1
         await take(raws)
-    return ws
 
 
 async def _byte_strings(body: bytes) -> list[bytes]:

@@ -72,3 +72,22 @@ async def test_a_frame_with_a_wrong_mac_closes_the_stream_and_delivers_nothing(
     assert counters["peer_stream_frame_refused"] == 1
     assert counters["peer_message_malformed"] == malformed + 1
     await ws.close()
+
+
+async def test_a_stopping_node_closes_the_streams_its_peers_hold(local_cluster) -> None:
+    """aiohttp's graceful stop waits for every running handler: a stream left open held
+    a SIGTERMed node for its whole shutdown timeout (the fault runner's stop failed)."""
+    cluster = await local_cluster(4)
+    txs = cluster.transfers(8)
+    await cluster.submit(txs, node=0)
+    await cluster.wait_committed(txs)
+
+    def streams_to_node1() -> list:
+        return [link.streams[path] for i in (0, 2, 3)
+                for link in [cluster.node(i).runtime.transport.links[1]]
+                for path in link.streams]
+    await until(lambda: any(s.ws is not None and not s.ws.closed for s in streams_to_node1()),
+                5.0, "peers hold streams to node1")
+    await cluster.node(1).app.shutdown()
+    await until(lambda: all(s.ws is None or s.ws.closed for s in streams_to_node1()), 3.0,
+                "every peer's stream to node1 closed by its shutdown")
