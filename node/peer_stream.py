@@ -78,21 +78,30 @@ class StreamSender:
         self.stream_id = b""
         self.number = 0
         self.closed_until = 0.0
+        self.opening = asyncio.Lock()
 
     async def send(self, body: bytes) -> bool:
-        """True once the frame is written; False: no stream now, POST it instead."""
-        if (self.ws is None or self.ws.closed) and not await self._open():
+        """True once the frame is written; False: no stream now, POST it instead.
+
+        Safe from several tasks at once: a frame's number is taken and the frame written
+        (uncompressed frames are written before send_bytes first awaits) with no await
+        between, so numbers reach the peer in order."""
+        if self.ws is None or self.ws.closed:
+            async with self.opening:
+                if (self.ws is None or self.ws.closed) and not await self._open():
+                    return False
+        ws = self.ws
+        if ws is None:
             return False
-        assert self.ws is not None
-        frame = frame_mac(self.pair_key, self.stream_id, self.number, body) + body
+        number, self.number = self.number, self.number + 1
         try:
             async with asyncio.timeout(SEND_TIMEOUT_S):
-                await self.ws.send_bytes(frame)
+                await ws.send_bytes(frame_mac(self.pair_key, self.stream_id, number, body) + body)
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError, RuntimeError):
-            await self.close()
-            self.closed_until = time.monotonic() + REOPEN_AFTER_S
+            if self.ws is ws:
+                await self.close()
+                self.closed_until = time.monotonic() + REOPEN_AFTER_S
             return False
-        self.number += 1
         return True
 
     async def _open(self) -> bool:
@@ -100,10 +109,11 @@ class StreamSender:
             return False
         await self.close()
         headers = self.signer("GET", self.path, b"")
-        try:
+        try:  # no permessage-deflate: signatures and keys do not compress, and deflating
+            # a large frame moves it to a thread
             self.ws = await self.session.ws_connect(
                 self.url + self.path, headers=headers, heartbeat=None, autoping=True,
-                max_msg_size=PEER_BODY_BYTES + MAC_BYTES)
+                compress=0, max_msg_size=PEER_BODY_BYTES + MAC_BYTES)
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError):
             self.closed_until = time.monotonic() + REOPEN_AFTER_S
             return False
@@ -161,7 +171,8 @@ async def _serve(request: web.Request, counters: Any) -> web.StreamResponse:
         raise inp.InputError(401, "PeerAuthRequired",
                              "a peer stream opens only with a validator's MAC envelope")
     stream_id = bytes.fromhex(request.headers[H_MAC])
-    ws = web.WebSocketResponse(max_msg_size=PEER_BODY_BYTES + MAC_BYTES, heartbeat=None)
+    ws = web.WebSocketResponse(max_msg_size=PEER_BODY_BYTES + MAC_BYTES, heartbeat=None,
+                               compress=False)
     await ws.prepare(request)
     request.app[OPEN].add(ws)
     try:

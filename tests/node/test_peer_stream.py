@@ -5,6 +5,8 @@ nothing."""
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 import msgpack
 import pytest
@@ -91,3 +93,21 @@ async def test_a_stopping_node_closes_the_streams_its_peers_hold(local_cluster) 
     await cluster.node(1).app.shutdown()
     await until(lambda: all(s.ws is None or s.ws.closed for s in streams_to_node1()), 3.0,
                 "every peer's stream to node1 closed by its shutdown")
+
+
+async def test_frames_sent_from_several_tasks_at_once_all_arrive(local_cluster) -> None:
+    """Two lanes of one link may share a stream: frame numbers must reach the peer in
+    the order they were taken, or the peer refuses the stream."""
+    cluster = await local_cluster(4)
+    counters = cluster.node(0).runtime.counters
+    stream = cluster.node(1).runtime.transport.links[0].streams["/p2p/messages"]
+    body = msgpack.packb([b"not a consensus message"], use_bin_type=True)
+    malformed = counters["peer_message_malformed"]
+
+    async def lane() -> list[bool]:
+        return [await stream.send(body) for _ in range(40)]
+    sent = await asyncio.gather(lane(), lane(), lane())
+    assert all(ok for results in sent for ok in results)
+    await until(lambda: counters["peer_message_malformed"] >= malformed + 120, 5.0,
+                "all 120 frames handed on")
+    assert counters["peer_stream_frame_refused"] == 0
