@@ -197,7 +197,7 @@ def _peer_and_admin_paths() -> dict[str, dict[str, Any]]:
                         "content": {"application/octet-stream": {
                             "schema": {"type": "string", "format": "binary"}}}},
                 "400": "not a WebSocket upgrade", "401": "no validator MAC envelope",
-                "404": "unknown kind"},
+                "404": "unknown kind", "503": "the node is stopping"},
             params=[_path("kind", "messages or txs",
                           {"type": "string", "enum": ["messages", "txs"]})])},
         "/p2p/blocks": {"get": _op(

@@ -56,7 +56,10 @@ TAKERS = web.AppKey("ipchain_peer_stream_takers", dict)
 OPEN = web.AppKey("ipchain_peer_streams_open", set)
 """The streams peers hold open to this node; closed on shutdown, or a graceful stop
 would wait on them (aiohttp waits for every running handler)."""
-CLOSE_WAIT_S = 1.0
+CLOSING = web.AppKey("ipchain_peer_streams_closing", list)
+"""Non-empty once shutdown began: a stream opened then is refused (503)."""
+CLOSE_WAIT_S = 0.5
+"""How long a close waits for the other side's close frame."""
 
 
 def frame_mac(pair_key: bytes, stream_id: bytes, number: int, body: bytes) -> bytes:
@@ -122,11 +125,13 @@ class StreamSender:
         self.counters["peer_streams_opened"] += 1
         return True
 
-    @staticmethod
-    async def _drain_replies(ws: aiohttp.ClientWebSocketResponse) -> None:
-        """The peer sends nothing but pings and a close; reading them notices a dead peer."""
+    async def _drain_replies(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        """The peer sends nothing but pings and a close; reading them notices a dead or
+        stopping peer, which is then given POSTs for a while rather than a new stream at
+        once (a stopping node would wait on it)."""
         async for _ in ws:
             pass
+        self.closed_until = time.monotonic() + REOPEN_AFTER_S
 
     async def close(self) -> None:
         ws, reader, self.ws, self.reader = self.ws, self.reader, None, None
@@ -134,7 +139,7 @@ class StreamSender:
             reader.cancel()
         if ws is not None and not ws.closed:
             try:
-                await asyncio.wait_for(ws.close(), 1.0)
+                await asyncio.wait_for(ws.close(), CLOSE_WAIT_S)
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
                 pass
 
@@ -145,6 +150,7 @@ def add_peer_stream_routes(app: web.Application, takers: dict[str, Take],
     """GET /p2p/stream/{kind}: frames handed to `takers[kind]` as the POST handler would."""
     app[TAKERS] = takers
     app[OPEN] = set()
+    app[CLOSING] = []
 
     async def handler(request: web.Request) -> web.StreamResponse:
         return await _serve(request, counters)
@@ -153,6 +159,7 @@ def add_peer_stream_routes(app: web.Application, takers: dict[str, Take],
 
 
 async def _close_all(app: web.Application) -> None:
+    app[CLOSING].append(True)
     async def close(ws: web.WebSocketResponse) -> None:
         try:
             await asyncio.wait_for(ws.close(code=aiohttp.WSCloseCode.GOING_AWAY), CLOSE_WAIT_S)
@@ -170,6 +177,8 @@ async def _serve(request: web.Request, counters: Any) -> web.StreamResponse:
     if pair_key is None or H_MAC not in request.headers:
         raise inp.InputError(401, "PeerAuthRequired",
                              "a peer stream opens only with a validator's MAC envelope")
+    if request.app[CLOSING]:
+        raise inp.InputError(503, "ShuttingDown", "this node is stopping; POST instead")
     stream_id = bytes.fromhex(request.headers[H_MAC])
     ws = web.WebSocketResponse(max_msg_size=PEER_BODY_BYTES + MAC_BYTES, heartbeat=None,
                                compress=False)
