@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from functools import partial
 from typing import Any
 
 from aiohttp import web
@@ -32,6 +33,7 @@ from node.snapshot_service import pruned_message
 from node.admin import add_admin_routes
 from node.config import PEER_BODY_BYTES
 from node.peer_auth import pair_keys
+from node.peer_stream import add_peer_stream_routes
 from node import http_input as inp
 from node import admission, limits
 from node.runtime import MempoolFull, Runtime, ShuttingDown
@@ -288,26 +290,33 @@ async def get_state(request: web.Request) -> web.Response:
 
 # -- peer endpoints -------------------------------------------------------------------------
 async def p2p_messages(request: web.Request) -> web.Response:
-    runtime = request.app[RUNTIME]
-    raws = await _msgpack_list(request)
-    for start in range(0, len(raws), PEER_SLICE_ITEMS):  # decoding verifies nothing yet,
-        runtime.on_peer_messages(raws[start:start + PEER_SLICE_ITEMS])  # but it is not free
-        await asyncio.sleep(0)
+    await take_messages(request.app[RUNTIME], await _msgpack_list(request))
     return web.Response(status=202)
 
 
+async def take_messages(runtime: Runtime, raws: list[bytes]) -> None:
+    """Consensus messages from a peer (a POST or a stream frame, node/peer_stream.py)."""
+    for start in range(0, len(raws), PEER_SLICE_ITEMS):  # decoding verifies nothing yet,
+        runtime.on_peer_messages(raws[start:start + PEER_SLICE_ITEMS])  # but it is not free
+        await asyncio.sleep(0)
+
+
 async def p2p_txs(request: web.Request) -> web.Response:
-    runtime = request.app[RUNTIME]
+    await take_txs(request.app[RUNTIME], await _msgpack_list(request))
+    return web.Response(status=202)
+
+
+async def take_txs(runtime: Runtime, raws: list[bytes]) -> None:
+    """Transactions relayed by a peer (a POST or a stream frame), admitted without relay."""
     txs = []
     yielder = inp.Yielder()
-    for raw in await _msgpack_list(request):
+    for raw in raws:
         try:
             txs.append(inp.tx_from_canonical_bytes(raw))
         except errors.ContractError:
             runtime.counters["relayed_tx_malformed"] += 1
         await yielder.maybe_yield()
     await admit_in_slices(runtime, txs, relay=False)
-    return web.Response(status=202)
 
 
 # -- helpers --------------------------------------------------------------------------------
@@ -371,6 +380,8 @@ def build_app(runtime: Runtime) -> web.Application:
     app.router.add_get(r"/v1/state/{kind}{tail:(/.*)?}", get_state)
     app.router.add_post("/p2p/messages", p2p_messages)
     app.router.add_post("/p2p/txs", p2p_txs)
+    add_peer_stream_routes(app, {"messages": partial(take_messages, runtime),  # GET /p2p/stream/
+                                 "txs": partial(take_txs, runtime)}, runtime.counters)
     add_block_serving(app, runtime.cfg.data_dir / "db.sqlite")  # GET /p2p/blocks (node/serving.py)
     add_typed_routes(app, runtime)  # /v1/ops, /v1/accounts (node/typed_api.py)
     add_admin_routes(app, runtime)  # /admin/faults (node/admin.py)

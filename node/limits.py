@@ -309,6 +309,8 @@ class PeerRequests:
 
 
 PEER_REQUESTS = web.AppKey("peer_requests", PeerRequests)
+PEER_SENDER = web.RequestKey("ipchain_peer_sender", int)
+"""The validator an authenticated /p2p request came from (node/peer_stream.py needs it)."""
 
 
 def _authenticate(request: web.Request, peers: PeerRequests) -> tuple[int, bytes] | None:
@@ -330,6 +332,8 @@ async def peer_guard_middleware(request: web.Request, handler: Any) -> web.Strea
         return await handler(request)
     peers = request.app[PEER_REQUESTS]
     signed = _authenticate(request, peers)
+    if signed is not None:
+        request[PEER_SENDER] = signed[0]
     length = request.content_length or 0
     if signed is None and length > ANON_PEER_BODY_BYTES:
         raise InputError(401, "PeerAuthRequired", f"/p2p bodies over {ANON_PEER_BODY_BYTES} "

@@ -68,6 +68,12 @@ NODE_EVENTS = {
     "fetched_blocks": "Blocks received from peers by state transfer.",
     "fetched_block_malformed": "Fetched blocks that did not decode or verify.",
     "peer_message_malformed": "Peer messages that did not decode.",
+    "peer_stream_frame_refused": "Peer stream frames refused (bad MAC or not an array of "
+                                 "byte strings): an alarm, see the log line of the same name.",
+    "peer_stream_frames_received": "Frames received on peer streams (each a batch of "
+                                   "consensus messages or relayed transactions).",
+    "peer_streams_opened": "WebSocket streams this node opened to its peers "
+                           "(node/peer_stream.py); a POST carries traffic while none is open.",
     "refused_batch_split": "Refused message batches split to find the message a peer refuses.",
     "relayed_tx_malformed": "Transactions relayed by a peer that did not decode.",
     "replica_step_failed": "The replica raised while stepping; the node stops (fail-stop).",

@@ -188,6 +188,18 @@ def _peer_and_admin_paths() -> dict[str, dict[str, Any]]:
         "/p2p/txs": {"post": _op("Peer endpoint: relayed transactions", {
             "202": {"description": "queued"}, "400": "not a msgpack array of bytes",
             "411": "no Content-Length", "413": "body over the limit"}, body=MSGPACK_BODY)},
+        "/p2p/stream/{kind}": {"get": _op(
+            "Peer endpoint: a WebSocket carrying what /p2p/messages (kind messages) or "
+            "/p2p/txs (kind txs) would, one MAC-authenticated frame per batch "
+            "(node/peer_stream.py); opened only with a validator's MAC envelope", {
+                "101": {"description": "switching to the WebSocket protocol; then binary "
+                                       "frames, each a 32-byte MAC and a msgpack array",
+                        "content": {"application/octet-stream": {
+                            "schema": {"type": "string", "format": "binary"}}}},
+                "400": "not a WebSocket upgrade", "401": "no validator MAC envelope",
+                "404": "unknown kind", "503": "the node is stopping"},
+            params=[_path("kind", "messages or txs",
+                          {"type": "string", "enum": ["messages", "txs"]})])},
         "/p2p/blocks": {"get": _op(
             "Peer endpoint for state transfer: blocks with certificates and the stable "
             "checkpoint proof", {"200": {"description": "msgpack", "content": {

@@ -35,7 +35,7 @@ from node.repair import replay_state
 from node.seen_ids import CommittedIds
 from node.snapshot_service import SnapshotService, open_store
 from node.snapshot_sync import StateSync, StateSyncFailed
-from node.peer_auth import peer_link_signers, peer_request_signer
+from node.peer_auth import pair_keys, peer_link_signers, peer_request_signer
 from node.logs import Event
 from node.offload import PreverifiedKeyring, Turn, Turns, WalCheckpointer
 from node.storage import ALL_TX_IDS, Storage
@@ -112,7 +112,8 @@ class Runtime:
         self.transport = Transport(
             cfg.peers, self.counters, signer=peer_request_signer(cfg),
             ssl_context=tls.client_context(cfg.tls) if cfg.tls else None,
-            link_signers=peer_link_signers(cfg))
+            link_signers=peer_link_signers(cfg),
+            stream_keys=pair_keys(cfg.signing_key, cfg.index, cfg.validator_keys, cfg.chain_id))
         self.events: asyncio.Queue[Any] = asyncio.Queue()
         self.mempool: dict[bytes, Transaction] = {}
         self.committed_ids = CommittedIds()

@@ -21,6 +21,7 @@ import aiohttp
 import msgpack
 
 from node.config import Peer
+from node.peer_stream import KINDS, StreamSender
 
 RequestSigner = Callable[[str, str, bytes], dict[str, str]]
 """(method, path?query, body) -> headers of a signed peer envelope (node/peer_auth.py)."""
@@ -57,6 +58,9 @@ class PeerLink:
         self.tls_logged_at = -TLS_LOG_INTERVAL_S
         self.reachable = True
         """False while the last delivery attempt failed; an idle link stays as it was."""
+        self.streams: dict[str, StreamSender] = {}
+        """Per POST path, the WebSocket that carries its traffic while it is open
+        (node/peer_stream.py); empty for a peer without a pair key."""
 
     def put(self, queue: collections.deque[bytes], item: bytes) -> None:
         if len(queue) >= MAX_QUEUE_ITEMS:
@@ -77,6 +81,8 @@ class PeerLink:
         finally:
             self.txs_task.cancel()
             await asyncio.gather(self.txs_task, return_exceptions=True)
+            for stream in self.streams.values():
+                await stream.close()
 
     async def _drain(self, queue: collections.deque[bytes], wakeup: asyncio.Event,
                      path: str) -> None:
@@ -101,6 +107,12 @@ class PeerLink:
         body, so a refused batch is split until the one message the peer will not take
         stands alone — and that one is an alarm, never a silent loss (issue 17 B1)."""
         body = msgpack.packb(batch, use_bin_type=True)
+        stream = self.streams.get(path)  # one oversized message goes by POST: a peer
+        # refuses it there with a 4xx, and the split below makes that an alarm
+        if stream is not None and len(body) <= MAX_POST_BYTES and await stream.send(body):
+            self._note_reachable(True)
+            self.counters[f"sent:{self.peer.id}"] += len(batch)
+            return
         delay_ms = BACKOFF_MS[0]
         for attempt in range(6):
             try:
@@ -167,13 +179,17 @@ class Transport:
     def __init__(self, peers: tuple[Peer, ...], counters: collections.Counter,
                  signer: RequestSigner | None = None,
                  ssl_context: ssl.SSLContext | None = None,
-                 link_signers: dict[int, RequestSigner] | None = None) -> None:
+                 link_signers: dict[int, RequestSigner] | None = None,
+                 stream_keys: dict[int, bytes] | None = None) -> None:
         self.peers = {p.index: p for p in peers}
         self.signer = signer
         """Signs each request so peers accept large bodies from us (None: unsigned)."""
         self.link_signers = link_signers or {}
         """Per peer index, a cheaper envelope for the POSTs to that peer (a MAC with a
         key only the two share, node/peer_auth.py); `signer` for the others."""
+        self.stream_keys = stream_keys or {}
+        """Per peer index, the pair key whose MACs authenticate stream frames; a peer
+        named here (with a link signer) gets its traffic over WebSockets."""
         self.counters = counters
         self.ssl_context = ssl_context
         """Mutual TLS to peers (node.tls.client_context), or None for plain HTTP."""
@@ -189,6 +205,11 @@ class Transport:
         for index, peer in self.peers.items():
             link = PeerLink(peer, self.session, self.counters,
                             self.link_signers.get(index, self.signer))
+            if index in self.stream_keys and index in self.link_signers:
+                link.streams = {path: StreamSender(self.session, peer.url, kind,
+                                                   self.link_signers[index],
+                                                   self.stream_keys[index], self.counters)
+                                for path, kind in KINDS.items()}
             link.task = asyncio.create_task(link.run(), name=f"peer-{peer.id}")
             self.links[index] = link
 
