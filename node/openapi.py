@@ -91,8 +91,9 @@ def _client_paths() -> dict[str, dict[str, Any]]:
             "404": "no such block (after wait_ms, if given)",
             "410": "pruned on this node (the message names the lowest retained height)"},
             params=[_path("height", "a height or 'latest'"),
-                    _query("wait_ms", "long poll: wait up to this many ms (0..30000) for a "
-                                      "height not stored yet, answering as soon as it is")])},
+                    _query("wait_ms", "long poll: wait up to this many ms (0..5000) for a "
+                                      "height not stored yet, answering as soon as it is",
+                           {"type": "string", "pattern": "^[0-9]+$"})])},
         "/v1/state/{kind}/{path}": {"get": _op(
             "Contract queries: balances, supply, orgs, proposals, patents, families, quality, "
             "licences, open_licences, royalties, pools, pool_licensed, deals, deal_reports, "
