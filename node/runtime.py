@@ -448,10 +448,10 @@ class Runtime:
 
     # -- what the engine calls: Bus, Timers, Clock ------------------------------------------
     def broadcast(self, msg: wire.Signed) -> None:
-        self.transport.broadcast(wire.encode(msg), type(msg.body) in CHECKED_AHEAD)
+        self.transport.broadcast(wire.encode(msg))
 
     def send(self, to: int, msg: wire.Signed) -> None:
-        self.transport.send(to, wire.encode(msg), type(msg.body) in CHECKED_AHEAD)
+        self.transport.send(to, wire.encode(msg))
 
     def fetch(self, first: int, last: int) -> None:
         self.fetcher.fetch(first, last)  # node/fetching.py

@@ -50,13 +50,8 @@ class PeerLink:
         self.counters = counters
         self.messages: collections.deque[bytes] = collections.deque()
         self.txs: collections.deque[bytes] = collections.deque()
-        self.bulk: collections.deque[bytes] = collections.deque()
-        """Execution and checkpoint votes: nothing in ordering waits for them."""
         self.wakeup = asyncio.Event()
         self.txs_wakeup = asyncio.Event()
-        self.bulk_wakeup = asyncio.Event()
-        self._wakeups = {id(self.messages): self.wakeup, id(self.txs): self.txs_wakeup,
-                         id(self.bulk): self.bulk_wakeup}
         self.task: asyncio.Task | None = None
         self.txs_task: asyncio.Task | None = None
         self.tls_logged_at = -TLS_LOG_INTERVAL_S
@@ -68,27 +63,20 @@ class PeerLink:
             queue.popleft()
             self.counters[f"dropped_queue_full:{self.peer.id}"] += 1
         queue.append(item)
-        self._wakeups[id(queue)].set()
+        (self.txs_wakeup if queue is self.txs else self.wakeup).set()
 
     async def run(self) -> None:
         """Consensus messages and relayed transactions drain on separate tasks: the peer
         answers a /p2p/txs POST only after verifying every signature in it (hundreds of
         ms under load), and a PREPARE or COMMIT queued behind that used to wait for it —
-        latency at half load, and a primary that looked dead under overload.
-        Execution and checkpoint votes drain on a third: a POST of them in flight held
-        the next block's PRE-PREPARE, PREPARE or COMMIT for its round trip (at half load
-        on a busy machine, 60 % of those found the link busy and waited 30 ms)."""
+        latency at half load, and a primary that looked dead under overload."""
         self.txs_task = asyncio.create_task(
             self._drain(self.txs, self.txs_wakeup, "/p2p/txs"), name=f"peer-{self.peer.id}-txs")
-        bulk_task = asyncio.create_task(
-            self._drain(self.bulk, self.bulk_wakeup, "/p2p/messages"),
-            name=f"peer-{self.peer.id}-votes")
         try:
             await self._drain(self.messages, self.wakeup, "/p2p/messages")
         finally:
             self.txs_task.cancel()
-            bulk_task.cancel()
-            await asyncio.gather(self.txs_task, bulk_task, return_exceptions=True)
+            await asyncio.gather(self.txs_task, return_exceptions=True)
 
     async def _drain(self, queue: collections.deque[bytes], wakeup: asyncio.Event,
                      path: str) -> None:
@@ -216,19 +204,17 @@ class Transport:
     def reachable_peers(self) -> int:
         return sum(link.reachable for link in self.links.values())
 
-    def send(self, to: int, data: bytes, bulk: bool = False) -> None:
-        """`bulk`: a message nothing in ordering waits for (PeerLink.bulk)."""
+    def send(self, to: int, data: bytes) -> None:
         link = self.links.get(to)
         if link is None:
             return
         items = self.outbound_filter(to, data) if self.outbound_filter else [data]
-        queue = link.bulk if bulk else link.messages
         for item in items:
-            link.put(queue, item)
+            link.put(link.messages, item)
 
-    def broadcast(self, data: bytes, bulk: bool = False) -> None:
+    def broadcast(self, data: bytes) -> None:
         for index in self.links:
-            self.send(index, data, bulk)
+            self.send(index, data)
 
     def relay_txs(self, raws: list[bytes]) -> None:
         for link in self.links.values():
