@@ -35,11 +35,12 @@ from node.config import PEER_BODY_BYTES
 from node.peer_auth import pair_keys
 from node.peer_stream import add_peer_stream_routes
 from node import http_input as inp
-from node import admission, limits
+from node import admission, block_waits, limits
 from node.runtime import MempoolFull, Runtime, ShuttingDown
 
 log = logging.getLogger("ipchain.api")
 RUNTIME = web.AppKey("runtime", Runtime)
+BLOCK_WAITS = web.AppKey("block_waits", block_waits.BlockWaits)
 MSGPACK = "application/msgpack"
 DEFAULT_WAIT_MS = 10_000
 CERTIFICATE_WAIT_S = 5.0
@@ -203,9 +204,17 @@ def block_json(runtime: Runtime, height: int) -> dict[str, Any]:
 
 
 async def get_block(request: web.Request) -> web.Response:
+    """With ?wait_ms=N a height not stored yet is waited for, at most N ms: a follower's
+    long poll (node/block_waits.py); then the block, or the usual 404."""
     runtime = request.app[RUNTIME]
     raw = request.match_info["height"]
     height = runtime.executor.height if raw == "latest" else inp.parse_int(raw, "height")
+    if "wait_ms" in request.query:
+        if raw == "latest":
+            raise ApiError(400, "BadArguments", "wait_ms needs a numeric height to wait for")
+        wait_ms = inp.query_int(request, "wait_ms", 0, high=block_waits.MAX_BLOCK_WAIT_MS)
+        if height > runtime.executor.height and wait_ms > 0:
+            await request.app[BLOCK_WAITS].wait(height, wait_ms / 1000)
     return web.json_response(block_json(runtime, height))
 
 
@@ -355,6 +364,11 @@ def _hex32(text: str) -> bytes:
     return raw
 
 
+async def _released(waits: block_waits.BlockWaits) -> None:
+    """On shutdown, long polls answer at once instead of holding the stop up."""
+    waits.release_all()
+
+
 def build_app(runtime: Runtime) -> web.Application:
     connections = limits.ConnectionGuard.for_this_process()
     app = web.Application(middlewares=[connections.middleware, admission.install(runtime),
@@ -364,6 +378,8 @@ def build_app(runtime: Runtime) -> web.Application:
                           client_max_size=PEER_BODY_BYTES)
     app[RUNTIME] = runtime
     app[limits.CONNECTIONS] = connections
+    app[BLOCK_WAITS] = waits = block_waits.install(runtime)
+    app.on_shutdown.append(lambda _app: _released(waits))
     cfg = runtime.cfg
     app[limits.PEER_REQUESTS] = limits.PeerRequests(
         cfg.chain_id, cfg.validator_keys,

@@ -86,10 +86,14 @@ def _client_paths() -> dict[str, dict[str, Any]]:
             "400": "not a 64-hex id", "410": "its block is pruned on this node"},
             params=[_path("id", "transaction id (hex)")])},
         "/v1/blocks/{height}": {"get": _op("A block header, its tx ids and commit certificate", {
-            "200": _json(ref("Block"), "the block"), "400": "not a height",
-            "404": "no such block", "410": "pruned on this node (the message names the "
-                                           "lowest retained height)"},
-            params=[_path("height", "a height or 'latest'")])},
+            "200": _json(ref("Block"), "the block"),
+            "400": "not a height, or a bad wait_ms (or wait_ms with 'latest')",
+            "404": "no such block (after wait_ms, if given)",
+            "410": "pruned on this node (the message names the lowest retained height)"},
+            params=[_path("height", "a height or 'latest'"),
+                    _query("wait_ms", "long poll: wait up to this many ms (0..5000) for a "
+                                      "height not stored yet, answering as soon as it is",
+                           {"type": "string", "pattern": "^[0-9]+$"})])},
         "/v1/state/{kind}/{path}": {"get": _op(
             "Contract queries: balances, supply, orgs, proposals, patents, families, quality, "
             "licences, open_licences, royalties, pools, pool_licensed, deals, deal_reports, "

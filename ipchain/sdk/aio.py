@@ -61,8 +61,12 @@ class AsyncClient:
     async def ops(self) -> dict[str, Any]:
         return await self._get("/v1/ops")
 
-    async def block(self, height: int | str = "latest") -> dict[str, Any]:
-        return await self._get(f"/v1/blocks/{height}")
+    async def block(self, height: int | str = "latest", *,
+                    wait_ms: int | None = None) -> dict[str, Any]:
+        """With `wait_ms`, wait up to that long for a height not stored yet (ApiError 404
+        if it is still not there)."""
+        query = f"?wait_ms={wait_ms}" if wait_ms is not None else ""
+        return await self._get(f"/v1/blocks/{height}{query}")
 
     async def tx(self, tx_id: str) -> dict[str, Any]:
         return await self._get(f"/v1/tx/{tx_id}")

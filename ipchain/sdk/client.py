@@ -108,9 +108,13 @@ async def get_status(session: aiohttp.ClientSession, url: str) -> dict[str, Any]
 
 
 async def get_block(session: aiohttp.ClientSession, url: str,
-                    height: int | str = "latest") -> dict[str, Any] | None:
-    """The block header and tx ids at `height` ("latest" allowed); None if not there yet."""
-    status, body = await request(session, "GET", f"{url}/v1/blocks/{height}", ok=(404,))
+                    height: int | str = "latest", *,
+                    wait_ms: int | None = None) -> dict[str, Any] | None:
+    """The block header and tx ids at `height` ("latest" allowed); None if not there yet.
+    With `wait_ms` (a numeric height) the node answers as soon as the block is stored, or
+    None after `wait_ms`: a long poll, for followers."""
+    query = f"?wait_ms={wait_ms}" if wait_ms is not None else ""
+    status, body = await request(session, "GET", f"{url}/v1/blocks/{height}{query}", ok=(404,))
     return None if status == 404 else body
 
 

@@ -41,8 +41,9 @@ class Client:
     def ops(self) -> dict[str, Any]:
         return self._run(self.aio.ops())
 
-    def block(self, height: int | str = "latest") -> dict[str, Any]:
-        return self._run(self.aio.block(height))
+    def block(self, height: int | str = "latest", *,
+              wait_ms: int | None = None) -> dict[str, Any]:
+        return self._run(self.aio.block(height, wait_ms=wait_ms))
 
     def tx(self, tx_id: str) -> dict[str, Any]:
         return self._run(self.aio.tx(tx_id))
