@@ -259,22 +259,33 @@ def _proof(value: Any) -> PreparedProof:
 
 
 _VOTE_KINDS: dict[str, type] = {"P": Prepare, "C": Commit}
+_HASH_VOTE_KINDS: dict[str, type] = {"EX": Executed, "CP": Checkpoint}
+"""Bodies of (int, 32 bytes): execution votes and checkpoints."""
 
 
 def _body(value: Any, kinds: Collection[str] = KINDS) -> Body:
     """`kinds`: what may appear here. Nested messages have one kind each, which also
     bounds the nesting depth (a NEW-VIEW cannot hold a NEW-VIEW).
 
-    PREPAREs and COMMITs, most of the traffic, are checked inline first (the same checks
-    as `_checked_body`'s, without a call per field); anything else, or anything that
-    fails them, takes the general path, which raises the usual error."""
-    if type(value) is list and len(value) == 4:
-        kind, view, seq, digest = value
-        if (type(kind) is str and kind in _VOTE_KINDS and kind in kinds
-                and type(view) is int and 0 <= view < _MAX_INT
-                and type(seq) is int and 0 <= seq < _MAX_INT
-                and type(digest) is bytes and len(digest) == 32):
-            return _VOTE_KINDS[kind](view, seq, digest)
+    PREPAREs, COMMITs, EXECUTED votes and CHECKPOINTs, most of the traffic, are checked
+    inline first (the same checks as `_checked_body`'s, without a call per field);
+    anything else, or anything that fails them, takes the general path, which raises
+    the usual error."""
+    if type(value) is list:
+        size = len(value)
+        if size == 4:
+            kind, view, seq, digest = value
+            if (type(kind) is str and kind in _VOTE_KINDS and kind in kinds
+                    and type(view) is int and 0 <= view < _MAX_INT
+                    and type(seq) is int and 0 <= seq < _MAX_INT
+                    and type(digest) is bytes and len(digest) == 32):
+                return _VOTE_KINDS[kind](view, seq, digest)
+        elif size == 3:
+            kind, number, digest = value
+            if (type(kind) is str and kind in _HASH_VOTE_KINDS and kind in kinds
+                    and type(number) is int and 0 <= number < _MAX_INT
+                    and type(digest) is bytes and len(digest) == 32):
+                return _HASH_VOTE_KINDS[kind](number, digest)
     return _checked_body(value, kinds)
 
 
