@@ -1,16 +1,16 @@
 """What one seed's replicas would each compute alike, computed once per seed.
 
-In the simulator every replica checks every message it receives and recomputes the
-digest of every batch proposed to it: a broadcast reaches n-1 replicas, and each of them
-asks the same pure question with the same arguments. The answers are remembered for the
-run, so each is computed once:
+In the simulator every replica checks every message it receives: a broadcast reaches
+n-1 replicas, and each of them asks the same pure question with the same arguments.
+`SharedVerdicts` / `SharingKeyring` remember the answers for the run, so each is
+computed once: a keyring's verdict on (signer, bytes, signature) is a pure function of
+the three and the public keys, which every replica of a run shares. Good verdicts are
+remembered; bad signatures never are, so each receiver still checks (and refuses) them
+itself.
 
-- `SharedVerdicts` / `SharingKeyring`: a keyring's verdict on (signer, bytes, signature)
-  is a pure function of the three and the public keys, which every replica of a run
-  shares. Good verdicts are remembered; bad signatures never are, so each receiver still
-  checks (and refuses) them itself.
-- `BatchDigests`: `node.chain.digest_batch(timestamp_ms, txs)`, the Merkle-rooted digest
-  of a pre-prepare, which the primary computes to propose and each backup to check.
+Batch digests are deliberately not shared across replicas: a replica's own digest
+check is where its executor can pick up the batch's tx ids and root (a memo per
+replica, in node/chain.py), so sharing would move the hashing, not remove it.
 
 Simulator only: a real node checks what arrives at it (node/offload.py keeps its own
 memo of the signatures it verified). Nothing a replica decides can differ: only the
@@ -18,8 +18,6 @@ repeated work goes, and the outcome of every seed is unchanged.
 """
 
 from __future__ import annotations
-
-from typing import Callable
 
 from consensus.crypto import Keyring
 
@@ -53,17 +51,3 @@ class SharingKeyring:
         self._good[key] = data
         return True
 
-
-class BatchDigests:
-    """`digest(timestamp_ms, txs)` remembered for the run (the batches of one seed)."""
-
-    def __init__(self, digest: Callable[[int, tuple[bytes, ...]], bytes]) -> None:
-        self._digest = digest
-        self._known: dict[tuple[int, tuple[bytes, ...]], bytes] = {}
-
-    def __call__(self, timestamp_ms: int, txs: tuple[bytes, ...]) -> bytes:
-        key = (timestamp_ms, txs)
-        found = self._known.get(key)
-        if found is None:
-            found = self._known[key] = self._digest(timestamp_ms, txs)
-        return found

@@ -39,7 +39,7 @@ from ipchain.sim.host import FailStop, Host
 from ipchain.sim.record import history_of
 from ipchain.sim.network import LatencyModel, LinkCondition, Network
 from ipchain.sim.rewrite import UnsignedRewriter
-from ipchain.sim.memo import BatchDigests, SharedVerdicts, SharingKeyring
+from ipchain.sim.memo import SharedVerdicts, SharingKeyring
 from ipchain.sim.workload import (FAST_TX_SIGNATURES, GENESIS_TIME_MS, Ack, Client, ClientTx,
                                build_genesis, make_bursts, trusted_signatures, validator_seed)
 
@@ -182,7 +182,6 @@ class Simulation:
         keyring = _keyring_factory(self.n, cfg.ed25519)
         colluders = sorted(i for i, b in self.plan.byzantine.items() if b == "collude")
         fooled = _collusion_audience(self._rng("conspiracy"), colluders, self.n)
-        digests = BatchDigests(digest_batch)  # the replicas' batch digests, once a batch
         hosts = []
         for i in range(self.n):
             rcfg = ReplicaConfig(n=self.n, index=i, chain_id=cfg.chain_id,
@@ -193,7 +192,7 @@ class Simulation:
             behaviour = (_behaviour(self.plan.byzantine[i], i, self.n,
                                     self._rng(f"byzantine/{i}"), fooled)
                          if i in self.plan.byzantine else HONEST)
-            make = functools.partial(Replica, rcfg, keyring(i), digests)
+            make = functools.partial(Replica, rcfg, keyring(i), digest_batch)
             storage = self.make_storage(i) if self.make_storage else None
             hosts.append(Host(i, self, make, genesis, signature_ok, tx_cache, behaviour,
                               self._rng(f"host/{i}"), storage))
