@@ -9,7 +9,7 @@ broken by insertion order, so a run is a pure function of its seed.
 from __future__ import annotations
 
 import heapq
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 US_PER_MS = 1000
 
@@ -32,6 +32,15 @@ class EventQueue:
         """`at(now_us + delay_us, ...)`, pushed here: every packet and timer comes this way."""
         self._order += 1
         heapq.heappush(self._heap, (self.now_us + max(delay_us, 0), self._order, fn, args))
+
+    def after_each(self, fn: Callable[..., Any],
+                   scheduled: Iterable[tuple[int, tuple[Any, ...]]]) -> None:
+        """`after(delay_us, fn, *args)` for each (delay_us, args), in order: one packet
+        to several peers, without a call per copy."""
+        heap, now_us = self._heap, self.now_us
+        for delay_us, args in scheduled:
+            self._order += 1
+            heapq.heappush(heap, (now_us + max(delay_us, 0), self._order, fn, args))
 
     def __len__(self) -> int:
         return len(self._heap)

@@ -261,7 +261,7 @@ class Host:
             self._carry_out_torn(actions)
             return
         self.engine.carry_out(actions)
-        if self.honest:
+        if self.behaviour is HONEST:  # `honest`, without a property call per step
             self.witness.check_wal(after_restart=False)
         self._after_engine()
 

@@ -120,8 +120,17 @@ class Network:
         self.queue.after(delay_us, self.deliver, dst, src, packet)
 
     def send_many(self, src: int, dsts: Iterable[int], packet: tuple[Any, ...]) -> None:
-        for dst in dsts:
-            self.send(src, dst, packet)
+        if self.faulty_links or self.rewriter is not None:
+            for dst in dsts:
+                self.send(src, dst, packet)
+            return
+        # A whole link set: `send` for each destination, the same draws in the same order
+        # (no loss, duplication, extra jitter or forgery to draw for), one call for all.
+        dsts = list(dsts)
+        self.stats["sent"] += len(dsts)
+        base_us, jitter_us, random = self.base_us[src], self.jitter_us[src], self.rng.random
+        self.queue.after_each(self.deliver, [
+            (base_us[dst] + int(random() * jitter_us[dst]), (dst, src, packet)) for dst in dsts])
 
     def _delay_us(self, src: int, dst: int) -> int:
         jitter = self.jitter_us[src][dst] + self.extra_jitter_us[src][dst]

@@ -15,12 +15,13 @@ from ipchain.checks import Block, History, Liveness, Receipt, ReplicaRecord, Sub
 from ipchain.sim.host import Host
 
 
-def record_of(host: Host, genesis_time_ms: int) -> ReplicaRecord:
+def record_of(host: Host, genesis_time_ms: int,
+              tx_ids: dict[bytes, str] | None = None) -> ReplicaRecord:
     chain, replica = host.chain, host.replica
     state = chain.state
     return ReplicaRecord(
         index=host.index, honest=host.honest, up=host.up and replica is not None,
-        blocks=_blocks(host, genesis_time_ms),
+        blocks=_blocks(host, genesis_time_ms, tx_ids or {}),
         receipts=[Receipt(r.tx_id, r.height, r.ok, r.code)
                   for block in chain.receipts for r in block],
         height=chain.height, state_root=chain.roots[chain.height].hex(),
@@ -31,7 +32,9 @@ def record_of(host: Host, genesis_time_ms: int) -> ReplicaRecord:
         anomalies=list(host.anomalies), bad_certificates=list(host.bad_certificates))
 
 
-def _blocks(host: Host, genesis_time_ms: int) -> list[Block]:
+def _blocks(host: Host, genesis_time_ms: int, tx_ids: dict[bytes, str]) -> list[Block]:
+    """`tx_ids`: the ids the clients already computed for what they sent (raw -> hex); a
+    transaction they did not send (a Byzantine replica's) is hashed here."""
     chain = host.chain
     blocks = []
     for height in range(1, chain.height + 1):
@@ -39,7 +42,8 @@ def _blocks(host: Host, genesis_time_ms: int) -> list[Block]:
         blocks.append(Block(height, header.hash.hex(), header.prev_hash.hex(),
                             chain.roots[height - 1].hex(), chain.roots[height].hex(),
                             delivered.view, header.timestamp_ms,
-                            tuple(hashlib.sha256(raw).hexdigest() for raw in delivered.txs),
+                            tuple(tx_ids.get(raw) or hashlib.sha256(raw).hexdigest()
+                                  for raw in delivered.txs),
                             delivered.digest.hex(), header.tx_root.hex()))
     return blocks
 
@@ -61,8 +65,9 @@ def submissions_of(client: Any) -> dict[str, Submission]:
 
 def history_of(hosts: list[Host], client: Any, genesis_time_ms: int, genesis_supply_bpc: int,
                heal_ms: int, liveness_bound_ms: int, max_lagging: int) -> History:
+    tx_ids = {sent.ctx.raw: tx_id for tx_id, sent in client.submissions.items()}
     return History(
-        replicas=[record_of(h, genesis_time_ms) for h in hosts],
+        replicas=[record_of(h, genesis_time_ms, tx_ids) for h in hosts],
         submissions=submissions_of(client),
         liveness=Liveness(liveness_bound_ms / 1000, heal_ms / 1000, every_request_answered=True,
                           max_lagging=max_lagging),

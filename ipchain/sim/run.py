@@ -39,6 +39,7 @@ from ipchain.sim.host import FailStop, Host
 from ipchain.sim.record import history_of
 from ipchain.sim.network import LatencyModel, LinkCondition, Network
 from ipchain.sim.rewrite import UnsignedRewriter
+from ipchain.sim.memo import SharedVerdicts, SharingKeyring
 from ipchain.sim.workload import (FAST_TX_SIGNATURES, GENESIS_TIME_MS, Ack, Client, ClientTx,
                                build_genesis, make_bursts, trusted_signatures, validator_seed)
 
@@ -357,13 +358,15 @@ def _behaviour(name: str, index: int, n: int, rng: random.Random,
 
 
 def _keyring_factory(n: int, ed25519: bool):
+    """Each replica's keyring; all of one run share their good verdicts (memo.py)."""
+    verdicts = SharedVerdicts()
     if ed25519:
         keys = [nacl.signing.SigningKey(validator_seed(i)) for i in range(n)]
         public = [bytes(k.verify_key) for k in keys]
-        return lambda i: Ed25519Keyring(i, keys[i], public)
+        return lambda i: SharingKeyring(Ed25519Keyring(i, keys[i], public), verdicts)
     # FastKeyring is labelled "fast-insecure-sim": forgeable by anyone holding the table.
     secrets = [hashlib.sha256(f"ipchain-sim/replica-secret/{i}".encode()).digest() for i in range(n)]
-    return lambda i: FastKeyring(i, secrets)
+    return lambda i: SharingKeyring(FastKeyring(i, secrets), verdicts)
 
 
 def run_seed(seed: int, cfg: SimConfig = SimConfig(), plan: FaultPlan | None = None) -> RunResult:

@@ -1,0 +1,53 @@
+"""What one seed's replicas would each compute alike, computed once per seed.
+
+In the simulator every replica checks every message it receives: a broadcast reaches
+n-1 replicas, and each of them asks the same pure question with the same arguments.
+`SharedVerdicts` / `SharingKeyring` remember the answers for the run, so each is
+computed once: a keyring's verdict on (signer, bytes, signature) is a pure function of
+the three and the public keys, which every replica of a run shares. Good verdicts are
+remembered; bad signatures never are, so each receiver still checks (and refuses) them
+itself.
+
+Batch digests are deliberately not shared across replicas: a replica's own digest
+check is where its executor can pick up the batch's tx ids and root (a memo per
+replica, in node/chain.py), so sharing would move the hashing, not remove it.
+
+Simulator only: a real node checks what arrives at it (node/offload.py keeps its own
+memo of the signatures it verified). Nothing a replica decides can differ: only the
+repeated work goes, and the outcome of every seed is unchanged.
+"""
+
+from __future__ import annotations
+
+from consensus.crypto import Keyring
+
+
+class SharedVerdicts:
+    """(signer, signature) -> the signed bytes a keyring of this run found good."""
+
+    def __init__(self) -> None:
+        self.good: dict[tuple[int, bytes], bytes] = {}
+        self.hits = 0
+
+
+class SharingKeyring:
+    """`inner` (a replica's own keyring) with the run's remembered good verdicts."""
+
+    def __init__(self, inner: Keyring, verdicts: SharedVerdicts) -> None:
+        self.inner = inner
+        self.index = inner.index
+        self.label = inner.label
+        self.sign = inner.sign
+        self._verdicts = verdicts
+        self._good = verdicts.good
+
+    def verify(self, signer: int, data: bytes, sig: bytes) -> bool:
+        key = (signer, sig)
+        if self._good.get(key) == data:  # the receivers share one bytes object: no copy
+            self._verdicts.hits += 1
+            return True
+        if not self.inner.verify(signer, data, sig):
+            return False
+        self._good[key] = data
+        return True
+
