@@ -10,7 +10,6 @@ a proof shows. The bytes are specified in docs/protocol.md.
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import itertools
 import logging
@@ -74,16 +73,21 @@ class Header:
                 "receipts_root": self.receipts_root, "state_leaves": self.state_leaves}
 
     def encode(self) -> bytes:
-        return self._encoding
+        """Computed once: a header is frozen, and each block needs it several times. Kept
+        in __dict__ by hand: `functools.cached_property` takes a lock on Python 3.11 that
+        cost more than the encoding (once per block on every replica)."""
+        encoded = self.__dict__.get("_encoded")
+        if encoded is None:
+            encoded = self.__dict__["_encoded"] = codec.encode(self.to_value())
+        return encoded
 
-    @functools.cached_property
-    def _encoding(self) -> bytes:
-        """Computed once: a header is frozen, and each block needs it several times."""
-        return codec.encode(self.to_value())
-
-    @functools.cached_property
+    @property
     def hash(self) -> bytes:
-        return hashlib.sha256(BLOCK_DOMAIN + self.encode()).digest()
+        block_hash = self.__dict__.get("_hash")
+        if block_hash is None:
+            block_hash = self.__dict__["_hash"] = hashlib.sha256(
+                BLOCK_DOMAIN + self.encode()).digest()
+        return block_hash
 
     @classmethod
     def decode(cls, data: bytes) -> "Header":
