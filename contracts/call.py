@@ -23,11 +23,19 @@ class BlockContext:
     """Chosen by the primary and agreed by the quorum: the only clock contracts see."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Event:
     contract: str
     name: str
     data: dict[str, Any]
+
+    def __init__(self, contract: str, name: str, data: dict[str, Any]) -> None:
+        """Written to __dict__ directly, as `contracts.runtime.Receipt` is (the generated
+        frozen __init__'s object.__setattr__ per field, once per event on every replica)."""
+        fields = self.__dict__
+        fields["contract"] = contract
+        fields["name"] = name
+        fields["data"] = data
 
     def to_value(self) -> dict[str, Any]:
         return {"contract": self.contract, "name": self.name, "data": self.data}

@@ -28,7 +28,7 @@ any node, so two of one sender's transactions can be ordered either way). Each n
 is still usable once: the window is a bitmap of the last NONCE_WINDOW nonces."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Receipt:
     tx_id: str
     height: int
@@ -37,6 +37,20 @@ class Receipt:
     code: str
     message: str = ""
     events: tuple[Event, ...] = ()
+
+    def __init__(self, tx_id: str, height: int, index: int, ok: bool, code: str,
+                 message: str = "", events: tuple[Event, ...] = ()) -> None:
+        """Fields written to __dict__ directly: the generated frozen __init__ calls
+        object.__setattr__ per field, which cost more than the rest of building a
+        receipt (one per transaction on every replica). Still frozen after this."""
+        fields = self.__dict__
+        fields["tx_id"] = tx_id
+        fields["height"] = height
+        fields["index"] = index
+        fields["ok"] = ok
+        fields["code"] = code
+        fields["message"] = message
+        fields["events"] = events
 
     def to_value(self) -> dict[str, Any]:
         return {"tx_id": self.tx_id, "height": self.height, "index": self.index,

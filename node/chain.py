@@ -10,7 +10,6 @@ a proof shows. The bytes are specified in docs/protocol.md.
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import itertools
 import logging
@@ -41,6 +40,40 @@ def tx_root(txs: tuple[bytes, ...]) -> bytes:
 
 def digest_batch(timestamp_ms: int, txs: tuple[bytes, ...]) -> bytes:
     return compute_digest(timestamp_ms, tx_root(txs))
+
+
+class BatchHashes:
+    """One replica's tx ids and tx root of the batches it hashed lately.
+
+    Consensus hashes each batch it is handed, to check a PRE-PREPARE's (or a fetched
+    block's) digest; the executor needs the same ids (duplicates, the mempool) and the
+    same root (the header) when that batch commits. Give the replica `digest_batch` of
+    the engine's instance and each batch is hashed once per replica, not twice. Only
+    the very tuple already hashed is answered from here (looked up by identity and
+    held until evicted, so no other tuple can take its id); a miss just hashes again.
+    One per replica, never shared: the simulator hands one decoded message to several."""
+
+    def __init__(self, keep_batches: int = 64) -> None:
+        self.keep_batches = keep_batches
+        self._recent: dict[int, tuple[tuple[bytes, ...], tuple[bytes, ...], bytes]] = {}
+
+    def ids_and_root(self, txs: tuple[bytes, ...]) -> tuple[tuple[bytes, ...], bytes]:
+        """(SHA-256 of each tx, `tx_root(txs)`)."""
+        hit = self._recent.get(id(txs))
+        if hit is not None and hit[0] is txs:
+            return hit[1], hit[2]
+        sha256 = hashlib.sha256
+        ids = tuple([sha256(raw).digest() for raw in txs])
+        root = merkle_root(ids)
+        recent = self._recent
+        if len(recent) >= self.keep_batches:
+            del recent[next(iter(recent))]  # the oldest: dicts keep insertion order
+        recent[id(txs)] = (txs, ids, root)
+        return ids, root
+
+    def digest_batch(self, timestamp_ms: int, txs: tuple[bytes, ...]) -> bytes:
+        """`digest_batch`, remembering the batch's ids and root for the executor."""
+        return compute_digest(timestamp_ms, self.ids_and_root(txs)[1])
 
 
 BLOCK_DOMAIN = b"ipchain/block/v2"
@@ -74,16 +107,21 @@ class Header:
                 "receipts_root": self.receipts_root, "state_leaves": self.state_leaves}
 
     def encode(self) -> bytes:
-        return self._encoding
+        """Computed once: a header is frozen, and each block needs it several times. Kept
+        in __dict__ by hand: `functools.cached_property` takes a lock on Python 3.11 that
+        cost more than the encoding (once per block on every replica)."""
+        encoded = self.__dict__.get("_encoded")
+        if encoded is None:
+            encoded = self.__dict__["_encoded"] = codec.encode(self.to_value())
+        return encoded
 
-    @functools.cached_property
-    def _encoding(self) -> bytes:
-        """Computed once: a header is frozen, and each block needs it several times."""
-        return codec.encode(self.to_value())
-
-    @functools.cached_property
+    @property
     def hash(self) -> bytes:
-        return hashlib.sha256(BLOCK_DOMAIN + self.encode()).digest()
+        block_hash = self.__dict__.get("_hash")
+        if block_hash is None:
+            block_hash = self.__dict__["_hash"] = hashlib.sha256(
+                BLOCK_DOMAIN + self.encode()).digest()
+        return block_hash
 
     @classmethod
     def decode(cls, data: bytes) -> "Header":
@@ -115,6 +153,9 @@ class Executor:
         self.planted_fault: Callable[[], Any] | None = None
         """Test hook (a planted fault): when set, each block also writes the value it
         returns, so this replica's results differ from everyone else's."""
+        self.batch_hashes = BatchHashes()
+        """Where a block's tx ids and root come from: the engine puts its replica's here
+        when the replica checks digests with one (node/engine.py)."""
 
     def begin(self, block: ev.Deliver, known: Callable[[bytes], Transaction | None],
               verified: Callable[[Transaction], bool]) -> "BlockRun":
@@ -128,7 +169,7 @@ class Executor:
         if self.planted_fault is not None:
             self.state.put("zz-planted-fault", self.planted_fault())
         kept = [(r, *receipt_bytes(r)) for r in receipts if r.code != DUPLICATE]
-        roots = (merkle_root(run.ids), merkle_root([leaf for _, leaf, _ in kept]))
+        roots = (run.tx_root, merkle_root([leaf for _, leaf, _ in kept]))
         header = seal_header(self.head, block, self.state, receipts, roots)
         changes = self.state.take_dirty()
         self.storage.save_block(
@@ -148,7 +189,7 @@ class BlockRun:
                  verified: Callable[[Transaction], bool]) -> None:
         self.block = block
         ctx = BlockContext(executor.chain_id, block.seq, block_time_ms(executor.head, block))
-        self.ids = ids = [hashlib.sha256(raw).digest() for raw in block.txs]
+        self.ids, self.tx_root = ids, _ = executor.batch_hashes.ids_and_root(block.txs)
         self._pending = iter_receipts(executor.state, ctx, block.txs, ids,
                                       executor.storage.known_tx_ids(ids), known, verified)
         self.receipts: list[Receipt] = []
@@ -177,11 +218,14 @@ def block_time_ms(prev: Header, block: ev.Deliver) -> int:
 RECEIPT_LEAF_FIELDS = ("code", "events", "index", "status", "tx_id")
 
 
+_NO_EVENTS = msgspec.Raw(codec.encode([]))
+
+
 def _events_raw(receipt: Receipt) -> msgspec.Raw:
     """The receipt's events as canonical bytes, encoded once (types checked, every map
     sorted) and embedded as they are in both the leaf and the stored record."""
-    return msgspec.Raw(codec.encode_event_list(
-        [{"contract": e.contract, "data": e.data, "name": e.name} for e in receipt.events]))
+    events = receipt.events
+    return msgspec.Raw(codec.encode_events(events)) if events else _NO_EVENTS
 
 
 def receipt_leaf(receipt: Receipt, events: msgspec.Raw | None = None) -> bytes:

@@ -31,7 +31,7 @@ from consensus.messages import compute_digest
 from consensus.replica import Replica
 from contracts.runtime import Receipt
 from contracts.tx import Transaction
-from node.chain import BlockRun, Executor, Header, wire_certificate
+from node.chain import BatchHashes, BlockRun, Executor, Header, wire_certificate
 from node.logs import Event
 
 log = logging.getLogger("ipchain.engine")
@@ -149,6 +149,9 @@ class Engine:
         self.storage = storage
         self.executor = Executor(storage, genesis, state)
         self.replica = replica
+        hashes = getattr(replica.digest_batch, "__self__", None)
+        if isinstance(hashes, BatchHashes):  # the replica's digest checks hashed each batch
+            self.executor.batch_hashes = hashes
         self.bus, self.timers, self.clock = bus, timers, clock
         self.decoded, self.verified = decoded, verified
         """How the executor finds a decoded transaction (the mempool) and checks a signature."""

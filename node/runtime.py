@@ -27,7 +27,7 @@ from contracts import errors
 from contracts.runtime import Receipt, check_args, check_nonce, get_ops, org_of_key
 from contracts.tx import Transaction
 from node import tls
-from node.chain import EXECUTE_CHUNK_TXS, Executor, Header, digest_batch
+from node.chain import EXECUTE_CHUNK_TXS, BatchHashes, Executor, Header
 from node.config import NodeConfig
 from node.engine import Engine, Executed
 from node.fetching import BlockFetcher
@@ -108,7 +108,7 @@ class Runtime:
             self.turns)
         replica = Replica(ReplicaConfig(n=len(cfg.validator_keys), index=cfg.index,
                                         chain_id=cfg.chain_id, **cfg.consensus),
-                          self.keyring, digest_batch)
+                          self.keyring, BatchHashes().digest_batch)
         self.transport = Transport(
             cfg.peers, self.counters, signer=peer_request_signer(cfg),
             ssl_context=tls.client_context(cfg.tls) if cfg.tls else None,

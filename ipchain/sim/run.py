@@ -29,7 +29,7 @@ from consensus.replica import Replica, ReplicaConfig
 from contracts.genesis import init_state
 from contracts.tx import Transaction
 from node.byzantine import HONEST, Behaviour, make_behaviour
-from node.chain import digest_batch
+from node.chain import BatchHashes
 from node.engine import Storage
 from ipchain.checks import History, Violation, run_checks
 from ipchain.sim.clock import US_PER_MS, EventQueue, SimClock
@@ -192,7 +192,9 @@ class Simulation:
             behaviour = (_behaviour(self.plan.byzantine[i], i, self.n,
                                     self._rng(f"byzantine/{i}"), fooled)
                          if i in self.plan.byzantine else HONEST)
-            make = functools.partial(Replica, rcfg, keyring(i), digest_batch)
+            # One per replica (its engine's executor reuses what its digest checks hashed);
+            # kept across a simulated restart: a pure function of the bytes it holds.
+            make = functools.partial(Replica, rcfg, keyring(i), BatchHashes().digest_batch)
             storage = self.make_storage(i) if self.make_storage else None
             hosts.append(Host(i, self, make, genesis, signature_ok, tx_cache, behaviour,
                               self._rng(f"host/{i}"), storage))

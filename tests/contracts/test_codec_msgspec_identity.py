@@ -13,7 +13,8 @@ import msgpack
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from contracts.codec import CodecError, encode, encode_event_list, pack
+from contracts.call import Event
+from contracts.codec import CodecError, encode, encode_event_list, encode_events, pack
 from contracts.state import State
 
 EDGE_INTS = [0, 1, -1, 31, 32, 127, 128, 255, 256, -32, -33, -128, -129, -32768, -32769,
@@ -96,3 +97,24 @@ def test_an_event_list_encodes_as_the_generic_encoder_does(events):
 def test_an_event_list_refuses_what_encode_refuses(bad):
     with pytest.raises(CodecError):
         encode_event_list([bad])
+
+
+@settings(max_examples=100, deadline=None)
+@given(event_lists)
+def test_events_encode_from_the_event_objects_as_their_maps_do(events):
+    objects = [Event(e["contract"], e["name"], e["data"]) for e in events]
+    assert encode_events(objects) == encode_event_list(events) == reference_bytes(events)
+
+
+@pytest.mark.parametrize("bad", [
+    {"contract": "c", "name": "n", "data": {"x": 1.5}},
+    {"contract": "c", "name": "n", "data": {"x": [{"y": 0.0}]}},
+    {"contract": "c", "name": "n", "data": {"x": 2**64}},
+    {"contract": "c", "name": "n", "data": {1: 2}},
+    {"contract": "c", "name": "n", "data": [1]},
+    {"contract": 1, "name": "n", "data": {}},
+    {"contract": "c", "name": b"n", "data": {}},
+])
+def test_events_refuse_what_encode_refuses(bad):
+    with pytest.raises(CodecError):
+        encode_events([Event(bad["contract"], bad["name"], bad["data"])])

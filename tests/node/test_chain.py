@@ -110,3 +110,34 @@ def test_the_executor_seals_the_header_the_recipe_gives_from_scratch():
     assert [r.code for r in receipts] == ["ok", "InsufficientFunds", "ok", DUPLICATE]
     replayed = run(state_before, 1, txs + txs[:1], committed=set())
     assert seal_header(head, block, state_before, replayed) == header
+
+
+def test_batch_hashes_give_the_ids_and_root_the_recipe_computes_and_hash_a_batch_once():
+    from node.chain import BatchHashes, digest_batch, tx_root
+    calls = []
+    hashes = BatchHashes(keep_batches=2)
+    real = hashlib.sha256
+
+    def counting(data: bytes):
+        calls.append(data)
+        return real(data)
+
+    first = (b"tx-a", b"tx-b", b"tx-c")
+    hashlib.sha256 = counting
+    try:
+        assert hashes.digest_batch(7, first) == digest_batch(7, first)
+        hashed = len(calls)
+        ids, root = hashes.ids_and_root(first)
+        assert len(calls) == hashed  # the executor's look-up hashes nothing again
+        equal_copy = tuple(bytes(raw) for raw in first)  # same bytes, another tuple
+        hashes.ids_and_root(equal_copy)
+        assert len(calls) > hashed  # only the very tuple hashed is answered from memory
+    finally:
+        hashlib.sha256 = real
+    assert ids == tuple(hashlib.sha256(raw).digest() for raw in first)
+    assert root == tx_root(first)
+    for n in range(3):  # evicts the oldest beyond keep_batches, answers stay right
+        batch = (bytes([n]),)
+        assert hashes.ids_and_root(batch)[1] == tx_root(batch)
+    assert len(hashes._recent) == 2
+    assert hashes.ids_and_root(first)[1] == tx_root(first)

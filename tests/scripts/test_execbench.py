@@ -37,3 +37,16 @@ def test_the_digest_covers_blocks_receipts_and_state():
         after = execbench.output_digest(storage)
         assert after != before
         before = after
+
+
+def test_the_digest_check_before_each_block_changes_no_stored_byte(tmp_path):
+    """With it the executor takes the batch's ids and root from the replica's
+    BatchHashes; without, it hashes the batch itself: the same headers either way."""
+    rows = []
+    for flags in ([], ["--no-digest-check"]):
+        out = tmp_path / f"execbench{len(flags)}.json"
+        assert execbench.main(["--blocks", "3", "--txs-per-block", "6", "--clients", "4",
+                               "--mode", "admitted", "--out", str(out), *flags]) == 0
+        rows.append(json.loads(out.read_text())["passes"][0])
+    assert [row["digest_check"] for row in rows] == [True, False]
+    assert rows[0]["output_digest"] == rows[1]["output_digest"]
