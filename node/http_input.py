@@ -285,7 +285,13 @@ async def read_one_tx(request: web.Request, msgpack_type: str) -> Transaction:
 async def read_byte_strings(request: web.Request, max_items: int, max_item_bytes: int
                             ) -> list[bytes]:
     """A peer body: a msgpack array of byte strings, count checked before decoding."""
-    _, pairs = msgpack_items(await read_body(request), max_items, max_item_bytes)
+    return await byte_strings(await read_body(request), max_items, max_item_bytes)
+
+
+async def byte_strings(body: bytes, max_items: int, max_item_bytes: int) -> list[bytes]:
+    """`body` as a msgpack array of byte strings (a POST's body or a peer stream's frame),
+    its count checked before decoding, yielding to the loop while it reads a long one."""
+    _, pairs = msgpack_items(body, max_items, max_item_bytes)
     out: list[bytes] = []
     yielder = Yielder()
     for item, _raw in pairs:

@@ -60,6 +60,10 @@ ADMIN_ERRORS = {"401": "missing or wrong admin token", "403": "not from loopback
 
 
 def _client_paths() -> dict[str, dict[str, Any]]:
+    return {**_submit_paths(), **_read_paths(), **_proof_paths(), **_node_paths()}
+
+
+def _submit_paths() -> dict[str, dict[str, Any]]:
     return {
         "/v1/tx": {"post": _op("Submit one signed transaction", {
             "200": _json(ref("TxAnswer"), "with wait=commit (or already committed): receipt"),
@@ -81,6 +85,11 @@ def _client_paths() -> dict[str, dict[str, Any]]:
                       "properties": {"txs": {"type": "array", "items": ref("Transaction")}}}},
                       "application/msgpack": {"schema": {"type": "string",
                                                          "format": "binary"}}}})},
+    }
+
+
+def _read_paths() -> dict[str, dict[str, Any]]:
+    return {
         "/v1/tx/{id}": {"get": _op("Status and receipt of a transaction", {
             "200": _json(ref("TxAnswer"), "{id, status, receipt}"),
             "400": "not a 64-hex id", "410": "its block is pruned on this node"},
@@ -101,6 +110,11 @@ def _client_paths() -> dict[str, dict[str, Any]]:
             {"200": _json(ref("StateAnswer"), "the result, with the height it was read at"),
              "400": "bad path", "404": "unknown query or record"},
             params=[_path("kind", "query name"), _path("path", "its key parts, '/'-separated")])},
+    }
+
+
+def _proof_paths() -> dict[str, dict[str, Any]]:
+    return {
         "/v1/proof/tx/{id}": {"get": _op(
             "Portable proof: the tx and its receipt (committed, or rejected with its code) with "
             "Merkle paths, the header and its execution certificate (docs/protocol.md §8); "
@@ -117,6 +131,11 @@ def _client_paths() -> dict[str, dict[str, Any]]:
             params=[_path("kind", "first segment of the state key (patent, bal, deal, ...)"),
                     _path("key", "the rest of the state key"),
                     _query("height", "must be the latest height (past states are not kept)")])},
+    }
+
+
+def _node_paths() -> dict[str, dict[str, Any]]:
+    return {
         "/v1/ops": {"get": _op("The op catalogue: roles, argument schemas, errors", {
             "200": _json(ref("OpsCatalogue"), "every op")})},
         "/v1/ops/{name}": {"get": _op("One op of the catalogue", {

@@ -204,7 +204,8 @@ async def _take_frames(ws: web.WebSocketResponse, take: Take, pair_key: bytes,
             break
         number += 1
         try:
-            raws = await _byte_strings(data[MAC_BYTES:])
+            raws = await inp.byte_strings(data[MAC_BYTES:], limits.MAX_PEER_ITEMS,
+                                          PEER_BODY_BYTES)
         except inp.InputError as exc:
             counters["peer_stream_frame_refused"] += 1
             log.error("event=peer_stream_frame_refused alarm=1 peer=%s reason=%s", sender,
@@ -212,16 +213,3 @@ async def _take_frames(ws: web.WebSocketResponse, take: Take, pair_key: bytes,
             continue
         counters["peer_stream_frames_received"] += 1
         await take(raws)
-
-
-async def _byte_strings(body: bytes) -> list[bytes]:
-    """A frame's body: a msgpack array of byte strings, its count checked first."""
-    _, pairs = inp.msgpack_items(body, limits.MAX_PEER_ITEMS, PEER_BODY_BYTES)
-    out: list[bytes] = []
-    yielder = inp.Yielder()
-    for item, _raw in pairs:
-        if not isinstance(item, bytes):
-            raise inp.InputError(400, "MalformedMsgpack", "expected an array of byte strings")
-        out.append(item)
-        await yielder.maybe_yield()
-    return out

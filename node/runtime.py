@@ -313,10 +313,9 @@ class Runtime:
         self.committed_ids.take_in(earlier)
 
     def _committed_among(self, ids: list[bytes]) -> set[bytes]:
-        """Which of `ids` (not pending here) the chain holds: SQLite is asked only about
-        those the Bloom filter cannot rule out (node/seen_ids.py)."""
-        maybe = [i for i in ids if i not in self.mempool and self.committed_ids.might_hold(i)]
-        return self.storage.known_tx_ids(maybe) if maybe else set()
+        """Which of `ids` (not pending here) the chain holds: the store asks SQLite only
+        about those the committed-id filter cannot rule out (`Storage.screen_ids_with`)."""
+        return self.storage.known_tx_ids([i for i in ids if i not in self.mempool])
 
     def _check_admission(self, tx: Transaction) -> None:
         if len(self.mempool) >= self.cfg.max_mempool_txs:

@@ -102,10 +102,11 @@ class Storage:
         """From now on every committed block's ids go into `id_filter` and
         `known_tx_ids` asks SQLite only about ids it cannot rule out. The executor asks
         about every id of every block (2.5 ms of SQLite per 500 ids on a 200k-tx store, 0.5
-        ms in the filter, same run) and nearly all are new. The ids are added right after the block's
-        COMMIT, here, so no block can be checked against a filter that misses the one
-        before it; ids stored before this call must be loaded into it by the caller
-        (node/runtime.py does, in a thread; the filter says "maybe" until then)."""
+        ms in the filter, same run) and nearly all are new. The ids are added right after
+        the block's COMMIT, here, so no block can be checked against a filter that misses
+        the one before it; ids stored before this call must be loaded into it by the caller
+        (node/runtime.py does, in a thread; the filter says "maybe" until then).
+        Admission's duplicate check comes through here too."""
         self.id_filter = id_filter
 
     def close(self) -> None:
