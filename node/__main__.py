@@ -11,7 +11,7 @@ import sys
 
 from aiohttp import web
 
-from node import limits, offload
+from node import limits, memory, offload
 from node.api import build_app
 from node import tls
 from node.config import ConfigError, NodeConfig, load_config
@@ -87,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-format", default=None, choices=("logfmt", "json"),
                         help="logfmt (default) or json: one JSON object per line")
     args = parser.parse_args(argv)
+    memory.limit_malloc_arenas()  # before any thread starts (node/memory.py says why)
     try:
         return asyncio.run(serve(args.config, args.log_level, args.log_file, args.log_format))
     except ConfigError as exc:

@@ -27,6 +27,7 @@ from prometheus_client.exposition import generate_latest
 from contracts.runtime import Receipt
 from contracts.tx import Transaction
 from node.chain import Header
+from node.memory import MemoryCollector
 from node.runtime import SIGNATURE_VERIFICATIONS, Runtime
 
 Source = Callable[[], Iterable[Metric]]
@@ -222,6 +223,7 @@ class NodeMetrics:
             buckets=LATENCY_BUCKETS_S, registry=self.registry)
         self.last_block_s: float | None = None
         ProcessCollector(registry=self.registry)  # process_cpu_seconds_total, RSS, open fds
+        self.registry.register(MemoryCollector())  # what the RSS is made of (node/memory.py)
         self.registry.register(_NodeCollector(runtime, sources))
         self.admitted_s: collections.OrderedDict[str, float] = collections.OrderedDict()
 
