@@ -37,6 +37,7 @@ async def serve(config_path: str, log_level: str | None, log_file: str | None = 
     frozen = offload.freeze_startup_heap()  # full collections then skip these (node/offload.py)
     listeners = await listen(runner, cfg, app[limits.CONNECTIONS])
     gc.set_threshold(*GC_THRESHOLDS)
+    trimming = asyncio.create_task(memory.trim_forever(), name="malloc-trim")
     log.info(Event("started", port=cfg.port, height=runtime.executor.height,
                    view=runtime.replica.view, peers=len(cfg.peers), frozen_objects=frozen))
     stop = asyncio.Event()
@@ -47,6 +48,7 @@ async def serve(config_path: str, log_level: str | None, log_file: str | None = 
     await asyncio.wait({stopped, fatal}, return_when=asyncio.FIRST_COMPLETED)
     stopped.cancel()
     fatal.cancel()
+    trimming.cancel()
     log.log(logging.ERROR if runtime.fatal.is_set() else logging.INFO,
             Event("stopping", height=runtime.executor.height, fatal=runtime.fatal.is_set()))
     runtime.release_waiters()

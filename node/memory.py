@@ -22,10 +22,18 @@ memory stays in it: the executor, checkpoint, snapshot and to_thread workers eac
 one, and each kept its high-water mark. Two arenas are plenty for one event loop and a
 few helper threads (MALLOC_ARENA_MAX=2 is what the glibc manual suggests for such
 processes). An operator's own MALLOC_ARENA_MAX wins.
+
+`trim_forever` hands glibc's free pages back every TRIM_INTERVAL_S (malloc_trim(0)).
+Once SQLite's caches are at their bound the live heap stops growing, but the bytes
+malloc holds free kept creeping up (fragmentation: 5 MB at start, 9-11 MB after four
+minutes under load), and RSS with them. Measured, two 4-node clusters at once, 550
+tx/s each for 240 s: the second-half RSS slope 1.7 MB/min without, 0.85 with; each trim
+costs 0.3-0.7 ms of CPU on the event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import ctypes.util
 import functools
@@ -41,6 +49,7 @@ log = logging.getLogger("ipchain.memory")
 MALLOC_ARENAS = 2
 M_ARENA_MAX = -8
 """mallopt parameter number of M_ARENA_MAX (glibc's malloc.h)."""
+TRIM_INTERVAL_S = 10.0
 
 
 class _MallInfo2(ctypes.Structure):
@@ -88,6 +97,23 @@ def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
     if libc is None or "MALLOC_ARENA_MAX" in os.environ:
         return False
     return bool(libc.mallopt(M_ARENA_MAX, arenas))
+
+
+def trim() -> bool:
+    """Give the pages malloc holds free back to the system; False if not glibc."""
+    libc = _libc()
+    if libc is None:
+        return False
+    libc.malloc_trim(0)
+    return True
+
+
+async def trim_forever(interval_s: float = TRIM_INTERVAL_S) -> None:
+    """`trim` every `interval_s` until cancelled (a no-op task where it is not glibc)."""
+    while True:
+        await asyncio.sleep(interval_s)
+        if not trim():
+            return
 
 
 def smaps_rollup(pid: int | str = "self") -> dict[str, int]:

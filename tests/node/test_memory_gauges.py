@@ -106,3 +106,35 @@ def test_arena_cap_holds_with_threads_allocating_at_once() -> None:
 @glibc_only
 def test_an_operators_malloc_arena_max_wins() -> None:
     assert arenas_after_threads("cap", MALLOC_ARENA_MAX="3") == ("False", 3)
+
+
+FREED_BELOW_A_LIVE_CHUNK = textwrap.dedent("""
+    import ctypes
+    from node import memory
+    libc = ctypes.CDLL("libc.so.6")
+    libc.malloc.restype = ctypes.c_void_p
+    libc.malloc.argtypes = [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    libc.memset.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t]
+    chunks = [libc.malloc(2000) for _ in range(20_000)]  # ~40 MB, under the mmap threshold
+    for chunk in chunks:
+        libc.memset(chunk, 1, 2000)  # resident
+    pin = libc.malloc(2000)  # above them: free() alone cannot shrink the heap
+    for chunk in chunks:
+        libc.free(chunk)
+    before = memory.smaps_rollup()["Anonymous"]
+    trimmed = memory.trim()
+    after = memory.smaps_rollup()["Anonymous"]
+    print(trimmed, before - after)
+""")
+
+
+@glibc_only
+@linux_only
+def test_trim_gives_freed_heap_pages_back() -> None:
+    out = subprocess.run([sys.executable, "-c", FREED_BELOW_A_LIVE_CHUNK], capture_output=True,
+                         text=True, timeout=60, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                         check=True)
+    trimmed, returned = out.stdout.split()
+    assert trimmed == "True"
+    assert int(returned) > 30_000_000  # most of the 40 MB freed below the pinned chunk
