@@ -75,10 +75,13 @@ _MOVE_RECENT = "INSERT OR IGNORE INTO txs SELECT id, height, idx, x'' FROM txs_r
 _MOVE_LEGACY_RECENT = ("INSERT OR IGNORE INTO txs SELECT id, height, idx, receipt "
                        "FROM txs_recent ORDER BY id")
 
-_STAGE_BLOCK_IDS = (
-    "INSERT INTO temp.restore_ids WITH RECURSIVE pos(i) AS "
-    "(SELECT 0 UNION ALL SELECT i + 1 FROM pos WHERE i + 1 < ?3) "
-    "SELECT substr(?1, i * 32 + 1, 32), ?2, i FROM pos")
+_CUT_IDS = ("WITH RECURSIVE pos(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM pos "
+            "WHERE i + 1 < ?3) SELECT substr(?1, i * 32 + 1, 32), ?2, i FROM pos")
+"""(id, height ?2, position) for each 32-byte id concatenated in ?1 (?3 of them)."""
+
+_STAGE_BLOCK_IDS = "INSERT INTO temp.restore_ids " + _CUT_IDS
+
+_INDEX_BLOCK_IDS = "INSERT OR IGNORE INTO txs_recent " + _CUT_IDS
 
 
 CACHE_KIB = 32_768
@@ -178,9 +181,8 @@ class Storage:
         try:
             cur.execute("INSERT INTO blocks VALUES (?,?,?,?,?,?)",
                         (height, block_hash, header, result_root, preprepare, certificate))
-            cur.executemany("INSERT OR IGNORE INTO txs_recent VALUES (?,?,?)",
-                            [(tx_id, height, idx) for tx_id, idx, _ in receipts])
-            if receipts:
+            if receipts:  # (the statement that cuts ids apart makes a row of none)
+                self._index_recent(cur, height, receipts)
                 cur.execute("INSERT INTO block_receipts VALUES (?,?)",
                             (height, pack_receipts(receipts)))
             cur.executemany("INSERT OR REPLACE INTO state VALUES (?,?)",
@@ -197,6 +199,20 @@ class Storage:
         self._recent_rows = 0 if moving else self._recent_rows + len(receipts)
         if self.id_filter is not None:
             self.id_filter.add_all([tx_id for tx_id, _, _ in receipts])
+
+    @staticmethod
+    def _index_recent(cur: sqlite3.Cursor, height: int,
+                      receipts: list[tuple[bytes, int, bytes]]) -> None:
+        """A block's index rows. When every tx has its receipt (no duplicate dropped), a
+        row's idx is its position: one statement cuts the concatenated ids apart in
+        SQLite (alone, 500 rows: 1.1 against 1.9-2.1 ms of CPU bound one by one from
+        Python; in storebench's whole block, 20k-tx store, same run: 5.37 -> 5.13 ms)."""
+        if all(idx == pos for pos, (_, idx, _) in enumerate(receipts)):
+            cur.execute(_INDEX_BLOCK_IDS, (b"".join([tx_id for tx_id, _, _ in receipts]),
+                                           height, len(receipts)))
+        else:
+            cur.executemany("INSERT OR IGNORE INTO txs_recent VALUES (?,?,?)",
+                            [(tx_id, height, idx) for tx_id, idx, _ in receipts])
 
     def block(self, height: int) -> tuple[bytes, bytes, bytes, bytes, bytes] | None:
         """(hash, header, result_root, preprepare, certificate) or None."""

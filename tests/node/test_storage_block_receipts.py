@@ -84,3 +84,14 @@ def test_a_store_with_receipts_in_the_tx_index_opens_whole(tmp_path: Path) -> No
         assert store.tx_count() == 5
     finally:
         store.close()
+
+
+def test_a_block_without_receipts_adds_no_index_row(tmp_path: Path) -> None:
+    store = Storage(tmp_path / "db.sqlite")
+    try:
+        save(store, 1, [])
+        save(store, 2, [0, 1])  # positions = idx: the rows are cut apart in SQLite
+        assert store.tx_count() == 2 and store.receipts_at(1) == []
+        assert store.tx(b"") is None and store.tx(tx_id(2, 1)) == (2, 1, b"receipt-2-1")
+    finally:
+        store.close()
