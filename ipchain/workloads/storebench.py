@@ -4,7 +4,7 @@ Each block costs the node's store four things: the executor's duplicate check of
 block's ids (`known_tx_ids`), the block's transaction (`save_block`: header, tx index,
 receipts, state changes), the execution certificate (`save_exec_cert`) and, every
 `--checkpoint-every` blocks, a share of the WAL checkpoint that copies the log into the
-database (node/offload.py runs it every 2 s, about ten 500-tx blocks at saturation).
+database (node/offload.py runs it every 4 s, about twenty 500-tx blocks at saturation).
 All four are timed here in CPU (time.process_time: the checkpoint runs in this thread
 on its own connection), on real blocks: signed `token.transfer`s executed by the real
 executor (node/chain.py), so the receipts, pre-prepare and state changes have the sizes
@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--txs-per-block", type=int, default=500)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--checkpoint-every", type=int, default=10,
-                        help="blocks between WAL checkpoints (node: every 2 s), and per round")
+                        help="blocks between WAL checkpoints (node: every 4 s, ~20 blocks), and per round")
     parser.add_argument("--ref", action="append", default=[],
                         help="also run node/storage.py at git revision REV, checkpointed every N "
                         "blocks if REV@N (N a multiple of --checkpoint-every; REV may be "
