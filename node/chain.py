@@ -255,8 +255,10 @@ def receipt_record(receipt: Receipt, events: msgspec.Raw | None = None) -> bytes
 
 
 _pack = codec.pack
-_STATUS = {True: _pack("status") + _pack("committed"), False: _pack("status") + _pack("rejected")}
-_LEAF_HEAD = _pack({"code": 0, "events": 0, "index": 0, "status": 0, "tx_id": 0})[:1] + _pack("code")
+_COMMITTED, _REJECTED = _pack("status") + _pack("committed"), _pack("status") + _pack("rejected")
+_LEAF_HEAD = (_pack({"code": 0, "events": 0, "index": 0, "status": 0, "tx_id": 0})[:1]
+              + _pack("code"))
+"""A map's first byte says how many entries follow; then its first key."""
 _RECORD_HEAD = (_pack({"code": 0, "events": 0, "height": 0, "index": 0, "message": 0,
                        "status": 0, "tx_id": 0})[:1] + _pack("code"))
 _EVENTS_KEY, _HEIGHT_KEY, _INDEX_KEY, _MESSAGE_KEY, _TX_ID_KEY = (
@@ -272,7 +274,7 @@ def receipt_bytes(receipt: Receipt) -> tuple[bytes, bytes]:
     events = receipt.events
     events_bytes = codec.encode_events(events) if events else _NO_EVENTS_BYTES
     code, index, tx_id = _pack(receipt.code), _pack(receipt.index), _pack(receipt.tx_id)
-    status = _STATUS[receipt.ok]
+    status = _COMMITTED if receipt.ok else _REJECTED
     leaf = b"".join((_LEAF_HEAD, code, _EVENTS_KEY, events_bytes, _INDEX_KEY, index,
                      status, _TX_ID_KEY, tx_id))
     record = b"".join((_RECORD_HEAD, code, _EVENTS_KEY, events_bytes,
