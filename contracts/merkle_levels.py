@@ -54,9 +54,10 @@ class MerkleLevels:
         level = self.levels[0]
         for index, node in changed.items():
             level[index] = node
-        if shift_from is not None:
-            del level[shift_from:]
-            level.extend(tail)
+        if shift_from is None:
+            return self._update_in_place(changed)
+        del level[shift_from:]
+        level.extend(tail)
         points, start = set(changed), shift_from
         height = 0
         while len(self.levels[height]) > 1:
@@ -78,6 +79,23 @@ class MerkleLevels:
             height += 1
         del self.levels[height + 1:]
         return self.root()
+
+    def _update_in_place(self, changed: dict[int, bytes]) -> bytes:
+        """`update` when no leaf was inserted or deleted (most blocks): every level keeps
+        its width, so only the changed paths are hashed again, one tight loop a level
+        (the general loop's per-level bookkeeping cost as much as the hashes it made)."""
+        levels, sha256 = self.levels, _sha256
+        level, points, height = levels[0], changed.keys(), 0
+        while len(level) > 1:
+            height += 1
+            upper, last = levels[height], len(level) - 1
+            points = {index >> 1 for index in points}
+            for index in points:
+                left = index << 1
+                upper[index] = (sha256(b"\x01" + level[left] + level[left + 1]).digest()
+                                if left < last else level[left])
+            level = upper
+        return level[0] if level else EMPTY_ROOT
 
     @classmethod
     def from_subtrees(cls, subtrees: list[list[list[bytes]]]) -> "MerkleLevels":

@@ -110,7 +110,21 @@ class State:
 
     # -- writes (journaled) ---------------------------------------------------
     def put(self, key: str, value: Any) -> None:
-        self._set(key, encode(value))
+        """`_set(key, encode(value))`, with `_write`'s update of a key that exists inlined:
+        most writes are a balance or a nonce record already in the state (several per
+        transaction on every replica), and they move no key, so no tree position shifts."""
+        raw = encode(value)
+        journal, data = self._journal, self._data
+        if journal is not None and key not in journal:
+            journal[key] = data.get(key, _DELETED)
+        if key not in data:
+            self._write(key, raw)
+            return
+        data[key] = raw
+        self._unhashed.add(key)
+        self._tree_stale.add(key)
+        self._dirty.add(key)
+        self._root = None
 
     def delete(self, key: str) -> None:
         if key in self._data:

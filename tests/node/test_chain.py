@@ -82,11 +82,20 @@ def test_the_stored_receipt_is_the_canonical_encoding_of_the_receipt():
 
 
 def test_receipt_bytes_are_the_leaf_and_the_record_built_separately():
+    """receipt_bytes joins both byte strings from packed parts: each must still be
+    codec.encode of its map, for any code, message, index, height and events."""
+    from contracts import codec
     from contracts.runtime import Event, Receipt
-    from node.chain import receipt_bytes, receipt_leaf, receipt_record
-    receipt = Receipt("ab" * 32, 7, 3, True, "ok", "moved", (
-        Event("token", "transfer", {"to": "b", "amount": 5, "from": "a"}),))
-    assert receipt_bytes(receipt) == (receipt_leaf(receipt), receipt_record(receipt))
+    from node.chain import RECEIPT_LEAF_FIELDS, receipt_bytes, receipt_leaf, receipt_record
+    for receipt in (Receipt("ab" * 32, 7, 3, True, "ok", "moved", (
+                        Event("token", "transfer", {"to": "b", "amount": 5, "from": "a"}),)),
+                    Receipt("cd" * 32, 2**40, 70_000, False, "InsufficientFunds",
+                            "n\u00e9 " * 40),
+                    Receipt("ef" * 32, 1, 0, True, "ok")):
+        value = receipt.to_value()
+        assert receipt_bytes(receipt) == (receipt_leaf(receipt), receipt_record(receipt))
+        assert receipt_bytes(receipt) == (
+            codec.encode({k: value[k] for k in RECEIPT_LEAF_FIELDS}), codec.encode(value))
 
 
 def test_the_executor_seals_the_header_the_recipe_gives_from_scratch():
