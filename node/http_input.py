@@ -24,7 +24,7 @@ import msgpack
 from aiohttp import web
 
 from contracts import errors
-from contracts.tx import MAX_TX_BYTES, Transaction, from_bytes, from_json
+from contracts.tx import MAX_TX_BYTES, Transaction, from_bytes, from_canonical_bytes, from_json
 
 MAX_INT = 2**63 - 1
 """Heights, timeouts and rule ids all fit a signed 64-bit integer; SQLite refuses more."""
@@ -222,7 +222,11 @@ def msgpack_items(body: bytes, max_items: int, max_item_bytes: int
 
 # -- transactions -----------------------------------------------------------------------------
 def tx_from_canonical_bytes(data: bytes) -> Transaction:
-    """A transaction whose bytes are exactly its canonical encoding (its id is their hash)."""
+    """A transaction whose bytes are exactly its canonical encoding (its id is their hash).
+    Nearly every one is: the short way first, the long way names what is wrong."""
+    tx = from_canonical_bytes(data)
+    if tx is not None:
+        return tx
     tx = from_bytes(data)
     if tx.encoded != data:
         raise NonCanonical("transaction bytes are not canonical msgpack (sorted keys, "
