@@ -56,7 +56,13 @@ class Transaction:
     @_computed_once
     def id(self) -> str:
         """SHA-256 of the canonical encoding, hex: the same on every node."""
-        return hashlib.sha256(self.encoded or self.to_bytes()).hexdigest()
+        return self.id_bytes.hex()
+
+    @_computed_once
+    def id_bytes(self) -> bytes:
+        """The id as the node keys its mempool and store with it (hashed once, where
+        hex `id` and `bytes.fromhex` hashed, formatted and parsed for every lookup)."""
+        return hashlib.sha256(self.encoded or self.to_bytes()).digest()
 
     @_computed_once
     def sender_hex(self) -> str:
