@@ -85,25 +85,6 @@ def refuse_unknown_sender(state: Any, tx: Transaction) -> None:
         raise errors.UnknownAccount("sender key belongs to no organisation")
 
 
-class _ReadOnce:
-    """The executor's state, each key read once per admission batch: a batch holds many
-    transactions of few senders (a client signs runs of them), and each asks for its
-    sender's organisation and nonce record. Nothing writes the state while `admit` runs
-    (it does not yield), so a remembered value is the state's own; the values are read,
-    never changed (`check_nonce` returns a new record)."""
-
-    def __init__(self, state: Any) -> None:
-        self.state = state
-        self.read: dict[str, Any] = {}
-
-    def get(self, key: str, default: Any = None) -> Any:
-        try:
-            value = self.read[key]
-        except KeyError:
-            value = self.read[key] = self.state.get(key)
-        return default if value is None else value
-
-
 DAMAGE_AT_REST = ("sqlite:", "state at rest", "last block does not match")
 """The start-up check's verdicts (node.engine.check_at_rest) that mean damaged data."""
 
@@ -290,12 +271,11 @@ class Runtime:
         fresh: list[tuple[bytes, bytes]] = []
         ids = [tx.id_bytes for tx in txs]
         committed = self._committed_among(ids)
-        mempool, state = self.mempool, _ReadOnce(self.executor.state)
         for tx, tx_id in zip(txs, ids):
             try:
-                if tx_id not in mempool and tx_id not in committed:
-                    self._check_admission(tx, state)
-                    mempool[tx_id] = tx
+                if tx_id not in self.mempool and tx_id not in committed:
+                    self._check_admission(tx)
+                    self.mempool[tx_id] = tx
                     fresh.append((tx_id, tx.to_bytes()))
                 results.append(None)
             except errors.ContractError as exc:
@@ -337,7 +317,7 @@ class Runtime:
         about those the committed-id filter cannot rule out (`Storage.screen_ids_with`)."""
         return self.storage.known_tx_ids([i for i in ids if i not in self.mempool])
 
-    def _check_admission(self, tx: Transaction, state: Any) -> None:
+    def _check_admission(self, tx: Transaction) -> None:
         if len(self.mempool) >= self.cfg.max_mempool_txs:
             raise MempoolFull(f"mempool holds {len(self.mempool)} transactions")
         if tx.chain != self.cfg.chain_id:
@@ -347,8 +327,8 @@ class Runtime:
         if not self._verify_signature(tx):
             raise errors.BadSignature("signature does not verify")
         check_args(tx)  # typed op arguments (contracts/schema.py): 400 BadArguments
-        refuse_unknown_sender(state, tx)
-        check_nonce(state, tx.sender_hex, tx.nonce)
+        refuse_unknown_sender(self.executor.state, tx)
+        check_nonce(self.executor.state, tx.sender_hex, tx.nonce)
 
     def release_waiters(self) -> None:
         """Answer every client still waiting for a commit, so a graceful stop is prompt."""
