@@ -270,7 +270,11 @@ async def _decode_all(pairs: Iterator[Any], decode: Callable[..., Transaction]) 
 async def read_tx_batch(request: web.Request, max_items: int, msgpack_type: str) -> Decoded:
     """POST /v1/txs: a msgpack array (encoded txs or tx maps) or JSON {"txs": [...]}."""
     if request.content_type == msgpack_type:
-        _, pairs = msgpack_items(await read_body(request), max_items, MAX_TX_BYTES)
+        body = await read_body(request)
+        whole = _whole_byte_strings(body, max_items, MAX_TX_BYTES)  # the usual: encoded txs
+        if whole is not None:
+            return await _decode_all(((raw, raw) for raw in whole), _tx_from_batch_item)
+        _, pairs = msgpack_items(body, max_items, MAX_TX_BYTES)
         return await _decode_all(pairs, _tx_from_batch_item)
     value = await read_json(request, max_values=MAX_JSON_BATCH_VALUES)
     if not isinstance(value, dict) or not isinstance(value.get("txs"), list):

@@ -64,3 +64,44 @@ async def test_corrupted_frames_get_the_same_outcome(monkeypatch) -> None:
         assert await outcome(bytes(body)) == whole, bytes(body)
         outcomes.append(whole[0])
     assert "ok" in outcomes and "refused" in outcomes
+
+
+class _Posted(dict):
+    """What read_tx_batch reads of a request: its content type and its body (kept)."""
+
+    def __init__(self, body: bytes) -> None:
+        super().__init__({http_input._BODY: body})
+        self.content_type = "application/msgpack"
+
+
+async def batch_outcome(body: bytes) -> tuple[str, object]:
+    try:
+        items = await http_input.read_tx_batch(_Posted(body), MAX_ITEMS, "application/msgpack")
+    except InputError as exc:
+        return "refused", (exc.status, exc.code, exc.message)
+    return "ok", [(type(item).__name__, getattr(item, "id", None) or str(item)) for item in items]
+
+
+def client_batches() -> dict[str, bytes]:
+    import nacl.signing
+
+    from contracts.tx import sign_tx
+    key = nacl.signing.SigningKey(b"\x07" * 32)
+    txs = [sign_tx(key, "ipchain-test", n, "token.transfer", {"to": "org-b", "amount": 1 + n})
+           for n in range(3)]
+    raws = [tx.to_bytes() for tx in txs]
+    return {"encoded txs": packed(raws),
+            "one not canonical": packed([raws[0], packed(dict(reversed(
+                msgpack.unpackb(raws[1]).items())))]),
+            "one junk": packed([raws[0], b"\xc1"]),
+            "a tx map item": packed([raws[0], msgpack.unpackb(raws[1])]),
+            "too many": packed(raws * 3),
+            "junk body": b"\x93\xc1"}
+
+
+@pytest.mark.parametrize("name", sorted(client_batches()))
+async def test_a_client_batch_reads_the_same_whole_or_item_by_item(name: str, monkeypatch) -> None:
+    body = client_batches()[name]
+    whole = await batch_outcome(body)
+    monkeypatch.setattr(http_input, "WHOLE_BODY_BYTES", -1)
+    assert await batch_outcome(body) == whole
