@@ -161,6 +161,12 @@ def decode(data: bytes) -> Any:
     It does not insist the input was key-sorted: a transaction's id and signature are
     computed over the re-encoded canonical form, so a client's key order cannot matter.
     """
+    return canonical(unpack(data))
+
+
+def unpack(data: bytes) -> Any:
+    """msgpack to Python values, ext types refused, types NOT yet checked: the caller
+    checks them (`decode` does, with `canonical`) before trusting the value."""
     try:
         value = msgpack.unpackb(data, raw=False, strict_map_key=True, use_list=True,
                                 ext_hook=_refuse_ext)
@@ -168,4 +174,4 @@ def decode(data: bytes) -> Any:
         raise CodecError(f"malformed msgpack: {exc}") from exc
     except Exception as exc:  # msgpack raises a handful of unrelated types on junk
         raise CodecError(f"malformed msgpack: {exc.__class__.__name__}") from exc
-    return canonical(value)
+    return value

@@ -14,7 +14,7 @@ from typing import Any, Callable
 import nacl.exceptions
 import nacl.signing
 
-from contracts.codec import CodecError, decode, encode, pack, sorted_copy
+from contracts.codec import CodecError, decode, encode, is_canonical, pack, sorted_copy, unpack
 from contracts.errors import BadTransaction
 
 TX_DOMAIN = b"ipchain/tx/v1"
@@ -56,7 +56,13 @@ class Transaction:
     @_computed_once
     def id(self) -> str:
         """SHA-256 of the canonical encoding, hex: the same on every node."""
-        return hashlib.sha256(self.encoded or self.to_bytes()).hexdigest()
+        return self.id_bytes.hex()
+
+    @_computed_once
+    def id_bytes(self) -> bytes:
+        """The id as the node keys its mempool and store with it (hashed once, where
+        hex `id` and `bytes.fromhex` hashed, formatted and parsed for every lookup)."""
+        return hashlib.sha256(self.encoded or self.to_bytes()).digest()
 
     @_computed_once
     def sender_hex(self) -> str:
@@ -136,6 +142,39 @@ def from_bytes(data: bytes) -> Transaction:
     except CodecError as exc:
         raise BadTransaction(str(exc)) from exc
     return from_value(value, checked=True)
+
+
+def from_canonical_bytes(data: bytes) -> Transaction | None:
+    """The transaction `data` encodes when `data` is exactly its canonical encoding (so
+    its id is their hash); None when it is not, or is no transaction at all: the caller
+    then goes the long way (`from_bytes`), which names what is wrong.
+
+    Every node decodes every relayed transaction, nearly all of them canonical: this
+    walks only `args` (the five other fields are typed here) and checks the top-level
+    key order by comparing names, where `from_bytes` walks the whole map and builds the
+    dataclass field by field. It accepts exactly what `from_bytes` accepts with
+    `encoded == data`: the types `decode` would check (floats, bytes keys, depth are
+    refused by `is_canonical(args, 1)` as in the full walk; msgpack's own ints are in
+    range), keys in order at every level, and the same bytes again when packed."""
+    if type(data) is not bytes or len(data) > MAX_TX_BYTES:
+        return None
+    try:
+        value = unpack(data)
+        if type(value) is not dict or tuple(value) != FIELDS:
+            return None
+        args, chain, nonce, op, sender, sig = value.values()
+        if not (type(args) is dict and type(chain) is str and type(op) is str
+                and type(sender) is bytes and len(sender) == 32
+                and type(sig) is bytes and len(sig) == 64
+                and type(nonce) is int and nonce >= 0
+                and is_canonical(args, 1) and pack(value) == data):
+            return None
+    except CodecError:
+        return None
+    tx = object.__new__(Transaction)  # what the frozen dataclass's __init__ stores, at once
+    tx.__dict__.update(chain=chain, sender=sender, nonce=nonce, op=op, args=args, sig=sig,
+                       encoded=data)
+    return tx
 
 
 def from_json(value: Any) -> Transaction:

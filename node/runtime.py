@@ -269,7 +269,7 @@ class Runtime:
         where today only the node it was sent to does."""
         results: list[errors.ContractError | None] = []
         fresh: list[tuple[bytes, bytes]] = []
-        ids = [bytes.fromhex(tx.id) for tx in txs]
+        ids = [tx.id_bytes for tx in txs]
         committed = self._committed_among(ids)
         for tx, tx_id in zip(txs, ids):
             try:
@@ -488,7 +488,7 @@ class Runtime:
         """The executor's check: a transaction admitted here was verified at admission; one
         ordered by others is verified now and kept in the mempool until its block is stored,
         so a relayed copy arriving meanwhile is known, not verified a second time."""
-        tx_id = bytes.fromhex(tx.id)
+        tx_id = tx.id_bytes
         if self.mempool.get(tx_id) is tx:
             return True
         if not self._verify_signature(tx):
