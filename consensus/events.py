@@ -13,7 +13,7 @@ from consensus.messages import Signed
 
 
 # -- events (host -> replica) ------------------------------------------------------------
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class RequestsArrived:
     """Admitted client transactions: (SHA-256 of the bytes, canonical bytes). The replica
     recognises requests by that id when pre-prepares carry them, so it must be exactly
@@ -21,23 +21,44 @@ class RequestsArrived:
 
     txs: tuple[tuple[bytes, bytes], ...]
 
+    def __init__(self, txs: tuple[tuple[bytes, bytes], ...]) -> None:
+        fields = self.__dict__
+        fields["txs"] = txs
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, init=False)
 class MessageArrived:
     msg: Signed
 
+    def __init__(self, msg: Signed) -> None:
+        """Fields written to __dict__ directly, as in `consensus.messages` (the generated
+        frozen __init__'s object.__setattr__ per field, for every event and action of
+        every step); still frozen. The same for the other frequent events and actions."""
+        fields = self.__dict__
+        fields["msg"] = msg
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, init=False)
 class TimerFired:
     name: str
 
+    def __init__(self, name: str) -> None:
+        fields = self.__dict__
+        fields["name"] = name
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, init=False)
 class BlockExecuted:
     seq: int
     state_root: bytes
     block_hash: bytes = b""
     """The executed block's header hash; when given, the replica signs an execution vote."""
+
+    def __init__(self, seq: int, state_root: bytes, block_hash: bytes = b"") -> None:
+        fields = self.__dict__
+        fields["seq"] = seq
+        fields["state_root"] = state_root
+        fields["block_hash"] = block_hash
 
 
 @dataclass(frozen=True)
@@ -49,30 +70,48 @@ class BlockFetched:
 
 
 # -- actions (replica -> host) ------------------------------------------------------------
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Persist:
     """Write this signed message to the write-ahead log before what follows is sent."""
 
     msg: Signed
 
+    def __init__(self, msg: Signed) -> None:
+        fields = self.__dict__
+        fields["msg"] = msg
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, init=False)
 class Send:
     to: int
     msg: Signed
 
+    def __init__(self, to: int, msg: Signed) -> None:
+        fields = self.__dict__
+        fields["to"] = to
+        fields["msg"] = msg
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, init=False)
 class Broadcast:
     msg: Signed
 
+    def __init__(self, msg: Signed) -> None:
+        fields = self.__dict__
+        fields["msg"] = msg
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, init=False)
 class Deliver:
     """A committed block, in sequence order, with the certificate that proves it."""
 
     preprepare: Signed
     certificate: tuple[Signed, ...]
+
+    def __init__(self, preprepare: Signed, certificate: tuple[Signed, ...]) -> None:
+        fields = self.__dict__
+        fields["preprepare"] = preprepare
+        fields["certificate"] = certificate
 
     @property
     def seq(self) -> int:
@@ -95,15 +134,24 @@ class Deliver:
         return self.preprepare.body.digest
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class SetTimer:
     name: str
     delay_ms: int
 
+    def __init__(self, name: str, delay_ms: int) -> None:
+        fields = self.__dict__
+        fields["name"] = name
+        fields["delay_ms"] = delay_ms
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, init=False)
 class CancelTimer:
     name: str
+
+    def __init__(self, name: str) -> None:
+        fields = self.__dict__
+        fields["name"] = name
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ class WireError(ValueError):
     """Bytes from a peer that are not a well-formed replica message."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class PrePrepare:
     """The primary's proposal of `txs` at (view, seq). Only the header is signed: the
     digest binds the timestamp and the transactions (through their Merkle root)."""
@@ -38,28 +38,58 @@ class PrePrepare:
     timestamp_ms: int
     txs: tuple[bytes, ...] = ()
 
+    def __init__(self, view: int, seq: int, digest: bytes, timestamp_ms: int,
+                 txs: tuple[bytes, ...] = ()) -> None:
+        """Fields written to __dict__ directly: the generated frozen __init__ calls
+        object.__setattr__ per field, most of the cost of a message built per vote sent or
+        received (as `contracts.runtime.Receipt`). Still frozen after this; the same for
+        the other bodies and `Signed`."""
+        fields = self.__dict__
+        fields["view"] = view
+        fields["seq"] = seq
+        fields["digest"] = digest
+        fields["timestamp_ms"] = timestamp_ms
+        fields["txs"] = txs
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, init=False)
 class Prepare:
     KIND: ClassVar[str] = "P"
     view: int
     seq: int
     digest: bytes
 
+    def __init__(self, view: int, seq: int, digest: bytes) -> None:
+        fields = self.__dict__
+        fields["view"] = view
+        fields["seq"] = seq
+        fields["digest"] = digest
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, init=False)
 class Commit:
     KIND: ClassVar[str] = "C"
     view: int
     seq: int
     digest: bytes
 
+    def __init__(self, view: int, seq: int, digest: bytes) -> None:
+        fields = self.__dict__
+        fields["view"] = view
+        fields["seq"] = seq
+        fields["digest"] = digest
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, init=False)
 class Checkpoint:
     KIND: ClassVar[str] = "CP"
     seq: int
     state_root: bytes
+
+    def __init__(self, seq: int, state_root: bytes) -> None:
+        fields = self.__dict__
+        fields["seq"] = seq
+        fields["state_root"] = state_root
 
 
 @dataclass(frozen=True)
@@ -73,7 +103,7 @@ class Suspect:
     view: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Executed:
     """An execution vote: "I executed block `height` and its header hashes to
     `block_hash`". 2f+1 matching votes certify the block's results (docs/protocol.md)."""
@@ -81,6 +111,11 @@ class Executed:
     KIND: ClassVar[str] = "EX"
     height: int
     block_hash: bytes
+
+    def __init__(self, height: int, block_hash: bytes) -> None:
+        fields = self.__dict__
+        fields["height"] = height
+        fields["block_hash"] = block_hash
 
 
 @dataclass(frozen=True)
@@ -115,7 +150,7 @@ KINDS: dict[str, type] = {cls.KIND: cls for cls in
                            Executed)}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Signed:
     body: Body
     sender: int
@@ -123,6 +158,12 @@ class Signed:
 
     def signing_bytes(self, chain_id: str) -> bytes:
         return signing_bytes(self.body, chain_id)
+
+    def __init__(self, body: Body, sender: int, sig: bytes) -> None:
+        fields = self.__dict__
+        fields["body"] = body
+        fields["sender"] = sender
+        fields["sig"] = sig
 
 
 def view_of(body: Body) -> int:

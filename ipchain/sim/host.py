@@ -18,6 +18,7 @@ one slot, or a WAL that lost an unsettled vote are anomalies (the agreement chec
 
 from __future__ import annotations
 
+import functools
 import random
 from typing import Any, Callable, Protocol
 
@@ -154,6 +155,8 @@ class Host:
         self.torn_crash_pending = 0
         self.peers = [i for i in range(self.n) if i != index]
         self.quorum = quorum(self.n)
+        self.now_ms = functools.partial(env.now_ms, index)  # type: ignore[method-assign]
+        """`now_ms` below without its Python frame: the engine reads the clock every step."""
         self.nondeterminism: random.Random | None = None
         """Set by `plant_nondeterminism` (a simulator fault): each block also writes a
         random value, as a non-deterministic contract would."""
@@ -261,7 +264,9 @@ class Host:
             self._carry_out_torn(actions)
             return
         self.engine.carry_out(actions)
-        if self.behaviour is HONEST:  # `honest`, without a property call per step
+        # `honest`, without a property call per step; and only after a prune (the
+        # witness's own test, without a call per step)
+        if self.behaviour is HONEST and self.storage.pruned:
             self.witness.check_wal(after_restart=False)
         self._after_engine()
 
@@ -332,7 +337,8 @@ class Host:
         self._send(msg, [to])
 
     def broadcast(self, msg: wire.Signed) -> None:
-        self._effect()
+        if self._effects_left is not None:  # a torn crash under way (most steps: no call)
+            self._effect()
         self._send(msg, self.peers)
 
     def fetch(self, first: int, last: int) -> None:

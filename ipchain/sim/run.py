@@ -154,6 +154,8 @@ class Simulation:
         clock_rng = self._rng("clock")
         offsets = [clock_rng.randint(0, cfg.max_clock_offset_ms) for _ in range(self.n)]
         self.clock = SimClock(self.queue, GENESIS_TIME_MS + 1_000, offsets)
+        self.now_ms = self.clock.now_ms  # type: ignore[method-assign]
+        """`now_ms` below without its Python frame (every replica step reads it)."""
         self.network = Network(self.n, self._rng("network"), self.queue, self._deliver, cfg.latency)
         if cfg.rewrite_rate:
             self.network.rewriter = UnsignedRewriter(self._rng("rewrite"), self.n)
