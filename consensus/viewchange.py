@@ -223,7 +223,11 @@ class ViewChanges:
     # -- entering the view ----------------------------------------------------------------------
     def enter_view(self: "Replica", new_view_msg: Signed) -> None:
         nv: NewView = new_view_msg.body
-        self.view, self.in_view_change, self.last_new_view = nv.view, False, new_view_msg
+        # Still changing views until the NEW-VIEW's pre-prepares are in and `next_seq`
+        # follows them: nothing may be proposed before. A checkpoint adopted below (or a
+        # delivery) would propose at a seq the NEW-VIEW then reassigns, so the primary
+        # would sign two pre-prepares for one (view, seq) (`ipchain sim --seed 403`).
+        self.view, self.in_view_change, self.last_new_view = nv.view, True, new_view_msg
         self.new_view_sent_ms.clear()
         self.forget_suspects()
         self.note_view_progress()
@@ -241,6 +245,7 @@ class ViewChanges:
         for seq in [s for s in self.slots if s > high and s > self.last_delivered]:
             del self.slots[seq]
         self.next_seq = max(high, self.last_delivered) + 1
+        self.in_view_change = False
         replay, self.future = [m for m in self.future if m.body.view == nv.view], []
         self.future_per_sender.clear()
         for msg in replay:

@@ -1,0 +1,59 @@
+"""A new primary numbers its first proposals after the NEW-VIEW's, never under them.
+
+Found by `ipchain sim --seed 403 --mix full`: replica 1 became primary of view 1 and,
+in the one step that installed its NEW-VIEW, adopted the stable checkpoint a
+VIEW-CHANGE carried; stabilising proposed a batch at seq 20 (the view looked installed
+already), then installing the NEW-VIEW dropped that slot and set the next sequence
+number back to 20, so the final proposal signed a second, different PRE-PREPARE for
+view 1 seq 20. An honest replica equivocated; with f+1 of them safety would be gone.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from consensus.messages import Checkpoint, PrePrepare
+from net import Network
+
+TIMEOUT_MS = 1_000
+CONFIG = dict(batch_delay_ms=5, max_batch_txs=10, request_timeout_ms=TIMEOUT_MS,
+              checkpoint_interval_blocks=2, log_window_blocks=4)
+
+
+def payloads(tag: str, count: int) -> list[bytes]:
+    return [f"{tag}-{i}".encode() for i in range(count)]
+
+
+def own_preprepares(net: Network, i: int, view: int) -> list:
+    return [m.body for m in net.broadcasts(PrePrepare, by=i)
+            if m.sender == i and m.body.view == view]
+
+
+def test_new_primary_adopting_a_checkpoint_signs_one_preprepare_per_seq():
+    """The new primary of view 1 missed the checkpoint votes for seq 2, so it adopts the
+    stable checkpoint from the VIEW-CHANGEs while installing its NEW-VIEW, with
+    requests pending: every (view 1, seq) it signs must carry one digest."""
+    net = Network.build(4, **CONFIG)
+    net.drop = lambda src, dst, msg: dst == 1 and isinstance(msg.body, Checkpoint)
+    for i in range(4):
+        net.submit(i, payloads("a", 20))  # two full blocks: seq 1 and 2
+    net.run(for_ms=TIMEOUT_MS // 2)
+    assert net.heights() == [2, 2, 2, 2]
+    assert net.replicas[1].low_mark == 0 and net.replicas[2].low_mark == 2
+    net.down.add(0)  # the view-0 primary dies with requests pending everywhere
+    for i in (1, 2, 3):
+        net.submit(i, payloads("b", 15))
+    net.run(for_ms=10 * TIMEOUT_MS)
+
+    assert net.replicas[1].stats["new_views_sent"] == 1
+    signed = own_preprepares(net, 1, view=1)
+    digests = {}
+    for pp in signed:
+        digests.setdefault(pp.seq, set()).add(pp.digest)
+    assert signed and all(len(d) == 1 for d in digests.values()), \
+        f"replica 1 signed conflicting pre-prepares in view 1: {sorted(digests.items())}"
+    assert not any(net.replicas[i].stats["evidence"] for i in (1, 2, 3))
+    net.assert_agreement(replicas=[1, 2, 3])
+    committed = Counter(t for d in net.delivered[1] for t in d.txs)
+    assert sorted(committed) == sorted(payloads("a", 20) + payloads("b", 15))
+    assert max(committed.values()) == 1
