@@ -154,6 +154,9 @@ class Replica(NormalCase, Checkpoints, CatchUp, ViewChanges, Pacemaker, Executio
             self.view = max(self.view, body.view)
             if isinstance(body, NewView):
                 self.last_new_view = msg
+                for pp in body.preprepares:  # signed by us too: never number under them
+                    if pp.body.seq > self.last_delivered:
+                        self.restore_vote(pp)
             elif body.seq > self.last_delivered:
                 self.restore_vote(msg)
         if latest_vc is not None:

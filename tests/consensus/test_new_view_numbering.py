@@ -6,14 +6,19 @@ VIEW-CHANGE carried; stabilising proposed a batch at seq 20 (the view looked ins
 already), then installing the NEW-VIEW dropped that slot and set the next sequence
 number back to 20, so the final proposal signed a second, different PRE-PREPARE for
 view 1 seq 20. An honest replica equivocated; with f+1 of them safety would be gone.
+
+The same numbering must survive a restart: a primary restored from a WAL that holds
+its NEW-VIEW takes the NEW-VIEW's pre-prepares back, as it does its other ones.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 
-from consensus.messages import Checkpoint, PrePrepare
+from consensus import events as ev
+from consensus.messages import Checkpoint, NewView, PrePrepare
 from net import Network
+from test_view_change import FAST, prepare_then_lose_the_primary, restart
 
 TIMEOUT_MS = 1_000
 CONFIG = dict(batch_delay_ms=5, max_batch_txs=10, request_timeout_ms=TIMEOUT_MS,
@@ -57,3 +62,37 @@ def test_new_primary_adopting_a_checkpoint_signs_one_preprepare_per_seq():
     committed = Counter(t for d in net.delivered[1] for t in d.txs)
     assert sorted(committed) == sorted(payloads("a", 20) + payloads("b", 15))
     assert max(committed.values()) == 1
+
+
+def test_primary_restarted_after_its_new_view_numbers_after_its_preprepares():
+    """The brief's durability question: the new primary persists its NEW-VIEW (with the
+    pre-prepares it re-proposes at seq 1..3) and crashes before executing anything. Its
+    restart must take those pre-prepares back from the WAL, or the next request gets
+    seq 1 again with another batch: a second PRE-PREPARE for (view 1, seq 1)."""
+    net = Network.build(4, **FAST)
+    prepare_then_lose_the_primary(net, payloads("p", 30))
+    step = net.step
+
+    def crash_after_new_view(i, event):
+        actions = step(i, event)
+        if i == 1 and any(isinstance(a, ev.Persist) and isinstance(a.msg.body, NewView)
+                          for a in actions):
+            net.down.add(1)
+        return actions
+    net.step = crash_after_new_view
+    net.run(for_ms=3 * TIMEOUT_MS)
+    net.step = step
+    (new_view,) = net.broadcasts(NewView, by=1)
+    reproposed = {pp.body.seq: pp.body.digest for pp in new_view.body.preprepares}
+    assert sorted(reproposed) == [1, 2, 3] and net.heights()[1] == 0
+
+    fresh = restart(net, 1)
+    assert (fresh.view, fresh.in_view_change) == (1, False)
+    net.submit(1, payloads("q", 25))  # two full batches and a partial one
+    if "batch" in net.timers[1]:
+        net.fire(1, "batch")
+    signed = own_preprepares(net, 1, view=1)
+    assert all(pp.seq not in reproposed for pp in signed), \
+        f"restarted primary signed {[(pp.seq, pp.digest.hex()[:8]) for pp in signed]} " \
+        f"under its NEW-VIEW's {sorted(reproposed)}"
+    assert fresh.next_seq == 4 + len(signed)
