@@ -110,6 +110,10 @@ class Witness:
         """(kind, view, seq) -> the encoded PRE-PREPARE / PREPARE / COMMIT this replica sent."""
         self.durable_in_new_views: set[bytes] = set()
         """Pre-prepares durable as part of a NEW-VIEW this replica persisted and sent."""
+        self.reproposed: dict[tuple[int, int], bytes] = {}
+        """(view, seq) -> digest of each pre-prepare in a NEW-VIEW this replica sent: it
+        signed them too, so no other pre-prepare of its may differ from them (kept apart
+        from `signed_votes`: they are durable inside the NEW-VIEW's record, not alone)."""
 
     def on_send(self, msg: wire.Signed, encoded: bytes) -> None:
         """The oracle: an honest replica's vote is durable before it leaves, and it never
@@ -123,6 +127,8 @@ class Witness:
                                   f"before it was durable in its WAL")
         elif isinstance(body, NewView):  # its pre-prepares are durable as part of it
             self.durable_in_new_views.update(pp.sig for pp in body.preprepares)
+            for pp in body.preprepares:
+                self.check_reproposed(pp.body)
         if isinstance(body, (PrePrepare, Prepare, Commit)) and \
                 msg.sig not in self.durable_in_new_views:
             key = (body.KIND, body.view, body.seq)
@@ -130,6 +136,19 @@ class Witness:
             if earlier != encoded and wire.decode(earlier).body.digest != body.digest:
                 self.anomalies.append(f"replica {self.index} signed two {type(body).__name__}s "
                                       f"for view {body.view} seq {body.seq}")
+            elif isinstance(body, PrePrepare) and \
+                    self.reproposed.get((body.view, body.seq), body.digest) != body.digest:
+                self.anomalies.append(f"replica {self.index} signed a PrePrepare for view "
+                                      f"{body.view} seq {body.seq} unlike its NEW-VIEW's")
+
+    def check_reproposed(self, pp: PrePrepare) -> None:
+        """A NEW-VIEW's pre-prepare against what this replica signed before for its slot."""
+        earlier = self.signed_votes.get(("PP", pp.view, pp.seq))
+        digests = {self.reproposed.setdefault((pp.view, pp.seq), pp.digest),
+                   wire.decode(earlier).body.digest if earlier is not None else pp.digest}
+        if digests != {pp.digest}:
+            self.anomalies.append(f"replica {self.index} signed a NEW-VIEW pre-prepare for "
+                                  f"view {pp.view} seq {pp.seq} unlike its earlier one")
 
     def check_wal(self, after_restart: bool) -> None:
         """The oracle after each WAL prune and at each restart: the WAL holds every vote
