@@ -52,6 +52,14 @@ class PrePrepare:
         fields["txs"] = txs
 
 
+def _vote_init(self: "Prepare | Commit", view: int, seq: int, digest: bytes) -> None:
+    """Prepare's and Commit's `__init__` (the same three fields; see PrePrepare's)."""
+    fields = self.__dict__
+    fields["view"] = view
+    fields["seq"] = seq
+    fields["digest"] = digest
+
+
 @dataclass(frozen=True, init=False)
 class Prepare:
     KIND: ClassVar[str] = "P"
@@ -59,11 +67,7 @@ class Prepare:
     seq: int
     digest: bytes
 
-    def __init__(self, view: int, seq: int, digest: bytes) -> None:
-        fields = self.__dict__
-        fields["view"] = view
-        fields["seq"] = seq
-        fields["digest"] = digest
+    __init__ = _vote_init
 
 
 @dataclass(frozen=True, init=False)
@@ -73,11 +77,7 @@ class Commit:
     seq: int
     digest: bytes
 
-    def __init__(self, view: int, seq: int, digest: bytes) -> None:
-        fields = self.__dict__
-        fields["view"] = view
-        fields["seq"] = seq
-        fields["digest"] = digest
+    __init__ = _vote_init
 
 
 @dataclass(frozen=True, init=False)
