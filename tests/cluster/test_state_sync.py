@@ -162,8 +162,11 @@ def test_a_pruning_node_answers_410_for_pruned_heights_and_proves_recent_ones(cl
                 assert status == 410 and body["error"]["code"] == "Pruned", (path, body)
 
             recent = await transfers(session, cluster, cluster.urls[0], 1)
-            _, proof = await client.request(session, "GET",
-                                            f"{cluster.urls[1]}/v1/proof/tx/{recent[0]}")
+
+            async def recent_proof() -> Any:  # committed on node0 is not yet stored on node1
+                return (await client.request(
+                    session, "GET", f"{cluster.urls[1]}/v1/proof/tx/{recent[0]}"))[1]
+            proof = await until(recent_proof, "node1 storing the recent transfer")
             assert verify_proof(proof, cluster.genesis)["status"] == "committed"
             # the newest block is never pruned: the head stays readable
             assert (await client.get_block(session, cluster.urls[1], "latest")) is not None
