@@ -110,14 +110,21 @@ class State:
 
     # -- writes (journaled) ---------------------------------------------------
     def put(self, key: str, value: Any) -> None:
-        """`_set(key, encode(value))`, with `_write`'s update of a key that exists inlined:
-        most writes are a balance or a nonce record already in the state (several per
-        transaction on every replica), and they move no key, so no tree position shifts."""
-        raw = encode(value)
+        self._set(key, encode(value))
+
+    def delete(self, key: str) -> None:
+        if key in self._data:
+            self._set(key, None)
+
+    def _set(self, key: str, raw: bytes | None) -> None:
+        """Journal, then write. An update of a key that exists is written here, without
+        `_write`'s call and its insert/delete cases: most writes are a balance or a nonce
+        record already in the state (several per transaction on every replica), and they
+        move no key, so no tree position shifts."""
         journal, data = self._journal, self._data
         if journal is not None and key not in journal:
             journal[key] = data.get(key, _DELETED)
-        if key not in data:
+        if raw is None or key not in data:
             self._write(key, raw)
             return
         data[key] = raw
@@ -125,15 +132,6 @@ class State:
         self._tree_stale.add(key)
         self._dirty.add(key)
         self._root = None
-
-    def delete(self, key: str) -> None:
-        if key in self._data:
-            self._set(key, None)
-
-    def _set(self, key: str, raw: bytes | None) -> None:
-        if self._journal is not None and key not in self._journal:
-            self._journal[key] = self._data.get(key, _DELETED)
-        self._write(key, raw)
 
     def _write(self, key: str, raw: bytes | None) -> None:
         existed = key in self._data

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import platform
 import sqlite3
 import subprocess
 import sys
@@ -15,12 +16,11 @@ import pytest
 from node import memory
 
 ROOT = Path(__file__).resolve().parents[2]
-glibc_only = pytest.mark.skipif(memory._libc() is None or not hasattr(os, "confstr")
-                                or "glibc" not in (os.confstr("CS_GNU_LIBC_VERSION") or ""),
-                                reason="mallinfo2/malloc_info/mallopt are glibc's")
-linux_only = pytest.mark.skipif("RssAnon:" not in (Path("/proc/self/status").read_text()
-                                                   if Path("/proc/self/status").exists() else ""),
-                                reason="needs RssAnon in /proc/self/status (Linux 4.5+)")
+glibc_only = pytest.mark.skipif(
+    platform.libc_ver()[0] != "glibc",
+    reason="mallinfo2/malloc_info/mallopt are glibc's (this C library is not)")
+linux_only = pytest.mark.skipif(sys.platform != "linux",
+                                reason="RssAnon/RssFile are Linux's /proc/self/status fields")
 
 
 def gauges() -> dict[str, float]:
