@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ipchain.cluster import layout
-from ipchain.cluster.procs import is_pid_running, is_port_free, signal_group
+from ipchain.cluster.procs import REPO_ROOT, is_pid_running, is_port_free, signal_group
 
 BROKER_DIR = "broker"
 STATE_FILE = "broker.json"
@@ -194,7 +194,7 @@ def start_embedded(data_dir: Path, timeout_s: float = START_TIMEOUT_S) -> str | 
     if not is_port_free(port):
         raise ValueError(f"the cluster's MQTT broker port {port} is taken by another process")
     state_dir = Path(data_dir) / BROKER_DIR
-    repo_root = str(Path(__file__).resolve().parent.parent)
+    repo_root = str(REPO_ROOT)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         filter(None, [repo_root, os.environ.get("PYTHONPATH")]))}
     with open(state_dir / "broker.log", "ab") as log:

@@ -31,7 +31,8 @@ import nacl.signing
 
 from ipchain.sdk import client
 from ipchain.cluster import layout
-from ipchain.cluster.procs import ClusterError, is_pid_running, is_port_free, signal_group
+from ipchain.cluster.procs import (REPO_ROOT, ClusterError, is_pid_running, is_port_free,
+                                   signal_group)
 
 PROBE_OP = "token.transfer"
 POLL_S = 0.05
@@ -231,7 +232,7 @@ class Cluster:
     def _spawn(self, i: int) -> None:
         node_dir = self.node_dir(i)
         env = dict(os.environ)
-        repo_root = str(Path(__file__).resolve().parent.parent)
+        repo_root = str(REPO_ROOT)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [repo_root, env.get("PYTHONPATH")]))
         with open(node_dir / "node.log", "ab") as log:
             # stderr (a crash before logging is set up) and the node's own rotated log

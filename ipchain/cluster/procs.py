@@ -14,6 +14,12 @@ from pathlib import Path
 from ipchain.cluster import layout
 
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
+"""The checkout this package runs from (the folder holding node/, consensus/, contracts/
+and ipchain/). Processes the cluster starts get it first on PYTHONPATH, so a node runs
+the code of the tree that started it, not whatever copy happens to be installed."""
+
+
 class ClusterError(Exception):
     """A cluster operation cannot proceed; the message says why and what to do."""
 

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import signal
 import socket
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
 from ipchain.cluster.manager import Cluster, ClusterError
-from ipchain.cluster.procs import is_pid_running, is_port_free, pids_under
+from ipchain.cluster.procs import (REPO_ROOT, find_free_base_port, is_pid_running, is_port_free,
+                                   pids_under)
 
 
 def test_start_wait_ready_stop_leaves_nothing(make_fake_cluster) -> None:
@@ -163,3 +167,23 @@ async def test_until_treats_an_api_error_as_not_yet_and_names_what_timed_out() -
         return None
     with pytest.raises(TimeoutError, match="waiting for the moon"):
         await client.until(never, "the moon", 0.05, poll_s=0.01)
+
+
+def test_a_started_node_runs_the_code_of_the_tree_that_started_it(tmp_path) -> None:
+    """The node's packages come from this checkout (first on its PYTHONPATH), not from
+    another copy installed in the environment: a same-minute A/B of two trees relies on
+    it. The stand-in node, started without site-packages, writes where `node` was
+    imported from, then exits."""
+    script = tmp_path / "where.py"
+    script.write_text("import pathlib, node\n"
+                      "pathlib.Path('where.txt').write_text(node.__file__)\n")
+    # -S: no site-packages, so `node` can only come from what the cluster put on PYTHONPATH
+    cluster = Cluster.create(tmp_path / "data", 1, find_free_base_port(1), 1,
+                             node_cmd=[sys.executable, "-S", str(script)])
+    cluster.start()
+    where = cluster.node_dir(0) / "where.txt"
+    deadline = time.monotonic() + 30.0
+    while not where.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert Path(where.read_text()).resolve() == REPO_ROOT / "node" / "__init__.py"
+    assert (REPO_ROOT / "consensus").is_dir() and (REPO_ROOT / "ipchain").is_dir()
