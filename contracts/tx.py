@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Annotated, Any, Callable
 
+import msgspec
 import nacl.exceptions
 import nacl.signing
 
-from contracts.codec import CodecError, decode, encode, is_canonical, pack, sorted_copy, unpack
+from contracts.codec import CodecError, decode, encode, is_canonical, pack, sorted_copy
 from contracts.errors import BadTransaction
 
 TX_DOMAIN = b"ipchain/tx/v1"
@@ -144,36 +145,53 @@ def from_bytes(data: bytes) -> Transaction:
     return from_value(value, checked=True)
 
 
+class _CanonicalWire(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """The top level of a transaction as `from_canonical_bytes` reads it: every field
+    present and typed by the decoder itself (in C). Fields in name order, as the
+    canonical map holds them: packing it writes the map's entries in that order."""
+
+    args: dict[str, Any]
+    chain: str
+    nonce: Annotated[int, msgspec.Meta(ge=0)]
+    op: str
+    sender: Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
+    sig: Annotated[bytes, msgspec.Meta(min_length=64, max_length=64)]
+
+
+_decode_wire = msgspec.msgpack.Decoder(_CanonicalWire).decode
+_sha256 = hashlib.sha256
+
+
 def from_canonical_bytes(data: bytes) -> Transaction | None:
     """The transaction `data` encodes when `data` is exactly its canonical encoding (so
     its id is their hash); None when it is not, or is no transaction at all: the caller
     then goes the long way (`from_bytes`), which names what is wrong.
 
-    Every node decodes every relayed transaction, nearly all of them canonical: this
-    walks only `args` (the five other fields are typed here) and checks the top-level
-    key order by comparing names, where `from_bytes` walks the whole map and builds the
-    dataclass field by field. It accepts exactly what `from_bytes` accepts with
-    `encoded == data`: the types `decode` would check (floats, bytes keys, depth are
-    refused by `is_canonical(args, 1)` as in the full walk; msgpack's own ints are in
-    range), keys in order at every level, and the same bytes again when packed."""
+    Every node decodes every relayed transaction, nearly all of them canonical: msgspec
+    decodes the top level straight into typed fields (`_CanonicalWire`: exactly the six
+    fields, sender and sig of their lengths, a non-negative int nonce, a str-keyed map
+    of args), only `args` is walked here, and packing the fields again must give `data`
+    back (shortest forms, fields in order, no duplicate key). It accepts exactly what
+    `from_bytes` accepts with `encoded == data`: the types `decode` would check (floats,
+    ext types, bytes keys, depth are refused by `is_canonical(args, 1)` as in the full
+    walk; msgpack's own ints are in range), keys in order at every level, and the same
+    bytes again when packed (tests/contracts/test_tx_canonical_fast.py compares both
+    ways' verdicts on corrupted bytes). The id and the sender's hex, read by every
+    admission, are stored with the fields."""
     if type(data) is not bytes or len(data) > MAX_TX_BYTES:
         return None
     try:
-        value = unpack(data)
-        if type(value) is not dict or tuple(value) != FIELDS:
+        wire = _decode_wire(data)
+        args = wire.args
+        if not (is_canonical(args, 1) and pack(wire) == data):
             return None
-        args, chain, nonce, op, sender, sig = value.values()
-        if not (type(args) is dict and type(chain) is str and type(op) is str
-                and type(sender) is bytes and len(sender) == 32
-                and type(sig) is bytes and len(sig) == 64
-                and type(nonce) is int and nonce >= 0
-                and is_canonical(args, 1) and pack(value) == data):
-            return None
-    except CodecError:
+    except (msgspec.DecodeError, ValueError, RecursionError):  # CodecError, bad UTF-8
         return None
     tx = object.__new__(Transaction)  # what the frozen dataclass's __init__ stores, at once
-    tx.__dict__.update(chain=chain, sender=sender, nonce=nonce, op=op, args=args, sig=sig,
-                       encoded=data)
+    sender = wire.sender
+    tx.__dict__.update(chain=wire.chain, sender=sender, nonce=wire.nonce, op=wire.op,
+                       args=args, sig=wire.sig, encoded=data, id_bytes=_sha256(data).digest(),
+                       sender_hex=sender.hex())
     return tx
 
 
