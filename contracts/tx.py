@@ -145,20 +145,26 @@ def from_bytes(data: bytes) -> Transaction:
     return from_value(value, checked=True)
 
 
-class _CanonicalWire(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    """The top level of a transaction as `from_canonical_bytes` reads it: every field
-    present and typed by the decoder itself (in C). Fields in name order, as the
-    canonical map holds them: packing it writes the map's entries in that order."""
-
-    args: dict[str, Any]
-    chain: str
-    nonce: Annotated[int, msgspec.Meta(ge=0)]
-    op: str
-    sender: Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
-    sig: Annotated[bytes, msgspec.Meta(min_length=64, max_length=64)]
+Scalar = str | int | bool | None
+"""An argument value that needs no walk: typed by msgspec as it decodes (a transfer's
+`to` and `amount`, and most ops' arguments, are only these; bytes are not, as args hold
+hex strings, and msgspec takes one str-like type per union)."""
 
 
-_decode_wire = msgspec.msgpack.Decoder(_CanonicalWire).decode
+def _wire_type(args: Any) -> type[msgspec.Struct]:
+    """The top level of a transaction as `from_canonical_bytes` reads it: the six fields,
+    typed by the decoder itself (in C), in name order as the canonical map holds them,
+    so packing one writes the map's entries in that order."""
+    return msgspec.defstruct("CanonicalTx", [
+        ("args", args), ("chain", str), ("nonce", Annotated[int, msgspec.Meta(ge=0)]),
+        ("op", str), ("sender", Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]),
+        ("sig", Annotated[bytes, msgspec.Meta(min_length=64, max_length=64)])],
+        forbid_unknown_fields=True, gc=False)
+
+
+_decode_scalar_args = msgspec.msgpack.Decoder(_wire_type(dict[str, Scalar])).decode
+_decode_any_args = msgspec.msgpack.Decoder(_wire_type(dict[str, Any])).decode
+_pack_sorted = msgspec.msgpack.Encoder(order="sorted").encode
 _sha256 = hashlib.sha256
 
 
@@ -168,30 +174,36 @@ def from_canonical_bytes(data: bytes) -> Transaction | None:
     then goes the long way (`from_bytes`), which names what is wrong.
 
     Every node decodes every relayed transaction, nearly all of them canonical: msgspec
-    decodes the top level straight into typed fields (`_CanonicalWire`: exactly the six
-    fields, sender and sig of their lengths, a non-negative int nonce, a str-keyed map
-    of args), only `args` is walked here, and packing the fields again must give `data`
-    back (shortest forms, fields in order, no duplicate key). It accepts exactly what
-    `from_bytes` accepts with `encoded == data`: the types `decode` would check (floats,
-    ext types, bytes keys, depth are refused by `is_canonical(args, 1)` as in the full
-    walk; msgpack's own ints are in range), keys in order at every level, and the same
-    bytes again when packed (tests/contracts/test_tx_canonical_fast.py compares both
-    ways' verdicts on corrupted bytes). The id and the sender's hex, read by every
-    admission, are stored with the fields."""
+    decodes it straight into typed fields (`_wire_type`: exactly the six fields, sender
+    and sig of their lengths, a non-negative int nonce, a str-keyed map of args), and
+    packing them again with every map's keys sorted must give `data` back (shortest
+    forms, keys in order at every level, no duplicate key). Arguments that are all
+    scalars are typed by the decoder too, and nothing is walked in Python; others
+    (floats, ext types, nesting) are decoded again as any value and walked by
+    `is_canonical(args, 1)`, which refuses what `decode` refuses (floats, ext types,
+    bytes keys, depth; msgpack's own ints are in range). So it accepts exactly what
+    `from_bytes` accepts with `encoded == data` (tests/contracts/test_tx_short_way.py
+    compares both ways' verdicts on corrupted bytes). The id and the sender's hex, read
+    by every admission, are stored with the fields."""
     if type(data) is not bytes or len(data) > MAX_TX_BYTES:
         return None
     try:
-        wire = _decode_wire(data)
-        args = wire.args
-        if not (is_canonical(args, 1) and pack(wire) == data):
+        try:
+            wire = _decode_scalar_args(data)
+        except msgspec.ValidationError:
+            wire = _decode_any_args(data)
+            if not is_canonical(wire.args, 1):
+                return None
+        if _pack_sorted(wire) != data:
             return None
     except (msgspec.DecodeError, ValueError, RecursionError):  # CodecError, bad UTF-8
         return None
     tx = object.__new__(Transaction)  # what the frozen dataclass's __init__ stores, at once
     sender = wire.sender
-    tx.__dict__.update(chain=wire.chain, sender=sender, nonce=wire.nonce, op=wire.op,
-                       args=args, sig=wire.sig, encoded=data, id_bytes=_sha256(data).digest(),
-                       sender_hex=sender.hex())
+    object.__setattr__(tx, "__dict__", {
+        "chain": wire.chain, "sender": sender, "nonce": wire.nonce, "op": wire.op,
+        "args": wire.args, "sig": wire.sig, "encoded": data,
+        "id_bytes": _sha256(data).digest(), "sender_hex": sender.hex()})
     return tx
 
 
