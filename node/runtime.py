@@ -270,28 +270,9 @@ class Runtime:
 
         Every node admits every transaction (about three in four relayed by a peer, in
         frames of hundreds), so the checks run in one loop over the slice with what they
-        read taken once (`_check_admission`), and the verification counter is added to
-        once per slice, not per transaction."""
-        results: list[errors.ContractError | None] = []
-        fresh: list[Transaction] = []
-        mempool = self.mempool
+        read taken once (`_check_admission`)."""
         ids = [tx.id_bytes for tx in txs]
-        committed = self._committed_among(ids)
-        check = self._check_admission()
-        for tx, tx_id in zip(txs, ids):
-            if tx_id in mempool or tx_id in committed:
-                results.append(None)
-                continue
-            try:
-                check(tx)
-            except errors.ContractError as exc:
-                self.counters[f"tx_refused:{exc.code}"] += 1
-                results.append(exc)
-                continue
-            mempool[tx_id] = tx
-            fresh.append(tx)
-            results.append(None)
-        self.counters[SIGNATURE_VERIFICATIONS] += check.verified  # type: ignore[attr-defined]
+        results, fresh = self._check_admission(txs, ids, self._committed_among(ids))
         if fresh:
             raws = [tx.to_bytes() for tx in fresh]
             self.events.put_nowait(ev.RequestsArrived(tuple(zip(
@@ -338,30 +319,45 @@ class Runtime:
                 return set()
         return self.storage.known_tx_ids(unknown)
 
-    def _check_admission(self) -> Callable[[Transaction], None]:
-        """The admission check of one transaction (raising its named refusal), with the
-        config, op table and state read once for a slice; `.verified` counts its
-        signature checks (a check that raises still counts, as it ran)."""
-        mempool, limit = self.mempool, self.cfg.max_mempool_txs
+    def _check_admission(self, txs: list[Transaction], ids: list[bytes], committed: set[bytes]
+                         ) -> tuple[list[errors.ContractError | None], list[Transaction]]:
+        """Each transaction's verdict in order (None: queued now, or already pending or
+        committed) and those queued now. One loop, the checks inline, with what they read
+        taken once per slice and the signature checks counted once per slice."""
+        counters, mempool, limit = self.counters, self.mempool, self.cfg.max_mempool_txs
         chain, ops, state = self.cfg.chain_id, get_ops(), self.executor.state
-
-        def check(tx: Transaction) -> None:
-            if len(mempool) >= limit:
-                raise MempoolFull(f"mempool holds {len(mempool)} transactions")
-            if tx.chain != chain:
-                raise errors.WrongChain(f"transaction is for chain {tx.chain!r}")
-            if tx.op not in ops:
-                raise errors.UnknownOp(f"unknown op {tx.op!r}")
-            check.verified += 1  # type: ignore[attr-defined]
-            if not tx.signature_ok():
-                raise errors.BadSignature("signature does not verify")
-            check_args(tx)  # typed op arguments (contracts/schema.py): 400 BadArguments
-            sender_hex = tx.sender_hex
-            if org_of_key(state, sender_hex) is None:  # refuse_unknown_sender
-                raise errors.UnknownAccount("sender key belongs to no organisation")
-            check_nonce(state, sender_hex, tx.nonce)
-        check.verified = 0  # type: ignore[attr-defined]
-        return check
+        results: list[errors.ContractError | None] = [None] * len(txs)
+        fresh: list[Transaction] = []
+        verified = 0
+        try:
+            for at, tx in enumerate(txs):
+                tx_id = ids[at]
+                if tx_id in mempool or tx_id in committed:
+                    continue
+                try:
+                    if len(mempool) >= limit:
+                        raise MempoolFull(f"mempool holds {len(mempool)} transactions")
+                    if tx.chain != chain:
+                        raise errors.WrongChain(f"transaction is for chain {tx.chain!r}")
+                    if tx.op not in ops:
+                        raise errors.UnknownOp(f"unknown op {tx.op!r}")
+                    verified += 1
+                    if not tx.signature_ok():
+                        raise errors.BadSignature("signature does not verify")
+                    check_args(tx)  # typed op arguments (contracts/schema.py): BadArguments
+                    sender_hex = tx.sender_hex
+                    if org_of_key(state, sender_hex) is None:  # refuse_unknown_sender
+                        raise errors.UnknownAccount("sender key belongs to no organisation")
+                    check_nonce(state, sender_hex, tx.nonce)
+                except errors.ContractError as exc:
+                    counters[f"tx_refused:{exc.code}"] += 1
+                    results[at] = exc
+                    continue
+                mempool[tx_id] = tx
+                fresh.append(tx)
+        finally:
+            counters[SIGNATURE_VERIFICATIONS] += verified
+        return results, fresh
 
     def release_waiters(self) -> None:
         """Answer every client still waiting for a commit, so a graceful stop is prompt."""
