@@ -23,6 +23,8 @@ MAX_TX_BYTES = 64 * 1024
 SIG_ENTRY_HEAD = b"\xa3sig\xc4\x40"
 """A canonical tx map (fixmap of 6) ends with "sig" (str 3) and its 64-byte bin 8 value."""
 SIG_ENTRY_BYTES = len(SIG_ENTRY_HEAD) + 64
+_SIGNED_BODY_HEAD = TX_DOMAIN + b"\x85"
+"""What the signed bytes start with: the domain, then the body's map header (fixmap of 5)."""
 FIELDS = ("args", "chain", "nonce", "op", "sender", "sig")
 _FIELD_SET = frozenset(FIELDS)
 
@@ -80,8 +82,8 @@ class Transaction:
         map less its last entry ("sig" sorts last), so drop the entry and count one key
         fewer; the same bytes as encoding the body again."""
         enc = self.encoded
-        if enc[:1] == b"\x86" and enc[-SIG_ENTRY_BYTES:-64] == SIG_ENTRY_HEAD:
-            return TX_DOMAIN + b"\x85" + enc[1:-SIG_ENTRY_BYTES]
+        if enc.startswith(b"\x86") and enc.endswith(SIG_ENTRY_HEAD, 0, -64):
+            return _SIGNED_BODY_HEAD + enc[1:-SIG_ENTRY_BYTES]
         return TX_DOMAIN + encode(self.body())
 
     def to_bytes(self) -> bytes:

@@ -274,7 +274,7 @@ class Runtime:
         ids = [tx.id_bytes for tx in txs]
         results, fresh = self._check_admission(txs, ids, self._committed_among(ids))
         if fresh:
-            raws = [tx.to_bytes() for tx in fresh]
+            raws = [tx.encoded or tx.to_bytes() for tx in fresh]
             self.events.put_nowait(ev.RequestsArrived(tuple(zip(
                 [tx.id_bytes for tx in fresh], raws))))
             if relay:
