@@ -82,7 +82,7 @@ class Transaction:
         map less its last entry ("sig" sorts last), so drop the entry and count one key
         fewer; the same bytes as encoding the body again."""
         enc = self.encoded
-        if enc.startswith(b"\x86") and enc.endswith(SIG_ENTRY_HEAD, 0, -64):
+        if enc[-SIG_ENTRY_BYTES:-64] == SIG_ENTRY_HEAD and enc[0] == 0x86:
             return _SIGNED_BODY_HEAD + enc[1:-SIG_ENTRY_BYTES]
         return TX_DOMAIN + encode(self.body())
 
