@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Annotated, Any, Callable
 
+import msgspec
 import nacl.exceptions
 import nacl.signing
 
-from contracts.codec import CodecError, decode, encode, is_canonical, pack, sorted_copy, unpack
+from contracts.codec import CodecError, decode, encode, is_canonical, pack, sorted_copy
 from contracts.errors import BadTransaction
 
 TX_DOMAIN = b"ipchain/tx/v1"
@@ -22,6 +23,8 @@ MAX_TX_BYTES = 64 * 1024
 SIG_ENTRY_HEAD = b"\xa3sig\xc4\x40"
 """A canonical tx map (fixmap of 6) ends with "sig" (str 3) and its 64-byte bin 8 value."""
 SIG_ENTRY_BYTES = len(SIG_ENTRY_HEAD) + 64
+_SIGNED_BODY_HEAD = TX_DOMAIN + b"\x85"
+"""What the signed bytes start with: the domain, then the body's map header (fixmap of 5)."""
 FIELDS = ("args", "chain", "nonce", "op", "sender", "sig")
 _FIELD_SET = frozenset(FIELDS)
 
@@ -79,8 +82,8 @@ class Transaction:
         map less its last entry ("sig" sorts last), so drop the entry and count one key
         fewer; the same bytes as encoding the body again."""
         enc = self.encoded
-        if enc[:1] == b"\x86" and enc[-SIG_ENTRY_BYTES:-64] == SIG_ENTRY_HEAD:
-            return TX_DOMAIN + b"\x85" + enc[1:-SIG_ENTRY_BYTES]
+        if enc[-SIG_ENTRY_BYTES:-64] == SIG_ENTRY_HEAD and enc[0] == 0x86:
+            return _SIGNED_BODY_HEAD + enc[1:-SIG_ENTRY_BYTES]
         return TX_DOMAIN + encode(self.body())
 
     def to_bytes(self) -> bytes:
@@ -144,36 +147,65 @@ def from_bytes(data: bytes) -> Transaction:
     return from_value(value, checked=True)
 
 
+Scalar = str | int | bool | None
+"""An argument value that needs no walk: typed by msgspec as it decodes (a transfer's
+`to` and `amount`, and most ops' arguments, are only these; bytes are not, as args hold
+hex strings, and msgspec takes one str-like type per union)."""
+
+
+def _wire_type(args: Any) -> type[msgspec.Struct]:
+    """The top level of a transaction as `from_canonical_bytes` reads it: the six fields,
+    typed by the decoder itself (in C), in name order as the canonical map holds them,
+    so packing one writes the map's entries in that order."""
+    return msgspec.defstruct("CanonicalTx", [
+        ("args", args), ("chain", str), ("nonce", Annotated[int, msgspec.Meta(ge=0)]),
+        ("op", str), ("sender", Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]),
+        ("sig", Annotated[bytes, msgspec.Meta(min_length=64, max_length=64)])],
+        forbid_unknown_fields=True, gc=False)
+
+
+_decode_scalar_args = msgspec.msgpack.Decoder(_wire_type(dict[str, Scalar])).decode
+_decode_any_args = msgspec.msgpack.Decoder(_wire_type(dict[str, Any])).decode
+_pack_sorted = msgspec.msgpack.Encoder(order="sorted").encode
+_sha256 = hashlib.sha256
+
+
 def from_canonical_bytes(data: bytes) -> Transaction | None:
     """The transaction `data` encodes when `data` is exactly its canonical encoding (so
     its id is their hash); None when it is not, or is no transaction at all: the caller
     then goes the long way (`from_bytes`), which names what is wrong.
 
-    Every node decodes every relayed transaction, nearly all of them canonical: this
-    walks only `args` (the five other fields are typed here) and checks the top-level
-    key order by comparing names, where `from_bytes` walks the whole map and builds the
-    dataclass field by field. It accepts exactly what `from_bytes` accepts with
-    `encoded == data`: the types `decode` would check (floats, bytes keys, depth are
-    refused by `is_canonical(args, 1)` as in the full walk; msgpack's own ints are in
-    range), keys in order at every level, and the same bytes again when packed."""
+    Every node decodes every relayed transaction, nearly all of them canonical: msgspec
+    decodes it straight into typed fields (`_wire_type`: exactly the six fields, sender
+    and sig of their lengths, a non-negative int nonce, a str-keyed map of args), and
+    packing them again with every map's keys sorted must give `data` back (shortest
+    forms, keys in order at every level, no duplicate key). Arguments that are all
+    scalars are typed by the decoder too, and nothing is walked in Python; others
+    (floats, ext types, nesting) are decoded again as any value and walked by
+    `is_canonical(args, 1)`, which refuses what `decode` refuses (floats, ext types,
+    bytes keys, depth; msgpack's own ints are in range). So it accepts exactly what
+    `from_bytes` accepts with `encoded == data` (tests/contracts/test_tx_short_way.py
+    compares both ways' verdicts on corrupted bytes). The id and the sender's hex, read
+    by every admission, are stored with the fields."""
     if type(data) is not bytes or len(data) > MAX_TX_BYTES:
         return None
     try:
-        value = unpack(data)
-        if type(value) is not dict or tuple(value) != FIELDS:
+        try:
+            wire = _decode_scalar_args(data)
+        except msgspec.ValidationError:
+            wire = _decode_any_args(data)
+            if not is_canonical(wire.args, 1):
+                return None
+        if _pack_sorted(wire) != data:
             return None
-        args, chain, nonce, op, sender, sig = value.values()
-        if not (type(args) is dict and type(chain) is str and type(op) is str
-                and type(sender) is bytes and len(sender) == 32
-                and type(sig) is bytes and len(sig) == 64
-                and type(nonce) is int and nonce >= 0
-                and is_canonical(args, 1) and pack(value) == data):
-            return None
-    except CodecError:
+    except (msgspec.DecodeError, ValueError, RecursionError):  # CodecError, bad UTF-8
         return None
     tx = object.__new__(Transaction)  # what the frozen dataclass's __init__ stores, at once
-    tx.__dict__.update(chain=chain, sender=sender, nonce=nonce, op=op, args=args, sig=sig,
-                       encoded=data)
+    sender = wire.sender
+    object.__setattr__(tx, "__dict__", {
+        "chain": wire.chain, "sender": sender, "nonce": wire.nonce, "op": wire.op,
+        "args": wire.args, "sig": wire.sig, "encoded": data,
+        "id_bytes": _sha256(data).digest(), "sender_hex": sender.hex()})
     return tx
 
 

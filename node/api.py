@@ -320,11 +320,7 @@ async def take_txs(runtime: Runtime, raws: list[bytes]) -> None:
     txs = []
     yielder = inp.Yielder()
     for start in range(0, len(raws), ADMIT_SLICE_TXS):  # the clock read per slice, not per tx
-        for raw in raws[start:start + ADMIT_SLICE_TXS]:
-            try:
-                txs.append(inp.tx_from_canonical_bytes(raw))
-            except errors.ContractError:
-                runtime.counters["relayed_tx_malformed"] += 1
+        txs += inp.relayed_txs(raws[start:start + ADMIT_SLICE_TXS], runtime.counters)
         await yielder.maybe_yield()
     await admit_in_slices(runtime, txs, relay=False)
 

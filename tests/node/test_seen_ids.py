@@ -29,6 +29,20 @@ def test_every_added_id_might_be_held_and_strangers_rarely_are() -> None:
     assert false_maybe < 20  # ~1e-5 expected at 50,000 ids in 2^24 bits
 
 
+def test_screening_a_list_answers_as_asking_each_id() -> None:
+    """`maybe_among` (admission screens a slice at once) keeps exactly the ids
+    `might_hold` answers True for, in order: on a sparse filter, on one so full that
+    most strangers pass (every position probed), and on one still loading."""
+    strangers = ids(b"out", 3000)
+    for count in (0, 2000, 1_500_000):
+        seen = CommittedIds(ids(b"in", count))
+        mixed = [x for pair in zip(ids(b"in", 1000), strangers) for x in pair]
+        assert seen.maybe_among(mixed) == [x for x in mixed if seen.might_hold(x)]
+    assert 0 < len(seen.maybe_among(strangers)) < len(strangers)  # the full one, both ways
+    loading = CommittedIds(complete=False)
+    assert loading.maybe_among(strangers) == strangers
+
+
 def test_an_empty_filter_rules_everything_out() -> None:
     assert not any(CommittedIds().might_hold(tx_id) for tx_id in ids(b"x", 1000))
 
