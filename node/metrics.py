@@ -40,7 +40,7 @@ commits must not grow memory for ever)."""
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 """The classic text format every Prometheus reads (generate_latest writes it with plain
 names; newer prometheus-client only labels it 1.0.0)."""
-_OK, _CODE, _TX_ID = (operator.attrgetter(name) for name in ("ok", "code", "tx_id"))
+_OUTCOME, _TX_ID = operator.attrgetter("ok", "code"), operator.attrgetter("tx_id")
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 # runtime.counters keys "<name>:<label>" -> (metric, label name); replica.stats likewise
@@ -258,7 +258,7 @@ class NodeMetrics:
         self.last_block_s = now
         # per block, not per transaction: the outcomes counted and the latencies binned
         # in C loops, one histogram update and one counter increment per outcome
-        outcomes = collections.Counter(zip(map(_OK, receipts), map(_CODE, receipts)))
+        outcomes = collections.Counter(map(_OUTCOME, receipts))
         admitted = map(self.admitted_s.pop, map(_TX_ID, receipts), itertools.repeat(None))
         self.commit_latency.observe_all([now - at for at in admitted if at is not None])
         codes = receipt_codes()
