@@ -181,7 +181,9 @@ async def get_tx(request: web.Request) -> web.Response:
     return web.json_response({"id": tx_id.hex(), "status": status, "receipt": None})
 
 
-def block_json(runtime: Runtime, height: int) -> dict[str, Any]:
+def block_json(runtime: Runtime, height: int, tx_ids: list[str] | None = None
+               ) -> dict[str, Any]:
+    """`tx_ids`: the block's ids if known (a recent block's receipts), else hashed here."""
     if height == 0:
         genesis = runtime.executor.genesis
         return {**_hexed(genesis.to_value()), "hash": genesis.hash.hex(),
@@ -197,7 +199,8 @@ def block_json(runtime: Runtime, height: int) -> dict[str, Any]:
     return {**_hexed(header.to_value()), "hash": block_hash.hex(), "result_root": result_root.hex(),
             "view": pp.body.view,
             "digest": pp.body.digest.hex(),
-            "tx_ids": [hashlib.sha256(raw).hexdigest() for raw in pp.body.txs],
+            "tx_ids": tx_ids if tx_ids is not None and len(tx_ids) == len(pp.body.txs)
+            else [hashlib.sha256(raw).hexdigest() for raw in pp.body.txs],
             "certificate": {"view": pp.body.view, "seq": pp.body.seq,
                             "digest": pp.body.digest.hex(),
                             "commits": [{"replica": v.sender, "sig": v.sig.hex()} for v in votes]}}
@@ -215,7 +218,7 @@ async def get_block(request: web.Request) -> web.Response:
         wait_ms = inp.query_int(request, "wait_ms", 0, high=block_waits.MAX_BLOCK_WAIT_MS)
         if height > runtime.executor.height and wait_ms > 0:
             await request.app[BLOCK_WAITS].wait(height, wait_ms / 1000)
-    return web.json_response(block_json(runtime, height))
+    return web.json_response(block_json(runtime, height, request.app[BLOCK_WAITS].tx_ids(height)))
 
 
 async def get_proof(request: web.Request) -> web.Response:

@@ -534,12 +534,16 @@ class Runtime:
     def _after_block(self, block: ev.Deliver, header: Header, receipts: list[Receipt]) -> None:
         self.counters["blocks_executed"] += 1
         self.counters["txs_executed"] += len(receipts)
-        for receipt in receipts:
-            tx_id = bytes.fromhex(receipt.tx_id)
-            self.mempool.pop(tx_id, None)
-            for future in self.waiters.pop(tx_id, []):
-                if not future.done():
-                    future.set_result(receipt)
+        # receipt i is for tx i; the ids were hashed when the block was (a cache hit)
+        ids = self.executor.batch_hashes.ids_and_root(block.txs)[0]
+        forget = self.mempool.pop
+        for tx_id in ids:
+            forget(tx_id, None)
+        if self.waiters:  # clients waiting for a commit (POST /v1/tx?wait=commit)
+            for tx_id, receipt in zip(ids, receipts):
+                for future in self.waiters.pop(tx_id, ()):
+                    if not future.done():
+                        future.set_result(receipt)
         for listener in self.listeners:
             try:
                 listener(header, receipts)

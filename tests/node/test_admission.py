@@ -65,7 +65,10 @@ async def test_a_full_node_sheds_client_posts_but_not_peer_relays() -> None:
             answer = await http.post(path, data=b"x")
             assert answer.status == 503
             assert int(answer.headers["Retry-After"]) >= 1
-            assert (await answer.json())["error"]["code"] == "MempoolFull"
+            error = (await answer.json())["error"]
+            assert answer.content_type == "application/json" and error["code"] == "MempoolFull"
+            assert "(10 transactions pending)" in error["message"]
+            assert f"retry in {answer.headers['Retry-After']} s" in error["message"]
         assert (await http.post("/p2p/txs", data=b"x")).status == 202
     assert reached == ["/v1/txs", "/p2p/txs"]
     assert runtime.counters["client_requests_shed"] == 2

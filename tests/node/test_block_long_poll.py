@@ -7,13 +7,16 @@ values are named 400s, and the SDK passes wait_ms through."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 
 import pytest
 
+from consensus import messages as wire
 from ipchain.sdk import client
 from ipchain.sdk.aio import AsyncClient
 from node.api import BLOCK_WAITS
+from node.block_waits import RECENT_BLOCKS
 
 
 async def get(cluster, path: str) -> tuple[int, dict]:
@@ -81,3 +84,23 @@ async def test_the_sdk_long_polls(local_cluster):
         with pytest.raises(client.ApiError) as refused:
             await sdk.block(next_height + 50, wait_ms=10)
         assert refused.value.status == 404
+
+
+async def test_recent_and_older_blocks_list_the_same_ids_as_their_stored_txs(local_cluster):
+    """A recent block's ids come from its receipts, an older one's are hashed from the
+    stored transactions: both are exactly the block's transactions, in block order."""
+    cluster = await local_cluster(1)
+    node = cluster.node(0)
+    for _ in range(RECENT_BLOCKS + 2):  # the first blocks fall out of the recent ones
+        height = node.height
+        await cluster.submit(cluster.transfers(2), node=0)
+        deadline = time.monotonic() + 20
+        while node.height == height:
+            assert time.monotonic() < deadline, "no block stored"
+            await asyncio.sleep(0.01)
+    waits = node.app[BLOCK_WAITS]
+    assert waits.tx_ids(1) is None and waits.tx_ids(node.height) is not None
+    for height in range(1, node.height + 1):
+        status, block = await get(cluster, f"/v1/blocks/{height}")
+        raws = wire.decode(node.runtime.storage.block(height)[3]).body.txs
+        assert status == 200 and block["tx_ids"] == [hashlib.sha256(r).hexdigest() for r in raws]
