@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from contracts import catalogue, errors
+from contracts.codec import pack
 from contracts.call import (  # noqa: F401  (re-exported: the node's view of a block)
     BlockContext, Call, Event, Op, org_of_key, org_roles,
 )
@@ -109,21 +110,31 @@ def check_transaction(state: State, ctx: BlockContext, tx: Transaction,
     transaction's nonce is used."""
     if tx.chain != ctx.chain_id:
         raise errors.WrongChain(f"transaction is for chain {tx.chain!r}, this is {ctx.chain_id!r}")
-    op = get_ops().get(tx.op)
+    op = catalogue.OPS.get(tx.op)  # get_ops(), without two calls per transaction
     if op is None:
         raise errors.UnknownOp(f"unknown op {tx.op!r}")
     if not signature_ok(tx):
         raise errors.BadSignature("signature does not verify")
-    org = org_of_key(state, tx.sender_hex)
+    sender_hex = tx.sender_hex
+    org = state.get(f"key/{sender_hex}")  # org_of_key and org_roles, inlined
     if org is None:
         raise errors.UnknownAccount("sender key belongs to no organisation")
-    roles = org_roles(state, org)
-    if roles == ["regulator"]:
+    roles = state.view(f"org/{org}", org_role_tuple)
+    if roles == ("regulator",):
         raise errors.Unauthorized("a regulator reads everything and writes nothing")
     if op.roles is not None and not op.roles.intersection(roles):
         raise errors.Unauthorized(f"{tx.op} needs one of the roles {sorted(op.roles)}")
-    high, bitmap = check_nonce(state, tx.sender_hex, tx.nonce)
+    high, bitmap = check_nonce(state, sender_hex, tx.nonce)
     return op, org, [high, bitmap.to_bytes(NONCE_WINDOW // 8, "big")]
+
+
+def org_role_tuple(record: dict[str, Any] | None) -> tuple[str, ...]:
+    """An organisation record's roles as `org_roles` reads them, as a tuple (shared
+    through `State.view`, so it must not change)."""
+    return () if record is None else tuple(record["roles"])
+
+
+_NONCE_HIGH_END = 2**64
 
 
 def apply_transaction(state: State, ctx: BlockContext, tx: Transaction, index: int,
@@ -136,7 +147,10 @@ def apply_transaction(state: State, ctx: BlockContext, tx: Transaction, index: i
     state.begin()
     try:
         op, org, nonce_record = check_transaction(state, ctx, tx, signature_ok)
-        state.put(f"nonce/{tx.sender_hex}", nonce_record)
+        if nonce_record[0] < _NONCE_HIGH_END:  # [int, bytes]: packed as it is, no walk
+            state.put_encoded(f"nonce/{tx.sender_hex}", pack(nonce_record))
+        else:
+            state.put(f"nonce/{tx.sender_hex}", nonce_record)
         call = Call(state, ctx, tx, org, check_args(tx))
         op.handler(call)
     except errors.ContractError as exc:

@@ -15,7 +15,7 @@ from typing import Any, Iterator
 import msgspec
 
 from contracts.codec import encode
-from contracts.merkle import leaf_node
+from contracts.merkle import LEAF_HASHER, leaf_node
 from contracts.merkle_levels import MerkleLevels
 
 _DELETED = object()
@@ -48,6 +48,8 @@ class State:
         """Keys written since their leaves were last hashed: hashed when a root or the
         leaves are next asked for, once however often a block wrote them."""
         self._journal: dict[str, Any] | None = None
+        self._views: dict[Any, dict[str, tuple[bytes | None, Any]]] = {}
+        """`view`'s results by view and key, each with the raw bytes it was read from."""
         self._dirty: set[str] = set()
         self._root: bytes | None = None
         self._init_tree()
@@ -87,6 +89,25 @@ class State:
         # no re-validation on the way out (this read is on every transaction's path).
         return default if raw is None else _unpack(raw)
 
+    def view(self, key: str, derive: Any) -> Any:
+        """`derive(self.get(key))`, computed once per stored value: kept with the very
+        bytes object it was read from and computed again once the key holds other bytes
+        (a write stores new bytes; a rollback puts the old object back, whose result is
+        still right). `derive` must be pure and return an immutable value, which callers
+        share: the runtime reads each sender's roles and each target organisation this
+        way on every transaction, where decoding the organisation's record cost most."""
+        raw = self._data.get(key)
+        cache = self._views.get(derive)
+        if cache is None:
+            cache = self._views[derive] = {}
+        else:
+            hit = cache.get(key)
+            if hit is not None and hit[0] is raw:
+                return hit[1]
+        value = derive(None if raw is None else _unpack(raw))
+        cache[key] = (raw, value)
+        return value
+
     def get_raw(self, key: str) -> bytes | None:
         return self._data.get(key)
 
@@ -111,6 +132,11 @@ class State:
     # -- writes (journaled) ---------------------------------------------------
     def put(self, key: str, value: Any) -> None:
         self._set(key, encode(value))
+
+    def put_encoded(self, key: str, raw: bytes) -> None:
+        """`put` of a value whose canonical bytes the caller already holds (built from
+        types it checked itself, so `encode`'s walk would only repeat the check)."""
+        self._set(key, raw)
 
     def delete(self, key: str) -> None:
         if key in self._data:
@@ -200,12 +226,16 @@ class State:
 
     def _hash_leaves(self) -> None:
         """`leaf_hash` then `leaf_node` of each written key, inlined (once per write)."""
-        data, leaves, nodes, sha256 = self._data, self._leaves, self._leaf_nodes, hashlib.sha256
+        data, leaves, nodes = self._data, self._leaves, self._leaf_nodes
+        leaf_hasher = LEAF_HASHER.copy
         for key in self._unhashed:
             key_bytes = key.encode()
-            leaves[key] = leaf = sha256(b"".join((b"\x00", len(key_bytes).to_bytes(4, "big"),
-                                                  key_bytes, data[key]))).digest()
-            nodes[key] = sha256(b"\x00" + leaf).digest()
+            hasher = leaf_hasher()  # 0x00 already fed, in both hashes
+            hasher.update(b"".join((len(key_bytes).to_bytes(4, "big"), key_bytes, data[key])))
+            leaves[key] = leaf = hasher.digest()
+            hasher = leaf_hasher()
+            hasher.update(leaf)
+            nodes[key] = hasher.digest()
         self._unhashed.clear()
 
     def take_dirty(self) -> dict[str, bytes | None]:
