@@ -90,7 +90,11 @@ def check_args(tx: Transaction) -> Any:
 
 def check_nonce(state: State, sender_hex: str, nonce: int) -> tuple[int, int]:
     """Return the sender's (high, bitmap) after using `nonce`, or raise NonceUsed."""
-    record = state.get(f"nonce/{sender_hex}")
+    return _use_nonce(state.get(f"nonce/{sender_hex}"), nonce)
+
+
+def _use_nonce(record: list | None, nonce: int) -> tuple[int, int]:
+    """`check_nonce` of the sender's stored nonce record."""
     high, bitmap = (-1, 0) if record is None else (record[0], int.from_bytes(record[1], "big"))
     if nonce > high:
         shift = nonce - high
@@ -103,11 +107,11 @@ def check_nonce(state: State, sender_hex: str, nonce: int) -> tuple[int, int]:
 
 
 def check_transaction(state: State, ctx: BlockContext, tx: Transaction,
-                      signature_ok: Callable[[Transaction], bool]) -> tuple[Op, str, list]:
+                      signature_ok: Callable[[Transaction], bool]) -> tuple[Op, str, str, list]:
     """Every check that does not depend on the op's own rules; raises before any write.
 
-    Returns the op, the sender's organisation and the sender's nonce record once this
-    transaction's nonce is used."""
+    Returns the op, the sender's organisation, the key of the sender's nonce record and
+    that record once this transaction's nonce is used."""
     if tx.chain != ctx.chain_id:
         raise errors.WrongChain(f"transaction is for chain {tx.chain!r}, this is {ctx.chain_id!r}")
     op = catalogue.OPS.get(tx.op)  # get_ops(), without two calls per transaction
@@ -124,8 +128,9 @@ def check_transaction(state: State, ctx: BlockContext, tx: Transaction,
         raise errors.Unauthorized("a regulator reads everything and writes nothing")
     if op.roles is not None and not op.roles.intersection(roles):
         raise errors.Unauthorized(f"{tx.op} needs one of the roles {sorted(op.roles)}")
-    high, bitmap = check_nonce(state, sender_hex, tx.nonce)
-    return op, org, [high, bitmap.to_bytes(NONCE_WINDOW // 8, "big")]
+    nonce_key = f"nonce/{sender_hex}"
+    high, bitmap = _use_nonce(state.get(nonce_key), tx.nonce)
+    return op, org, nonce_key, [high, bitmap.to_bytes(NONCE_WINDOW // 8, "big")]
 
 
 def org_role_tuple(record: dict[str, Any] | None) -> tuple[str, ...]:
@@ -146,12 +151,13 @@ def apply_transaction(state: State, ctx: BlockContext, tx: Transaction, index: i
     block executor refuses any id already in the chain as DuplicateTransaction."""
     state.begin()
     try:
-        op, org, nonce_record = check_transaction(state, ctx, tx, signature_ok)
+        op, org, nonce_key, nonce_record = check_transaction(state, ctx, tx, signature_ok)
         if nonce_record[0] < _NONCE_HIGH_END:  # [int, bytes]: packed as it is, no walk
-            state.put_encoded(f"nonce/{tx.sender_hex}", pack(nonce_record))
+            state.put_encoded(nonce_key, pack(nonce_record))
         else:
-            state.put(f"nonce/{tx.sender_hex}", nonce_record)
-        call = Call(state, ctx, tx, org, check_args(tx))
+            state.put(nonce_key, nonce_record)
+        typed = tx.__dict__.get(_TYPED_ARGS, _TYPED_ARGS)  # check_args's cache, read here
+        call = Call(state, ctx, tx, org, check_args(tx) if typed is _TYPED_ARGS else typed, [])
         op.handler(call)
     except errors.ContractError as exc:
         state.rollback()

@@ -168,16 +168,12 @@ class Executor:
         block, receipts = run.block, run.receipts
         if self.planted_fault is not None:
             self.state.put("zz-planted-fault", self.planted_fault())
-        kept = [r for r in receipts if r.code != DUPLICATE]
-        leaves, records = receipts_bytes(kept)
-        roots = (run.tx_root, merkle_root(leaves))
-        header = seal_header(self.head, block, self.state, receipts, roots)
+        kept, header = run.seal(self)
         changes = self.state.take_dirty()
-        ids = run.ids
         self.storage.save_block(
             block.seq, header.hash, header.encode(), self.state.root(),
             wire.encode(block.preprepare), wire_certificate(block.certificate),
-            [(ids[r.index], r.index, record) for r, record in zip(kept, records)], changes)
+            [(run.ids[r.index], r.index, record) for r, _, record in kept], changes)
         self.height, self.head = block.seq, header
         return header, receipts
 
@@ -201,6 +197,15 @@ class BlockRun:
         before = len(self.receipts)
         self.receipts.extend(itertools.islice(self._pending, max_txs))
         return max_txs is None or len(self.receipts) - before < max_txs
+
+    def seal(self, executor: Executor) -> tuple[list[tuple[Receipt, bytes, bytes]], Header]:
+        """Once every receipt is in: the stored receipts with their (leaf, record) bytes,
+        and the header over the executor's state as the block left it."""
+        kept = [r for r in self.receipts if r.code != DUPLICATE]
+        leaves, records = receipts_bytes(kept)
+        roots = (self.tx_root, merkle_root(leaves))
+        return (list(zip(kept, leaves, records)),
+                seal_header(executor.head, self.block, executor.state, self.receipts, roots))
 
 
 # -- the block recipe shared by the node's executor and the simulator's -------------------
@@ -284,17 +289,26 @@ def receipts_bytes(receipts: list[Receipt]) -> tuple[list[bytes], list[bytes]]:
     leaves: list[bytes] = []
     records: list[bytes] = []
     join, pack = b"".join, _pack
+    height = height_bytes = None  # a block's receipts share theirs: packed once
     for receipt in receipts:
         events = receipt.events
         events_bytes = _events_bytes(events) if events else _NO_EVENTS_BYTES
         code, index, tx_id = pack(receipt.code), pack(receipt.index), pack(receipt.tx_id)
         status = _COMMITTED if receipt.ok else _REJECTED
+        if receipt.height != height:
+            height = receipt.height
+            height_bytes = pack(height)
+        message = receipt.message
         leaves.append(join((_LEAF_HEAD, code, _EVENTS_KEY, events_bytes, _INDEX_KEY, index,
                             status, _TX_ID_KEY, tx_id)))
         records.append(join((_RECORD_HEAD, code, _EVENTS_KEY, events_bytes,
-                             _HEIGHT_KEY, pack(receipt.height), _INDEX_KEY, index,
-                             _MESSAGE_KEY, pack(receipt.message), status, _TX_ID_KEY, tx_id)))
+                             _HEIGHT_KEY, height_bytes, _INDEX_KEY, index, _MESSAGE_KEY,
+                             pack(message) if message else _NO_MESSAGE, status,
+                             _TX_ID_KEY, tx_id)))
     return leaves, records
+
+
+_NO_MESSAGE = _pack("")
 
 
 _FLAT_VALUE_TYPES = frozenset({str, int, bytes, bool, type(None)})
