@@ -14,11 +14,13 @@ from typing import Any, Iterator
 
 import msgspec
 
-from contracts.codec import encode
+from contracts.codec import encode, pack
 from contracts.merkle import LEAF_HASHER, leaf_node
 from contracts.merkle_levels import MerkleLevels
 
 _DELETED = object()
+_INT_MIN, _INT_END = -(2**63), 2**64
+"""The codec's integer range (contracts/codec.py): an int in it packs as it is."""
 _unpack = msgspec.msgpack.Decoder().decode
 """msgspec decodes our canonical bytes to the same lists, dicts, ints, strs and bytes as
 msgpack-python's `unpackb(raw=False)`, at half the cost (every read of every tx)."""
@@ -51,6 +53,10 @@ class State:
         self._views: dict[Any, dict[str, tuple[bytes | None, Any]]] = {}
         """`view`'s results by view and key, each with the raw bytes it was read from."""
         self._dirty: set[str] = set()
+        self._changed: set[str] = set()
+        """Keys `_set` updated in place since `_unhashed`, `_tree_stale` and `_dirty` last
+        took them (`_take_changed`, before any of the three is read): one set add per
+        write where three cost three (a few writes per transaction on every replica)."""
         self._root: bytes | None = None
         self._init_tree()
 
@@ -131,7 +137,9 @@ class State:
 
     # -- writes (journaled) ---------------------------------------------------
     def put(self, key: str, value: Any) -> None:
-        self._set(key, encode(value))
+        # `encode`'s first case (a balance, a counter) without its call
+        self._set(key, pack(value) if type(value) is int and _INT_MIN <= value < _INT_END
+                  else encode(value))
 
     def put_encoded(self, key: str, raw: bytes) -> None:
         """`put` of a value whose canonical bytes the caller already holds (built from
@@ -154,12 +162,19 @@ class State:
             self._write(key, raw)
             return
         data[key] = raw
-        self._unhashed.add(key)
-        self._tree_stale.add(key)
-        self._dirty.add(key)
+        self._changed.add(key)
         self._root = None
 
+    def _take_changed(self) -> None:
+        changed = self._changed
+        if changed:
+            self._unhashed |= changed
+            self._tree_stale |= changed
+            self._dirty |= changed
+            self._changed = set()
+
     def _write(self, key: str, raw: bytes | None) -> None:
+        self._take_changed()  # (a delete must leave `_unhashed`: it is read first)
         existed = key in self._data
         if raw is None:
             if existed:
@@ -205,6 +220,7 @@ class State:
     def _update_tree(self) -> bytes:
         """Bring the cached levels up to date: re-hash the paths of updated values, and
         every level from the least inserted/deleted key's position rightward."""
+        self._take_changed()
         nodes, keys = self._leaf_nodes, self._sorted_keys
         shift_key, stale = self._tree_shift_key, self._tree_stale
         self._tree_shift_key, self._tree_stale = None, set()
@@ -226,6 +242,7 @@ class State:
 
     def _hash_leaves(self) -> None:
         """`leaf_hash` then `leaf_node` of each written key, inlined (once per write)."""
+        self._take_changed()
         data, leaves, nodes = self._data, self._leaves, self._leaf_nodes
         leaf_hasher = LEAF_HASHER.copy
         for key in self._unhashed:
@@ -243,6 +260,7 @@ class State:
 
         The node persists exactly these after each block instead of the whole state.
         """
+        self._take_changed()
         dirty, self._dirty = self._dirty, set()
         return {key: self._data.get(key) for key in sorted(dirty)}
 

@@ -41,7 +41,11 @@ def transfer_units(state: State, asset: str, source: str, target: str, amount: i
     else:
         state.put(source_key, have - amount)
     target_key = f"bal/{asset}/{target}"
-    _set_balance_at(state, target_key, target, asset, state.get(target_key, 0) + amount)
+    balance = state.get(target_key, 0) + amount
+    if balance > 0:  # always, as no balance is negative: `_set_balance_at` without its call
+        state.put(target_key, balance)
+    else:
+        _set_balance_at(state, target_key, target, asset, balance)
 
 
 def _set_balance_at(state: State, key: str, account: str, asset: str, amount: int) -> None:
