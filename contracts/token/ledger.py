@@ -85,15 +85,21 @@ def _is_live_org(record: dict[str, Any] | None) -> bool:
 
 
 def on_transfer(call: Call) -> None:
-    args: TransferArgs = call.args
-    to, org, state, amount = args.to, call.org, call.state, args.amount
+    call.events.append(transfer_bpc(call.state, call.org, call.args))
+
+
+def transfer_bpc(state: State, org: str, args: TransferArgs) -> Event:
+    """token.transfer from `org`: its rules and writes, returning its one event. The
+    runtime calls this directly for the op (contracts/runtime.py `DIRECT_HANDLERS`),
+    without building a Call, which cost a tenth of a transfer's execution."""
+    to, amount = args.to, args.amount
     if to == org:
         raise errors.BadArguments("token.transfer: `args.to` is the sender's own organisation")
     if not state.view(f"org/{to}", _is_live_org):
         raise errors.UnknownAccount(f"no organisation {to!r}")
     transfer_units(state, "BPC", org, to, amount)
-    call.events.append(Event("token", "transferred",
-                             {"asset": "BPC", "source": org, "target": to, "amount": amount}))
+    return Event("token", "transferred",
+                 {"asset": "BPC", "source": org, "target": to, "amount": amount})
 
 
 def query_balance(state: State, account: str) -> dict[str, Any]:
