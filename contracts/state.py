@@ -141,11 +141,6 @@ class State:
         self._set(key, pack(value) if type(value) is int and _INT_MIN <= value < _INT_END
                   else encode(value))
 
-    def put_encoded(self, key: str, raw: bytes) -> None:
-        """`put` of a value whose canonical bytes the caller already holds (built from
-        types it checked itself, so `encode`'s walk would only repeat the check)."""
-        self._set(key, raw)
-
     def delete(self, key: str) -> None:
         if key in self._data:
             self._set(key, None)
@@ -164,6 +159,11 @@ class State:
         data[key] = raw
         self._changed.add(key)
         self._root = None
+
+    put_encoded = _set
+    """`put` of a value whose canonical bytes the caller already holds (built from types
+    it checked itself, so `encode`'s walk would only repeat the check): `_set` itself,
+    without a call of its own (bytes only; None is not a value)."""
 
     def _take_changed(self) -> None:
         changed = self._changed
@@ -227,13 +227,16 @@ class State:
         if self._tree is None:
             self._tree = MerkleLevels([nodes[k] for k in keys])
             return self._tree.root()
-        shift = None if shift_key is None else bisect.bisect_left(keys, shift_key)
+        if shift_key is None:  # no key inserted or deleted: every stale key is in place
+            position = bisect.bisect_left
+            return self._tree.update({position(keys, key): nodes[key] for key in stale},
+                                     None, [])
+        shift = bisect.bisect_left(keys, shift_key)
         changed = {}
         for key in stale:
-            if key in nodes and (shift_key is None or key < shift_key):
+            if key in nodes and key < shift_key:
                 changed[bisect.bisect_left(keys, key)] = nodes[key]
-        tail = [] if shift is None else [nodes[k] for k in keys[shift:]]
-        return self._tree.update(changed, shift, tail)
+        return self._tree.update(changed, shift, [nodes[k] for k in keys[shift:]])
 
     def sorted_leaves(self) -> tuple[list[str], list[bytes]]:
         """Keys in root order and their leaf hashes: what a state proof's paths are cut from."""
