@@ -28,6 +28,7 @@ NONCE_WINDOW = 1024
 """A sender's nonces may arrive out of order within this window (clients submit to
 any node, so two of one sender's transactions can be ordered either way). Each nonce
 is still usable once: the window is a bitmap of the last NONCE_WINDOW nonces."""
+_WINDOW_MASK = (1 << NONCE_WINDOW) - 1
 
 
 @dataclass(frozen=True, init=False)
@@ -108,7 +109,7 @@ def _use_nonce(record: list | None, nonce: int) -> tuple[int, int]:
     high, bitmap = (-1, 0) if record is None else (record[0], int.from_bytes(record[1], "big"))
     if nonce > high:
         shift = nonce - high
-        bitmap = ((bitmap << shift) | 1) & ((1 << NONCE_WINDOW) - 1) if shift < NONCE_WINDOW else 1
+        bitmap = ((bitmap << shift) | 1) & _WINDOW_MASK if shift < NONCE_WINDOW else 1
         return nonce, bitmap
     age = high - nonce
     if age >= NONCE_WINDOW or bitmap >> age & 1:

@@ -20,6 +20,8 @@ from contracts.merkle_levels import MerkleLevels
 
 _DELETED = object()
 _INT_MIN, _INT_END = -(2**63), 2**64
+_LENGTH_PREFIXES = [size.to_bytes(4, "big") for size in range(256)]
+"""A leaf's 4-byte key length, made once for the usual key sizes."""
 """The codec's integer range (contracts/codec.py): an int in it packs as it is."""
 _unpack = msgspec.msgpack.Decoder().decode
 """msgspec decodes our canonical bytes to the same lists, dicts, ints, strs and bytes as
@@ -151,9 +153,10 @@ class State:
         record already in the state (several per transaction on every replica), and they
         move no key, so no tree position shifts."""
         journal, data = self._journal, self._data
+        old = data.get(key, _DELETED)
         if journal is not None and key not in journal:
-            journal[key] = data.get(key, _DELETED)
-        if raw is None or key not in data:
+            journal[key] = old
+        if raw is None or old is _DELETED:
             self._write(key, raw)
             return
         data[key] = raw
@@ -248,10 +251,13 @@ class State:
         self._take_changed()
         data, leaves, nodes = self._data, self._leaves, self._leaf_nodes
         leaf_hasher = LEAF_HASHER.copy
+        lengths = _LENGTH_PREFIXES
         for key in self._unhashed:
             key_bytes = key.encode()
+            size = len(key_bytes)
             hasher = leaf_hasher()  # 0x00 already fed, in both hashes
-            hasher.update(b"".join((len(key_bytes).to_bytes(4, "big"), key_bytes, data[key])))
+            hasher.update(b"".join((lengths[size] if size < 256 else size.to_bytes(4, "big"),
+                                    key_bytes, data[key])))
             leaves[key] = leaf = hasher.digest()
             hasher = leaf_hasher()
             hasher.update(leaf)
@@ -265,7 +271,8 @@ class State:
         """
         self._take_changed()
         dirty, self._dirty = self._dirty, set()
-        return {key: self._data.get(key) for key in sorted(dirty)}
+        value = self._data.get
+        return {key: value(key) for key in sorted(dirty)}
 
     def raw_items(self) -> dict[str, bytes]:
         return dict(self._data)

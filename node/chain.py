@@ -293,7 +293,9 @@ def receipts_bytes(receipts: list[Receipt]) -> tuple[list[bytes], list[bytes]]:
     for receipt in receipts:
         events = receipt.events
         events_bytes = _events_bytes(events) if events else _NO_EVENTS_BYTES
-        code, index, tx_id = pack(receipt.code), pack(receipt.index), pack(receipt.tx_id)
+        code = receipt.code
+        code = _OK if code == "ok" else pack(code)
+        index, tx_id = pack(receipt.index), pack(receipt.tx_id)
         status = _COMMITTED if receipt.ok else _REJECTED
         if receipt.height != height:
             height = receipt.height
@@ -308,7 +310,7 @@ def receipts_bytes(receipts: list[Receipt]) -> tuple[list[bytes], list[bytes]]:
     return leaves, records
 
 
-_NO_MESSAGE = _pack("")
+_NO_MESSAGE, _OK = _pack(""), _pack("ok")
 
 
 _FLAT_VALUE_TYPES = frozenset({str, int, bytes, bool, type(None)})
