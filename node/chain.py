@@ -380,15 +380,14 @@ def apply_raw(state: State, ctx: BlockContext, raw: bytes, tx_id: bytes, index: 
         # exactly what `from_bytes` accepts with the same bytes back; anything else the
         # long way, which names what is wrong.
         tx = from_canonical_bytes(raw)
-    if tx is None:
-        try:
-            tx = from_bytes(raw)
-        except ContractError as exc:
-            return Receipt(tx_id.hex(), ctx.height, index, False, exc.code, str(exc))
-        if tx.to_bytes() != raw:
-            return Receipt(tx_id.hex(), ctx.height, index, False, "BadTransaction",
-                           "transaction bytes are not canonical")
-    if "id" not in tx.__dict__:
+        if tx is None:
+            try:
+                tx = from_bytes(raw)
+            except ContractError as exc:
+                return Receipt(tx_id.hex(), ctx.height, index, False, exc.code, str(exc))
+            if tx.to_bytes() != raw:
+                return Receipt(tx_id.hex(), ctx.height, index, False, "BadTransaction",
+                               "transaction bytes are not canonical")
         tx.__dict__["id"] = tx_id.hex()  # its bytes are `raw`, whose hash is `tx_id`
     return apply_transaction(state, ctx, tx, index, verified)
 
