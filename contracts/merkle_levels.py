@@ -13,16 +13,18 @@ from __future__ import annotations
 
 import hashlib
 
-from contracts.merkle import EMPTY_ROOT
+from contracts.merkle import EMPTY_ROOT, NODE_HASHER
 
 _sha256 = hashlib.sha256
+_node_hasher = NODE_HASHER.copy
 
 
 def _parents(level: list[bytes], start: int) -> list[bytes]:
     """Level h+1 from position `start` on, computed from level h (inlined for speed:
     a million-leaf tree has a million interior nodes)."""
     left, right = level[2 * start::2], level[2 * start + 1::2]
-    out = [_sha256(b"\x01" + a + b).digest() for a, b in zip(left, right)]
+    node = _node_hasher  # (update returns None: `or` then gives the digest)
+    out = [(hasher := node()).update(a + b) or hasher.digest() for a, b in zip(left, right)]
     if len(level) % 2:
         out.append(level[-1])
     return out
@@ -84,7 +86,7 @@ class MerkleLevels:
         """`update` when no leaf was inserted or deleted (most blocks): every level keeps
         its width, so only the changed paths are hashed again, one tight loop a level
         (the general loop's per-level bookkeeping cost as much as the hashes it made)."""
-        levels, sha256 = self.levels, _sha256
+        levels, node = self.levels, _node_hasher
         level, points, height = levels[0], changed.keys(), 0
         while len(level) > 1:
             height += 1
@@ -92,8 +94,12 @@ class MerkleLevels:
             points = {index >> 1 for index in points}
             for index in points:
                 left = index << 1
-                upper[index] = (sha256(b"\x01" + level[left] + level[left + 1]).digest()
-                                if left < last else level[left])
+                if left < last:
+                    hasher = node()
+                    hasher.update(level[left] + level[left + 1])
+                    upper[index] = hasher.digest()
+                else:
+                    upper[index] = level[left]
             level = upper
         return level[0] if level else EMPTY_ROOT
 

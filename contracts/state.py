@@ -14,11 +14,15 @@ from typing import Any, Iterator
 
 import msgspec
 
-from contracts.codec import encode
-from contracts.merkle import leaf_node
+from contracts.codec import encode, pack
+from contracts.merkle import LEAF_HASHER, leaf_node
 from contracts.merkle_levels import MerkleLevels
 
 _DELETED = object()
+_INT_MIN, _INT_END = -(2**63), 2**64
+_LENGTH_PREFIXES = [size.to_bytes(4, "big") for size in range(256)]
+"""A leaf's 4-byte key length, made once for the usual key sizes."""
+"""The codec's integer range (contracts/codec.py): an int in it packs as it is."""
 _unpack = msgspec.msgpack.Decoder().decode
 """msgspec decodes our canonical bytes to the same lists, dicts, ints, strs and bytes as
 msgpack-python's `unpackb(raw=False)`, at half the cost (every read of every tx)."""
@@ -48,7 +52,13 @@ class State:
         """Keys written since their leaves were last hashed: hashed when a root or the
         leaves are next asked for, once however often a block wrote them."""
         self._journal: dict[str, Any] | None = None
+        self._views: dict[Any, dict[str, tuple[bytes | None, Any]]] = {}
+        """`view`'s results by view and key, each with the raw bytes it was read from."""
         self._dirty: set[str] = set()
+        self._changed: set[str] = set()
+        """Keys `_set` updated in place since `_unhashed`, `_tree_stale` and `_dirty` last
+        took them (`_take_changed`, before any of the three is read): one set add per
+        write where three cost three (a few writes per transaction on every replica)."""
         self._root: bytes | None = None
         self._init_tree()
 
@@ -87,6 +97,25 @@ class State:
         # no re-validation on the way out (this read is on every transaction's path).
         return default if raw is None else _unpack(raw)
 
+    def view(self, key: str, derive: Any) -> Any:
+        """`derive(self.get(key))`, computed once per stored value: kept with the very
+        bytes object it was read from and computed again once the key holds other bytes
+        (a write stores new bytes; a rollback puts the old object back, whose result is
+        still right). `derive` must be pure and return an immutable value, which callers
+        share: the runtime reads each sender's roles and each target organisation this
+        way on every transaction, where decoding the organisation's record cost most."""
+        raw = self._data.get(key)
+        cache = self._views.get(derive)
+        if cache is None:
+            cache = self._views[derive] = {}
+        else:
+            hit = cache.get(key)
+            if hit is not None and hit[0] is raw:
+                return hit[1]
+        value = derive(None if raw is None else _unpack(raw))
+        cache[key] = (raw, value)
+        return value
+
     def get_raw(self, key: str) -> bytes | None:
         return self._data.get(key)
 
@@ -110,7 +139,9 @@ class State:
 
     # -- writes (journaled) ---------------------------------------------------
     def put(self, key: str, value: Any) -> None:
-        self._set(key, encode(value))
+        # `encode`'s first case (a balance, a counter) without its call
+        self._set(key, pack(value) if type(value) is int and _INT_MIN <= value < _INT_END
+                  else encode(value))
 
     def delete(self, key: str) -> None:
         if key in self._data:
@@ -122,18 +153,31 @@ class State:
         record already in the state (several per transaction on every replica), and they
         move no key, so no tree position shifts."""
         journal, data = self._journal, self._data
+        old = data.get(key, _DELETED)
         if journal is not None and key not in journal:
-            journal[key] = data.get(key, _DELETED)
-        if raw is None or key not in data:
+            journal[key] = old
+        if raw is None or old is _DELETED:
             self._write(key, raw)
             return
         data[key] = raw
-        self._unhashed.add(key)
-        self._tree_stale.add(key)
-        self._dirty.add(key)
+        self._changed.add(key)
         self._root = None
 
+    put_encoded = _set
+    """`put` of a value whose canonical bytes the caller already holds (built from types
+    it checked itself, so `encode`'s walk would only repeat the check): `_set` itself,
+    without a call of its own (bytes only; None is not a value)."""
+
+    def _take_changed(self) -> None:
+        changed = self._changed
+        if changed:
+            self._unhashed |= changed
+            self._tree_stale |= changed
+            self._dirty |= changed
+            self._changed = set()
+
     def _write(self, key: str, raw: bytes | None) -> None:
+        self._take_changed()  # (a delete must leave `_unhashed`: it is read first)
         existed = key in self._data
         if raw is None:
             if existed:
@@ -179,19 +223,23 @@ class State:
     def _update_tree(self) -> bytes:
         """Bring the cached levels up to date: re-hash the paths of updated values, and
         every level from the least inserted/deleted key's position rightward."""
+        self._take_changed()
         nodes, keys = self._leaf_nodes, self._sorted_keys
         shift_key, stale = self._tree_shift_key, self._tree_stale
         self._tree_shift_key, self._tree_stale = None, set()
         if self._tree is None:
             self._tree = MerkleLevels([nodes[k] for k in keys])
             return self._tree.root()
-        shift = None if shift_key is None else bisect.bisect_left(keys, shift_key)
+        if shift_key is None:  # no key inserted or deleted: every stale key is in place
+            position = bisect.bisect_left
+            return self._tree.update({position(keys, key): nodes[key] for key in stale},
+                                     None, [])
+        shift = bisect.bisect_left(keys, shift_key)
         changed = {}
         for key in stale:
-            if key in nodes and (shift_key is None or key < shift_key):
+            if key in nodes and key < shift_key:
                 changed[bisect.bisect_left(keys, key)] = nodes[key]
-        tail = [] if shift is None else [nodes[k] for k in keys[shift:]]
-        return self._tree.update(changed, shift, tail)
+        return self._tree.update(changed, shift, [nodes[k] for k in keys[shift:]])
 
     def sorted_leaves(self) -> tuple[list[str], list[bytes]]:
         """Keys in root order and their leaf hashes: what a state proof's paths are cut from."""
@@ -200,12 +248,20 @@ class State:
 
     def _hash_leaves(self) -> None:
         """`leaf_hash` then `leaf_node` of each written key, inlined (once per write)."""
-        data, leaves, nodes, sha256 = self._data, self._leaves, self._leaf_nodes, hashlib.sha256
+        self._take_changed()
+        data, leaves, nodes = self._data, self._leaves, self._leaf_nodes
+        leaf_hasher = LEAF_HASHER.copy
+        lengths = _LENGTH_PREFIXES
         for key in self._unhashed:
             key_bytes = key.encode()
-            leaves[key] = leaf = sha256(b"".join((b"\x00", len(key_bytes).to_bytes(4, "big"),
-                                                  key_bytes, data[key]))).digest()
-            nodes[key] = sha256(b"\x00" + leaf).digest()
+            size = len(key_bytes)
+            hasher = leaf_hasher()  # 0x00 already fed, in both hashes
+            hasher.update(b"".join((lengths[size] if size < 256 else size.to_bytes(4, "big"),
+                                    key_bytes, data[key])))
+            leaves[key] = leaf = hasher.digest()
+            hasher = leaf_hasher()
+            hasher.update(leaf)
+            nodes[key] = hasher.digest()
         self._unhashed.clear()
 
     def take_dirty(self) -> dict[str, bytes | None]:
@@ -213,8 +269,10 @@ class State:
 
         The node persists exactly these after each block instead of the whole state.
         """
+        self._take_changed()
         dirty, self._dirty = self._dirty, set()
-        return {key: self._data.get(key) for key in sorted(dirty)}
+        value = self._data.get
+        return {key: value(key) for key in sorted(dirty)}
 
     def raw_items(self) -> dict[str, bytes]:
         return dict(self._data)

@@ -27,7 +27,7 @@ from contracts.genesis import init_state
 from contracts.merkle import EMPTY_ROOT, merkle_root
 from contracts.runtime import BlockContext, Receipt, apply_transaction
 from contracts.state import State
-from contracts.tx import Transaction, from_bytes
+from contracts.tx import Transaction, from_bytes, from_canonical_bytes
 
 log = logging.getLogger("ipchain.chain")
 EXECUTE_CHUNK_TXS = 200
@@ -168,9 +168,7 @@ class Executor:
         block, receipts = run.block, run.receipts
         if self.planted_fault is not None:
             self.state.put("zz-planted-fault", self.planted_fault())
-        kept = [(r, *receipt_bytes(r)) for r in receipts if r.code != DUPLICATE]
-        roots = (run.tx_root, merkle_root([leaf for _, leaf, _ in kept]))
-        header = seal_header(self.head, block, self.state, receipts, roots)
+        kept, header = run.seal(self)
         changes = self.state.take_dirty()
         self.storage.save_block(
             block.seq, header.hash, header.encode(), self.state.root(),
@@ -199,6 +197,15 @@ class BlockRun:
         before = len(self.receipts)
         self.receipts.extend(itertools.islice(self._pending, max_txs))
         return max_txs is None or len(self.receipts) - before < max_txs
+
+    def seal(self, executor: Executor) -> tuple[list[tuple[Receipt, bytes, bytes]], Header]:
+        """Once every receipt is in: the stored receipts with their (leaf, record) bytes,
+        and the header over the executor's state as the block left it."""
+        kept = [r for r in self.receipts if r.code != DUPLICATE]
+        leaves, records = receipts_bytes(kept)
+        roots = (self.tx_root, merkle_root(leaves))
+        return (list(zip(kept, leaves, records)),
+                seal_header(executor.head, self.block, executor.state, self.receipts, roots))
 
 
 # -- the block recipe shared by the node's executor and the simulator's -------------------
@@ -267,20 +274,68 @@ _EVENTS_KEY, _HEIGHT_KEY, _INDEX_KEY, _MESSAGE_KEY, _TX_ID_KEY = (
 
 def receipt_bytes(receipt: Receipt) -> tuple[bytes, bytes]:
     """(leaf, stored record) of one receipt: `receipt_leaf` and `receipt_record`'s
-    bytes, joined from the map's header, its keys packed once at import and each value
-    packed once for both (a map's bytes are its header then each key and value in
-    order); building and packing the two maps cost a sixth more (once per transaction
-    on every replica). tests/node/test_chain.py compares them with codec.encode."""
-    events = receipt.events
-    events_bytes = codec.encode_events(events) if events else _NO_EVENTS_BYTES
-    code, index, tx_id = _pack(receipt.code), _pack(receipt.index), _pack(receipt.tx_id)
-    status = _COMMITTED if receipt.ok else _REJECTED
-    leaf = b"".join((_LEAF_HEAD, code, _EVENTS_KEY, events_bytes, _INDEX_KEY, index,
-                     status, _TX_ID_KEY, tx_id))
-    record = b"".join((_RECORD_HEAD, code, _EVENTS_KEY, events_bytes,
-                       _HEIGHT_KEY, _pack(receipt.height), _INDEX_KEY, index,
-                       _MESSAGE_KEY, _pack(receipt.message), status, _TX_ID_KEY, tx_id))
-    return leaf, record
+    bytes (`receipts_bytes` of one). tests/node/test_chain.py compares them with
+    codec.encode."""
+    leaves, records = receipts_bytes([receipt])
+    return leaves[0], records[0]
+
+
+def receipts_bytes(receipts: list[Receipt]) -> tuple[list[bytes], list[bytes]]:
+    """Each receipt's leaf and stored record, joined from the map's header, its keys
+    packed once at import and each value packed once for both (a map's bytes are its
+    header then each key and value in order); building and packing the two maps cost a
+    sixth more. One loop for a block's receipts (once per transaction on every replica:
+    a call per receipt cost as much as the joins)."""
+    leaves: list[bytes] = []
+    records: list[bytes] = []
+    join, pack = b"".join, _pack
+    height = height_bytes = None  # a block's receipts share theirs: packed once
+    for receipt in receipts:
+        events = receipt.events
+        events_bytes = _events_bytes(events) if events else _NO_EVENTS_BYTES
+        code = receipt.code
+        code = _OK if code == "ok" else pack(code)
+        index, tx_id = pack(receipt.index), pack(receipt.tx_id)
+        status = _COMMITTED if receipt.ok else _REJECTED
+        if receipt.height != height:
+            height = receipt.height
+            height_bytes = pack(height)
+        message = receipt.message
+        leaves.append(join((_LEAF_HEAD, code, _EVENTS_KEY, events_bytes, _INDEX_KEY, index,
+                            status, _TX_ID_KEY, tx_id)))
+        records.append(join((_RECORD_HEAD, code, _EVENTS_KEY, events_bytes,
+                             _HEIGHT_KEY, height_bytes, _INDEX_KEY, index, _MESSAGE_KEY,
+                             pack(message) if message else _NO_MESSAGE, status,
+                             _TX_ID_KEY, tx_id)))
+    return leaves, records
+
+
+_NO_MESSAGE, _OK = _pack(""), _pack("ok")
+
+
+_FLAT_VALUE_TYPES = frozenset({str, int, bytes, bool, type(None)})
+_pack_sorted = msgspec.msgpack.Encoder(order="sorted").encode
+
+
+def _events_bytes(events: tuple[Any, ...]) -> bytes:
+    """`codec.encode_events(events)`: the same bytes, and the same error for anything
+    it refuses. An event whose data is flat (str keys, scalar values: every event the
+    contracts emit today) is checked here in one loop, where `codec.is_canonical` walks
+    it in a call of its own; an int out of the 64-bit range is refused by the encoder
+    (OverflowError), and then the codec names it. Anything else goes to the codec."""
+    flat = _FLAT_VALUE_TYPES
+    for event in events:
+        data = event.data
+        if type(event.contract) is not str or type(event.name) is not str \
+                or type(data) is not dict:
+            return codec.encode_events(events)
+        for key, item in data.items():
+            if type(key) is not str or type(item) not in flat:
+                return codec.encode_events(events)
+    try:
+        return _pack_sorted(events)
+    except OverflowError:
+        return codec.encode_events(events)
 
 
 def receipts_root(receipts: list[Receipt]) -> bytes:
@@ -321,13 +376,18 @@ def apply_raw(state: State, ctx: BlockContext, raw: bytes, tx_id: bytes, index: 
     """Decode (unless already known from the mempool) and apply one ordered transaction."""
     tx = known(tx_id)
     if tx is None:
-        try:
-            tx = from_bytes(raw)
-        except ContractError as exc:
-            return Receipt(tx_id.hex(), ctx.height, index, False, exc.code, str(exc))
-        if tx.to_bytes() != raw:
-            return Receipt(tx_id.hex(), ctx.height, index, False, "BadTransaction",
-                           "transaction bytes are not canonical")
+        # A peer's canonical bytes (nearly every tx) take the short way, which accepts
+        # exactly what `from_bytes` accepts with the same bytes back; anything else the
+        # long way, which names what is wrong.
+        tx = from_canonical_bytes(raw)
+        if tx is None:
+            try:
+                tx = from_bytes(raw)
+            except ContractError as exc:
+                return Receipt(tx_id.hex(), ctx.height, index, False, exc.code, str(exc))
+            if tx.to_bytes() != raw:
+                return Receipt(tx_id.hex(), ctx.height, index, False, "BadTransaction",
+                               "transaction bytes are not canonical")
         tx.__dict__["id"] = tx_id.hex()  # its bytes are `raw`, whose hash is `tx_id`
     return apply_transaction(state, ctx, tx, index, verified)
 
