@@ -116,6 +116,13 @@ class State:
         if key in self._data:
             self._set(key, None)
 
+    def put_raw(self, key: str, raw: bytes | None) -> None:
+        """Write bytes `put` made for this key in another State (None: the key is absent
+        after it): the simulator replays one replica's stored write set on a replica
+        whose state had the same root (ipchain/sim/execshare.py). Marks the key dirty
+        whether or not it changes, as a write rolled back in the other State did."""
+        self._set(key, raw)
+
     def _set(self, key: str, raw: bytes | None) -> None:
         """Journal, then write. An update of a key that exists is written here, without
         `_write`'s call and its insert/delete cases: most writes are a balance or a nonce

@@ -156,11 +156,17 @@ class Executor:
         self.batch_hashes = BatchHashes()
         """Where a block's tx ids and root come from: the engine puts its replica's here
         when the replica checks digests with one (node/engine.py)."""
+        self.shared_runs: Callable[..., "BlockRun"] | None = None
+        """Simulator hook (ipchain/sim/execshare.py): makes each block's run in place of
+        `BlockRun`, replaying what a replica of the same seed computed from identical
+        inputs. None on a node, which executes every block itself."""
 
     def begin(self, block: ev.Deliver, known: Callable[[bytes], Transaction | None],
               verified: Callable[[Transaction], bool]) -> "BlockRun":
         if block.seq != self.height + 1:
             raise RuntimeError(f"block {block.seq} delivered after {self.height}")
+        if self.shared_runs is not None:
+            return self.shared_runs(self, block, known, verified)
         return BlockRun(self, block, known, verified)
 
     def commit(self, run: "BlockRun") -> tuple[Header, list[Receipt]]:
