@@ -116,12 +116,15 @@ class State:
         if key in self._data:
             self._set(key, None)
 
-    def put_raw(self, key: str, raw: bytes | None) -> None:
-        """Write bytes `put` made for this key in another State (None: the key is absent
-        after it): the simulator replays one replica's stored write set on a replica
-        whose state had the same root (ipchain/sim/execshare.py). Marks the key dirty
-        whether or not it changes, as a write rolled back in the other State did."""
-        self._set(key, raw)
+    def replay(self, changes: dict[str, bytes | None], root: bytes) -> None:
+        """Apply the write set (`take_dirty`'s) of a block another State executed from
+        this one's root, and take its root after the block as ours: the simulator's
+        replicas of one seed execute a block once (ipchain/sim/execshare.py). Each key
+        is written and marked dirty as a write there was (one rolled back included);
+        its leaf and the tree are hashed when a root is next computed, not now."""
+        for key, raw in changes.items():
+            self._set(key, raw)
+        self._root = root
 
     def _set(self, key: str, raw: bytes | None) -> None:
         """Journal, then write. An update of a key that exists is written here, without

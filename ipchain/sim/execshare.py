@@ -35,7 +35,7 @@ from typing import Any, Callable
 from consensus import events as ev
 from contracts.runtime import Receipt
 from contracts.tx import Transaction
-from node.chain import BlockRun, Executor
+from node.chain import BlockRun, Executor, Header
 
 Key = tuple[Any, ...]
 
@@ -44,11 +44,14 @@ class Result:
     """One block's execution: its receipts and its write set (key -> raw bytes, None
     where the key is absent after the block), as the executor stored them."""
 
-    __slots__ = ("receipts", "changes")
+    __slots__ = ("receipts", "changes", "root")
 
-    def __init__(self, receipts: list[Receipt], changes: dict[str, bytes | None]) -> None:
+    def __init__(self, receipts: list[Receipt], changes: dict[str, bytes | None],
+                 root: bytes) -> None:
         self.receipts = tuple(receipts)
         self.changes = changes
+        self.root = root
+        """The state root after the block."""
 
 
 class SharedExecution:
@@ -110,11 +113,11 @@ class HostRuns:
         self.shared.replayed += 1
         return ReplayedRun(executor, block, ids, tx_root, result)
 
-    def on_executed(self, block: ev.Deliver, header: Any, receipts: list[Receipt]) -> None:
+    def on_executed(self, block: ev.Deliver, header: Header, receipts: list[Receipt]) -> None:
         """The engine's observer: the block this host ran itself is stored; offer it."""
         pending, self.pending = self.pending, None
         if pending is not None and pending[1] is block:
-            self.shared.offer(pending[0], Result(receipts, self.changes_of()))
+            self.shared.offer(pending[0], Result(receipts, self.changes_of(), header.state_root))
 
 
 class ReplayedRun(BlockRun):
@@ -133,9 +136,7 @@ class ReplayedRun(BlockRun):
     def advance(self, max_txs: int | None = None) -> bool:
         if not self._written:
             self._written = True
-            put_raw = self._state.put_raw
-            for key, raw in self._result.changes.items():
-                put_raw(key, raw)
+            self._state.replay(self._result.changes, self._result.root)
         shared, before = self._result.receipts, len(self.receipts)
         end = len(shared) if max_txs is None else min(len(shared), before + max_txs)
         self.receipts.extend(shared[before:end])
