@@ -174,9 +174,7 @@ class Executor:
         block, receipts = run.block, run.receipts
         if self.planted_fault is not None:
             self.state.put("zz-planted-fault", self.planted_fault())
-        kept = [(r, *receipt_bytes(r)) for r in receipts if r.code != DUPLICATE]
-        roots = (run.tx_root, merkle_root([leaf for _, leaf, _ in kept]))
-        header = seal_header(self.head, block, self.state, receipts, roots)
+        kept, header = run.seal(self)
         changes = self.state.take_dirty()
         self.storage.save_block(
             block.seq, header.hash, header.encode(), self.state.root(),
@@ -205,6 +203,13 @@ class BlockRun:
         before = len(self.receipts)
         self.receipts.extend(itertools.islice(self._pending, max_txs))
         return max_txs is None or len(self.receipts) - before < max_txs
+
+    def seal(self, executor: Executor) -> tuple[list[tuple[Receipt, bytes, bytes]], Header]:
+        """Once every receipt is in: the stored receipts with their (leaf, record) bytes,
+        and the header over the executor's state as the block left it."""
+        kept = [(r, *receipt_bytes(r)) for r in self.receipts if r.code != DUPLICATE]
+        roots = (self.tx_root, merkle_root([leaf for _, leaf, _ in kept]))
+        return kept, seal_header(executor.head, self.block, executor.state, self.receipts, roots)
 
 
 # -- the block recipe shared by the node's executor and the simulator's -------------------

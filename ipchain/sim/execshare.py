@@ -41,17 +41,18 @@ Key = tuple[Any, ...]
 
 
 class Result:
-    """One block's execution: its receipts and its write set (key -> raw bytes, None
-    where the key is absent after the block), as the executor stored them."""
+    """One block's execution as the executor stored it: its receipts, its write set
+    (key -> raw bytes, None where the key is absent after the block), the stored
+    receipts with their bytes and the header (whose state root is the root after it)."""
 
-    __slots__ = ("receipts", "changes", "root")
+    __slots__ = ("receipts", "changes", "kept", "header")
 
     def __init__(self, receipts: list[Receipt], changes: dict[str, bytes | None],
-                 root: bytes) -> None:
+                 kept: list[tuple[Receipt, bytes, bytes]], header: Header) -> None:
         self.receipts = tuple(receipts)
         self.changes = changes
-        self.root = root
-        """The state root after the block."""
+        self.kept = kept
+        self.header = header
 
 
 class SharedExecution:
@@ -94,7 +95,7 @@ class HostRuns:
     def __init__(self, shared: SharedExecution, changes_of: Callable[[], dict]) -> None:
         self.shared = shared
         self.changes_of = changes_of
-        self.pending: tuple[Key, ev.Deliver] | None = None
+        self.pending: tuple[Key, SealedRun] | None = None
         """The key of the block this host is running itself, offered once it is stored."""
 
     def __call__(self, executor: Executor, block: ev.Deliver,
@@ -108,16 +109,29 @@ class HostRuns:
         result = self.shared.results.get(key)
         if result is None:
             self.shared.executed += 1
-            self.pending = (key, block)
-            return BlockRun(executor, block, known, verified)
+            run = SealedRun(executor, block, known, verified)
+            self.pending = (key, run)
+            return run
         self.shared.replayed += 1
         return ReplayedRun(executor, block, ids, tx_root, result)
 
     def on_executed(self, block: ev.Deliver, header: Header, receipts: list[Receipt]) -> None:
         """The engine's observer: the block this host ran itself is stored; offer it."""
         pending, self.pending = self.pending, None
-        if pending is not None and pending[1] is block:
-            self.shared.offer(pending[0], Result(receipts, self.changes_of(), header.state_root))
+        if pending is not None and pending[1].block is block and pending[1].sealed:
+            kept, sealed_header = pending[1].sealed
+            if sealed_header is header:
+                self.shared.offer(pending[0], Result(receipts, self.changes_of(), kept, header))
+
+
+class SealedRun(BlockRun):
+    """A `BlockRun` that keeps what it sealed, for the replicas that replay it."""
+
+    sealed: tuple[list[tuple[Receipt, bytes, bytes]], Header] | None = None
+
+    def seal(self, executor: Executor) -> tuple[list[tuple[Receipt, bytes, bytes]], Header]:
+        self.sealed = super().seal(executor)
+        return self.sealed
 
 
 class ReplayedRun(BlockRun):
@@ -136,8 +150,16 @@ class ReplayedRun(BlockRun):
     def advance(self, max_txs: int | None = None) -> bool:
         if not self._written:
             self._written = True
-            self._state.replay(self._result.changes, self._result.root)
+            self._state.replay(self._result.changes, self._result.header.state_root)
         shared, before = self._result.receipts, len(self.receipts)
         end = len(shared) if max_txs is None else min(len(shared), before + max_txs)
         self.receipts.extend(shared[before:end])
         return max_txs is None or end - before < max_txs
+
+    def seal(self, executor: Executor) -> tuple[list[tuple[Receipt, bytes, bytes]], Header]:
+        """The same header and receipt bytes: every field is fixed by the key (the
+        previous header, the batch, the receipts, and the root and size of a state that
+        equals the executing replica's)."""
+        if executor.planted_fault is not None:  # planted after the run began: its own
+            return super().seal(executor)
+        return self._result.kept, self._result.header
