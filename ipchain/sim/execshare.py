@@ -97,6 +97,7 @@ class HostRuns:
         self.changes_of = changes_of
         self.pending: tuple[Key, SealedRun] | None = None
         """The key of the block this host is running itself, offered once it is stored."""
+        self.executed = self.replayed = 0
 
     def __call__(self, executor: Executor, block: ev.Deliver,
                  known: Callable[[bytes], Transaction | None],
@@ -109,10 +110,12 @@ class HostRuns:
         result = self.shared.results.get(key)
         if result is None:
             self.shared.executed += 1
+            self.executed += 1
             run = SealedRun(executor, block, known, verified)
             self.pending = (key, run)
             return run
         self.shared.replayed += 1
+        self.replayed += 1
         return ReplayedRun(executor, block, ids, tx_root, result)
 
     def on_executed(self, block: ev.Deliver, header: Header, receipts: list[Receipt]) -> None:

@@ -34,7 +34,7 @@ from node.chain import DUPLICATE, Header, digest_batch, read_certificate
 from node.engine import Engine, Storage
 from node.memory_storage import MemoryStorage
 from ipchain.sim.clock import US_PER_MS, EventQueue
-from ipchain.sim.execshare import SharedExecution
+from ipchain.sim.execshare import HostRuns, SharedExecution
 from ipchain.sim.network import Network
 from ipchain.sim.witness import ChainRecord, Witness, WitnessedStorage
 from ipchain.sim.workload import ClientTx
@@ -169,6 +169,9 @@ class Host:
         self.shared_execution = shared_execution
         """The seed's executed blocks, replayed where this replica's inputs are the same
         (ipchain/sim/execshare.py); None: this replica executes every block itself."""
+        self.execution_runs: HostRuns | None = None
+        """This incarnation's hook into the shared blocks (counts what it executed and
+        what it replayed)."""
         self._start_engine()
         self._start_ticking()
 
@@ -181,7 +184,7 @@ class Host:
         self.engine.observers.append(self._on_executed)
         if self.shared_execution is not None:
             runs = self.shared_execution.runs_for(lambda: self.storage.saved_changes)
-            self.engine.executor.shared_runs = runs
+            self.engine.executor.shared_runs = self.execution_runs = runs
             self.engine.observers.append(runs.on_executed)
         if self.nondeterminism is not None:
             rng = self.nondeterminism
