@@ -51,7 +51,8 @@ class BatchHashes:
     the engine's instance and each batch is hashed once per replica, not twice. Only
     the very tuple already hashed is answered from here (looked up by identity and
     held until evicted, so no other tuple can take its id); a miss just hashes again.
-    One per replica, never shared: the simulator hands one decoded message to several."""
+    One per replica on a node; the simulator shares one among a seed's replicas, which
+    its wire hands the same decoded batch (ipchain/sim/run.py)."""
 
     def __init__(self, keep_batches: int = 64) -> None:
         self.keep_batches = keep_batches

@@ -190,6 +190,10 @@ class Simulation:
         colluders = sorted(i for i, b in self.plan.byzantine.items() if b == "collude")
         fooled = _collusion_audience(self._rng("conspiracy"), colluders, self.n)
         self.shared_execution = SharedExecution() if cfg.share_execution else None
+        # One for all replicas and their executors: the simulated wire hands one decoded
+        # batch to every receiver, and its ids and root are a pure function of its bytes
+        # (answered only for the very tuple hashed); kept across simulated restarts.
+        hashes = BatchHashes(keep_batches=64 * self.n)
         hosts = []
         for i in range(self.n):
             rcfg = ReplicaConfig(n=self.n, index=i, chain_id=cfg.chain_id,
@@ -200,9 +204,7 @@ class Simulation:
             behaviour = (_behaviour(self.plan.byzantine[i], i, self.n,
                                     self._rng(f"byzantine/{i}"), fooled)
                          if i in self.plan.byzantine else HONEST)
-            # One per replica (its engine's executor reuses what its digest checks hashed);
-            # kept across a simulated restart: a pure function of the bytes it holds.
-            make = functools.partial(Replica, rcfg, keyring(i), BatchHashes().digest_batch)
+            make = functools.partial(Replica, rcfg, keyring(i), hashes.digest_batch)
             storage = self.make_storage(i) if self.make_storage else None
             hosts.append(Host(i, self, make, genesis, signature_ok, tx_cache, behaviour,
                               self._rng(f"host/{i}"), storage, self.shared_execution))
