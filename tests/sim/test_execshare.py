@@ -11,6 +11,7 @@ import pytest
 
 from consensus import events as ev
 from consensus.messages import PrePrepare, Signed
+from contracts.state import State
 from node.chain import BlockRun, Executor, digest_batch
 from node.memory_storage import MemoryStorage
 from ipchain.sim.execshare import ReplayedRun, SharedExecution
@@ -82,6 +83,10 @@ def test_a_replica_with_the_same_inputs_replays_and_stores_what_executing_stores
     assert shared.replayed == 1 and second.runs.executed == 1
     assert stored(second, 2) == stored(alone, 2)
     assert second.executor.state.root() == second.executor.head.state_root
+    # the replayed state's deferred leaves and tree agree with a state built afresh
+    fresh = State(second.executor.state.raw_items())
+    assert fresh.root() == second.executor.state.root()
+    assert fresh.sorted_leaves() == second.executor.state.sorted_leaves()
 
 
 def test_different_state_history_or_batch_gets_no_shared_result() -> None:
