@@ -119,11 +119,14 @@ class State:
     def replay(self, changes: dict[str, bytes | None], root: bytes) -> None:
         """Apply the write set (`take_dirty`'s) of a block another State executed from
         this one's root, and take its root after the block as ours: the simulator's
-        replicas of one seed execute a block once (ipchain/sim/execshare.py). Each key
-        is written and marked dirty as a write there was (one rolled back included);
-        its leaf and the tree are hashed when a root is next computed, not now."""
+        replicas of one seed execute a block once (ipchain/sim/execshare.py). A key
+        absent here and after the block (written and rolled back there) is left alone,
+        as `delete` leaves one; the leaves and the tree are hashed when a root is next
+        computed, not now."""
+        data, write = self._data, self._set
         for key, raw in changes.items():
-            self._set(key, raw)
+            if raw is not None or key in data:
+                write(key, raw)
         self._root = root
 
     def _set(self, key: str, raw: bytes | None) -> None:

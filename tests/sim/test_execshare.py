@@ -6,19 +6,22 @@ from __future__ import annotations
 
 import random
 from dataclasses import replace
+from typing import Callable
 
 import pytest
 
 from consensus import events as ev
 from consensus.messages import PrePrepare, Signed
 from contracts.state import State
+from contracts.tx import Transaction, sign_tx
 from node.chain import BlockRun, Executor, digest_batch
 from node.memory_storage import MemoryStorage
 from ipchain.sim.execshare import ReplayedRun, SharedExecution
 from ipchain.sim.faults import MIXES
 from ipchain.sim.run import SimConfig, Simulation
 from ipchain.sim.witness import WitnessedStorage
-from ipchain.sim.workload import build_genesis, make_bursts, trusted_signatures
+from ipchain.sim.workload import (build_genesis, client_key, client_org, make_bursts,
+                                  trusted_signatures)
 
 CHAIN = "c"
 BURSTS = make_bursts(random.Random(7), CHAIN, 3, 2, 3)
@@ -44,14 +47,18 @@ class Replica:
         self.runs = shared.runs_for(lambda: self.storage.saved_changes)
         self.executor.shared_runs = self.runs
 
-    def execute(self, deliver: ev.Deliver, max_txs: int | None = None) -> tuple[BlockRun, list]:
-        run = self.executor.begin(deliver, known, VERIFIED)
+    def execute(self, deliver: ev.Deliver, max_txs: int | None = None,
+                verified: Callable[[Transaction], bool] = VERIFIED) -> tuple[BlockRun, list]:
+        run = self.executor.begin(deliver, known, verified)
         steps = [run.advance(max_txs)]
         while not steps[-1]:
             steps.append(run.advance(max_txs))
         header, receipts = self.executor.commit(run)
         self.runs.on_executed(deliver, header, receipts)
         return run, steps
+
+    def run_block(self, deliver: ev.Deliver, verified: Callable[[Transaction], bool]) -> None:
+        self.execute(deliver, verified=verified)
 
 
 def raws(burst: int) -> tuple[bytes, ...]:
@@ -113,6 +120,35 @@ def test_different_state_history_or_batch_gets_no_shared_result() -> None:
     # and the same block, once more, is replayed
     run, _ = later.execute(one)
     assert type(run) is ReplayedRun and stored(later, 1) == stored(source, 1)
+
+
+def test_a_write_rolled_back_there_leaves_the_replaying_state_whole() -> None:
+    """A sender's first transaction that fails inserts its nonce record and rolls it
+    back: the write set says "absent" for a key the replaying state never had. Its
+    next root, after a block of in-place updates only, must still be computed right."""
+    def transfer(sender: int, nonce: int, amount: int) -> bytes:
+        return sign_tx(client_key(sender), CHAIN, nonce, "token.transfer",
+                       {"amount": amount, "to": client_org(2)}).to_bytes()
+
+    shared = SharedExecution()
+    source, replaying = Replica(shared), Replica(shared)
+    blocks = [block(1, (transfer(1, 0, 5),)), block(2, (transfer(0, 0, 10**12),), 3_000)]
+    replaying.run_block(blocks[0], Transaction.signature_ok)  # its own: its tree is current
+    source.run_block(blocks[0], Transaction.signature_ok)
+    source.run_block(blocks[1], Transaction.signature_ok)
+    replaying.run_block(blocks[1], Transaction.signature_ok)
+    assert replaying.runs.replayed == 1 and source.runs.replayed == 1
+    assert source.storage.saved_changes == {f"nonce/{client_key(0).verify_key.encode().hex()}": None}
+    own = block(3, (transfer(1, 1, 7),), 4_000)  # updates in place: no key moves
+    alone = Replica(SharedExecution())
+    for deliver in blocks + [own]:
+        alone.run_block(deliver, Transaction.signature_ok)
+    replaying.runs = SharedExecution().runs_for(lambda: replaying.storage.saved_changes)
+    replaying.executor.shared_runs = replaying.runs
+    replaying.run_block(own, Transaction.signature_ok)
+    assert replaying.runs.executed == 1
+    assert stored(replaying, 3) == stored(alone, 3)
+    assert State(replaying.executor.state.raw_items()).root() == replaying.executor.state.root()
 
 
 def test_a_replica_with_a_planted_fault_neither_takes_nor_offers_a_result() -> None:
