@@ -20,12 +20,15 @@ receipts) instead of running the contracts again. The key:
 A replica with a planted fault (`Executor.planted_fault`, a non-deterministic contract)
 neither offers nor takes a result: it must compute its own, different, one. Only a
 block whose execution finished and was stored is offered, so an executor failure is
-met by each replica itself. What a replica then does with the result — seal its
-header over its own state root, store the block in its own store, vote — is its own
-work, as before. Simulator only: a node executes every block it commits.
+met by each replica itself. A replay takes the result whole: receipts, write set,
+the state root after it (`State.replay`: its own leaves and tree are hashed when it
+next computes a root) and the sealed header and receipt bytes, every field of which
+the key fixes. Storing the block in its own store, voting and the rest stay its own
+work. Simulator only: a node executes every block it commits.
 
-The hook is `Executor.shared_runs` (node/chain.py): `SharedExecution.runs_for(host)`
-makes each block's run, a plain `BlockRun` on a miss, a `ReplayedRun` on a hit.
+The hooks are `Executor.shared_runs` and `BlockRun.seal` (node/chain.py): the host's
+`SharedExecution.runs_for(...)` makes each block's run, a `SealedRun` (executed here,
+offered once stored) on a miss, a `ReplayedRun` on a hit.
 """
 
 from __future__ import annotations
