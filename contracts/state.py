@@ -147,6 +147,19 @@ class State:
         if key in self._data:
             self._set(key, None)
 
+    def replay(self, changes: dict[str, bytes | None], root: bytes) -> None:
+        """Apply the write set (`take_dirty`'s) of a block another State executed from
+        this one's root, and take its root after the block as ours: the simulator's
+        replicas of one seed execute a block once (ipchain/sim/execshare.py). A key
+        absent here and after the block (written and rolled back there) is left alone,
+        as `delete` leaves one; the leaves and the tree are hashed when a root is next
+        computed, not now."""
+        data, write = self._data, self._set
+        for key, raw in changes.items():
+            if raw is not None or key in data:
+                write(key, raw)
+        self._root = root
+
     def _set(self, key: str, raw: bytes | None) -> None:
         """Journal, then write. An update of a key that exists is written here, without
         `_write`'s call and its insert/delete cases: most writes are a balance or a nonce

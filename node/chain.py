@@ -51,7 +51,8 @@ class BatchHashes:
     the engine's instance and each batch is hashed once per replica, not twice. Only
     the very tuple already hashed is answered from here (looked up by identity and
     held until evicted, so no other tuple can take its id); a miss just hashes again.
-    One per replica, never shared: the simulator hands one decoded message to several."""
+    One per replica on a node; the simulator shares one among a seed's replicas, which
+    its wire hands the same decoded batch (ipchain/sim/run.py)."""
 
     def __init__(self, keep_batches: int = 64) -> None:
         self.keep_batches = keep_batches
@@ -156,11 +157,17 @@ class Executor:
         self.batch_hashes = BatchHashes()
         """Where a block's tx ids and root come from: the engine puts its replica's here
         when the replica checks digests with one (node/engine.py)."""
+        self.shared_runs: Callable[..., "BlockRun"] | None = None
+        """Simulator hook (ipchain/sim/execshare.py): makes each block's run in place of
+        `BlockRun`, replaying what a replica of the same seed computed from identical
+        inputs. None on a node, which executes every block itself."""
 
     def begin(self, block: ev.Deliver, known: Callable[[bytes], Transaction | None],
               verified: Callable[[Transaction], bool]) -> "BlockRun":
         if block.seq != self.height + 1:
             raise RuntimeError(f"block {block.seq} delivered after {self.height}")
+        if self.shared_runs is not None:
+            return self.shared_runs(self, block, known, verified)
         return BlockRun(self, block, known, verified)
 
     def commit(self, run: "BlockRun") -> tuple[Header, list[Receipt]]:

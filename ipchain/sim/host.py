@@ -34,6 +34,7 @@ from node.chain import DUPLICATE, Header, digest_batch, read_certificate
 from node.engine import Engine, Storage
 from node.memory_storage import MemoryStorage
 from ipchain.sim.clock import US_PER_MS, EventQueue
+from ipchain.sim.execshare import HostRuns, SharedExecution
 from ipchain.sim.network import Network
 from ipchain.sim.witness import ChainRecord, Witness, WitnessedStorage
 from ipchain.sim.workload import ClientTx
@@ -122,7 +123,8 @@ class Host:
     def __init__(self, index: int, env: HostEnv, make_replica: Callable[[], Replica],
                  genesis: dict[str, Any], signature_ok: Callable[[Transaction], bool],
                  tx_cache: dict[bytes, Transaction], behaviour: Behaviour = HONEST,
-                 rng: random.Random | None = None, storage: Storage | None = None) -> None:
+                 rng: random.Random | None = None, storage: Storage | None = None,
+                 shared_execution: SharedExecution | None = None) -> None:
         self.index = index
         self.n = env.n
         self.env = env
@@ -164,6 +166,12 @@ class Host:
         """Header hash of each block this replica executed (what its execution vote signs)."""
         self.headers: dict[int, Header] = {}
         """The headers themselves, for the checkers' records (ipchain/sim/record.py)."""
+        self.shared_execution = shared_execution
+        """The seed's executed blocks, replayed where this replica's inputs are the same
+        (ipchain/sim/execshare.py); None: this replica executes every block itself."""
+        self.execution_runs: HostRuns | None = None
+        """This incarnation's hook into the shared blocks (counts what it executed and
+        what it replayed)."""
         self._start_engine()
         self._start_ticking()
 
@@ -174,6 +182,10 @@ class Host:
             self.chain = ChainRecord(self.engine.executor.state.root())
         self.chain.state = self.engine.executor.state
         self.engine.observers.append(self._on_executed)
+        if self.shared_execution is not None:
+            runs = self.shared_execution.runs_for(lambda: self.storage.saved_changes)
+            self.engine.executor.shared_runs = self.execution_runs = runs
+            self.engine.observers.append(runs.on_executed)
         if self.nondeterminism is not None:
             rng = self.nondeterminism
             self.engine.executor.planted_fault = lambda: rng.getrandbits(32)

@@ -8,9 +8,9 @@ the three and the public keys, which every replica of a run shares. Good verdict
 remembered; bad signatures never are, so each receiver still checks (and refuses) them
 itself.
 
-Batch digests are deliberately not shared across replicas: a replica's own digest
-check is where its executor can pick up the batch's tx ids and root (a memo per
-replica, in node/chain.py), so sharing would move the hashing, not remove it.
+Batch digests are shared through the replicas' one `node.chain.BatchHashes` (a digest
+check and the executor both read a batch's tx ids and root from it; ipchain/sim/run.py),
+and executed blocks through ipchain/sim/execshare.py.
 
 Simulator only: a real node checks what arrives at it (node/offload.py keeps its own
 memo of the signatures it verified). Nothing a replica decides can differ: only the

@@ -35,6 +35,7 @@ from ipchain.checks import History, Violation, run_checks
 from ipchain.sim.clock import US_PER_MS, EventQueue, SimClock
 from ipchain.sim.faults import (MIXES, FaultMix, FaultPlan, end_episode, generate_plan,
                              start_episode)
+from ipchain.sim.execshare import SharedExecution
 from ipchain.sim.host import FailStop, Host
 from ipchain.sim.record import history_of
 from ipchain.sim.network import LatencyModel, LinkCondition, Network
@@ -74,6 +75,10 @@ class SimConfig:
     nondeterministic_replica: int = -1
     """A replica whose contract execution is non-deterministic (a simulator fault the
     execution certificates must catch), or -1 for none."""
+    share_execution: bool = True
+    """A block is executed once per seed and replayed by each replica whose inputs are
+    the same (ipchain/sim/execshare.py); off, every replica executes every block. No
+    outcome depends on it: only the CPU a seed costs."""
     cli_flags: str = ""
     """The `ipchain sim` flags this config came from, so a failure prints its replay line."""
 
@@ -184,6 +189,11 @@ class Simulation:
         keyring = _keyring_factory(self.n, cfg.ed25519)
         colluders = sorted(i for i, b in self.plan.byzantine.items() if b == "collude")
         fooled = _collusion_audience(self._rng("conspiracy"), colluders, self.n)
+        self.shared_execution = SharedExecution() if cfg.share_execution else None
+        # One for all replicas and their executors: the simulated wire hands one decoded
+        # batch to every receiver, and its ids and root are a pure function of its bytes
+        # (answered only for the very tuple hashed); kept across simulated restarts.
+        hashes = BatchHashes(keep_batches=64 * self.n)
         hosts = []
         for i in range(self.n):
             rcfg = ReplicaConfig(n=self.n, index=i, chain_id=cfg.chain_id,
@@ -194,12 +204,10 @@ class Simulation:
             behaviour = (_behaviour(self.plan.byzantine[i], i, self.n,
                                     self._rng(f"byzantine/{i}"), fooled)
                          if i in self.plan.byzantine else HONEST)
-            # One per replica (its engine's executor reuses what its digest checks hashed);
-            # kept across a simulated restart: a pure function of the bytes it holds.
-            make = functools.partial(Replica, rcfg, keyring(i), BatchHashes().digest_batch)
+            make = functools.partial(Replica, rcfg, keyring(i), hashes.digest_batch)
             storage = self.make_storage(i) if self.make_storage else None
             hosts.append(Host(i, self, make, genesis, signature_ok, tx_cache, behaviour,
-                              self._rng(f"host/{i}"), storage))
+                              self._rng(f"host/{i}"), storage, self.shared_execution))
             if i == cfg.nondeterministic_replica:
                 hosts[-1].plant_nondeterminism(self._rng(f"nondeterminism/{i}"))
         return hosts

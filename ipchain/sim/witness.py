@@ -39,10 +39,20 @@ class WitnessedStorage:
         NEW-VIEW (headers only) is sent again with them — the same vote."""
         self.pruned = False
         """Set by each WAL prune, cleared by the witness once it has checked the WAL."""
+        self.saved_changes: dict[str, bytes | None] = {}
+        """The state changes of the last block stored: what a replica of the same seed
+        with the same inputs replays instead of executing (ipchain/sim/execshare.py)."""
 
     def append_wal(self, records: list[tuple[int, int, str, bytes]]) -> None:
         self.inner.append_wal(records)
         self.durable.update(record_signature(r[3]) for r in records)
+
+    def save_block(self, height: int, block_hash: bytes, header: bytes, result_root: bytes,
+                   preprepare: bytes, certificate: bytes, receipts: Any,
+                   state_changes: dict[str, bytes | None]) -> None:
+        self.inner.save_block(height, block_hash, header, result_root, preprepare,
+                              certificate, receipts, state_changes)
+        self.saved_changes = state_changes
 
     def prune_wal(self, settled: Any) -> None:
         self.inner.prune_wal(settled)
