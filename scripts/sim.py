@@ -71,6 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rewrite-rate", type=float, default=0.0, metavar="P",
                         help="share of packets a keyless adversary forges by rewriting their "
                              "unsigned parts (must change nothing; default 0)")
+    parser.add_argument("--no-shared-execution", dest="share_execution", action="store_false",
+                        help="every replica executes every block itself, as a node does "
+                        "(slower; no outcome changes: by default a seed's replicas with "
+                        "identical inputs replay one execution)")
     parser.add_argument("--jobs", type=positive, default=1,
                         help="worker processes: 1 runs in this process, more start an embedded "
                         "Dask cluster of that many single-threaded workers (default 1)")
@@ -93,7 +97,7 @@ def config_from(args: argparse.Namespace) -> SimConfig:
                    txs_per_block=args.txs_per_block, mix=mix, ed25519=args.ed25519,
                    liveness_bound_ms=args.liveness_bound_ms,
                    request_timeout_ms=args.request_timeout_ms, rewrite_rate=args.rewrite_rate,
-                   cli_flags=replay_flags(args, mix.name))
+                   share_execution=args.share_execution, cli_flags=replay_flags(args, mix.name))
 
 
 def replay_flags(args: argparse.Namespace, mix_name: str) -> str:

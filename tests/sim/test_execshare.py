@@ -191,3 +191,18 @@ def test_a_replica_whose_state_was_corrupted_executes_alone_and_is_caught() -> N
     others = [h for h in sim.hosts if h is not odd]
     assert all(h.diverged is None for h in others)
     assert sum(h.execution_runs.replayed for h in others) > 0
+
+
+def test_the_cli_can_turn_sharing_off_and_keeps_it_on_by_default() -> None:
+    """`ipchain sim --no-shared-execution`: every replica executes every block, as a
+    node does (to rule sharing out while chasing a finding); it is no replay flag, as no
+    outcome depends on it."""
+    from scripts import sim as sim_cli
+
+    off = sim_cli.build_parser().parse_args(["--no-shared-execution", "--seeds", "2"])
+    on = sim_cli.build_parser().parse_args(["--seeds", "2"])
+    assert sim_cli.config_from(off).share_execution is False
+    assert sim_cli.config_from(on).share_execution is True
+    assert "shared" not in sim_cli.config_from(off).cli_flags
+    sim = Simulation(1, replace(sim_cli.config_from(off), blocks=6, liveness_blocks=2))
+    assert sim.shared_execution is None and sim.run().ok
