@@ -20,9 +20,9 @@ from contracts.merkle_levels import MerkleLevels
 
 _DELETED = object()
 _INT_MIN, _INT_END = -(2**63), 2**64
+"""The codec's integer range (contracts/codec.py): an int in it packs as it is."""
 _LENGTH_PREFIXES = [size.to_bytes(4, "big") for size in range(256)]
 """A leaf's 4-byte key length, made once for the usual key sizes."""
-"""The codec's integer range (contracts/codec.py): an int in it packs as it is."""
 _unpack = msgspec.msgpack.Decoder().decode
 """msgspec decodes our canonical bytes to the same lists, dicts, ints, strs and bytes as
 msgpack-python's `unpackb(raw=False)`, at half the cost (every read of every tx)."""
