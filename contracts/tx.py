@@ -170,7 +170,7 @@ _pack_sorted = msgspec.msgpack.Encoder(order="sorted").encode
 _sha256 = hashlib.sha256
 
 
-def from_canonical_bytes(data: bytes) -> Transaction | None:
+def from_canonical_bytes(data: bytes, tx_id: bytes | None = None) -> Transaction | None:
     """The transaction `data` encodes when `data` is exactly its canonical encoding (so
     its id is their hash); None when it is not, or is no transaction at all: the caller
     then goes the long way (`from_bytes`), which names what is wrong.
@@ -186,7 +186,9 @@ def from_canonical_bytes(data: bytes) -> Transaction | None:
     bytes keys, depth; msgpack's own ints are in range). So it accepts exactly what
     `from_bytes` accepts with `encoded == data` (tests/contracts/test_tx_short_way.py
     compares both ways' verdicts on corrupted bytes). The id and the sender's hex, read
-    by every admission, are stored with the fields."""
+    by every admission, are stored with the fields; `tx_id` is `data`'s hash when the
+    caller already holds it (the executor hashed the block's batch), so it is not hashed
+    again."""
     if type(data) is not bytes or len(data) > MAX_TX_BYTES:
         return None
     try:
@@ -205,7 +207,8 @@ def from_canonical_bytes(data: bytes) -> Transaction | None:
     object.__setattr__(tx, "__dict__", {
         "chain": wire.chain, "sender": sender, "nonce": wire.nonce, "op": wire.op,
         "args": wire.args, "sig": wire.sig, "encoded": data,
-        "id_bytes": _sha256(data).digest(), "sender_hex": sender.hex()})
+        "id_bytes": _sha256(data).digest() if tx_id is None else tx_id,
+        "sender_hex": sender.hex()})
     return tx
 
 

@@ -386,7 +386,7 @@ def apply_raw(state: State, ctx: BlockContext, raw: bytes, tx_id: bytes, index: 
         # A peer's canonical bytes (nearly every tx) take the short way, which accepts
         # exactly what `from_bytes` accepts with the same bytes back; anything else the
         # long way, which names what is wrong.
-        tx = from_canonical_bytes(raw)
+        tx = from_canonical_bytes(raw, tx_id)
         if tx is None:
             try:
                 tx = from_bytes(raw)

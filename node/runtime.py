@@ -307,17 +307,9 @@ class Runtime:
 
     def _committed_among(self, ids: list[bytes]) -> set[bytes]:
         """Which of `ids` (not pending here) the chain holds: the store asks SQLite only
-        about those the committed-id filter cannot rule out (`Storage.screen_ids_with`);
-        that filter screens the whole list first, in one loop (nearly every answer is
-        "no": then the store is not asked at all)."""
+        about those the committed-id filter cannot rule out (`Storage.screen_ids_with`)."""
         mempool = self.mempool
-        unknown = [i for i in ids if i not in mempool]
-        screen = self.storage.id_filter
-        if isinstance(screen, CommittedIds):
-            unknown = screen.maybe_among(unknown)
-            if not unknown:
-                return set()
-        return self.storage.known_tx_ids(unknown)
+        return self.storage.known_tx_ids([i for i in ids if i not in mempool])
 
     def _check_admission(self, txs: list[Transaction], ids: list[bytes], committed: set[bytes]
                          ) -> tuple[list[errors.ContractError | None], list[Transaction]]:

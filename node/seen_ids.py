@@ -80,8 +80,8 @@ class CommittedIds:
                     and bits[(d & mask) >> 3] >> (d & 7) & 1)
 
     def maybe_among(self, tx_ids: list[bytes]) -> list[bytes]:
-        """The ids of `tx_ids` that `might_hold` answers True for, in one loop: admission
-        screens a relayed frame's ids at once, not with a call per id."""
+        """The ids of `tx_ids` that `might_hold` answers True for, in one loop: the store
+        screens a relayed frame's or a block's ids at once, not with a call per id."""
         if not self.complete:
             return list(tx_ids)
         bits, mask, first_word, might_hold = self.bits, _MASK, _FIRST_WORD, self.might_hold

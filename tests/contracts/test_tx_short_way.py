@@ -85,6 +85,15 @@ def test_a_canonical_transaction_is_the_same_either_way() -> None:
     assert assert_same_verdict(packed({**VALUE, "nonce": 2**64 - 1}))
 
 
+def test_an_id_the_caller_already_hashed_is_taken_as_it_is() -> None:
+    """The executor hands over the id it hashed for the block's batch: the transaction is
+    the same, and the id is not hashed a second time."""
+    tx_id = hashlib.sha256(RAW).digest()
+    handed = from_canonical_bytes(RAW, tx_id)
+    assert handed == from_canonical_bytes(RAW) and handed.id_bytes is tx_id
+    assert from_canonical_bytes(RAW).id_bytes == tx_id
+
+
 @pytest.mark.parametrize("name", sorted(REFUSED))
 def test_what_the_long_way_refuses_the_short_way_leaves_to_it(name: str) -> None:
     assert not assert_same_verdict(REFUSED[name])
