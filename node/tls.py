@@ -19,8 +19,6 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
-from aiohttp import web
-
 
 @dataclass(frozen=True)
 class TlsConfig:
@@ -56,7 +54,12 @@ def client_context(tls: TlsConfig) -> ssl.SSLContext:
 
 
 def peer_port_guard(p2p_port: int):
-    """Peer routes only on the mutual-TLS port; the client port refuses them with 403."""
+    """Peer routes only on the mutual-TLS port; the client port refuses them with 403.
+
+    aiohttp is imported here, not at the top: `node.config` imports this module, and the
+    simulator, which never serves HTTP, would otherwise pay half a second of aiohttp
+    imports per run."""
+    from aiohttp import web
 
     @web.middleware
     async def guard(request: web.Request, handler):
