@@ -140,10 +140,15 @@ class Executor:
         """`state`: the stored state already loaded and checked (a snapshot restore)."""
         self.storage = storage
         self.chain_id = genesis["chain_id"]
-        genesis_state = init_state(genesis)
+        genesis_state = genesis_state_of(genesis)
         self.genesis = genesis_header(genesis_state, genesis["genesis_time_ms"])
         storage.init_state(genesis_state.raw_items())
-        self.state = state if state is not None else State(storage.state_items())
+        if state is None:
+            stored = storage.state_items()
+            # A store still at the genesis (every new replica) holds exactly the state
+            # just built, whose leaves and root are hashed already: no second build.
+            state = genesis_state if stored == genesis_state.raw_items() else State(stored)
+        self.state = state
         self.state.take_dirty()
         self.height = storage.last_height()
         self.head = (self.genesis if self.height == 0
@@ -217,6 +222,29 @@ class BlockRun:
 
 # -- the block recipe shared by the node's executor and the simulator's -------------------
 DUPLICATE = "DuplicateTransaction"
+
+
+_GENESIS_STATES: dict[bytes, State] = {}
+"""`init_state` of each genesis met in this process, by its canonical bytes: the
+simulator starts every replica of every seed from one genesis (4+ executors a seed)."""
+_KEEP_GENESIS_STATES = 8
+
+
+def genesis_state_of(genesis: dict[str, Any]) -> State:
+    """`init_state(genesis)`: a copy of the one built (checked, hashed) for the same
+    genesis before. A genesis the codec refuses is not kept: `init_state` says why."""
+    try:
+        key = codec.encode(genesis)
+    except codec.CodecError:
+        return init_state(genesis)
+    template = _GENESIS_STATES.get(key)
+    if template is None:
+        template = init_state(genesis)
+        template.root()  # hashed here once, for every copy
+        if len(_GENESIS_STATES) >= _KEEP_GENESIS_STATES:
+            _GENESIS_STATES.clear()
+        _GENESIS_STATES[key] = template
+    return template.copy()
 
 
 def genesis_header(state: State, genesis_time_ms: int) -> Header:
