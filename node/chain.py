@@ -180,12 +180,11 @@ class Executor:
         block, receipts = run.block, run.receipts
         if self.planted_fault is not None:
             self.state.put("zz-planted-fault", self.planted_fault())
-        kept, header = run.seal(self)
+        rows, header = run.seal(self)
         changes = self.state.take_dirty()
         self.storage.save_block(
             block.seq, header.hash, header.encode(), self.state.root(),
-            wire.encode(block.preprepare), wire_certificate(block.certificate),
-            [(run.ids[r.index], r.index, record) for r, _, record in kept], changes)
+            wire.encode(block.preprepare), wire_certificate(block.certificate), rows, changes)
         self.height, self.head = block.seq, header
         return header, receipts
 
@@ -210,13 +209,14 @@ class BlockRun:
         self.receipts.extend(itertools.islice(self._pending, max_txs))
         return max_txs is None or len(self.receipts) - before < max_txs
 
-    def seal(self, executor: Executor) -> tuple[list[tuple[Receipt, bytes, bytes]], Header]:
-        """Once every receipt is in: the stored receipts with their (leaf, record) bytes,
-        and the header over the executor's state as the block left it."""
+    def seal(self, executor: Executor) -> tuple[list[tuple[bytes, int, bytes]], Header]:
+        """Once every receipt is in: the stored receipts as the store's rows (tx id,
+        index, record), and the header over the executor's state as the block left it."""
         kept = [r for r in self.receipts if r.code != DUPLICATE]
         leaves, records = receipts_bytes(kept)
         roots = (self.tx_root, merkle_root(leaves))
-        return (list(zip(kept, leaves, records)),
+        ids = self.ids
+        return ([(ids[r.index], r.index, record) for r, record in zip(kept, records)],
                 seal_header(executor.head, self.block, executor.state, self.receipts, roots))
 
 
@@ -428,7 +428,9 @@ def apply_raw(state: State, ctx: BlockContext, raw: bytes, tx_id: bytes, index: 
 
 
 def wire_certificate(certificate: tuple[wire.Signed, ...]) -> bytes:
-    return codec.encode([wire.encode(vote) for vote in certificate])
+    """A list of byte strings is canonical as it stands: packed without the codec's walk
+    (once per block on every replica, and again for its execution certificate)."""
+    return codec.pack([wire.encode(vote) for vote in certificate])
 
 
 def read_certificate(data: bytes) -> tuple[wire.Signed, ...]:
