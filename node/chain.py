@@ -52,16 +52,24 @@ class BatchHashes:
     the very tuple already hashed is answered from here (looked up by identity and
     held until evicted, so no other tuple can take its id); a miss just hashes again.
     One per replica on a node; the simulator shares one among a seed's replicas, which
-    its wire hands the same decoded batch (ipchain/sim/run.py)."""
+    its wire hands the same decoded batch (ipchain/sim/run.py).
 
-    def __init__(self, keep_batches: int = 64) -> None:
+    `by_content`: look batches up by their bytes instead (a tuple's hash over its
+    items' cached hashes), so an equal batch in another tuple is answered too: the
+    simulator's primary hashes its own proposal, every other replica the copy its wire
+    decoded. Not for a node, whose replica and executor hold the very same tuple and
+    whose first sight of a large batch would pay that hash on top of SHA-256."""
+
+    def __init__(self, keep_batches: int = 64, by_content: bool = False) -> None:
         self.keep_batches = keep_batches
-        self._recent: dict[int, tuple[tuple[bytes, ...], tuple[bytes, ...], bytes]] = {}
+        self.by_content = by_content
+        self._recent: dict[Any, tuple[tuple[bytes, ...], tuple[bytes, ...], bytes]] = {}
 
     def ids_and_root(self, txs: tuple[bytes, ...]) -> tuple[tuple[bytes, ...], bytes]:
         """(SHA-256 of each tx, `tx_root(txs)`)."""
-        hit = self._recent.get(id(txs))
-        if hit is not None and hit[0] is txs:
+        key = txs if self.by_content else id(txs)
+        hit = self._recent.get(key)
+        if hit is not None and (hit[0] is txs or self.by_content):
             return hit[1], hit[2]
         sha256 = hashlib.sha256
         ids = tuple([sha256(raw).digest() for raw in txs])
@@ -69,7 +77,7 @@ class BatchHashes:
         recent = self._recent
         if len(recent) >= self.keep_batches:
             del recent[next(iter(recent))]  # the oldest: dicts keep insertion order
-        recent[id(txs)] = (txs, ids, root)
+        recent[key] = (txs, ids, root)
         return ids, root
 
     def digest_batch(self, timestamp_ms: int, txs: tuple[bytes, ...]) -> bytes:

@@ -165,3 +165,24 @@ def test_every_executor_of_one_genesis_starts_from_its_own_copy_of_one_genesis_s
     first.state.put("bal/BPC/rich", 7)
     assert second.state.get("bal/BPC/rich") == 100 and second.state.root() == fresh.root()
     assert genesis_state_of(genesis()).raw_items() == fresh.raw_items()
+
+
+def test_batch_hashes_by_content_answer_an_equal_batch_in_another_tuple_without_hashing():
+    """The simulator's one BatchHashes (by_content): the primary's proposal and the copy
+    its wire decoded for everyone else are one batch, hashed once; another batch is not
+    answered from it."""
+    from node.chain import BatchHashes, tx_root
+    hashes = BatchHashes(keep_batches=2, by_content=True)
+    first = (b"tx-a", b"tx-b")
+    ids, root = hashes.ids_and_root(first)
+    calls = []
+    real = hashlib.sha256
+    hashlib.sha256 = lambda data=b"": calls.append(data) or real(data)
+    try:
+        again = hashes.ids_and_root(tuple(bytes(raw) for raw in first))  # same bytes
+    finally:
+        hashlib.sha256 = real
+    assert again == (ids, root) and calls == []
+    other = (b"tx-a", b"tx-c")
+    assert hashes.ids_and_root(other) == (tuple(real(raw).digest() for raw in other),
+                                          tx_root(other))
