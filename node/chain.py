@@ -63,26 +63,34 @@ class BatchHashes:
     def __init__(self, keep_batches: int = 64, by_content: bool = False) -> None:
         self.keep_batches = keep_batches
         self.by_content = by_content
-        self._recent: dict[Any, tuple[tuple[bytes, ...], tuple[bytes, ...], bytes]] = {}
+        self._recent: dict[Any, list[Any]] = {}
+        """Each batch's [txs, ids, root, timestamp_ms, digest] (its last digest asked)."""
 
     def ids_and_root(self, txs: tuple[bytes, ...]) -> tuple[tuple[bytes, ...], bytes]:
         """(SHA-256 of each tx, `tx_root(txs)`)."""
+        entry = self._entry(txs)
+        return entry[1], entry[2]
+
+    def digest_batch(self, timestamp_ms: int, txs: tuple[bytes, ...]) -> bytes:
+        """`digest_batch`, remembering the batch's ids and root for the executor (and its
+        digest, which every replica of the simulator's shared instance asks for)."""
+        entry = self._entry(txs)
+        if entry[3] != timestamp_ms:
+            entry[3], entry[4] = timestamp_ms, compute_digest(timestamp_ms, entry[2])
+        return entry[4]
+
+    def _entry(self, txs: tuple[bytes, ...]) -> list[Any]:
         key = txs if self.by_content else id(txs)
         hit = self._recent.get(key)
         if hit is not None and (hit[0] is txs or self.by_content):
-            return hit[1], hit[2]
+            return hit
         sha256 = hashlib.sha256
         ids = tuple([sha256(raw).digest() for raw in txs])
-        root = merkle_root(ids)
         recent = self._recent
         if len(recent) >= self.keep_batches:
             del recent[next(iter(recent))]  # the oldest: dicts keep insertion order
-        recent[key] = (txs, ids, root)
-        return ids, root
-
-    def digest_batch(self, timestamp_ms: int, txs: tuple[bytes, ...]) -> bytes:
-        """`digest_batch`, remembering the batch's ids and root for the executor."""
-        return compute_digest(timestamp_ms, self.ids_and_root(txs)[1])
+        entry = recent[key] = [txs, ids, merkle_root(ids), None, b""]
+        return entry
 
 
 BLOCK_DOMAIN = b"ipchain/block/v2"

@@ -183,6 +183,9 @@ def test_batch_hashes_by_content_answer_an_equal_batch_in_another_tuple_without_
     finally:
         hashlib.sha256 = real
     assert again == (ids, root) and calls == []
+    from node.chain import digest_batch
+    for timestamp_ms in (7, 7, 8, 7):  # a batch's digest at each time asked, kept or not
+        assert hashes.digest_batch(timestamp_ms, first) == digest_batch(timestamp_ms, first)
     other = (b"tx-a", b"tx-c")
     assert hashes.ids_and_root(other) == (tuple(real(raw).digest() for raw in other),
                                           tx_root(other))
