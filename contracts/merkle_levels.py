@@ -45,6 +45,12 @@ class MerkleLevels:
     def __len__(self) -> int:
         return len(self.levels[0])
 
+    def copy(self) -> "MerkleLevels":
+        """The same levels, in lists of its own (an update of either leaves the other)."""
+        twin = MerkleLevels([])
+        twin.levels = [list(level) for level in self.levels]
+        return twin
+
     def update(self, changed: dict[int, bytes], shift_from: int | None,
                tail: list[bytes]) -> bytes:
         """Apply leaf changes and return the new root.

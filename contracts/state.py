@@ -289,3 +289,24 @@ class State:
 
     def raw_items(self) -> dict[str, bytes]:
         return dict(self._data)
+
+    def copy(self) -> "State":
+        """An independent State with the same entries (and the same keys dirty), whose
+        leaves and Merkle levels are copied rather than hashed again: a template built
+        once and started from many times (the genesis, by every replica of a
+        simulation). Not within a state transaction."""
+        if self._journal is not None:
+            raise RuntimeError("cannot copy a state inside a transaction")
+        self._take_changed()
+        twin = State()
+        twin._data = dict(self._data)
+        twin._sorted_keys = list(self._sorted_keys)
+        twin._leaves = dict(self._leaves)
+        twin._leaf_nodes = dict(self._leaf_nodes)
+        twin._unhashed = set(self._unhashed)
+        twin._dirty = set(self._dirty)
+        twin._tree = self._tree.copy() if self._tree is not None else None
+        twin._tree_stale = set(self._tree_stale)
+        twin._tree_shift_key = self._tree_shift_key
+        twin._root = self._root
+        return twin

@@ -52,29 +52,45 @@ class BatchHashes:
     the very tuple already hashed is answered from here (looked up by identity and
     held until evicted, so no other tuple can take its id); a miss just hashes again.
     One per replica on a node; the simulator shares one among a seed's replicas, which
-    its wire hands the same decoded batch (ipchain/sim/run.py)."""
+    its wire hands the same decoded batch (ipchain/sim/run.py).
 
-    def __init__(self, keep_batches: int = 64) -> None:
+    `by_content`: look batches up by their bytes instead (a tuple's hash over its
+    items' cached hashes), so an equal batch in another tuple is answered too: the
+    simulator's primary hashes its own proposal, every other replica the copy its wire
+    decoded. Not for a node, whose replica and executor hold the very same tuple and
+    whose first sight of a large batch would pay that hash on top of SHA-256."""
+
+    def __init__(self, keep_batches: int = 64, by_content: bool = False) -> None:
         self.keep_batches = keep_batches
-        self._recent: dict[int, tuple[tuple[bytes, ...], tuple[bytes, ...], bytes]] = {}
+        self.by_content = by_content
+        self._recent: dict[Any, list[Any]] = {}
+        """Each batch's [txs, ids, root, timestamp_ms, digest] (its last digest asked)."""
 
     def ids_and_root(self, txs: tuple[bytes, ...]) -> tuple[tuple[bytes, ...], bytes]:
         """(SHA-256 of each tx, `tx_root(txs)`)."""
-        hit = self._recent.get(id(txs))
-        if hit is not None and hit[0] is txs:
-            return hit[1], hit[2]
+        entry = self._entry(txs)
+        return entry[1], entry[2]
+
+    def digest_batch(self, timestamp_ms: int, txs: tuple[bytes, ...]) -> bytes:
+        """`digest_batch`, remembering the batch's ids and root for the executor (and its
+        digest, which every replica of the simulator's shared instance asks for)."""
+        entry = self._entry(txs)
+        if entry[3] != timestamp_ms:
+            entry[3], entry[4] = timestamp_ms, compute_digest(timestamp_ms, entry[2])
+        return entry[4]
+
+    def _entry(self, txs: tuple[bytes, ...]) -> list[Any]:
+        key = txs if self.by_content else id(txs)
+        hit = self._recent.get(key)
+        if hit is not None and (hit[0] is txs or self.by_content):
+            return hit
         sha256 = hashlib.sha256
         ids = tuple([sha256(raw).digest() for raw in txs])
-        root = merkle_root(ids)
         recent = self._recent
         if len(recent) >= self.keep_batches:
             del recent[next(iter(recent))]  # the oldest: dicts keep insertion order
-        recent[id(txs)] = (txs, ids, root)
-        return ids, root
-
-    def digest_batch(self, timestamp_ms: int, txs: tuple[bytes, ...]) -> bytes:
-        """`digest_batch`, remembering the batch's ids and root for the executor."""
-        return compute_digest(timestamp_ms, self.ids_and_root(txs)[1])
+        entry = recent[key] = [txs, ids, merkle_root(ids), None, b""]
+        return entry
 
 
 BLOCK_DOMAIN = b"ipchain/block/v2"
@@ -140,10 +156,15 @@ class Executor:
         """`state`: the stored state already loaded and checked (a snapshot restore)."""
         self.storage = storage
         self.chain_id = genesis["chain_id"]
-        genesis_state = init_state(genesis)
+        genesis_state = genesis_state_of(genesis)
         self.genesis = genesis_header(genesis_state, genesis["genesis_time_ms"])
         storage.init_state(genesis_state.raw_items())
-        self.state = state if state is not None else State(storage.state_items())
+        if state is None:
+            stored = storage.state_items()
+            # A store still at the genesis (every new replica) holds exactly the state
+            # just built, whose leaves and root are hashed already: no second build.
+            state = genesis_state if stored == genesis_state.raw_items() else State(stored)
+        self.state = state
         self.state.take_dirty()
         self.height = storage.last_height()
         self.head = (self.genesis if self.height == 0
@@ -175,12 +196,11 @@ class Executor:
         block, receipts = run.block, run.receipts
         if self.planted_fault is not None:
             self.state.put("zz-planted-fault", self.planted_fault())
-        kept, header = run.seal(self)
+        rows, header = run.seal(self)
         changes = self.state.take_dirty()
         self.storage.save_block(
             block.seq, header.hash, header.encode(), self.state.root(),
-            wire.encode(block.preprepare), wire_certificate(block.certificate),
-            [(run.ids[r.index], r.index, record) for r, _, record in kept], changes)
+            wire.encode(block.preprepare), wire_certificate(block.certificate), rows, changes)
         self.height, self.head = block.seq, header
         return header, receipts
 
@@ -205,18 +225,42 @@ class BlockRun:
         self.receipts.extend(itertools.islice(self._pending, max_txs))
         return max_txs is None or len(self.receipts) - before < max_txs
 
-    def seal(self, executor: Executor) -> tuple[list[tuple[Receipt, bytes, bytes]], Header]:
-        """Once every receipt is in: the stored receipts with their (leaf, record) bytes,
-        and the header over the executor's state as the block left it."""
+    def seal(self, executor: Executor) -> tuple[list[tuple[bytes, int, bytes]], Header]:
+        """Once every receipt is in: the stored receipts as the store's rows (tx id,
+        index, record), and the header over the executor's state as the block left it."""
         kept = [r for r in self.receipts if r.code != DUPLICATE]
         leaves, records = receipts_bytes(kept)
         roots = (self.tx_root, merkle_root(leaves))
-        return (list(zip(kept, leaves, records)),
+        ids = self.ids
+        return ([(ids[r.index], r.index, record) for r, record in zip(kept, records)],
                 seal_header(executor.head, self.block, executor.state, self.receipts, roots))
 
 
 # -- the block recipe shared by the node's executor and the simulator's -------------------
 DUPLICATE = "DuplicateTransaction"
+
+
+_GENESIS_STATES: dict[bytes, State] = {}
+"""`init_state` of each genesis met in this process, by its canonical bytes: the
+simulator starts every replica of every seed from one genesis (4+ executors a seed)."""
+_KEEP_GENESIS_STATES = 8
+
+
+def genesis_state_of(genesis: dict[str, Any]) -> State:
+    """`init_state(genesis)`: a copy of the one built (checked, hashed) for the same
+    genesis before. A genesis the codec refuses is not kept: `init_state` says why."""
+    try:
+        key = codec.encode(genesis)
+    except codec.CodecError:
+        return init_state(genesis)
+    template = _GENESIS_STATES.get(key)
+    if template is None:
+        template = init_state(genesis)
+        template.root()  # hashed here once, for every copy
+        if len(_GENESIS_STATES) >= _KEEP_GENESIS_STATES:
+            _GENESIS_STATES.clear()
+        _GENESIS_STATES[key] = template
+    return template.copy()
 
 
 def genesis_header(state: State, genesis_time_ms: int) -> Header:
@@ -400,7 +444,9 @@ def apply_raw(state: State, ctx: BlockContext, raw: bytes, tx_id: bytes, index: 
 
 
 def wire_certificate(certificate: tuple[wire.Signed, ...]) -> bytes:
-    return codec.encode([wire.encode(vote) for vote in certificate])
+    """A list of byte strings is canonical as it stands: packed without the codec's walk
+    (once per block on every replica, and again for its execution certificate)."""
+    return codec.pack([wire.encode(vote) for vote in certificate])
 
 
 def read_certificate(data: bytes) -> tuple[wire.Signed, ...]:

@@ -46,15 +46,16 @@ Key = tuple[Any, ...]
 class Result:
     """One block's execution as the executor stored it: its receipts, its write set
     (key -> raw bytes, None where the key is absent after the block), the stored
-    receipts with their bytes and the header (whose state root is the root after it)."""
+    receipts' rows (tx id, index, record bytes) and the header (whose state root is
+    the root after it)."""
 
-    __slots__ = ("receipts", "changes", "kept", "header")
+    __slots__ = ("receipts", "changes", "rows", "header")
 
     def __init__(self, receipts: list[Receipt], changes: dict[str, bytes | None],
-                 kept: list[tuple[Receipt, bytes, bytes]], header: Header) -> None:
+                 rows: list[tuple[bytes, int, bytes]], header: Header) -> None:
         self.receipts = tuple(receipts)
         self.changes = changes
-        self.kept = kept
+        self.rows = rows
         self.header = header
 
 
@@ -87,9 +88,10 @@ def execution_key(executor: Executor, block: ev.Deliver, ids: tuple[bytes, ...],
                   known: Callable[[bytes], Transaction | None],
                   verified: Callable[[Transaction], bool]) -> Key:
     """Everything `BlockRun` reads to produce receipts and writes (see module doc)."""
-    return (executor.chain_id, block.seq, executor.head.hash, block.timestamp_ms, block.txs,
-            executor.state.root(), frozenset(executor.storage.known_tx_ids(ids)),
-            known, verified)
+    proposal = block.preprepare.body
+    return (executor.chain_id, proposal.seq, executor.head.hash, proposal.timestamp_ms,
+            proposal.txs, executor.state.root(),
+            frozenset(executor.storage.known_tx_ids(ids)), known, verified)
 
 
 class HostRuns:
@@ -125,17 +127,17 @@ class HostRuns:
         """The engine's observer: the block this host ran itself is stored; offer it."""
         pending, self.pending = self.pending, None
         if pending is not None and pending[1].block is block and pending[1].sealed:
-            kept, sealed_header = pending[1].sealed
+            rows, sealed_header = pending[1].sealed
             if sealed_header is header:
-                self.shared.offer(pending[0], Result(receipts, self.changes_of(), kept, header))
+                self.shared.offer(pending[0], Result(receipts, self.changes_of(), rows, header))
 
 
 class SealedRun(BlockRun):
     """A `BlockRun` that keeps what it sealed, for the replicas that replay it."""
 
-    sealed: tuple[list[tuple[Receipt, bytes, bytes]], Header] | None = None
+    sealed: tuple[list[tuple[bytes, int, bytes]], Header] | None = None
 
-    def seal(self, executor: Executor) -> tuple[list[tuple[Receipt, bytes, bytes]], Header]:
+    def seal(self, executor: Executor) -> tuple[list[tuple[bytes, int, bytes]], Header]:
         self.sealed = super().seal(executor)
         return self.sealed
 
@@ -162,10 +164,10 @@ class ReplayedRun(BlockRun):
         self.receipts.extend(shared[before:end])
         return max_txs is None or end - before < max_txs
 
-    def seal(self, executor: Executor) -> tuple[list[tuple[Receipt, bytes, bytes]], Header]:
-        """The same header and receipt bytes: every field is fixed by the key (the
+    def seal(self, executor: Executor) -> tuple[list[tuple[bytes, int, bytes]], Header]:
+        """The same header and receipt rows: every field is fixed by the key (the
         previous header, the batch, the receipts, and the root and size of a state that
         equals the executing replica's)."""
         if executor.planted_fault is not None:  # planted after the run began: its own
             return super().seal(executor)
-        return self._result.kept, self._result.header
+        return self._result.rows, self._result.header

@@ -192,8 +192,9 @@ class Simulation:
         self.shared_execution = SharedExecution() if cfg.share_execution else None
         # One for all replicas and their executors: the simulated wire hands one decoded
         # batch to every receiver, and its ids and root are a pure function of its bytes
-        # (answered only for the very tuple hashed); kept across simulated restarts.
-        hashes = BatchHashes(keep_batches=64 * self.n)
+        # (by content: the primary's own proposal and that copy are hashed once, not
+        # twice); kept across simulated restarts.
+        hashes = BatchHashes(keep_batches=64 * self.n, by_content=True)
         hosts = []
         for i in range(self.n):
             rcfg = ReplicaConfig(n=self.n, index=i, chain_id=cfg.chain_id,

@@ -20,11 +20,11 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import msgpack
 import nacl.bindings
 import nacl.signing
 
-from contracts.tx import TX_DOMAIN, Transaction, from_value
+from contracts.codec import pack
+from contracts.tx import SIG_ENTRY_HEAD, TX_DOMAIN, Transaction
 
 FAST_TX_SIGNATURES = "fast-insecure-sim"
 """Label of the trusted-set signature check used instead of Ed25519 in fast mode."""
@@ -48,6 +48,11 @@ def client_secret_key(index: int) -> bytes:
 @functools.lru_cache(maxsize=None)
 def client_public_key(index: int) -> bytes:
     return bytes(client_key(index).verify_key)
+
+
+@functools.lru_cache(maxsize=None)
+def client_public_key_hex(index: int) -> str:
+    return client_public_key(index).hex()
 
 
 @functools.lru_cache(maxsize=None)
@@ -97,9 +102,7 @@ def make_bursts(rng: random.Random, chain_id: str, clients: int, bursts: int,
                       else rng.randint(1, 1000))
             tx = _signed_transfer(sender, chain_id, nonces[sender], amount, client_org(target))
             nonces[sender] += 1
-            raw = tx.to_bytes()
-            id_bytes = hashlib.sha256(raw).digest()
-            burst.append(ClientTx(tx, raw, id_bytes, id_bytes.hex()))
+            burst.append(ClientTx(tx, tx.encoded, tx.id_bytes, tx.id))
         out.append(burst)
     return out
 
@@ -108,15 +111,31 @@ def _signed_transfer(sender: int, chain_id: str, nonce: int, amount: int,
                      to: str) -> Transaction:
     """`sign_tx(client_key(sender), chain_id, nonce, "token.transfer", {"amount": amount,
     "to": to})`, the same bytes and signature (a test compares them), without the
-    codec's canonical walk twice per transaction: the map is built with every key in
-    canonical order and holds only a str and an int in range, so packing it as it
-    stands IS its canonical encoding. Signed by libsodium directly, as
-    `SigningKey.sign` is (a quarter of its cost is the wrapper's objects)."""
-    body = {"args": {"amount": amount, "to": to}, "chain": chain_id, "nonce": nonce,
-            "op": "token.transfer", "sender": client_public_key(sender)}
-    sig = nacl.bindings.crypto_sign(TX_DOMAIN + msgpack.packb(body, use_bin_type=True),
-                                    client_secret_key(sender))[:64]
-    return from_value({**body, "sig": sig}, checked=True)
+    codec's canonical walk or a second encoding: the body map is built with every key
+    in canonical order and holds only a str and an int in range, so packing it as it
+    stands IS its canonical encoding, and the transaction's is that map with the
+    signature entry appended ("sig" sorts last: `Transaction.signing_bytes` cuts it
+    off the same way). Signed by libsodium directly, as `SigningKey.sign` is (a quarter
+    of its cost is the wrapper's objects). The id, hashed here once, and the sender's
+    hex are stored with the fields, as `from_canonical_bytes` stores them: every
+    replica's executor and admission read them."""
+    args = {"amount": amount, "to": to}
+    public_key = client_public_key(sender)
+    body = pack({"args": args, "chain": chain_id, "nonce": nonce, "op": "token.transfer",
+                 "sender": public_key})
+    sig = nacl.bindings.crypto_sign(TX_DOMAIN + body, client_secret_key(sender))[:64]
+    encoded = _SIGNED_TX_HEAD + body[1:] + SIG_ENTRY_HEAD + sig
+    id_bytes = hashlib.sha256(encoded).digest()
+    tx = object.__new__(Transaction)  # what the frozen dataclass's __init__ stores, at once
+    object.__setattr__(tx, "__dict__", {
+        "chain": chain_id, "sender": public_key, "nonce": nonce, "op": "token.transfer",
+        "args": args, "sig": sig, "encoded": encoded, "id_bytes": id_bytes,
+        "id": id_bytes.hex(), "sender_hex": client_public_key_hex(sender)})
+    return tx
+
+
+_SIGNED_TX_HEAD = b"\x86"
+"""A transaction's map header (fixmap of 6 entries): the body's five and the signature."""
 
 
 def trusted_signatures(bursts: list[list[ClientTx]]) -> Callable[[Transaction], bool]:

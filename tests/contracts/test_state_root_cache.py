@@ -114,3 +114,55 @@ def test_the_batched_leaf_hashes_a_restore_checks_with_are_the_single_ones(
     assert hashes == [leaf_hash(k, v) for k, v in pairs]
     assert leaf_nodes(hashes) == [leaf_node(h) for h in hashes]
     assert concatenated_leaf_nodes(b"".join(hashes), 32) == leaf_nodes(hashes)
+
+
+@settings(max_examples=100, deadline=None)
+@given(start=st.dictionaries(KEYS, st.integers(0, 5), max_size=20), pending=OPS, ops=OPS)
+def test_a_copy_has_the_same_entries_root_and_dirty_keys_and_goes_its_own_way(
+        start, pending, ops) -> None:
+    """State.copy takes the leaves and levels as they are (writes pending or not):
+    the copy's roots stay exact, and writes to either leave the other alone."""
+    original = State()
+    for key, value in start.items():
+        original.put(key, value)
+    original.root()
+    for op, key, value in pending:
+        apply(original, op, key, value)
+    if original._journal is not None:
+        original.commit()
+    before = original.raw_items()
+    twin = original.copy()
+    assert twin.raw_items() == before and twin.root() == scratch_root(twin)
+    assert twin.take_dirty() == original.copy().take_dirty()
+    for op, key, value in ops:
+        apply(twin, op, key, value)
+    twin.put("zz-only-in-the-copy", 1)
+    assert twin.root() == scratch_root(twin)
+    assert original.raw_items() == before and original.root() == scratch_root(original)
+
+
+@settings(max_examples=100, deadline=None)
+@given(start=st.dictionaries(KEYS, st.integers(0, 5), max_size=20), blocks=st.lists(OPS, max_size=4))
+def test_a_replayed_write_set_leaves_the_same_entries_and_root_as_executing_it(
+        start, blocks) -> None:
+    """State.replay (the simulator's replicas replaying one execution): after each block's
+    write set, the replaying state holds what the executing one holds, its roots stay
+    exact once it hashes them itself, and its own write set is the same."""
+    executing, replaying = State(), State()
+    for state in (executing, replaying):
+        for key, value in start.items():
+            state.put(key, value)
+        state.take_dirty()
+    for ops in blocks:
+        for op, key, value in ops:
+            apply(executing, op, key, value)
+        if executing._journal is not None:
+            executing.commit()
+        changes, before = executing.take_dirty(), replaying.raw_items()
+        replaying.replay(changes, executing.root())
+        assert replaying.raw_items() == executing.raw_items()
+        assert replaying.root() == executing.root()
+        assert replaying.take_dirty() == {k: v for k, v in changes.items()
+                                          if v is not None or k in before}
+    replaying.put("zz-after", 1)
+    assert replaying.root() == scratch_root(replaying)

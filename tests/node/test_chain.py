@@ -150,3 +150,42 @@ def test_batch_hashes_give_the_ids_and_root_the_recipe_computes_and_hash_a_batch
         assert hashes.ids_and_root(batch)[1] == tx_root(batch)
     assert len(hashes._recent) == 2
     assert hashes.ids_and_root(first)[1] == tx_root(first)
+
+
+def test_every_executor_of_one_genesis_starts_from_its_own_copy_of_one_genesis_state():
+    """Executors of one genesis copy the state built for it once (node.chain.genesis_state_of):
+    the same entries and root as init_state, and one replica's blocks leave the others'."""
+    from node.chain import Executor, genesis_state_of
+    from node.memory_storage import MemoryStorage
+    first, second = Executor(MemoryStorage(), genesis()), Executor(MemoryStorage(), genesis())
+    fresh = init_state(genesis())
+    assert first.state is not second.state
+    assert first.state.raw_items() == fresh.raw_items() == second.state.raw_items()
+    assert first.head == second.head and first.head.state_root == fresh.root()
+    first.state.put("bal/BPC/rich", 7)
+    assert second.state.get("bal/BPC/rich") == 100 and second.state.root() == fresh.root()
+    assert genesis_state_of(genesis()).raw_items() == fresh.raw_items()
+
+
+def test_batch_hashes_by_content_answer_an_equal_batch_in_another_tuple_without_hashing():
+    """The simulator's one BatchHashes (by_content): the primary's proposal and the copy
+    its wire decoded for everyone else are one batch, hashed once; another batch is not
+    answered from it."""
+    from node.chain import BatchHashes, tx_root
+    hashes = BatchHashes(keep_batches=2, by_content=True)
+    first = (b"tx-a", b"tx-b")
+    ids, root = hashes.ids_and_root(first)
+    calls = []
+    real = hashlib.sha256
+    hashlib.sha256 = lambda data=b"": calls.append(data) or real(data)
+    try:
+        again = hashes.ids_and_root(tuple(bytes(raw) for raw in first))  # same bytes
+    finally:
+        hashlib.sha256 = real
+    assert again == (ids, root) and calls == []
+    from node.chain import digest_batch
+    for timestamp_ms in (7, 7, 8, 7):  # a batch's digest at each time asked, kept or not
+        assert hashes.digest_batch(timestamp_ms, first) == digest_batch(timestamp_ms, first)
+    other = (b"tx-a", b"tx-c")
+    assert hashes.ids_and_root(other) == (tuple(real(raw).digest() for raw in other),
+                                          tx_root(other))
