@@ -25,7 +25,7 @@ from consensus.state import ReplicaState, Slot  # noqa: F401  (Slot: the phases'
 from consensus.viewchange import ViewChanges
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: read on every step (see ReplicaState)
 class ReplicaConfig:
     n: int
     index: int

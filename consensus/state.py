@@ -217,9 +217,16 @@ def given(doc: str, reads: str) -> Any:
 ALL = " ".join(MODULES)
 
 
-@dataclass(eq=False, repr=False)
+@dataclass(eq=False, repr=False, slots=True)
 class ReplicaState:
-    """The fields of `consensus.replica.Replica`, grouped by the phase module owning them."""
+    """The fields of `consensus.replica.Replica`, grouped by the phase module owning them.
+
+    Slots, because a replica has more fields than the 30 CPython shares between the
+    instances of a class: past that, each replica's attributes sit in a dict of its own,
+    and the interpreter's caches for `self.field` and `self.method` miss whenever another
+    replica stepped last, as in every simulation (about a tenth of its CPU there). In
+    slots every field is at a fixed place. An attribute not declared here still lands
+    in the instance's `__dict__`, where tests/consensus/test_state.py finds it."""
 
     # -- configuration: set at construction, read everywhere --------------------------------
     cfg: ReplicaConfig = given("This replica's configuration.", reads=ALL)
