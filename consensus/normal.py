@@ -233,16 +233,19 @@ class NormalCase:
 
     def add_vote(self: "Replica", votes: dict[tuple[int, bytes], dict[int, Signed]],
                  msg: Signed, conflict_kind: str) -> bool:
-        body = msg.body
+        body, sender = msg.body, msg.sender
+        key = (body.view, body.digest)
         for (view, digest), voters in votes.items():
-            earlier = voters.get(msg.sender)
-            if view == body.view and digest != body.digest and earlier is not None:
-                self.record_evidence(conflict_kind, earlier, msg)
+            if view == key[0] and digest != key[1] and sender in voters:
+                self.record_evidence(conflict_kind, voters[sender], msg)
                 return False
-        voters = votes.setdefault((body.view, body.digest), {})
-        if msg.sender in voters:
+        voters = votes.get(key)
+        if voters is None:
+            votes[key] = {sender: msg}
+            return True
+        if sender in voters:
             return False
-        voters[msg.sender] = msg
+        voters[sender] = msg
         return True
 
     def check_prepared(self: "Replica", slot: "Slot") -> None:

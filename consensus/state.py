@@ -143,9 +143,13 @@ checked once, then costs a dict lookup (a replica changes phase at every prepare
 commit quorum). Only legal changes are kept, and the table has at most a few hundred keys."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Slot:
-    """Everything known about one sequence number in the current log."""
+    """Everything known about one sequence number in the current log.
+
+    Slots, because the replica reads a slot's fields for every vote it counts, and the
+    interpreter does not cache the lookup of an instance attribute that a class-level
+    default of a Python type (`phase = Phase.IDLE`) shadows; a slot is a fixed place."""
 
     seq: int
     preprepare: Signed | None = None
