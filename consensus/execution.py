@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from consensus import events as ev
 from consensus.messages import Executed, Signed
+from consensus.state import by_sender
 
 if TYPE_CHECKING:
     from consensus.replica import Replica
@@ -132,18 +133,18 @@ class Execution:
         mine = self.own_exec.get(height)
         if mine is None:
             return  # a quorum may already agree; we judge once our own result exists
-        for block_hash, voters in self.exec_votes.get(height, {}).items():
+        by_hash = self.exec_votes.get(height, {})
+        for block_hash, voters in by_hash.items():
             if len(voters) < self.quorum:
                 continue
-            votes = tuple(voters[i] for i in sorted(voters))
+            votes = by_sender(voters)
             if block_hash != mine.body.block_hash:
                 self.diverge(mine, block_hash, votes)
                 return
             self.stats["execution_certified"] += 1
             self.emit(ev.ExecutionCertified(height, block_hash, votes))
             self.exec_settled[height] = mine
-            self.exec_heard[height] = {i for by_hash in self.exec_votes.get(height, {}).values()
-                                       for i in by_hash}
+            self.exec_heard[height] = set().union(*by_hash.values())
             for table in (self.exec_votes, self.own_exec, self.exec_resent_at):
                 table.pop(height, None)
             return
@@ -169,9 +170,19 @@ class Execution:
         if floor <= self.exec_floor:
             return
         self.exec_floor = floor
-        for table in (self.exec_votes, self.own_exec, self.exec_resent_at):
-            for old in [h for h in table if h <= floor]:
-                del table[old]
-        self.exec_settled = {h: v for h, v in self.exec_settled.items() if h > floor}
-        self.exec_heard = {h: v for h, v in self.exec_heard.items() if h > floor}
-        self.exec_answered = {k: v for k, v in self.exec_answered.items() if k[0] > floor}
+        for table in (self.exec_votes, self.own_exec, self.exec_resent_at, self.exec_settled,
+                      self.exec_heard):
+            drop_through(table, floor)
+        if self.exec_answered:
+            self.exec_answered = {k: v for k, v in self.exec_answered.items() if k[0] > floor}
+
+
+def drop_through(table: dict[int, object], floor: int) -> None:
+    """Delete the heights at or below `floor`. The floor rises one height per executed
+    block, so about one key goes each time: min() finds it without a Python loop over
+    the window's worth of heights the table holds."""
+    while table:
+        lowest = min(table)
+        if lowest > floor:
+            return
+        del table[lowest]

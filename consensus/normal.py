@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from consensus import events as ev
 from consensus.messages import Commit, PreparedProof, PrePrepare, Prepare, Signed, request_id
+from consensus.state import by_sender
 
 if TYPE_CHECKING:
     from consensus.replica import Replica, Slot
@@ -203,6 +204,8 @@ class NormalCase:
 
     def note_gap(self: "Replica") -> None:
         """Later blocks are certified but the next one is missing: fetch instead of stalling."""
+        if not self.has_slots_above_delivered():
+            return
         certified = [seq for seq, s in self.slots.items()
                      if seq > self.last_delivered and s.certified]
         if certified:
@@ -211,8 +214,11 @@ class NormalCase:
     def voted_otherwise(self: "Replica", votes: dict[tuple[int, bytes], dict[int, Signed]],
                         view: int, digest: bytes) -> bool:
         """True if this replica already signed a vote for another digest in `view`."""
-        return any(v == view and d != digest and self.cfg.index in voters
-                   for (v, d), voters in votes.items())
+        me = self.cfg.index
+        for (v, d), voters in votes.items():
+            if v == view and d != digest and me in voters:
+                return True
+        return False
 
     def vote_slot(self: "Replica", msg: Signed) -> "Slot | None":
         body = msg.body
@@ -227,35 +233,39 @@ class NormalCase:
 
     def add_vote(self: "Replica", votes: dict[tuple[int, bytes], dict[int, Signed]],
                  msg: Signed, conflict_kind: str) -> bool:
-        body = msg.body
+        body, sender = msg.body, msg.sender
+        key = (body.view, body.digest)
         for (view, digest), voters in votes.items():
-            earlier = voters.get(msg.sender)
-            if view == body.view and digest != body.digest and earlier is not None:
-                self.record_evidence(conflict_kind, earlier, msg)
+            if view == key[0] and digest != key[1] and sender in voters:
+                self.record_evidence(conflict_kind, voters[sender], msg)
                 return False
-        voters = votes.setdefault((body.view, body.digest), {})
-        if msg.sender in voters:
+        voters = votes.get(key)
+        if voters is None:
+            votes[key] = {sender: msg}
+            return True
+        if sender in voters:
             return False
-        voters[msg.sender] = msg
+        voters[sender] = msg
         return True
 
     def check_prepared(self: "Replica", slot: "Slot") -> None:
-        if slot.preprepare is None or slot.prepared:
+        if slot.preprepare is None or slot.phase.prepared:
             return
         pp: PrePrepare = slot.preprepare.body
-        if len(slot.prepares.get((pp.view, pp.digest), {})) < self.quorum - 1:  # + the pre-prepare
+        voters = slot.prepares.get((pp.view, pp.digest), {})
+        if len(voters) < self.quorum - 1:  # + the pre-prepare
             return
         slot.update_phase(prepared=True)
-        voters = slot.prepares.get((pp.view, pp.digest), {})
+        primary = self.primary_of(pp.view)
         slot.prepared_proof = PreparedProof(slot.preprepare, tuple(
-            voters[i] for i in sorted(voters) if i != self.primary_of(pp.view))[:self.quorum - 1])
-        if not slot.commit_sent and not self.voted_otherwise(slot.commits, pp.view, pp.digest):
+            [voters[i] for i in sorted(voters) if i != primary][:self.quorum - 1]))
+        if not slot.phase.commit_sent and not self.voted_otherwise(slot.commits, pp.view, pp.digest):
             slot.update_phase(commit_sent=True)
             self.send_vote(Commit(pp.view, pp.seq, pp.digest), slot.commits)
         self.check_committed(slot)
 
     def check_committed(self: "Replica", slot: "Slot") -> None:
-        if slot.certified:
+        if slot.phase.certified:
             return
         for (view, digest), voters in slot.commits.items():
             if len(voters) < self.quorum:
@@ -264,7 +274,7 @@ class NormalCase:
             # 2f+1 commits over exactly our pre-prepare prove the block committed (the
             # same proof a fetched block carries), even if we missed some prepares.
             if pp is not None and (pp.view, pp.digest) == (view, digest) and not self.lacks_batch(pp):
-                slot.certificate = tuple(voters[i] for i in sorted(voters))
+                slot.certificate = by_sender(voters)
                 slot.certified_preprepare = slot.preprepare
                 slot.update_phase(certified=True)
                 self.deliver_ready()
@@ -276,7 +286,7 @@ class NormalCase:
     def deliver_ready(self: "Replica") -> None:
         while True:
             slot = self.slots.get(self.last_delivered + 1)
-            if slot is None or not slot.certified:
+            if slot is None or not slot.phase.certified:
                 self.note_gap()
                 break
             pp: PrePrepare = slot.certified_preprepare.body
@@ -285,10 +295,10 @@ class NormalCase:
             self.next_seq = max(self.next_seq, pp.seq + 1)
             self.failed_views = 0
             self.stats["delivered"] += 1
-            if not slot.fetched:
+            if not slot.phase.fetched:
                 self.measure_commit(slot.opened_ms)
                 self.note_view_progress()
-            if slot.fetched:  # proven by its certificate; nothing of ours to keep for views
+            else:  # proven by its certificate; nothing of ours to keep for views
                 del self.slots[pp.seq]
             self.note_deliveries_done()
         self.on_progress()
@@ -329,6 +339,11 @@ class NormalCase:
             self.set_timer("resend", self.cfg.resend_timeout_ms)
 
     def has_undelivered(self: "Replica") -> bool:
-        return any(seq > self.last_delivered and s.preprepare is not None
-                   for seq, s in self.slots.items())
+        return self.has_slots_above_delivered() and any(
+            seq > self.last_delivered and s.preprepare is not None for seq, s in self.slots.items())
+
+    def has_slots_above_delivered(self: "Replica") -> bool:
+        """Delivered slots stay in the log until the next stable checkpoint, and mostly no
+        slot is above them: max() over the keys says so without a Python loop."""
+        return max(self.slots, default=0) > self.last_delivered
 

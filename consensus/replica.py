@@ -25,7 +25,7 @@ from consensus.state import ReplicaState, Slot  # noqa: F401  (Slot: the phases'
 from consensus.viewchange import ViewChanges
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: read on every step (see ReplicaState)
 class ReplicaConfig:
     n: int
     index: int
@@ -77,16 +77,18 @@ class Replica(NormalCase, Checkpoints, CatchUp, ViewChanges, Pacemaker, Executio
         if keys.index != config.index:
             raise ValueError("keyring belongs to another replica")
         ReplicaState.__init__(self, config, keys, digest_batch)
-        self._handlers = {
+        handlers = {
             PrePrepare: self.on_preprepare, Prepare: self.on_prepare, Commit: self.on_commit,
             Checkpoint: self.on_checkpoint, ViewChange: self.on_view_change,
             NewView: self.on_new_view, Suspect: self.on_suspect,
             Executed: self.on_executed_vote,
         }
+        self._handlers = {kind: (handler, RECEIVED_STAT[kind]) for kind, handler in handlers.items()}
 
     # -- the interface ------------------------------------------------------------------
     def step(self, event: ev.Event, now_ms: int) -> list[ev.Action]:
-        self.now_ms = max(self.now_ms, now_ms)
+        if now_ms > self.now_ms:  # never goes back
+            self.now_ms = now_ms
         if self.diverged is not None:
             self.stats["ignored_after_divergence"] += 1
             return []  # fail-stop: nothing we would sign can be trusted any more
@@ -114,9 +116,9 @@ class Replica(NormalCase, Checkpoints, CatchUp, ViewChanges, Pacemaker, Executio
         if not self.is_authentic(msg):
             self.stats["dropped_bad_signature"] += 1
             return
-        kind = type(msg.body)
-        self.stats[RECEIVED_STAT.get(kind) or f"received_{kind.__name__}"] += 1
-        self._handlers[kind](msg)
+        handler, counter = self._handlers[type(msg.body)]
+        self.stats[counter] += 1
+        handler(msg)
 
     def on_timer(self, name: str) -> None:
         if name == "batch":

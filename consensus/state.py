@@ -115,15 +115,41 @@ class IllegalSlotTransition(Exception):
 
 
 def advance(slot: Slot, to: Phase) -> None:
-    """The only place a slot's phase changes."""
+    """Move `slot` to `to` if the table allows it (the only check of a phase change)."""
     if to not in TRANSITIONS[slot.phase]:
         raise IllegalSlotTransition(slot.seq, slot.phase, to.name)
     slot.phase = to
 
 
-@dataclass
+def phase_after(seq: int, phase: Phase, facts: dict[str, bool]) -> Phase:
+    """The phase `facts` lead to from `phase`, checked against `TRANSITIONS`."""
+    if not facts.keys() <= FACT_NAMES:
+        raise TypeError(f"not a phase fact: {sorted(set(facts) - FACT_NAMES)}")
+    get = facts.get
+    target = PHASE_OF_FACTS.get((get("prepared", phase.prepared),
+                                 get("commit_sent", phase.commit_sent),
+                                 get("certified", phase.certified),
+                                 get("fetched", phase.fetched)))
+    if target is None:
+        raise IllegalSlotTransition(seq, phase, repr(facts))
+    if target is not phase and target not in TRANSITIONS[phase]:
+        raise IllegalSlotTransition(seq, phase, target.name)
+    return target
+
+
+CHECKED_MOVES: dict[tuple[Any, ...], Phase] = {}
+"""(phase facts, *facts asked for) -> the phase `phase_after` gave: each distinct change is
+checked once, then costs a dict lookup (a replica changes phase at every prepare and
+commit quorum). Only legal changes are kept, and the table has at most a few hundred keys."""
+
+
+@dataclass(slots=True)
 class Slot:
-    """Everything known about one sequence number in the current log."""
+    """Everything known about one sequence number in the current log.
+
+    Slots, because the replica reads a slot's fields for every vote it counts, and the
+    interpreter does not cache the lookup of an instance attribute that a class-level
+    default of a Python type (`phase = Phase.IDLE`) shadows; a slot is a fixed place."""
 
     seq: int
     preprepare: Signed | None = None
@@ -143,17 +169,11 @@ class Slot:
 
     def update_phase(self, **facts: bool) -> None:
         """Move to the phase with these facts changed (a fact already so changes nothing)."""
-        if not facts.keys() <= FACT_NAMES:
-            raise TypeError(f"not a phase fact: {sorted(set(facts) - FACT_NAMES)}")
-        phase, get = self.phase, facts.get
-        target = PHASE_OF_FACTS.get((get("prepared", phase.prepared),
-                                     get("commit_sent", phase.commit_sent),
-                                     get("certified", phase.certified),
-                                     get("fetched", phase.fetched)))
+        key = (self.phase._value_, *facts.items())  # plain tuples: an Enum hashes in Python
+        target = CHECKED_MOVES.get(key)
         if target is None:
-            raise IllegalSlotTransition(self.seq, self.phase, repr(facts))
-        if target is not self.phase:
-            advance(self, target)
+            target = CHECKED_MOVES[key] = phase_after(self.seq, self.phase, facts)
+        self.phase = target
 
     @property
     def prepared(self) -> bool:
@@ -170,6 +190,11 @@ class Slot:
     @property
     def fetched(self) -> bool:
         return self.phase.fetched
+
+
+def by_sender(votes: dict[int, Signed]) -> tuple[Signed, ...]:
+    """One voter's message each, in sender order: how certificates and proofs list them."""
+    return tuple(map(votes.__getitem__, sorted(votes)))
 
 
 # -- the replica's fields --------------------------------------------------------------------
@@ -196,9 +221,16 @@ def given(doc: str, reads: str) -> Any:
 ALL = " ".join(MODULES)
 
 
-@dataclass(eq=False, repr=False)
+@dataclass(eq=False, repr=False, slots=True)
 class ReplicaState:
-    """The fields of `consensus.replica.Replica`, grouped by the phase module owning them."""
+    """The fields of `consensus.replica.Replica`, grouped by the phase module owning them.
+
+    Slots, because a replica has more fields than the 30 CPython shares between the
+    instances of a class: past that, each replica's attributes sit in a dict of its own,
+    and the interpreter's caches for `self.field` and `self.method` miss whenever another
+    replica stepped last, as in every simulation (about a tenth of its CPU there). In
+    slots every field is at a fixed place. An attribute not declared here still lands
+    in the instance's `__dict__`, where tests/consensus/test_state.py finds it."""
 
     # -- configuration: set at construction, read everywhere --------------------------------
     cfg: ReplicaConfig = given("This replica's configuration.", reads=ALL)
@@ -221,10 +253,11 @@ class ReplicaState:
                                       doc="Proofs of misbehaviour found, up to max_evidence.")
     _out: list[ev.Action] = own(factory=list, writes="replica",
                                 doc="Actions of the current step, handed back by it.")
-    _timers: set[str] = own(factory=set, writes="replica",
+    _timers: set[str] = own(factory=set, writes="replica", reads="viewchange",
                             doc="Timers armed and not yet fired or cancelled.")
-    _handlers: dict[type, Callable[[Signed], None]] = own(
-        None, writes="", reads="replica", doc="Message body type -> its handler (Replica.__init__).")
+    _handlers: dict[type, tuple[Callable[[Signed], None], str]] = own(
+        None, writes="", reads="replica",
+        doc="Message body type -> its handler and its arrival counter (Replica.__init__).")
 
     # -- normal case (normal.py) ------------------------------------------------------------
     view: int = own(0, writes="replica viewchange", reads="normal pacemaker",

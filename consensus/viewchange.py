@@ -41,7 +41,7 @@ class ViewChanges:
 
     # -- triggers -------------------------------------------------------------------------
     def arm_request_timer(self: "Replica") -> None:
-        if not self.in_view_change:
+        if not self.in_view_change and "view" not in self._timers:  # else set_timer keeps it
             self.set_timer("view", self.view_timeout_ms())
 
     def on_view_timer(self: "Replica") -> None:
