@@ -151,6 +151,8 @@ class Host:
         self._timer_serial = 0
         self.exec_free_us = 0
         self.bad_certificates: list[str] = []
+        self.retired: list[Engine] = []
+        """The engines of crashed incarnations, for `release` (nothing else reads them)."""
         self._stats = {"crashes": 0, "restarts": 0, "restored_from_wal": 0, "fetches": 0,
                        "redelivered": 0, "torn_crashes": 0, "torn_actions_lost": 0}
         self._effects_left: int | None = None
@@ -442,6 +444,16 @@ class Host:
             self._effects_left = None
         self._crash_now()
 
+    def release(self) -> None:
+        """Break this host's reference cycles once its run is over (`Simulation.release`):
+        the host and its engines point at each other, and a replica at itself (its
+        handler table). Nothing may use the host afterwards."""
+        for engine in self.retired + [self.engine]:
+            if engine is not None:
+                vars(engine.replica).clear()
+                vars(engine).clear()
+        vars(self).clear()
+
     # -- faults -----------------------------------------------------------------------------------
     def crash(self, torn: bool = False) -> None:
         """Crash now, or (torn) in the middle of the next step that writes the WAL —
@@ -465,6 +477,7 @@ class Host:
             for key, value in self.engine.stats.items():
                 if key != "restored_from_wal":
                     self._stats[key] = self._stats.get(key, 0) + value
+            self.retired.append(self.engine)
             self.engine = None
             self.timers.clear()
             self.backlog.clear()
