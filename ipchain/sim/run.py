@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import operator
 import random
 import time
 import traceback
@@ -341,9 +342,9 @@ class Simulation:
                                 if h.replica is not None),
             **{f"net_{k}": v for k, v in sorted(self.network.stats.items())},
         }
-        keys = sorted({key for h in self.hosts for key in h.stats})
-        for key in keys:
-            stats[key] = sum(h.stats.get(key, 0) for h in self.hosts)
+        per_host = [h.stats for h in self.hosts]
+        for key in sorted({key for host_stats in per_host for key in host_stats}):
+            stats[key] = sum(host_stats.get(key, 0) for host_stats in per_host)
         fingerprint = hashlib.sha256(repr((sorted(digests.items()),
                                            [h.chain.roots[-1].hex() for h in self.hosts],
                                            sorted((k, _plain(v)) for k, v in self.client.acked.items()),
@@ -354,12 +355,13 @@ class Simulation:
 
 
 _ACK_FIELDS = tuple(f.name for f in fields(Ack))
+_ack_values = operator.attrgetter(*_ACK_FIELDS)
 
 
 def _plain(ack: Ack) -> dict[str, Any]:
     """`dataclasses.asdict(ack)` (same keys, order and values: all scalars), without its
     deep copy: the fingerprint takes one per acknowledged transaction."""
-    return {name: getattr(ack, name) for name in _ACK_FIELDS}
+    return dict(zip(_ACK_FIELDS, _ack_values(ack)))
 
 
 def _collusion_audience(rng: random.Random, colluders: list[int], n: int) -> frozenset[int]:
