@@ -170,6 +170,8 @@ class Simulation:
                                   cfg.blocks + cfg.liveness_blocks, cfg.txs_per_block)
         self.client = Client(self._rng("client"), self.n, cfg.retry_ms, self._client_send,
                              self.plan.is_honest, self.clock.sim_ms)
+        self.on_receipt = self.client.on_receipt  # type: ignore[method-assign]
+        """`on_receipt` below without its Python frame (every receipt of every replica)."""
         self.hosts = self._build_hosts()
         self.phase = "safety"
         self.heal_ms = self.safety_ms
