@@ -42,17 +42,17 @@ def _blocks(host: Host, tx_ids: dict[bytes, str],
     chain, headers, roots = host.chain, host.headers, host.chain.roots
     blocks = []
     for height in range(1, chain.height + 1):
-        delivered, header = chain.blocks[height], headers[height]
-        key = (header.hash, roots[height - 1], roots[height], delivered.view,
-               delivered.digest, delivered.txs)
+        proposal, header = chain.blocks[height].preprepare.body, headers[height]
+        key = (header.hash, roots[height - 1], roots[height], proposal.view,
+               proposal.digest, proposal.txs)
         block = seen.get(key)
         if block is None:
             block = seen[key] = Block(
                 height, header.hash.hex(), header.prev_hash.hex(), roots[height - 1].hex(),
-                roots[height].hex(), delivered.view, header.timestamp_ms,
+                roots[height].hex(), proposal.view, header.timestamp_ms,
                 tuple(tx_ids.get(raw) or hashlib.sha256(raw).hexdigest()
-                      for raw in delivered.txs),
-                delivered.digest.hex(), header.tx_root.hex())
+                      for raw in proposal.txs),
+                proposal.digest.hex(), header.tx_root.hex())
         blocks.append(block)
     return blocks
 
