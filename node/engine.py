@@ -293,7 +293,9 @@ class Engine:
                     self.storage.prune_wal(superseded_view_changes(max(views)))
             handlers = self._handlers
             for action in actions:
-                handlers[type(action)](action)
+                kind = type(action)
+                if kind is not ev.Persist:  # written above, for the whole batch
+                    handlers[kind](action)
         except Exception as exc:  # e.g. the WAL write failed: nothing after it may go out
             self.fail(f"carrying out actions failed: {describe_exception(exc)}", exc)
 
@@ -363,8 +365,10 @@ class Engine:
                       f"{describe_exception(exc)}", exc)
             return None
         done = Executed(run.block, header, receipts, self.executor.state.root())
-        log.info(Event("block", height=header.height, txs=len(receipts), view=run.block.view,
-                       ms_since_proposal=self.clock.now_ms() - run.block.timestamp_ms))
+        if log.isEnabledFor(logging.INFO):  # quiet by default: not even the line's fields
+            log.info(Event("block", height=header.height, txs=len(receipts),
+                           view=run.block.view,
+                           ms_since_proposal=self.clock.now_ms() - run.block.timestamp_ms))
         for observer in self.observers:
             try:
                 observer(run.block, header, receipts)

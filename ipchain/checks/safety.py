@@ -161,9 +161,9 @@ def _executions(record: ReplicaRecord) -> dict[str, list[tuple[int, bool | None,
     every appearance in a block counts, but for the copies the replica said it refused."""
     runs: dict[str, list[tuple[int, bool | None, str | None]]] = defaultdict(list)
     if record.receipts is not None:
-        for r in record.receipts:
-            if r.code != DUPLICATE:
-                runs[r.tx_id].append((r.height, r.ok, r.code))
+        for tx_id, height, ok, code in record.receipts:
+            if code != DUPLICATE:
+                runs[tx_id].append((height, ok, code))
         return runs
     for block in sorted(record.blocks, key=lambda b: b.height):
         for tx_id in block.tx_ids:
@@ -180,18 +180,23 @@ def check_exactly_once(history: History) -> list[Violation]:
     tops = {r.index: max((b.height for b in r.blocks), default=0) for r in records}
     missing, misplaced, beyond = [], [], []
     for sub in sorted(history.submissions.values(), key=lambda s: (s.t_submit, s.id)):
-        if sub.height is None:
+        height = sub.height
+        if height is None:
             continue
-        reached = [i for i in runs if tops[i] >= sub.height]
-        if not reached:
-            beyond.append(sub)
-        for node in reached:
-            at = runs[node].get(sub.id, [])
+        ok = sub.outcome == "acknowledged"
+        reached = False
+        for node, node_runs in runs.items():  # the replicas that reached its height
+            if tops[node] < height:
+                continue
+            reached = True
+            at = node_runs.get(sub.id)
             if not at:
                 missing.append((node, sub))
-            elif at[0][0] != sub.height or (at[0][1] is not None and (
-                    at[0][1] != (sub.outcome == "acknowledged") or at[0][2] != sub.code)):
+            elif at[0][0] != height or (at[0][1] is not None and (
+                    at[0][1] != ok or at[0][2] != sub.code)):
                 misplaced.append((node, sub, at[0]))
+        if not reached:
+            beyond.append(sub)
     found = []
     if missing:
         found.append(Violation(

@@ -151,6 +151,8 @@ class Host:
         self._timer_serial = 0
         self.exec_free_us = 0
         self.bad_certificates: list[str] = []
+        self.retired: list[Engine] = []
+        """The engines of crashed incarnations, for `release` (nothing else reads them)."""
         self._stats = {"crashes": 0, "restarts": 0, "restored_from_wal": 0, "fetches": 0,
                        "redelivered": 0, "torn_crashes": 0, "torn_actions_lost": 0}
         self._effects_left: int | None = None
@@ -267,8 +269,11 @@ class Host:
             return
         actions = self.engine.decide(event)
         if actions is None:
-            self._after_engine()
-        self.carry_out(actions)
+            self._after_engine()  # the replica failed: raises FailStop
+        elif actions or self.storage.pruned:
+            self.carry_out(actions)
+        # else nothing to carry out, and nothing changed that the host looks at after a
+        # step (no block delivered, no prune): so about half of all steps end here
 
     def carry_out(self, actions: list[ev.Action]) -> None:
         """The engine carries them out; the host may only tear the process mid-way."""
@@ -280,7 +285,9 @@ class Host:
         # witness's own test, without a call per step)
         if self.behaviour is HONEST and self.storage.pruned:
             self.witness.check_wal(after_restart=False)
-        self._after_engine()
+        engine = self.engine
+        if engine.delivered or engine.failure is not None:  # else `_after_engine` is a no-op
+            self._after_engine()
 
     def on_packet(self, src: int, packet: tuple[Any, ...]) -> None:
         if (self.down_count or self.pause_count) and not self._runs_now(self.on_packet, src, packet):
@@ -345,7 +352,8 @@ class Host:
 
     # -- what the engine calls: Bus, Timers, Clock ----------------------------------------------
     def send(self, to: int, msg: wire.Signed) -> None:
-        self._effect()
+        if self._effects_left is not None:  # a torn crash under way (most steps: no call)
+            self._effect()
         self._send(msg, [to])
 
     def broadcast(self, msg: wire.Signed) -> None:
@@ -354,19 +362,22 @@ class Host:
         self._send(msg, self.peers)
 
     def fetch(self, first: int, last: int) -> None:
-        self._effect()
+        if self._effects_left is not None:
+            self._effect()
         self._stats["fetches"] += 1
         self.env.network.send(self.index, self.rng.choice(self.peers), ("fetch", first, last))
 
     def set_timer(self, name: str, delay_ms: int) -> None:
-        self._effect()
+        if self._effects_left is not None:
+            self._effect()
         self._timer_serial += 1
         self.timers[name] = self._timer_serial
         self.env.queue.after(delay_ms * US_PER_MS, self._on_timer, name,
                              self._timer_serial, self.epoch)
 
     def cancel_timer(self, name: str) -> None:
-        self._effect()
+        if self._effects_left is not None:
+            self._effect()
         self.timers.pop(name, None)
 
     def now_ms(self) -> int:
@@ -442,6 +453,16 @@ class Host:
             self._effects_left = None
         self._crash_now()
 
+    def release(self) -> None:
+        """Break this host's reference cycles once its run is over (`Simulation.release`):
+        the host and its engines point at each other, and a replica at itself (its
+        handler table). Nothing may use the host afterwards."""
+        for engine in self.retired + [self.engine]:
+            if engine is not None:
+                vars(engine.replica).clear()
+                vars(engine).clear()
+        vars(self).clear()
+
     # -- faults -----------------------------------------------------------------------------------
     def crash(self, torn: bool = False) -> None:
         """Crash now, or (torn) in the middle of the next step that writes the WAL —
@@ -465,6 +486,7 @@ class Host:
             for key, value in self.engine.stats.items():
                 if key != "restored_from_wal":
                     self._stats[key] = self._stats.get(key, 0) + value
+            self.retired.append(self.engine)
             self.engine = None
             self.timers.clear()
             self.backlog.clear()

@@ -59,6 +59,8 @@ def _freeze_startup_objects() -> None:
     the natural unit instead: automatic collection is off while it runs (memory grows
     by at most one seed's cyclic garbage) and one collection after it frees what it
     left, scanning only objects made since the freeze. No outcome depends on either.
+    (`run_seed` now breaks those cycles itself, `Simulation.release`, so reference
+    counting frees a seed and this collection is a safety net that finds ~nothing.)
     """
     global _startup_frozen
     if not _startup_frozen:
