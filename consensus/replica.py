@@ -77,13 +77,6 @@ class Replica(NormalCase, Checkpoints, CatchUp, ViewChanges, Pacemaker, Executio
         if keys.index != config.index:
             raise ValueError("keyring belongs to another replica")
         ReplicaState.__init__(self, config, keys, digest_batch)
-        handlers = {
-            PrePrepare: self.on_preprepare, Prepare: self.on_prepare, Commit: self.on_commit,
-            Checkpoint: self.on_checkpoint, ViewChange: self.on_view_change,
-            NewView: self.on_new_view, Suspect: self.on_suspect,
-            Executed: self.on_executed_vote,
-        }
-        self._handlers = {kind: (handler, RECEIVED_STAT[kind]) for kind, handler in handlers.items()}
 
     # -- the interface ------------------------------------------------------------------
     def step(self, event: ev.Event, now_ms: int) -> list[ev.Action]:
@@ -116,9 +109,9 @@ class Replica(NormalCase, Checkpoints, CatchUp, ViewChanges, Pacemaker, Executio
         if not self.is_authentic(msg):
             self.stats["dropped_bad_signature"] += 1
             return
-        handler, counter = self._handlers[type(msg.body)]
+        handler, counter = HANDLERS[type(msg.body)]
         self.stats[counter] += 1
-        handler(msg)
+        handler(self, msg)
 
     def on_timer(self, name: str) -> None:
         if name == "batch":
@@ -255,3 +248,15 @@ class Replica(NormalCase, Checkpoints, CatchUp, ViewChanges, Pacemaker, Executio
                 "diverged": None if self.diverged is None else {
                     "height": self.diverged[0], "mine": self.diverged[1].hex(),
                     "quorum": self.diverged[2].hex()}}
+
+
+HANDLERS: dict[type, tuple[Callable[[Replica, Signed], None], str]] = {
+    kind: (handler, RECEIVED_STAT[kind]) for kind, handler in (
+        (PrePrepare, Replica.on_preprepare), (Prepare, Replica.on_prepare),
+        (Commit, Replica.on_commit), (Checkpoint, Replica.on_checkpoint),
+        (ViewChange, Replica.on_view_change), (NewView, Replica.on_new_view),
+        (Suspect, Replica.on_suspect), (Executed, Replica.on_executed_vote))}
+"""Message body type -> (its handler, its arrival counter), for `Replica.on_message`.
+Functions of the class, not bound methods of each replica: a table of bound methods
+would make every replica reference itself, so a finished one (the simulator builds
+four per seed) would wait for a garbage collection instead of being freed at once."""

@@ -255,9 +255,6 @@ class ReplicaState:
                                 doc="Actions of the current step, handed back by it.")
     _timers: set[str] = own(factory=set, writes="replica", reads="viewchange",
                             doc="Timers armed and not yet fired or cancelled.")
-    _handlers: dict[type, tuple[Callable[[Signed], None], str]] = own(
-        None, writes="", reads="replica",
-        doc="Message body type -> its handler and its arrival counter (Replica.__init__).")
 
     # -- normal case (normal.py) ------------------------------------------------------------
     view: int = own(0, writes="replica viewchange", reads="normal pacemaker",

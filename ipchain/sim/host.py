@@ -455,11 +455,9 @@ class Host:
 
     def release(self) -> None:
         """Break this host's reference cycles once its run is over (`Simulation.release`):
-        the host and its engines point at each other, and a replica at itself (its
-        handler table). Nothing may use the host afterwards."""
+        the host and its engines point at each other. Nothing may use the host afterwards."""
         for engine in self.retired + [self.engine]:
             if engine is not None:
-                vars(engine.replica).clear()
                 vars(engine).clear()
         vars(self).clear()
 
