@@ -246,16 +246,20 @@ def signing_bytes(body: Body, chain_id: str) -> bytes:
     prefix = _SIGNING_PREFIXES.get(chain_id)
     if prefix is None:
         prefix = _SIGNING_PREFIXES[chain_id] = DOMAIN + chain_id.encode() + b"\x00"
-    return prefix + _pack(_body_value(body, signed_part_only=True))
+    parts = _SIGNED_PARTS.get(type(body))  # `_body_value`'s first step, without its call
+    return prefix + _pack(parts(body) if parts is not None else _body_value(body, True))
 
 
 def encode(msg: Signed) -> bytes:
     """The wire bytes, computed once per message object: a message is frozen, and the
     same one is encoded for its WAL record, each send, certificates and evidence."""
-    encoded = msg.__dict__.get("_encoded")
+    fields = msg.__dict__
+    encoded = fields.get("_encoded")
     if encoded is None:
-        encoded = _pack(_signed_value(msg))
-        object.__setattr__(msg, "_encoded", encoded)
+        body = msg.body
+        parts = _WIRE_PARTS.get(type(body))  # `_signed_value`'s, without its two calls
+        encoded = fields["_encoded"] = _pack(
+            (msg.sender, msg.sig, parts(body) if parts is not None else _body_value(body)))
     return encoded
 
 
