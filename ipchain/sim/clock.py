@@ -37,10 +37,11 @@ class EventQueue:
                    scheduled: Iterable[tuple[int, tuple[Any, ...]]]) -> None:
         """`after(delay_us, fn, *args)` for each (delay_us, args), in order: one packet
         to several peers, without a call per copy."""
-        heap, now_us = self._heap, self.now_us
+        heap, now_us, order = self._heap, self.now_us, self._order
         for delay_us, args in scheduled:
-            self._order += 1
-            heapq.heappush(heap, (now_us + max(delay_us, 0), self._order, fn, args))
+            order += 1
+            heapq.heappush(heap, (now_us + delay_us if delay_us > 0 else now_us, order, fn, args))
+        self._order = order
 
     def __len__(self) -> int:
         return len(self._heap)

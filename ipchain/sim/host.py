@@ -79,11 +79,10 @@ def over_the_wire(msg: wire.Signed, encoded: bytes | None = None) -> SharedSigne
     """Encode (unless `encoded` is given) and decode, as a real link would: a codec bug
     shows up as a finding."""
     encoded = encoded if encoded is not None else wire.encode(msg)
-    decoded = wire.decode(encoded)
-    shared = SharedSigned(decoded.body, decoded.sender, decoded.sig)
+    shared = wire.decode(encoded, SharedSigned)
     # Our encoder is deterministic: re-encoding the decoded copy gives these same bytes,
     # so its receivers (WAL records, certificates) need not compute them again.
-    object.__setattr__(shared, "_encoded", encoded)
+    shared.__dict__["_encoded"] = encoded
     return shared
 
 

@@ -5,8 +5,8 @@ n-1 replicas, and each of them asks the same pure question with the same argumen
 `SharedVerdicts` / `SharingKeyring` remember the answers for the run, so each is
 computed once: a keyring's verdict on (signer, bytes, signature) is a pure function of
 the three and the public keys, which every replica of a run shares. Good verdicts are
-remembered; bad signatures never are, so each receiver still checks (and refuses) them
-itself.
+remembered (a signature a keyring makes is one from the start); bad signatures never
+are, so each receiver still checks (and refuses) them itself.
 
 Batch digests are shared through the replicas' one `node.chain.BatchHashes` (a digest
 check and the executor both read a batch's tx ids and root from it; ipchain/sim/run.py),
@@ -27,7 +27,6 @@ class SharedVerdicts:
 
     def __init__(self) -> None:
         self.good: dict[tuple[int, bytes], bytes] = {}
-        self.hits = 0
 
 
 class SharingKeyring:
@@ -37,16 +36,22 @@ class SharingKeyring:
         self.inner = inner
         self.index = inner.index
         self.label = inner.label
-        self.sign = inner.sign
-        self._verdicts = verdicts
+        self._sign = inner.sign
+        self._verify = inner.verify
         self._good = verdicts.good
+
+    def sign(self, data: bytes) -> bytes:
+        """A signature this keyring just made over `data` is good by construction: its
+        verdict is remembered at once, so the first receiver need not compute it."""
+        sig = self._sign(data)
+        self._good[(self.index, sig)] = data
+        return sig
 
     def verify(self, signer: int, data: bytes, sig: bytes) -> bool:
         key = (signer, sig)
         if self._good.get(key) == data:  # the receivers share one bytes object: no copy
-            self._verdicts.hits += 1
             return True
-        if not self.inner.verify(signer, data, sig):
+        if not self._verify(signer, data, sig):
             return False
         self._good[key] = data
         return True

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from math import floor
 from typing import Any, Callable, Iterable
 
 from ipchain.sim.clock import EventQueue
@@ -130,11 +131,12 @@ class Network:
         self.stats["sent"] += len(dsts)
         base_us, jitter_us, random = self.base_us[src], self.jitter_us[src], self.rng.random
         self.queue.after_each(self.deliver, [
-            (base_us[dst] + int(random() * jitter_us[dst]), (dst, src, packet)) for dst in dsts])
+            (base_us[dst] + floor(random() * jitter_us[dst]), (dst, src, packet)) for dst in dsts])
 
     def _delay_us(self, src: int, dst: int) -> int:
+        """floor, not int(): the same value for a delay (>= 0), and about half the cost."""
         jitter = self.jitter_us[src][dst] + self.extra_jitter_us[src][dst]
-        return self.base_us[src][dst] + int(self.rng.random() * jitter)
+        return self.base_us[src][dst] + floor(self.rng.random() * jitter)
 
 
 def links_between(group_a: Iterable[int], group_b: Iterable[int],

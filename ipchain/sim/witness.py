@@ -101,9 +101,10 @@ class ChainRecord:
         return len(self.blocks) - 1
 
     def record(self, block: ev.Deliver, root: bytes, receipts: list[Receipt]) -> None:
+        height = block.seq
         for receipt in receipts:
             if receipt.code != DUPLICATE:
-                self.tx_index[receipt.tx_id] = (block.seq, receipt.ok, receipt.code)
+                self.tx_index[receipt.tx_id] = (height, receipt.ok, receipt.code)
         self.blocks.append(block)
         self.roots.append(root)
         self.receipts.append(receipts)
