@@ -35,7 +35,7 @@ from node.engine import Engine, Storage
 from node.memory_storage import MemoryStorage
 from ipchain.sim.clock import US_PER_MS, EventQueue
 from ipchain.sim.execshare import HostRuns, SharedExecution
-from ipchain.sim.network import Network
+from ipchain.sim.network import Network, over_the_wire
 from ipchain.sim.witness import ChainRecord, Witness, WitnessedStorage
 from ipchain.sim.workload import ClientTx
 
@@ -57,33 +57,6 @@ class FailStop(Exception):
 class _TornCut(BaseException):
     """The process dies here, part-way through carrying out a step's actions (a
     BaseException: the engine's error policy must not mistake a crash for a bug)."""
-
-
-class SharedSigned(wire.Signed):
-    """A message as the simulated wire delivers it to its receivers: one object for all.
-
-    Every receiver checks the signature over the same bytes; computing them once per
-    message instead of once per receiver is a pure memo (the bytes are a function of
-    the frozen body) and takes a quarter off a 100-replica run. Nothing else differs.
-    """
-
-    def signing_bytes(self, chain_id: str) -> bytes:
-        memo = self.__dict__.get("_signing_memo")
-        if memo is None or memo[0] != chain_id:
-            memo = (chain_id, wire.signing_bytes(self.body, chain_id))
-            object.__setattr__(self, "_signing_memo", memo)
-        return memo[1]
-
-
-def over_the_wire(msg: wire.Signed, encoded: bytes | None = None) -> SharedSigned:
-    """Encode (unless `encoded` is given) and decode, as a real link would: a codec bug
-    shows up as a finding."""
-    encoded = encoded if encoded is not None else wire.encode(msg)
-    shared = wire.decode(encoded, SharedSigned)
-    # Our encoder is deterministic: re-encoding the decoded copy gives these same bytes,
-    # so its receivers (WAL records, certificates) need not compute them again.
-    shared.__dict__["_encoded"] = encoded
-    return shared
 
 
 def certificate_problem(block: ev.Deliver, needed: int) -> str:
