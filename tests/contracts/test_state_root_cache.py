@@ -38,13 +38,19 @@ def apply(state: State, op: str, key: str, value: int) -> None:
 @settings(max_examples=300, deadline=None)
 @given(start=st.dictionaries(KEYS, st.integers(0, 5), max_size=20), ops=OPS)
 def test_the_cached_root_equals_a_from_scratch_root_after_any_writes(start, ops) -> None:
+    state = written(start, ops)
+    assert state.root() == scratch_root(state)
+
+
+def written(start: dict[str, int], ops) -> State:
+    """A state holding `start`, its root computed, then `ops` applied."""
     state = State()
     for key, value in start.items():
         state.put(key, value)
     state.root()
     for op, key, value in ops:
         apply(state, op, key, value)
-    assert state.root() == scratch_root(state)
+    return state
 
 
 @settings(max_examples=100, deadline=None)
@@ -122,12 +128,7 @@ def test_a_copy_has_the_same_entries_root_and_dirty_keys_and_goes_its_own_way(
         start, pending, ops) -> None:
     """State.copy takes the leaves and levels as they are (writes pending or not):
     the copy's roots stay exact, and writes to either leave the other alone."""
-    original = State()
-    for key, value in start.items():
-        original.put(key, value)
-    original.root()
-    for op, key, value in pending:
-        apply(original, op, key, value)
+    original = written(start, pending)
     if original._journal is not None:
         original.commit()
     before = original.raw_items()
