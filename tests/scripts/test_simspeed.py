@@ -3,25 +3,18 @@
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
 
-from ipchain.cluster.procs import REPO_ROOT
 from ipchain.workloads import simspeed
 
 
-def _has_reference() -> bool:
-    return subprocess.run(["git", "-C", str(REPO_ROOT), "cat-file", "-e",
-                           f"{simspeed.REFERENCE_REV}^{{commit}}"],
-                          capture_output=True, check=False).returncode == 0
-
-
-@pytest.mark.skipif(not _has_reference(), reason="this checkout lacks the first version's "
-                    "commit (a shallow clone): the benchmark compares with it")
 def test_both_sides_run_their_own_code_and_a_ratio_comes_out(tmp_path) -> None:
+    """Against this checkout's own HEAD (present in any clone, a shallow one too): the
+    benchmark's mechanics, not the first version's figure, are what a test can check."""
     out = tmp_path / "simspeed.json"
-    assert simspeed.main(["--pairs", "1", "--seeds", "2", "--out", str(out)]) == 0
+    assert simspeed.main(["--pairs", "1", "--seeds", "2", "--reference", "HEAD",
+                          "--out", str(out)]) == 0
     result = json.loads(out.read_text())
     (pair,) = result["pairs"]
     for side in ("tree", "reference"):
